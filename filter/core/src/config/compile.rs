@@ -1,0 +1,194 @@
+//! From the JSON shape to the checked, ready-to-use config.
+
+use super::raw::{Priority, RawConfig, RawHost, RawIdentity, RawRoute, RawSource};
+use super::{ConfigError, SUPPORTED_VERSION};
+use crate::host::HostKind;
+
+/// The longest SLA a rule may ask for; beyond it a waiting request would
+/// outlive most client and gateway timeouts.
+const MAX_SLA_MS: u64 = 600_000;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: HostKind,
+    pub identity: Identity,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A request header, lowercase.
+    Header(String),
+    /// A claim of the verified JWT payload in dynamic metadata.
+    JwtClaim(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub tenant: Vec<Source>,
+    pub service: Vec<Source>,
+    pub jwt_namespace: String,
+    pub jwt_payload_key: String,
+    pub priority_header: String,
+    pub priority_trusted: bool,
+    pub request_id_header: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteMatch {
+    pub prefix: String,
+    /// Uppercase; empty = any method.
+    pub methods: Vec<String>,
+    /// Lowercase, without port; empty = any host.
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub matcher: RouteMatch,
+    pub sla_ms: u64,
+    pub priority: Priority,
+    pub require_tenant: bool,
+    pub debug_headers: bool,
+}
+
+pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
+    if raw.version != SUPPORTED_VERSION {
+        return Err(ConfigError::at(
+            "version",
+            format!("unsupported version {}, this filter reads version {SUPPORTED_VERSION}", raw.version),
+        ));
+    }
+    let identity = compile_identity(raw.identity)?;
+    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+    for (i, r) in raw.routes.into_iter().enumerate() {
+        let route = compile_route(&format!("routes[{i}]"), r)?;
+        if routes.iter().any(|o| o.name == route.name) {
+            return Err(ConfigError::at(
+                format!("routes[{i}].name"),
+                format!("duplicate route name {:?}", route.name),
+            ));
+        }
+        routes.push(route);
+    }
+    Ok(Config {
+        host: match raw.host {
+            RawHost::Envoy => HostKind::Envoy,
+            RawHost::Kong => HostKind::Kong,
+        },
+        identity,
+        routes,
+    })
+}
+
+fn compile_identity(raw: RawIdentity) -> Result<Identity, ConfigError> {
+    let tenant = compile_sources("identity.tenant", raw.tenant)?;
+    let service = compile_sources("identity.service", raw.service)?;
+    non_empty("identity.jwt.namespace", &raw.jwt.namespace)?;
+    non_empty("identity.jwt.payload_key", &raw.jwt.payload_key)?;
+    let priority_header = header_name("identity.priority_header.name", &raw.priority_header.name)?;
+    let request_id_header = header_name("identity.request_id_header", &raw.request_id_header)?;
+    Ok(Identity {
+        tenant,
+        service,
+        jwt_namespace: raw.jwt.namespace,
+        jwt_payload_key: raw.jwt.payload_key,
+        priority_header,
+        priority_trusted: raw.priority_header.trusted,
+        request_id_header,
+    })
+}
+
+fn compile_sources(field: &str, raw: Vec<RawSource>) -> Result<Vec<Source>, ConfigError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, s)| match s {
+            RawSource::Header(h) => header_name(&format!("{field}[{i}].header"), &h).map(Source::Header),
+            RawSource::JwtClaim(c) => {
+                non_empty(&format!("{field}[{i}].jwt_claim"), &c)?;
+                Ok(Source::JwtClaim(c))
+            }
+        })
+        .collect()
+}
+
+fn compile_route(field: &str, raw: RawRoute) -> Result<Route, ConfigError> {
+    if raw.name.is_empty()
+        || raw.name.len() > 64
+        || !raw
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        // The name becomes part of metric names, so keep it to safe bytes.
+        return Err(ConfigError::at(
+            format!("{field}.name"),
+            "must be 1-64 characters of [A-Za-z0-9_-]",
+        ));
+    }
+    if !raw.matcher.prefix.starts_with('/') {
+        return Err(ConfigError::at(format!("{field}.match.prefix"), "must start with '/'"));
+    }
+    let mut methods = Vec::with_capacity(raw.matcher.methods.len());
+    for (i, m) in raw.matcher.methods.iter().enumerate() {
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(ConfigError::at(
+                format!("{field}.match.methods[{i}]"),
+                format!("{m:?} is not an HTTP method"),
+            ));
+        }
+        methods.push(m.to_ascii_uppercase());
+    }
+    let mut hosts = Vec::with_capacity(raw.matcher.hosts.len());
+    for (i, h) in raw.matcher.hosts.iter().enumerate() {
+        if h.is_empty() || h.contains(['/', ' ']) {
+            return Err(ConfigError::at(
+                format!("{field}.match.hosts[{i}]"),
+                format!("{h:?} is not a host name"),
+            ));
+        }
+        hosts.push(h.to_ascii_lowercase());
+    }
+    if raw.sla_ms == 0 {
+        return Err(ConfigError::at(format!("{field}.sla_ms"), "must be > 0"));
+    }
+    if raw.sla_ms > MAX_SLA_MS {
+        return Err(ConfigError::at(
+            format!("{field}.sla_ms"),
+            format!("must be <= {MAX_SLA_MS}"),
+        ));
+    }
+    Ok(Route {
+        name: raw.name,
+        matcher: RouteMatch {
+            prefix: raw.matcher.prefix,
+            methods,
+            hosts,
+        },
+        sla_ms: raw.sla_ms,
+        priority: raw.priority,
+        require_tenant: raw.require_tenant,
+        debug_headers: raw.debug_headers,
+    })
+}
+
+fn non_empty(field: &str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        Err(ConfigError::at(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A header name as HTTP/2 and Envoy want it: lowercase token characters.
+fn header_name(field: &str, value: &str) -> Result<String, ConfigError> {
+    let ok = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !ok {
+        return Err(ConfigError::at(field, format!("{value:?} is not a header name")));
+    }
+    Ok(value.to_ascii_lowercase())
+}

@@ -1,0 +1,143 @@
+//! Table-driven tests of the config parser: what is accepted, and for what
+//! is refused, which field the error names.
+
+use super::*;
+use crate::host::HostKind;
+
+fn err(json: &str) -> ConfigError {
+    match parse(json.as_bytes()) {
+        Ok(_) => panic!("accepted invalid config: {json}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn refused_configs_name_the_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        (r#"{"version":2}"#, "version", "unsupported version 2"),
+        (r#"{}"#, "", "missing field `version`"),
+        (r#"{"version":1,"bogus":1}"#, "bogus", "unknown field `bogus`"),
+        (r#"{"version":"1"}"#, "version", "invalid type"),
+        (r#"{"version":1,"host":"nginx"}"#, "host", "unknown variant `nginx`"),
+        (
+            r#"{"version":1,"routes":[{"name":"a","match":{"prefix":"/"},"sla_ms":0}]}"#,
+            "routes[0].sla_ms",
+            "must be > 0",
+        ),
+        (
+            r#"{"version":1,"routes":[{"name":"a","match":{"prefix":"/"}},{"name":"b","match":{"prefix":"/"}},{"name":"c","match":{"prefix":"/"},"sla_ms":0}]}"#,
+            "routes[2].sla_ms",
+            "must be > 0",
+        ),
+        (
+            r#"{"version":1,"routes":[{"name":"a","match":{"prefix":"/"},"sla_ms":-5}]}"#,
+            "routes[0].sla_ms",
+            "invalid value",
+        ),
+        (
+            r#"{"version":1,"routes":[{"name":"a","match":{"prefix":"/"},"sla_ms":600001}]}"#,
+            "routes[0].sla_ms",
+            "must be <= 600000",
+        ),
+        (
+            r#"{"version":1,"routes":[{"name":"a","match":{"prefix":"api"}}]}"#,
+            "routes[0].match.prefix",
+            "must start with '/'",
+        ),
+        (
+            r#"{"version":1,"routes":[{"name":"a b","match":{"prefix":"/"}}]}"#,
+            "routes[0].name",
+            "must be 1-64",
+        ),
+        (
+            r#"{"version":1,"routes":[{"name":"a","match":{"prefix":"/"}},{"name":"a","match":{"prefix":"/x"}}]}"#,
+            "routes[1].name",
+            "duplicate route name",
+        ),
+        (
+            r#"{"version":1,"routes":[{"name":"a","match":{"prefix":"/","methods":["G3T"]}}]}"#,
+            "routes[0].match.methods[0]",
+            "is not an HTTP method",
+        ),
+        (
+            r#"{"version":1,"routes":[{"name":"a","match":{"prefix":"/","hosts":["a/b"]}}]}"#,
+            "routes[0].match.hosts[0]",
+            "is not a host name",
+        ),
+        (
+            r#"{"version":1,"routes":[{"name":"a","match":{"prefix":"/"},"priority":"urgent"}]}"#,
+            "routes[0].priority",
+            "unknown variant `urgent`",
+        ),
+        (
+            r#"{"version":1,"routes":[{"name":"a","match":{"prefix":"/","regex":".*"}}]}"#,
+            "routes[0].match.regex",
+            "unknown field `regex`",
+        ),
+        (
+            r#"{"version":1,"identity":{"tenant":[{"cookie":"t"}]}}"#,
+            "identity.tenant[0]",
+            "unknown variant `cookie`",
+        ),
+        (
+            r#"{"version":1,"identity":{"tenant":[{"header":"x tenant"}]}}"#,
+            "identity.tenant[0].header",
+            "is not a header name",
+        ),
+        (
+            r#"{"version":1,"identity":{"service":[{"jwt_claim":""}]}}"#,
+            "identity.service[0].jwt_claim",
+            "must not be empty",
+        ),
+        (
+            r#"{"version":1,"identity":{"priority_header":{"name":"x-priority","trusted":"yes"}}}"#,
+            "identity.priority_header.trusted",
+            "invalid type",
+        ),
+        (r#"{"version":1,"routes":[{"name":"a"}]}"#, "routes[0]", "missing field `match`"),
+        ("not json", "", "expected ident"),
+    ];
+    for (json, field, message) in cases {
+        let e = err(json);
+        assert_eq!(&e.field, field, "field for {json}: {e}");
+        assert!(e.message.contains(message), "message for {json}: {e}");
+        if !field.is_empty() {
+            assert!(e.to_string().starts_with(&format!("{field}: ")), "{e}");
+        }
+    }
+}
+
+#[test]
+fn accepted_configs() {
+    let c = parse(b"").unwrap();
+    assert!(c.routes.is_empty());
+    assert_eq!(c.host, HostKind::Envoy);
+    assert_eq!(c.identity.tenant, vec![Source::Header("x-tenant-id".into())]);
+    assert_eq!(c.identity.request_id_header, "x-request-id");
+    assert!(!c.identity.priority_trusted);
+
+    let c = parse(
+        br#"{"version":1,"host":"kong",
+            "identity":{"tenant":[{"jwt_claim":"tenant"},{"header":"X-Tenant"}],
+                        "priority_header":{"name":"X-Prio","trusted":true}},
+            "routes":[{"name":"items","match":{"prefix":"/api/items/","methods":["get","HEAD"],"hosts":["API.example.com"]},
+                       "sla_ms":1500,"priority":"high","require_tenant":true,"debug_headers":true},
+                      {"name":"rest","match":{"prefix":"/"}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(c.host, HostKind::Kong);
+    assert_eq!(
+        c.identity.tenant,
+        vec![Source::JwtClaim("tenant".into()), Source::Header("x-tenant".into())]
+    );
+    assert_eq!(c.identity.priority_header, "x-prio");
+    assert!(c.identity.priority_trusted);
+    let r = &c.routes[0];
+    assert_eq!(r.matcher.methods, vec!["GET", "HEAD"]);
+    assert_eq!(r.matcher.hosts, vec!["api.example.com"]);
+    assert_eq!(r.sla_ms, 1500);
+    assert_eq!(r.priority, Priority::High);
+    assert!(r.require_tenant && r.debug_headers);
+    let d = &c.routes[1];
+    assert_eq!((d.sla_ms, d.priority, d.require_tenant), (2000, Priority::Medium, false));
+}

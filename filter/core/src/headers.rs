@@ -1,0 +1,28 @@
+//! Read-only view of a request's headers, fetched in one host call.
+
+pub struct Headers<'a> {
+    all: &'a [(String, Vec<u8>)],
+}
+
+impl<'a> Headers<'a> {
+    pub fn new(all: &'a [(String, Vec<u8>)]) -> Self {
+        Headers { all }
+    }
+
+    /// First value of `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&'a [u8]> {
+        self.all
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// First value as UTF-8; a value that is not UTF-8 counts as absent.
+    pub fn get_str(&self, name: &str) -> Option<&'a str> {
+        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.all.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+}

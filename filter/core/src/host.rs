@@ -1,0 +1,116 @@
+//! The seam between the filter's decisions and the gateway that runs them.
+//!
+//! Everything the filter asks of Envoy or Kong goes through [`Host`]; the
+//! wasm crate implements it once (`filter/wasm/src/host_adapter.rs`) and
+//! [`crate::mem_host::MemHost`] implements it in memory for native tests.
+//! Where the two gateways differ (see DESIGN.md "Host facts"), the
+//! difference lives behind one of these methods, never in strategy code.
+
+/// The id the host gives an HTTP stream (the proxy-wasm context id).
+pub type StreamId = u32;
+
+/// Which gateway runs the filter. Chosen by config (`"host"`), because the
+/// two differ in ways that cannot be probed safely (a missing host function
+/// traps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostKind {
+    #[default]
+    Envoy,
+    Kong,
+}
+
+/// A host call that did not succeed. The adapter maps every status the host
+/// can return onto one of these instead of panicking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostError {
+    NotFound,
+    /// The stream is gone (Envoy answers `BadArgument` to
+    /// `set_effective_context` for a stream whose client left).
+    BadArgument,
+    /// Shared data changed since it was read.
+    CasMismatch,
+    /// The host lacks the function or refused it.
+    Unsupported,
+    /// Any other status, kept for the log line.
+    Other(u32),
+}
+
+/// Log levels, mirrored from proxy-wasm so the trait does not depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// An outgoing HTTP call made by the filter itself (a batch flush, a spend
+/// report, a budget lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callout<'a> {
+    /// Envoy: the cluster name. Kong: `host:port`. Config carries the right
+    /// form for the host it targets, so the adapter passes it as is.
+    pub target: &'a str,
+    /// Pseudo headers (`:method`, `:path`, `:authority`) included.
+    pub headers: Vec<(&'a str, &'a [u8])>,
+    pub body: Option<&'a [u8]>,
+    pub timeout_ms: u64,
+}
+
+/// What the filter needs from a gateway. Methods that act on "the current
+/// stream" are only valid inside that stream's own hooks; methods that take
+/// a [`StreamId`] may be called from any context of the same worker (the
+/// adapter switches context where the host allows it).
+pub trait Host {
+    // --- clock and entropy -------------------------------------------------
+    /// Wall clock, milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Entropy from the host, used only to seed per-worker generators.
+    fn random_u64(&mut self) -> u64;
+
+    // --- the current request -----------------------------------------------
+    /// One header of the current request (pseudo headers included).
+    fn request_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// All headers of the current request in one host call.
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
+    /// Set (or with `None` remove) a request header before it goes upstream.
+    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), HostError>;
+    /// Add a header to the current response (response-headers phase).
+    fn add_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError>;
+    /// A string property such as a verified JWT claim in dynamic metadata.
+    /// Envoy returns strings as raw bytes and Kong as strings; either way
+    /// the adapter hands back UTF-8 or `None`.
+    fn property_str(&self, path: &[&str]) -> Option<String>;
+
+    // --- shared data (all workers of one gateway) ----------------------------
+    /// The value and its CAS token, `None` when the key was never created.
+    fn shared_get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError>;
+    /// Replace the value if it still has CAS token `cas` (from `shared_get`).
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError>;
+    /// Create the key with `initial` unless it exists; never overwrites.
+    /// Returns whether this call created it. (Envoy ignores CAS on a missing
+    /// key and Kong treats CAS 0 as create-only: the adapter hides that.)
+    fn shared_create(&mut self, key: &str, initial: &[u8]) -> Result<bool, HostError>;
+
+    // --- callouts, replies, resumption -------------------------------------
+    /// Start an HTTP call; the answer arrives later with the returned token.
+    fn http_call(&mut self, call: &Callout<'_>) -> Result<u32, HostError>;
+    /// Answer `stream` locally with this status, headers and body.
+    fn send_reply(
+        &mut self,
+        stream: StreamId,
+        status: u16,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) -> Result<(), HostError>;
+    /// Let a paused request continue upstream.
+    fn resume(&mut self, stream: StreamId) -> Result<(), HostError>;
+
+    // --- observability -------------------------------------------------------
+    /// Define a counter; `None` when the host refused it (then increments are
+    /// dropped, the request is not affected).
+    fn define_counter(&mut self, name: &str) -> Option<u32>;
+    fn increment(&mut self, metric: u32, delta: i64);
+    fn log(&self, level: Level, message: &str);
+}

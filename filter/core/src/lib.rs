@@ -1,0 +1,17 @@
+//! Pure logic of the API cost optimizer filter. Nothing here calls
+//! proxy-wasm: the gateway is reached only through [`host::Host`], so every
+//! decision is tested natively (a native binary that touched a proxy-wasm
+//! host call would not even link).
+
+pub mod config;
+pub mod headers;
+pub mod host;
+pub mod identity;
+pub mod mem_host;
+pub mod metrics;
+pub mod pipeline;
+pub mod request_id;
+pub mod routes;
+
+/// Version stamped into logs at VM start.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,372 @@
+//! An in-memory [`Host`] for native tests of the pure logic.
+//!
+//! Several `MemHost`s can share one [`SharedStore`] to stand for the workers
+//! of one gateway; the store can be told to fail the next compare-and-swap
+//! writes, the way a concurrent writer on another worker would make them
+//! fail.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+
+use crate::host::{Callout, Host, HostError, Level, StreamId};
+
+/// Shared data as both hosts behave once a key exists: every write bumps the
+/// CAS token, and a write with a stale token fails.
+#[derive(Debug, Default)]
+pub struct SharedStore {
+    entries: HashMap<String, (Vec<u8>, u32)>,
+    conflicts_to_inject: usize,
+    /// Successful CAS writes, for assertions.
+    pub writes: usize,
+}
+
+impl SharedStore {
+    pub fn new_shared() -> Rc<RefCell<SharedStore>> {
+        Rc::new(RefCell::new(SharedStore::default()))
+    }
+
+    /// The next `n` writes fail with `CasMismatch`, each after another
+    /// writer bumped the token (as if it rewrote the same value).
+    pub fn inject_conflicts(&mut self, n: usize) {
+        self.conflicts_to_inject = n;
+    }
+
+    pub fn value(&self, key: &str) -> Option<&[u8]> {
+        self.entries.get(key).map(|(v, _)| v.as_slice())
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// A reply the filter sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub stream: StreamId,
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find(&self.headers, name)
+    }
+}
+
+/// A callout the filter made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCallout {
+    pub token: u32,
+    pub target: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout_ms: u64,
+}
+
+fn find<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+}
+
+#[derive(Debug)]
+pub struct MemHost {
+    pub now_ms: u64,
+    rng: u64,
+    pub request_headers: Vec<(String, Vec<u8>)>,
+    pub response_headers: Vec<(String, Vec<u8>)>,
+    pub properties: HashMap<Vec<String>, String>,
+    pub shared: Rc<RefCell<SharedStore>>,
+    pub replies: Vec<Reply>,
+    pub resumed: Vec<StreamId>,
+    pub callouts: Vec<SentCallout>,
+    /// Streams whose client has gone: replies and resumes fail for them.
+    pub gone: HashSet<StreamId>,
+    pub counters: BTreeMap<String, i64>,
+    metric_names: Vec<String>,
+    pub logs: RefCell<Vec<(Level, String)>>,
+    next_token: u32,
+}
+
+impl Default for MemHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemHost {
+    pub fn new() -> Self {
+        Self::with_store(SharedStore::new_shared())
+    }
+
+    /// A host that shares its shared data with others (another "worker").
+    pub fn with_store(shared: Rc<RefCell<SharedStore>>) -> Self {
+        MemHost {
+            now_ms: 1_700_000_000_000,
+            rng: 0x9E37_79B9_7F4A_7C15,
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            properties: HashMap::new(),
+            shared,
+            replies: Vec::new(),
+            resumed: Vec::new(),
+            callouts: Vec::new(),
+            gone: HashSet::new(),
+            counters: BTreeMap::new(),
+            metric_names: Vec::new(),
+            logs: RefCell::new(Vec::new()),
+            next_token: 1,
+        }
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.rng = seed;
+        self
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.request_headers.push((name.to_string(), value.as_bytes().to_vec()));
+        self
+    }
+
+    /// A GET of `path` with the pseudo headers Envoy sets.
+    pub fn get(path: &str) -> Self {
+        Self::new()
+            .with_header(":method", "GET")
+            .with_header(":path", path)
+            .with_header(":authority", "api.test")
+            .with_header(":scheme", "http")
+    }
+
+    pub fn with_property(mut self, path: &[&str], value: &str) -> Self {
+        self.properties
+            .insert(path.iter().map(|s| s.to_string()).collect(), value.to_string());
+        self
+    }
+
+    pub fn request_header_str(&self, name: &str) -> Option<&str> {
+        find(&self.request_headers, name)
+    }
+
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        find(&self.response_headers, name)
+    }
+
+    pub fn counter(&self, name: &str) -> i64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+}
+
+impl Host for MemHost {
+    fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        // splitmix64: deterministic per seed, good enough for tests.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.request_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+        self.request_headers.clone()
+    }
+
+    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), HostError> {
+        self.request_headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        if let Some(v) = value {
+            self.request_headers.push((name.to_string(), v.to_vec()));
+        }
+        Ok(())
+    }
+
+    fn add_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.response_headers.push((name.to_string(), value.to_vec()));
+        Ok(())
+    }
+
+    fn property_str(&self, path: &[&str]) -> Option<String> {
+        let key: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        self.properties.get(&key).cloned()
+    }
+
+    fn shared_get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+        Ok(self.shared.borrow().entries.get(key).cloned())
+    }
+
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        let mut store = self.shared.borrow_mut();
+        if store.conflicts_to_inject > 0 {
+            store.conflicts_to_inject -= 1;
+            if let Some(entry) = store.entries.get_mut(key) {
+                entry.1 = entry.1.wrapping_add(1);
+            }
+            return Err(HostError::CasMismatch);
+        }
+        match store.entries.get_mut(key) {
+            Some(entry) if entry.1 == cas => {
+                entry.0 = value.to_vec();
+                entry.1 = entry.1.wrapping_add(1);
+            }
+            Some(_) => return Err(HostError::CasMismatch),
+            None => return Err(HostError::NotFound),
+        }
+        store.writes += 1;
+        Ok(())
+    }
+
+    fn shared_create(&mut self, key: &str, initial: &[u8]) -> Result<bool, HostError> {
+        let mut store = self.shared.borrow_mut();
+        if store.entries.contains_key(key) {
+            return Ok(false);
+        }
+        store.entries.insert(key.to_string(), (initial.to_vec(), 1));
+        Ok(true)
+    }
+
+    fn http_call(&mut self, call: &Callout<'_>) -> Result<u32, HostError> {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.callouts.push(SentCallout {
+            token,
+            target: call.target.to_string(),
+            headers: call
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect(),
+            body: call.body.map(|b| b.to_vec()),
+            timeout_ms: call.timeout_ms,
+        });
+        Ok(token)
+    }
+
+    fn send_reply(
+        &mut self,
+        stream: StreamId,
+        status: u16,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        if self.gone.contains(&stream) {
+            return Err(HostError::BadArgument);
+        }
+        self.replies.push(Reply {
+            stream,
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect(),
+            body: body.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn resume(&mut self, stream: StreamId) -> Result<(), HostError> {
+        if self.gone.contains(&stream) {
+            return Err(HostError::BadArgument);
+        }
+        self.resumed.push(stream);
+        Ok(())
+    }
+
+    fn define_counter(&mut self, name: &str) -> Option<u32> {
+        if let Some(i) = self.metric_names.iter().position(|n| n == name) {
+            return u32::try_from(i).ok();
+        }
+        self.metric_names.push(name.to_string());
+        self.counters.insert(name.to_string(), 0);
+        u32::try_from(self.metric_names.len() - 1).ok()
+    }
+
+    fn increment(&mut self, metric: u32, delta: i64) {
+        if let Some(name) = self.metric_names.get(metric as usize) {
+            *self.counters.entry(name.clone()).or_insert(0) += delta;
+        }
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cas_write_with_stale_token_fails() {
+        let mut host = MemHost::new();
+        assert_eq!(host.shared_create("k", b"a"), Ok(true));
+        assert_eq!(host.shared_create("k", b"b"), Ok(false));
+        let (v, cas) = host.shared_get("k").unwrap().unwrap();
+        assert_eq!(v, b"a");
+        host.shared_set("k", b"c", cas).unwrap();
+        assert_eq!(host.shared_set("k", b"d", cas), Err(HostError::CasMismatch));
+        assert_eq!(host.shared.borrow().value("k"), Some(&b"c"[..]));
+    }
+
+    #[test]
+    fn injected_conflicts_fail_then_clear() {
+        let store = SharedStore::new_shared();
+        let mut a = MemHost::with_store(store.clone());
+        let b = MemHost::with_store(store.clone());
+        a.shared_create("k", b"0").unwrap();
+        store.borrow_mut().inject_conflicts(2);
+        let (_, cas) = a.shared_get("k").unwrap().unwrap();
+        assert_eq!(a.shared_set("k", b"1", cas), Err(HostError::CasMismatch));
+        let (_, cas) = b.shared_get("k").unwrap().unwrap();
+        assert_eq!(a.shared_set("k", b"1", cas), Err(HostError::CasMismatch));
+        let (_, cas) = b.shared_get("k").unwrap().unwrap();
+        assert_eq!(a.shared_set("k", b"1", cas), Ok(()));
+        assert_eq!(b.shared_get("k").unwrap().unwrap().0, b"1");
+    }
+
+    #[test]
+    fn set_on_missing_key_is_refused() {
+        let mut host = MemHost::new();
+        assert_eq!(host.shared_set("nope", b"x", 0), Err(HostError::NotFound));
+    }
+
+    #[test]
+    fn replies_to_gone_streams_fail() {
+        let mut host = MemHost::new();
+        host.gone.insert(7);
+        assert_eq!(host.send_reply(7, 200, &[], b""), Err(HostError::BadArgument));
+        assert_eq!(host.resume(7), Err(HostError::BadArgument));
+        assert!(host.send_reply(8, 200, &[("a", b"b")], b"x").is_ok());
+        assert_eq!(host.replies[0].header("A"), Some("b"));
+    }
+
+    #[test]
+    fn counters_are_named() {
+        let mut host = MemHost::new();
+        let a = host.define_counter("a").unwrap();
+        let b = host.define_counter("b").unwrap();
+        assert_eq!(host.define_counter("a"), Some(a));
+        host.increment(a, 2);
+        host.increment(b, 1);
+        host.increment(a, 3);
+        assert_eq!(host.counter("a"), 5);
+        assert_eq!(host.counter("b"), 1);
+    }
+}

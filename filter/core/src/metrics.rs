@@ -1,0 +1,53 @@
+//! Counters the filter defines once per worker. Hosts have no labels, so
+//! dimensions are encoded in the name (`cost_optimizer.route.<name>.<what>`)
+//! and Envoy's `stats_tags` turn them back into labels.
+
+use crate::config::Config;
+use crate::host::Host;
+
+/// One counter id, or `None` when the host refused to define it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counter(Option<u32>);
+
+impl Counter {
+    pub fn define(host: &mut impl Host, name: &str) -> Self {
+        Counter(host.define_counter(name))
+    }
+
+    pub fn add(self, host: &mut impl Host, delta: i64) {
+        if let Some(id) = self.0 {
+            host.increment(id, delta);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RouteCounters {
+    pub requests: Counter,
+    pub unauthenticated: Counter,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    /// Indexed like `Config::routes`.
+    pub routes: Vec<RouteCounters>,
+}
+
+pub const PREFIX: &str = "cost_optimizer";
+
+impl Metrics {
+    pub fn define(config: &Config, host: &mut impl Host) -> Self {
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                let name = |what: &str| format!("{PREFIX}.route.{}.{what}", r.name);
+                RouteCounters {
+                    requests: Counter::define(host, &name("requests")),
+                    unauthenticated: Counter::define(host, &name("unauthenticated")),
+                }
+            })
+            .collect();
+        Metrics { routes }
+    }
+}

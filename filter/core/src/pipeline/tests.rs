@@ -1,0 +1,94 @@
+use super::*;
+use crate::config::parse;
+use crate::mem_host::MemHost;
+
+const CFG: &str = r#"{"version":1,"routes":[
+  {"name":"items","match":{"prefix":"/api/items/"},"debug_headers":true,"priority":"low"},
+  {"name":"secure","match":{"prefix":"/api/secure/"},"require_tenant":true}]}"#;
+
+fn setup(host: &mut MemHost) -> (Filter, Worker) {
+    let filter = Filter::new(parse(CFG.as_bytes()).unwrap(), host);
+    let worker = Worker::new(host);
+    (filter, worker)
+}
+
+#[test]
+fn unmatched_request_is_untouched() {
+    let mut host = MemHost::get("/other").with_header("x-tenant-id", "acme");
+    let before = host.request_headers.clone();
+    let (filter, mut worker) = setup(&mut host);
+    let (verdict, ex) = on_request_headers(&filter, &mut worker, &mut host, 1);
+    assert_eq!(verdict, Verdict::Continue);
+    assert!(ex.is_none());
+    assert_eq!(host.request_headers, before);
+    assert!(host.replies.is_empty());
+    assert_eq!(host.counter("cost_optimizer.route.items.requests"), 0);
+}
+
+#[test]
+fn matched_request_gets_id_upstream_and_on_response() {
+    let mut host = MemHost::get("/api/items/1").with_header("x-tenant-id", "acme");
+    let (filter, mut worker) = setup(&mut host);
+    let (verdict, ex) = on_request_headers(&filter, &mut worker, &mut host, 1);
+    assert_eq!(verdict, Verdict::Continue);
+    let ex = ex.unwrap();
+    let id = host.request_header_str("x-request-id").unwrap().to_string();
+    assert_eq!(id, ex.identity.request_id);
+    assert_eq!(ex.on_response_headers(&filter, &mut host), Verdict::Continue);
+    assert_eq!(host.response_header("x-request-id"), Some(id.as_str()));
+    assert_eq!(host.response_header("x-optimizer-tenant"), Some("acme"));
+    assert_eq!(host.response_header("x-optimizer-priority"), Some("low"));
+    assert_eq!(host.response_header("x-optimizer-route"), Some("items"));
+    assert_eq!(host.counter("cost_optimizer.route.items.requests"), 1);
+}
+
+#[test]
+fn sent_request_id_is_kept_and_not_rewritten() {
+    let mut host = MemHost::get("/api/items/1").with_header("x-request-id", "client-1");
+    let (filter, mut worker) = setup(&mut host);
+    let (_, ex) = on_request_headers(&filter, &mut worker, &mut host, 1);
+    assert_eq!(ex.unwrap().identity.request_id, "client-1");
+    let ids: Vec<_> = host
+        .request_headers
+        .iter()
+        .filter(|(k, _)| k == "x-request-id")
+        .collect();
+    assert_eq!(ids.len(), 1);
+}
+
+#[test]
+fn require_tenant_answers_401_without_going_upstream() {
+    let mut host = MemHost::get("/api/secure/1");
+    let (filter, mut worker) = setup(&mut host);
+    let (verdict, ex) = on_request_headers(&filter, &mut worker, &mut host, 5);
+    assert_eq!(verdict, Verdict::Pause);
+    assert!(ex.is_none());
+    let reply = &host.replies[0];
+    assert_eq!((reply.stream, reply.status), (5, 401));
+    assert!(reply.header("x-request-id").is_some());
+    assert!(String::from_utf8_lossy(&reply.body).contains("unauthenticated"));
+    assert_eq!(host.counter("cost_optimizer.route.secure.unauthenticated"), 1);
+
+    let mut host = MemHost::get("/api/secure/1").with_header("x-tenant-id", "acme");
+    let (filter, mut worker) = setup(&mut host);
+    let (verdict, ex) = on_request_headers(&filter, &mut worker, &mut host, 6);
+    assert_eq!(verdict, Verdict::Continue);
+    assert!(ex.is_some() && host.replies.is_empty());
+}
+
+#[test]
+fn request_without_path_passes() {
+    let mut host = MemHost::new().with_header(":method", "GET");
+    let (filter, mut worker) = setup(&mut host);
+    let (verdict, ex) = on_request_headers(&filter, &mut worker, &mut host, 1);
+    assert_eq!((verdict, ex.is_none()), (Verdict::Continue, true));
+}
+
+#[test]
+fn workers_seeded_differently_generate_different_ids() {
+    let mut a = MemHost::new().seed(1);
+    let mut b = MemHost::new().seed(2);
+    let mut wa = Worker::new(&mut a);
+    let mut wb = Worker::new(&mut b);
+    assert_ne!(wa.ids.next_id(), wb.ids.next_id());
+}
