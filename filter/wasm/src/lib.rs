@@ -1,1 +1,14 @@
+//! The proxy-wasm module: root and HTTP contexts, and the host adapter.
+//! All decisions are made by `optimizer_core`; this crate only carries
+//! calls between the gateway and the core.
 
+mod abi;
+mod contexts;
+mod host_adapter;
+
+use proxy_wasm::types::LogLevel;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|context_id| Box::new(contexts::FilterRoot::new(context_id)));
+}}

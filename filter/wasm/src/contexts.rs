@@ -1,0 +1,135 @@
+//! Root and HTTP contexts. The root parses config once per worker and
+//! builds the shared, immutable `Filter`; each HTTP context holds the
+//! request's `Exchange` and hands every hook to the core pipeline.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use optimizer_core::config;
+use optimizer_core::host::{Host, Level};
+use optimizer_core::pipeline::{self, Exchange, Filter, Verdict, Worker};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType};
+
+use crate::host_adapter::ProxyHost;
+
+const NAME: &str = "cost-optimizer";
+
+pub struct FilterRoot {
+    id: u32,
+    filter: Option<Rc<Filter>>,
+    worker: Option<Rc<RefCell<Worker>>>,
+}
+
+impl FilterRoot {
+    pub fn new(id: u32) -> Self {
+        FilterRoot {
+            id,
+            filter: None,
+            worker: None,
+        }
+    }
+
+    fn host(&self) -> ProxyHost {
+        let kind = self.filter.as_ref().map(|f| f.config.host).unwrap_or_default();
+        ProxyHost::new(kind, self.id)
+    }
+}
+
+impl Context for FilterRoot {}
+
+impl RootContext for FilterRoot {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        self.host().log(
+            Level::Info,
+            &format!(
+                "[{}] {NAME} {} ({}) started",
+                self.id,
+                optimizer_core::VERSION,
+                env!("GIT_HASH")
+            ),
+        );
+        true
+    }
+
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match config::parse(&bytes) {
+            Ok(cfg) => {
+                let mut host = ProxyHost::new(cfg.host, self.id);
+                let routes = cfg.routes.len();
+                let worker = Worker::new(&mut host);
+                self.filter = Some(Rc::new(Filter::new(cfg, &mut host)));
+                self.worker = Some(Rc::new(RefCell::new(worker)));
+                host.log(Level::Info, &format!("[{}] {NAME} configured with {routes} routes", self.id));
+                true
+            }
+            Err(e) => {
+                // Returning false makes the gateway refuse the filter; the
+                // message names the field to fix.
+                self.host()
+                    .log(Level::Error, &format!("[{}] {NAME} invalid configuration: {e}", self.id));
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(StreamContext {
+            id: context_id,
+            filter: self.filter.clone(),
+            worker: self.worker.clone(),
+            exchange: None,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct StreamContext {
+    id: u32,
+    filter: Option<Rc<Filter>>,
+    worker: Option<Rc<RefCell<Worker>>>,
+    exchange: Option<Exchange>,
+}
+
+fn action(v: Verdict) -> Action {
+    match v {
+        Verdict::Continue => Action::Continue,
+        Verdict::Pause => Action::Pause,
+    }
+}
+
+impl StreamContext {
+    fn host(&self, filter: &Filter) -> ProxyHost {
+        ProxyHost::new(filter.config.host, self.id)
+    }
+}
+
+impl Context for StreamContext {}
+
+impl HttpContext for StreamContext {
+    fn on_http_request_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
+            return Action::Continue;
+        };
+        let mut host = self.host(filter);
+        let Ok(mut worker) = worker.try_borrow_mut() else {
+            return Action::Continue;
+        };
+        let (verdict, exchange) = pipeline::on_request_headers(filter, &mut worker, &mut host, self.id);
+        self.exchange = exchange;
+        action(verdict)
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        let (Some(filter), Some(exchange)) = (self.filter.as_ref(), self.exchange.as_ref()) else {
+            return Action::Continue;
+        };
+        let mut host = self.host(filter);
+        action(exchange.on_response_headers(filter, &mut host))
+    }
+}
+

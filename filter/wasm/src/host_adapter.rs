@@ -1,0 +1,193 @@
+//! The one place the filter calls its gateway: [`ProxyHost`] implements the
+//! core's `Host` trait over proxy-wasm, with the Envoy/Kong differences
+//! (DESIGN.md "Host facts") decided here and nowhere else.
+
+use std::time::Duration;
+
+use optimizer_core::host::{Callout, Host, HostError, HostKind, Level, StreamId};
+use proxy_wasm::hostcalls;
+
+use crate::abi;
+
+/// A view of the host from one context (a stream or the root).
+pub struct ProxyHost {
+    kind: HostKind,
+    /// The context the host is currently calling into.
+    current: u32,
+}
+
+fn error(status: u32) -> HostError {
+    match status {
+        abi::NOT_FOUND => HostError::NotFound,
+        abi::BAD_ARGUMENT => HostError::BadArgument,
+        abi::CAS_MISMATCH => HostError::CasMismatch,
+        abi::UNIMPLEMENTED => HostError::Unsupported,
+        s => HostError::Other(s),
+    }
+}
+
+fn result(status: u32) -> Result<(), HostError> {
+    if status == abi::OK {
+        Ok(())
+    } else {
+        Err(error(status))
+    }
+}
+
+impl ProxyHost {
+    pub fn new(kind: HostKind, current: u32) -> Self {
+        ProxyHost { kind, current }
+    }
+
+    /// Make `stream` the target of the next stream call. Envoy lets any
+    /// context of the worker act on a paused stream after
+    /// `set_effective_context`, and answers `BadArgument` when the client
+    /// is gone (a reply sent anyway would land on the root context, so the
+    /// result must be checked). Kong ignores the call and crashes when a
+    /// stream is answered from elsewhere, so there only the stream itself
+    /// may act on itself.
+    fn target(&mut self, stream: StreamId) -> Result<(), HostError> {
+        if stream == self.current {
+            return Ok(());
+        }
+        match self.kind {
+            HostKind::Envoy => {
+                result(abi::set_effective_context(stream))?;
+                self.current = stream;
+                Ok(())
+            }
+            HostKind::Kong => Err(HostError::Unsupported),
+        }
+    }
+}
+
+impl Host for ProxyHost {
+    fn now_ms(&self) -> u64 {
+        abi::now_nanos().map(|n| n / 1_000_000).unwrap_or(0)
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        let mut buf = [0u8; 8];
+        if getrandom::fill(&mut buf).is_ok() {
+            return u64::from_le_bytes(buf);
+        }
+        // No entropy from the host: mix clock and context id, which still
+        // differ between workers.
+        let t = abi::now_nanos().unwrap_or(0);
+        t ^ (u64::from(self.current) << 32) ^ 0x9E37_79B9_7F4A_7C15
+    }
+
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        abi::header(abi::REQUEST_HEADERS, name).ok().flatten()
+    }
+
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+        abi::headers(abi::REQUEST_HEADERS).unwrap_or_default()
+    }
+
+    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), HostError> {
+        result(match value {
+            Some(v) => abi::replace_header(abi::REQUEST_HEADERS, name, v),
+            None => abi::remove_header(abi::REQUEST_HEADERS, name),
+        })
+    }
+
+    fn add_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        result(abi::add_header(abi::RESPONSE_HEADERS, name, value))
+    }
+
+    fn property_str(&self, path: &[&str]) -> Option<String> {
+        // Envoy serialises a string property as its raw bytes (other types
+        // as typed binary, which the callers here never ask for); Kong
+        // returns strings. Both arrive as UTF-8 text or are refused.
+        let bytes = abi::property(path).ok().flatten()?;
+        String::from_utf8(bytes).ok()
+    }
+
+    fn shared_get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+        abi::shared_get(key).map_err(error)
+    }
+
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        // A CAS of 0 means "no check" on Envoy and "create only" on Kong;
+        // callers always pass the token they read, which is never 0 for an
+        // existing key on either host.
+        result(abi::shared_set(key, value, cas))
+    }
+
+    fn shared_create(&mut self, key: &str, initial: &[u8]) -> Result<bool, HostError> {
+        match self.kind {
+            // Envoy has no insert-if-absent (it ignores CAS for a missing
+            // key): read first. Tables are created in `on_configure`, which
+            // Envoy runs on the main thread before workers serve traffic,
+            // so the window between the read and the write has no readers.
+            HostKind::Envoy => {
+                if abi::shared_get(key).map_err(error)?.is_some() {
+                    return Ok(false);
+                }
+                result(abi::shared_set(key, initial, 0)).map(|()| true)
+            }
+            // Kong treats CAS 0 as "create only".
+            HostKind::Kong => match abi::shared_set(key, initial, 0) {
+                abi::OK => Ok(true),
+                abi::CAS_MISMATCH => Ok(false),
+                s => Err(error(s)),
+            },
+        }
+    }
+
+    fn http_call(&mut self, call: &Callout<'_>) -> Result<u32, HostError> {
+        // The SDK's dispatcher must learn the token to route the answer
+        // back to this context, so this goes through the SDK, which returns
+        // BadArgument and InternalFailure as errors. Header values must be
+        // UTF-8 there; config and encoders only produce such values.
+        let headers: Vec<(&str, &str)> = call
+            .headers
+            .iter()
+            .filter_map(|(k, v)| std::str::from_utf8(v).ok().map(|v| (*k, v)))
+            .collect();
+        hostcalls::dispatch_http_call(
+            call.target,
+            headers,
+            call.body,
+            Vec::new(),
+            Duration::from_millis(call.timeout_ms),
+        )
+        .map_err(|s| error(s as u32))
+    }
+
+    fn send_reply(
+        &mut self,
+        stream: StreamId,
+        status: u16,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        self.target(stream)?;
+        result(abi::send_local_response(u32::from(status), headers, body))
+    }
+
+    fn resume(&mut self, stream: StreamId) -> Result<(), HostError> {
+        self.target(stream)?;
+        result(abi::continue_request())
+    }
+
+    fn define_counter(&mut self, name: &str) -> Option<u32> {
+        abi::define_counter(name).ok()
+    }
+
+    fn increment(&mut self, metric: u32, delta: i64) {
+        abi::increment_metric(metric, delta);
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Trace => 0,
+            Level::Debug => 1,
+            Level::Info => 2,
+            Level::Warn => 3,
+            Level::Error => 4,
+        };
+        abi::log(level, message);
+    }
+}
