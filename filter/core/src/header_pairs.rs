@@ -38,7 +38,10 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
 }
 
 pub fn encode(pairs: &[(&str, &[u8])]) -> Vec<u8> {
-    let size = 4 + pairs.iter().map(|(k, v)| k.len() + v.len() + 10).sum::<usize>();
+    let size = 4 + pairs
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 10)
+        .sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (k, v) in pairs {
@@ -53,7 +56,6 @@ pub fn encode(pairs: &[(&str, &[u8])]) -> Vec<u8> {
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {

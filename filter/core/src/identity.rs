@@ -37,8 +37,7 @@ impl Identity {
 fn acceptable_name(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 128
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b))
 }
 
@@ -99,31 +98,54 @@ mod tests {
     use crate::config::parse;
     use crate::mem_host::MemHost;
 
-    const JWT: [&str; 4] = ["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "jwt_payload"];
+    const JWT: [&str; 4] = [
+        "metadata",
+        "filter_metadata",
+        "envoy.filters.http.jwt_authn",
+        "jwt_payload",
+    ];
 
     fn run(config: &str, host: &MemHost) -> Identity {
         let cfg = parse(config.as_bytes()).unwrap();
         let all = host.request_headers.clone();
         let headers = Headers::new(&all);
-        identify(&cfg.identity, &cfg.routes[0], &headers, host, &mut RequestIds::new([9, 9, 9, 9]))
+        identify(
+            &cfg.identity,
+            &cfg.routes[0],
+            &headers,
+            host,
+            &mut RequestIds::new([9, 9, 9, 9]),
+        )
     }
 
-    const DEFAULT: &str = r#"{"version":1,"routes":[{"name":"r","match":{"prefix":"/"},"priority":"low"}]}"#;
+    const DEFAULT: &str =
+        r#"{"version":1,"routes":[{"name":"r","match":{"prefix":"/"},"priority":"low"}]}"#;
 
     #[test]
     fn request_id_kept_or_generated() {
-        let id = run(DEFAULT, &MemHost::get("/").with_header("x-request-id", "abc"));
-        assert_eq!((id.request_id.as_str(), id.request_id_generated), ("abc", false));
+        let id = run(
+            DEFAULT,
+            &MemHost::get("/").with_header("x-request-id", "abc"),
+        );
+        assert_eq!(
+            (id.request_id.as_str(), id.request_id_generated),
+            ("abc", false)
+        );
         let id = run(DEFAULT, &MemHost::get("/"));
         assert!(id.request_id_generated);
         assert_eq!(id.request_id.len(), 36);
-        let id = run(DEFAULT, &MemHost::get("/").with_header("x-request-id", "has space"));
+        let id = run(
+            DEFAULT,
+            &MemHost::get("/").with_header("x-request-id", "has space"),
+        );
         assert!(id.request_id_generated);
     }
 
     #[test]
     fn tenant_and_service_from_trusted_header() {
-        let host = MemHost::get("/").with_header("X-Tenant-Id", "acme").with_header("x-service-id", "billing");
+        let host = MemHost::get("/")
+            .with_header("X-Tenant-Id", "acme")
+            .with_header("x-service-id", "billing");
         let id = run(DEFAULT, &host);
         assert_eq!(id.tenant.as_deref(), Some("acme"));
         assert_eq!(id.service.as_deref(), Some("billing"));
@@ -145,7 +167,10 @@ mod tests {
         let cfg = r#"{"version":1,"identity":{"tenant":[{"jwt_claim":"tenant"}]},
                       "routes":[{"name":"r","match":{"prefix":"/"}}]}"#;
         // A client-sent header is not a source in this config.
-        let id = run(cfg, &MemHost::get("/").with_header("x-tenant-id", "spoofed"));
+        let id = run(
+            cfg,
+            &MemHost::get("/").with_header("x-tenant-id", "spoofed"),
+        );
         assert_eq!(id.tenant, None);
         let mut path = JWT.to_vec();
         path.push("tenant");

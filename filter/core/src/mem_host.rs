@@ -133,7 +133,8 @@ impl MemHost {
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        self.request_headers.push((name.to_string(), value.as_bytes().to_vec()));
+        self.request_headers
+            .push((name.to_string(), value.as_bytes().to_vec()));
         self
     }
 
@@ -147,8 +148,10 @@ impl MemHost {
     }
 
     pub fn with_property(mut self, path: &[&str], value: &str) -> Self {
-        self.properties
-            .insert(path.iter().map(|s| s.to_string()).collect(), value.to_string());
+        self.properties.insert(
+            path.iter().map(|s| s.to_string()).collect(),
+            value.to_string(),
+        );
         self
     }
 
@@ -191,7 +194,8 @@ impl Host for MemHost {
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), HostError> {
-        self.request_headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.request_headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
         if let Some(v) = value {
             self.request_headers.push((name.to_string(), v.to_vec()));
         }
@@ -199,7 +203,8 @@ impl Host for MemHost {
     }
 
     fn add_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
-        self.response_headers.push((name.to_string(), value.to_vec()));
+        self.response_headers
+            .push((name.to_string(), value.to_vec()));
         Ok(())
     }
 
@@ -351,7 +356,10 @@ mod tests {
     fn replies_to_gone_streams_fail() {
         let mut host = MemHost::new();
         host.gone.insert(7);
-        assert_eq!(host.send_reply(7, 200, &[], b""), Err(HostError::BadArgument));
+        assert_eq!(
+            host.send_reply(7, 200, &[], b""),
+            Err(HostError::BadArgument)
+        );
         assert_eq!(host.resume(7), Err(HostError::BadArgument));
         assert!(host.send_reply(8, 200, &[("a", b"b")], b"x").is_ok());
         assert_eq!(host.replies[0].header("A"), Some("b"));

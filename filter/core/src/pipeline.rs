@@ -89,11 +89,25 @@ pub fn on_request_headers(
         return (Verdict::Continue, None);
     };
     let route = &routes[index];
-    let counters = filter.metrics.routes.get(index).cloned().unwrap_or_default();
+    let counters = filter
+        .metrics
+        .routes
+        .get(index)
+        .cloned()
+        .unwrap_or_default();
     counters.requests.add(host, 1);
 
-    let identity = identity::identify(&filter.config.identity, route, &headers, host, &mut worker.ids);
-    let exchange = Exchange { route: index, identity };
+    let identity = identity::identify(
+        &filter.config.identity,
+        route,
+        &headers,
+        host,
+        &mut worker.ids,
+    );
+    let exchange = Exchange {
+        route: index,
+        identity,
+    };
 
     if route.require_tenant && exchange.identity.tenant.is_none() {
         counters.unauthenticated.add(host, 1);
@@ -108,15 +122,23 @@ pub fn on_request_headers(
             br#"{"error":"unauthenticated","message":"this route requires a tenant identity"}"#,
         );
         if let Err(e) = sent {
-            host.log(Level::Warn, &format!("[{stream}] could not send 401: {e:?}"));
+            host.log(
+                Level::Warn,
+                &format!("[{stream}] could not send 401: {e:?}"),
+            );
         }
         return (Verdict::Pause, None);
     }
 
     if exchange.identity.request_id_generated {
         let header = filter.config.identity.request_id_header.as_str();
-        if let Err(e) = host.set_request_header(header, Some(exchange.identity.request_id.as_bytes())) {
-            host.log(Level::Warn, &format!("[{stream}] could not set {header}: {e:?}"));
+        if let Err(e) =
+            host.set_request_header(header, Some(exchange.identity.request_id.as_bytes()))
+        {
+            host.log(
+                Level::Warn,
+                &format!("[{stream}] could not set {header}: {e:?}"),
+            );
         }
     }
     (Verdict::Continue, Some(exchange))
@@ -134,11 +156,13 @@ impl Exchange {
         if route.debug_headers {
             let id = &self.identity;
             let _ = host.add_response_header("x-optimizer-route", route.name.as_bytes());
-            let _ = host.add_response_header("x-optimizer-tenant", id.tenant_or_anonymous().as_bytes());
+            let _ =
+                host.add_response_header("x-optimizer-tenant", id.tenant_or_anonymous().as_bytes());
             if let Some(service) = &id.service {
                 let _ = host.add_response_header("x-optimizer-service", service.as_bytes());
             }
-            let _ = host.add_response_header("x-optimizer-priority", id.priority.as_str().as_bytes());
+            let _ =
+                host.add_response_header("x-optimizer-priority", id.priority.as_str().as_bytes());
         }
         Verdict::Continue
     }

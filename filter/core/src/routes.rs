@@ -36,7 +36,11 @@ impl RouteMatch {
         }
         if !self.hosts.is_empty() {
             let host = host_only(authority);
-            if !self.hosts.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(host)) {
+            if !self
+                .hosts
+                .iter()
+                .any(|h| h.as_bytes().eq_ignore_ascii_case(host))
+            {
                 return false;
             }
         }
@@ -51,7 +55,12 @@ pub fn any_prefix_matches(routes: &[Route], path: &[u8]) -> bool {
 }
 
 /// Index of the first rule that matches.
-pub fn first_match(routes: &[Route], path: &[u8], method: &[u8], authority: &[u8]) -> Option<usize> {
+pub fn first_match(
+    routes: &[Route],
+    path: &[u8],
+    method: &[u8],
+    authority: &[u8],
+) -> Option<usize> {
     routes
         .iter()
         .position(|r| r.matcher.matches(path, method, authority))

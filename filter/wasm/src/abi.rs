@@ -52,7 +52,12 @@ extern "C" {
         value: *const u8,
         value_size: usize,
     ) -> u32;
-    fn proxy_get_property(path: *const u8, path_size: usize, out: *mut *mut u8, out_size: *mut usize) -> u32;
+    fn proxy_get_property(
+        path: *const u8,
+        path_size: usize,
+        out: *mut *mut u8,
+        out_size: *mut usize,
+    ) -> u32;
     fn proxy_get_shared_data(
         key: *const u8,
         key_size: usize,
@@ -60,7 +65,13 @@ extern "C" {
         out_size: *mut usize,
         cas: *mut u32,
     ) -> u32;
-    fn proxy_set_shared_data(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
+    fn proxy_set_shared_data(
+        key: *const u8,
+        key_size: usize,
+        value: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
     fn proxy_send_local_response(
         status: u32,
         details: *const u8,
@@ -73,7 +84,12 @@ extern "C" {
     ) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
-    fn proxy_define_metric(metric_type: u32, name: *const u8, name_size: usize, out: *mut u32) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name: *const u8,
+        name_size: usize,
+        out: *mut u32,
+    ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
 }
 
@@ -108,7 +124,8 @@ pub fn header(map: u32, name: &str) -> Result<Option<Vec<u8>>, u32> {
     let mut ptr = null_mut();
     let mut size = 0usize;
     // SAFETY: valid key slice and out pointers; the buffer is taken once.
-    let status = unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut ptr, &mut size) };
+    let status =
+        unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut ptr, &mut size) };
     match status {
         OK => Ok(Some(unsafe { take(ptr, size) })),
         NOT_FOUND => Ok(None),
@@ -130,7 +147,9 @@ pub fn headers(map: u32) -> Result<Vec<(String, Vec<u8>)>, u32> {
 
 pub fn replace_header(map: u32, name: &str, value: &[u8]) -> u32 {
     // SAFETY: valid slices.
-    unsafe { proxy_replace_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len()) }
+    unsafe {
+        proxy_replace_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+    }
 }
 
 pub fn remove_header(map: u32, name: &str) -> u32 {
@@ -140,7 +159,9 @@ pub fn remove_header(map: u32, name: &str) -> u32 {
 
 pub fn add_header(map: u32, name: &str, value: &[u8]) -> u32 {
     // SAFETY: valid slices.
-    unsafe { proxy_add_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len()) }
+    unsafe {
+        proxy_add_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+    }
 }
 
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, u32> {
@@ -148,7 +169,8 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, u32> {
     let mut ptr = null_mut();
     let mut size = 0usize;
     // SAFETY: valid slice and out pointers; the buffer is taken once.
-    let status = unsafe { proxy_get_property(encoded.as_ptr(), encoded.len(), &mut ptr, &mut size) };
+    let status =
+        unsafe { proxy_get_property(encoded.as_ptr(), encoded.len(), &mut ptr, &mut size) };
     match status {
         OK => Ok(Some(unsafe { take(ptr, size) })),
         NOT_FOUND => Ok(None),
@@ -161,7 +183,8 @@ pub fn shared_get(key: &str) -> Result<Option<(Vec<u8>, u32)>, u32> {
     let mut size = 0usize;
     let mut cas = 0u32;
     // SAFETY: valid slice and out pointers; the buffer is taken once.
-    let status = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut ptr, &mut size, &mut cas) };
+    let status =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut ptr, &mut size, &mut cas) };
     match status {
         OK => Ok(Some((unsafe { take(ptr, size) }, cas))),
         NOT_FOUND => Ok(None),
@@ -216,4 +239,3 @@ pub fn increment_metric(id: u32, delta: i64) -> u32 {
     // SAFETY: plain value call.
     unsafe { proxy_increment_metric(id, delta) }
 }
-

@@ -31,7 +31,11 @@ impl FilterRoot {
     }
 
     fn host(&self) -> ProxyHost {
-        let kind = self.filter.as_ref().map(|f| f.config.host).unwrap_or_default();
+        let kind = self
+            .filter
+            .as_ref()
+            .map(|f| f.config.host)
+            .unwrap_or_default();
         ProxyHost::new(kind, self.id)
     }
 }
@@ -61,14 +65,19 @@ impl RootContext for FilterRoot {
                 let worker = Worker::new(&mut host);
                 self.filter = Some(Rc::new(Filter::new(cfg, &mut host)));
                 self.worker = Some(Rc::new(RefCell::new(worker)));
-                host.log(Level::Info, &format!("[{}] {NAME} configured with {routes} routes", self.id));
+                host.log(
+                    Level::Info,
+                    &format!("[{}] {NAME} configured with {routes} routes", self.id),
+                );
                 true
             }
             Err(e) => {
                 // Returning false makes the gateway refuse the filter; the
                 // message names the field to fix.
-                self.host()
-                    .log(Level::Error, &format!("[{}] {NAME} invalid configuration: {e}", self.id));
+                self.host().log(
+                    Level::Error,
+                    &format!("[{}] {NAME} invalid configuration: {e}", self.id),
+                );
                 false
             }
         }
@@ -119,7 +128,8 @@ impl HttpContext for StreamContext {
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return Action::Continue;
         };
-        let (verdict, exchange) = pipeline::on_request_headers(filter, &mut worker, &mut host, self.id);
+        let (verdict, exchange) =
+            pipeline::on_request_headers(filter, &mut worker, &mut host, self.id);
         self.exchange = exchange;
         action(verdict)
     }
@@ -132,4 +142,3 @@ impl HttpContext for StreamContext {
         action(exchange.on_response_headers(filter, &mut host))
     }
 }
-

@@ -57,7 +57,10 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     if raw.version != SUPPORTED_VERSION {
         return Err(ConfigError::at(
             "version",
-            format!("unsupported version {}, this filter reads version {SUPPORTED_VERSION}", raw.version),
+            format!(
+                "unsupported version {}, this filter reads version {SUPPORTED_VERSION}",
+                raw.version
+            ),
         ));
     }
     let identity = compile_identity(raw.identity)?;
@@ -104,7 +107,9 @@ fn compile_sources(field: &str, raw: Vec<RawSource>) -> Result<Vec<Source>, Conf
     raw.into_iter()
         .enumerate()
         .map(|(i, s)| match s {
-            RawSource::Header(h) => header_name(&format!("{field}[{i}].header"), &h).map(Source::Header),
+            RawSource::Header(h) => {
+                header_name(&format!("{field}[{i}].header"), &h).map(Source::Header)
+            }
             RawSource::JwtClaim(c) => {
                 non_empty(&format!("{field}[{i}].jwt_claim"), &c)?;
                 Ok(Source::JwtClaim(c))
@@ -128,7 +133,10 @@ fn compile_route(field: &str, raw: RawRoute) -> Result<Route, ConfigError> {
         ));
     }
     if !raw.matcher.prefix.starts_with('/') {
-        return Err(ConfigError::at(format!("{field}.match.prefix"), "must start with '/'"));
+        return Err(ConfigError::at(
+            format!("{field}.match.prefix"),
+            "must start with '/'",
+        ));
     }
     let mut methods = Vec::with_capacity(raw.matcher.methods.len());
     for (i, m) in raw.matcher.methods.iter().enumerate() {
@@ -188,7 +196,10 @@ fn header_name(field: &str, value: &str) -> Result<String, ConfigError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if !ok {
-        return Err(ConfigError::at(field, format!("{value:?} is not a header name")));
+        return Err(ConfigError::at(
+            field,
+            format!("{value:?} is not a header name"),
+        ));
     }
     Ok(value.to_ascii_lowercase())
 }

@@ -1,9 +1,9 @@
 //! Filter configuration: parsed and checked once, in `on_configure`.
 //!
 //! `parse` turns JSON into a [`Config`] or a [`ConfigError`] that names the
-//! failing field the way a user would write it (`routes[2].sla_ms: must be
-//! > 0`), so the gateway refuses the filter with a message that says what
-//! to fix.
+//! failing field the way a user would write it
+//! (`routes[2].sla_ms: must be > 0`), so the gateway refuses the filter
+//! with a message that says what to fix.
 
 mod compile;
 mod raw;

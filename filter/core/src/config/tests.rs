@@ -16,9 +16,17 @@ fn refused_configs_name_the_field() {
     let cases: &[(&str, &str, &str)] = &[
         (r#"{"version":2}"#, "version", "unsupported version 2"),
         (r#"{}"#, "", "missing field `version`"),
-        (r#"{"version":1,"bogus":1}"#, "bogus", "unknown field `bogus`"),
+        (
+            r#"{"version":1,"bogus":1}"#,
+            "bogus",
+            "unknown field `bogus`",
+        ),
         (r#"{"version":"1"}"#, "version", "invalid type"),
-        (r#"{"version":1,"host":"nginx"}"#, "host", "unknown variant `nginx`"),
+        (
+            r#"{"version":1,"host":"nginx"}"#,
+            "host",
+            "unknown variant `nginx`",
+        ),
         (
             r#"{"version":1,"routes":[{"name":"a","match":{"prefix":"/"},"sla_ms":0}]}"#,
             "routes[0].sla_ms",
@@ -94,7 +102,11 @@ fn refused_configs_name_the_field() {
             "identity.priority_header.trusted",
             "invalid type",
         ),
-        (r#"{"version":1,"routes":[{"name":"a"}]}"#, "routes[0]", "missing field `match`"),
+        (
+            r#"{"version":1,"routes":[{"name":"a"}]}"#,
+            "routes[0]",
+            "missing field `match`",
+        ),
         ("not json", "", "expected ident"),
     ];
     for (json, field, message) in cases {
@@ -112,7 +124,10 @@ fn accepted_configs() {
     let c = parse(b"").unwrap();
     assert!(c.routes.is_empty());
     assert_eq!(c.host, HostKind::Envoy);
-    assert_eq!(c.identity.tenant, vec![Source::Header("x-tenant-id".into())]);
+    assert_eq!(
+        c.identity.tenant,
+        vec![Source::Header("x-tenant-id".into())]
+    );
     assert_eq!(c.identity.request_id_header, "x-request-id");
     assert!(!c.identity.priority_trusted);
 
@@ -128,7 +143,10 @@ fn accepted_configs() {
     assert_eq!(c.host, HostKind::Kong);
     assert_eq!(
         c.identity.tenant,
-        vec![Source::JwtClaim("tenant".into()), Source::Header("x-tenant".into())]
+        vec![
+            Source::JwtClaim("tenant".into()),
+            Source::Header("x-tenant".into())
+        ]
     );
     assert_eq!(c.identity.priority_header, "x-prio");
     assert!(c.identity.priority_trusted);
@@ -139,5 +157,8 @@ fn accepted_configs() {
     assert_eq!(r.priority, Priority::High);
     assert!(r.require_tenant && r.debug_headers);
     let d = &c.routes[1];
-    assert_eq!((d.sla_ms, d.priority, d.require_tenant), (2000, Priority::Medium, false));
+    assert_eq!(
+        (d.sla_ms, d.priority, d.require_tenant),
+        (2000, Priority::Medium, false)
+    );
 }

@@ -34,7 +34,10 @@ fn matched_request_gets_id_upstream_and_on_response() {
     let ex = ex.unwrap();
     let id = host.request_header_str("x-request-id").unwrap().to_string();
     assert_eq!(id, ex.identity.request_id);
-    assert_eq!(ex.on_response_headers(&filter, &mut host), Verdict::Continue);
+    assert_eq!(
+        ex.on_response_headers(&filter, &mut host),
+        Verdict::Continue
+    );
     assert_eq!(host.response_header("x-request-id"), Some(id.as_str()));
     assert_eq!(host.response_header("x-optimizer-tenant"), Some("acme"));
     assert_eq!(host.response_header("x-optimizer-priority"), Some("low"));
@@ -67,7 +70,10 @@ fn require_tenant_answers_401_without_going_upstream() {
     assert_eq!((reply.stream, reply.status), (5, 401));
     assert!(reply.header("x-request-id").is_some());
     assert!(String::from_utf8_lossy(&reply.body).contains("unauthenticated"));
-    assert_eq!(host.counter("cost_optimizer.route.secure.unauthenticated"), 1);
+    assert_eq!(
+        host.counter("cost_optimizer.route.secure.unauthenticated"),
+        1
+    );
 
     let mut host = MemHost::get("/api/secure/1").with_header("x-tenant-id", "acme");
     let (filter, mut worker) = setup(&mut host);

@@ -1,0 +1,45 @@
+# Thin wrapper over scripts/; knobs can be overridden: make run ENVOY_PORT=11000
+SHELL := /bin/bash
+CARGO ?= cargo
+WASM := target/wasm32-wasip1/release/cost_optimizer.wasm
+export ENVOY_PORT ?= 10000
+export ADMIN_PORT ?= 9901
+export DEMO_PORT ?= 8080
+export DEMO_B_PORT ?= 8082
+export CONTROL_PORT ?= 8081
+
+.PHONY: all install build wasm run test lint unit e2e bench demo clean
+
+all: build
+
+install:
+	@scripts/install.sh
+
+wasm: install
+	$(CARGO) build -p cost-optimizer-wasm --target wasm32-wasip1 --release
+	@ls -l $(WASM) | awk '{print "==> " $$9 ": " $$5 " bytes"}'
+
+build: wasm
+	$(CARGO) build -p demo-api -p cost-control --bins
+
+run: build
+	@scripts/run.sh
+
+lint: install
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p cost-optimizer-wasm --target wasm32-wasip1 -- -D warnings
+
+# Every test: lints, native unit tests, cost-control against both stores,
+# and the end-to-end suite on the real Envoy.
+test: lint build
+	@scripts/test.sh
+
+bench: install
+	@scripts/bench.sh
+
+demo:
+	@scripts/demo.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite (called by `make test` after lint and build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ -x scripts/ensure-postgres.sh ]]; then
+  echo "==> PostgreSQL for cost-control's store tests"
+  COST_CONTROL_PG_URL="$(scripts/ensure-postgres.sh | tail -n1)"
+  export COST_CONTROL_PG_URL
+fi
+
+echo "==> cargo test (unit, service and end-to-end tests)"
+# End-to-end tests each start an Envoy with two workers and the demo API;
+# two at a time keeps a 2-core machine from starving them.
+cargo test --workspace --no-fail-fast -- --test-threads="${E2E_THREADS:-2}"

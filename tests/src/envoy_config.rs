@@ -1,0 +1,166 @@
+//! Envoy configurations for end-to-end tests: one listener with the filter
+//! (optionally behind `jwt_authn`), optionally a second listener without
+//! it for byte-for-byte comparisons, and the demo clusters. Also renders
+//! the shipped `envoy/envoy.yaml` onto the test's ports.
+
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub listen: u16,
+    pub admin: u16,
+    /// Listener without the filter (same routes), for comparisons.
+    pub plain: u16,
+    pub demo: u16,
+    pub demo_b: u16,
+    pub control: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The filter's JSON configuration.
+    pub filter: serde_json::Value,
+    /// Put Envoy's `jwt_authn` (HS256, the e2e JWKS) before the filter.
+    pub jwt: bool,
+}
+
+fn hcm(stat_prefix: &str, filters: &str) -> String {
+    format!(
+        r#"      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {stat_prefix}
+          generate_request_id: false
+          normalize_path: true
+          merge_slashes: true
+          route_config:
+            name: local
+            virtual_hosts:
+            - name: api
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: demo_api, timeout: 30s }}
+          http_filters:
+{filters}          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#
+    )
+}
+
+fn listener(name: &str, port: u16, hcm: &str) -> String {
+    format!(
+        r#"  - name: {name}
+    address:
+      socket_address: {{ address: 127.0.0.1, port_value: {port} }}
+    filter_chains:
+    - filters:
+{hcm}"#
+    )
+}
+
+fn cluster(name: &str, port: u16) -> String {
+    format!(
+        r#"  - name: {name}
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}
+"#
+    )
+}
+
+fn jwt_filter() -> String {
+    let jwks = crate::jwt::jwks().replace('\'', "''");
+    format!(
+        r#"          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                e2e:
+                  issuer: {issuer}
+                  local_jwks:
+                    inline_string: '{jwks}'
+                  payload_in_metadata: jwt_payload
+              rules:
+              - match: {{ prefix: "/" }}
+                requires:
+                  requires_any:
+                    requirements:
+                    - provider_name: e2e
+                    - allow_missing: {{}}
+"#,
+        issuer = crate::jwt::ISSUER
+    )
+}
+
+fn wasm_filter(wasm: &Path, config: &serde_json::Value) -> String {
+    format!(
+        r#"          - name: cost_optimizer
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: cost_optimizer
+                root_id: cost_optimizer
+                vm_config:
+                  vm_id: cost_optimizer
+                  runtime: envoy.wasm.runtime.v8
+                  code:
+                    local: {{ filename: "{wasm}" }}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {config}
+"#,
+        wasm = wasm.display(),
+        config = config
+    )
+}
+
+pub fn render(ports: &Ports, wasm: &Path, options: &Options) -> String {
+    let mut filters = String::new();
+    if options.jwt {
+        filters.push_str(&jwt_filter());
+    }
+    filters.push_str(&wasm_filter(wasm, &options.filter));
+    format!(
+        "admin:\n  address:\n    socket_address: {{ address: 127.0.0.1, port_value: {admin} }}\nstatic_resources:\n  listeners:\n{main}{plain}  clusters:\n{c1}{c2}{c3}",
+        admin = ports.admin,
+        main = listener("ingress", ports.listen, &hcm("ingress", &filters)),
+        plain = listener("plain", ports.plain, &hcm("plain", "")),
+        c1 = cluster("demo_api", ports.demo),
+        c2 = cluster("demo_api_b", ports.demo_b),
+        c3 = cluster("cost_control", ports.control),
+    )
+}
+
+/// The shipped demo config with its fixed ports replaced by the test's.
+pub fn render_shipped(ports: &Ports, wasm: &Path) -> String {
+    let path = crate::procs::repo_root().join("envoy/envoy.yaml");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let replacements = [
+        ("port_value: 10000", format!("port_value: {}", ports.listen)),
+        ("port_value: 9901", format!("port_value: {}", ports.admin)),
+        ("port_value: 8080", format!("port_value: {}", ports.demo)),
+        ("port_value: 8082", format!("port_value: {}", ports.demo_b)),
+        ("port_value: 8081", format!("port_value: {}", ports.control)),
+        (
+            "filename: target/wasm32-wasip1/release/cost_optimizer.wasm",
+            format!("filename: \"{}\"", wasm.display()),
+        ),
+    ];
+    let mut out = text;
+    for (from, to) in replacements {
+        assert!(
+            out.contains(from),
+            "envoy/envoy.yaml no longer contains {from:?}"
+        );
+        out = out.replace(from, &to);
+    }
+    out
+}

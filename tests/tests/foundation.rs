@@ -1,0 +1,357 @@
+//! Issue 2, end to end on the real Envoy (two workers) with the built
+//! `.wasm` in front of the demo API: identify, pass-through, config refusal.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use e2e::envoy_config::Options;
+use e2e::http::{self, Resp};
+use e2e::jwt;
+use e2e::stack::{envoy_bin, wasm_path, Envoy, Stack};
+use serde_json::{json, Value};
+
+fn config(identity: Value) -> Value {
+    json!({
+        "version": 1,
+        "identity": identity,
+        "routes": [
+            {"name": "items", "match": {"prefix": "/api/items/"}, "priority": "low", "debug_headers": true},
+            {"name": "secure", "match": {"prefix": "/api/secure/"}, "require_tenant": true, "debug_headers": true}
+        ]
+    })
+}
+
+fn header_stack(name: &str, trust_priority: bool) -> Stack {
+    Stack::start(
+        name,
+        Options {
+            filter: config(
+                json!({"priority_header": {"name": "x-priority", "trusted": trust_priority}}),
+            ),
+            jwt: false,
+        },
+    )
+}
+
+fn is_uuid_v4(s: &str) -> bool {
+    s.len() == 36
+        && s.chars().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            14 => c == '4',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+fn upstream_saw(resp: &Resp, header: &str) -> Option<String> {
+    resp.json()["headers"][header].as_str().map(str::to_string)
+}
+
+#[test]
+fn request_id_generated_unique_echoed_and_kept() {
+    let stack = header_stack("request-id", false);
+    // Many connections in parallel, so both workers generate ids.
+    let ids: Vec<(String, Option<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let stack = &stack;
+                s.spawn(move || {
+                    (0..25)
+                        .map(|i| {
+                            let r = stack
+                                .get(&format!("/api/items/{t}-{i}?echo-header=x-request-id"), &[]);
+                            assert_eq!(r.status, 200, "{}", r.text());
+                            let id = r
+                                .header("x-request-id")
+                                .expect("x-request-id on the response")
+                                .to_string();
+                            (id, upstream_saw(&r, "x-request-id"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut seen = HashSet::new();
+    for (id, upstream) in &ids {
+        assert!(is_uuid_v4(id), "generated id {id:?} is not a UUIDv4");
+        assert_eq!(
+            upstream.as_deref(),
+            Some(id.as_str()),
+            "upstream got the same id"
+        );
+        assert!(seen.insert(id.clone()), "duplicate id {id}");
+    }
+    assert_eq!(seen.len(), 200);
+
+    let r = stack.get(
+        "/api/items/kept?echo-header=x-request-id",
+        &[("x-request-id", "client-id-42")],
+    );
+    assert_eq!(r.header("x-request-id"), Some("client-id-42"));
+    assert_eq!(
+        upstream_saw(&r, "x-request-id").as_deref(),
+        Some("client-id-42")
+    );
+    assert_eq!(
+        r.headers
+            .iter()
+            .filter(|(k, _)| k == "x-request-id")
+            .count(),
+        1,
+        "the id is echoed once"
+    );
+    assert_eq!(
+        stack
+            .envoy
+            .stat("wasmcustom.cost_optimizer.route.items.requests"),
+        201
+    );
+}
+
+#[test]
+fn tenant_from_trusted_header_and_priority_header_ignored_when_untrusted() {
+    let stack = header_stack("tenant-header", false);
+    let r = stack.get(
+        "/api/items/1",
+        &[
+            ("x-tenant-id", "acme"),
+            ("x-service-id", "billing"),
+            ("x-priority", "high"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-optimizer-tenant"), Some("acme"));
+    assert_eq!(r.header("x-optimizer-service"), Some("billing"));
+    assert_eq!(
+        r.header("x-optimizer-priority"),
+        Some("low"),
+        "untrusted x-priority must not raise priority"
+    );
+    assert_eq!(r.header("x-optimizer-route"), Some("items"));
+
+    let r = stack.get("/api/items/1", &[]);
+    assert_eq!(r.header("x-optimizer-tenant"), Some("anonymous"));
+
+    let r = stack.get("/api/secure/1", &[]);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["error"], "unauthenticated");
+    assert!(r.header("x-request-id").is_some());
+    assert_eq!(
+        stack.demo.calls_for("/api/secure/1"),
+        0,
+        "a 401 never reaches upstream"
+    );
+    let r = stack.get("/api/secure/1", &[("x-tenant-id", "acme")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(stack.demo.calls_for("/api/secure/1"), 1);
+    assert_eq!(
+        stack
+            .envoy
+            .stat("wasmcustom.cost_optimizer.route.secure.unauthenticated"),
+        1
+    );
+}
+
+#[test]
+fn priority_header_honoured_when_trusted() {
+    let stack = header_stack("priority-trusted", true);
+    let r = stack.get("/api/items/1", &[("x-priority", "high")]);
+    assert_eq!(r.header("x-optimizer-priority"), Some("high"));
+    let r = stack.get("/api/items/1", &[("x-priority", "bogus")]);
+    assert_eq!(
+        r.header("x-optimizer-priority"),
+        Some("low"),
+        "an unknown value keeps the rule's priority"
+    );
+}
+
+#[test]
+fn tenant_from_jwt_verified_by_envoy_and_forgery_rejected() {
+    let stack = Stack::start(
+        "jwt",
+        Options {
+            filter: config(json!({
+                "tenant": [{"jwt_claim": "tenant"}],
+                "service": [{"jwt_claim": "service"}]
+            })),
+            jwt: true,
+        },
+    );
+    let good = jwt::token(
+        json!({"sub": "u1", "tenant": "globex", "service": "search"}),
+        jwt::KEY,
+    );
+    let auth = format!("Bearer {good}");
+    let r = stack.get(
+        "/api/items/1",
+        &[("authorization", &auth), ("x-tenant-id", "spoofed")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-optimizer-tenant"), Some("globex"));
+    assert_eq!(r.header("x-optimizer-service"), Some("search"));
+
+    // Without a token, a client-sent header is not a source in this config.
+    let r = stack.get("/api/items/2", &[("x-tenant-id", "spoofed")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-optimizer-tenant"), Some("anonymous"));
+
+    // A token signed with another key never reaches the filter.
+    let forged = jwt::token(
+        json!({"sub": "u1", "tenant": "globex"}),
+        b"not-the-key-not-the-key-not-the-key!",
+    );
+    let r = stack.get(
+        "/api/items/3",
+        &[("authorization", &format!("Bearer {forged}"))],
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.header("x-optimizer-tenant").is_none());
+    assert_eq!(stack.demo.calls_for("/api/items/3"), 0);
+
+    // The secure route needs a tenant: a verified token gives one.
+    let r = stack.get("/api/secure/1", &[("authorization", &auth)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        stack
+            .get("/api/secure/1", &[("x-tenant-id", "spoofed")])
+            .status,
+        401
+    );
+}
+
+#[test]
+fn unmatched_path_passes_byte_identical() {
+    let stack = header_stack("passthrough", false);
+    let body: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let headers = [
+        ("content-type", "application/octet-stream"),
+        ("x-tenant-id", "acme"),
+        ("x-priority", "high"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        ("x-custom", "  spaced  value  "),
+        ("host", "api.example"),
+    ];
+    let through = http::request(
+        "POST",
+        &stack.url("/echo/unmatched?a=1&b=%20"),
+        &headers,
+        Some(&body),
+    );
+    let plain = http::request(
+        "POST",
+        &stack.plain_url("/echo/unmatched?a=1&b=%20"),
+        &headers,
+        Some(&body),
+    );
+    assert_eq!(through.status, 200, "{}", through.text());
+    let (t, p) = (through.json(), plain.json());
+    assert_eq!(
+        t["headers"], p["headers"],
+        "upstream saw the same headers with and without the filter"
+    );
+    assert_eq!(t["body_b64"], p["body_b64"]);
+    assert_eq!(
+        STANDARD.decode(t["body_b64"].as_str().unwrap()).unwrap(),
+        body
+    );
+    assert_eq!(t["path"], p["path"]);
+    assert_eq!(t["query"], p["query"]);
+    for (name, _) in &through.headers {
+        assert!(
+            !name.starts_with("x-optimizer"),
+            "unmatched response touched: {name}"
+        );
+        assert_ne!(name, "x-request-id", "unmatched response touched");
+    }
+    let names = |r: &Resp| {
+        r.headers
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k != "date" && k != "x-envoy-upstream-service-time")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&through), names(&plain));
+}
+
+#[test]
+fn invalid_config_is_refused_with_the_field_named() {
+    let ports = e2e::stack::ports();
+    let bad = json!({
+        "version": 1,
+        "routes": [
+            {"name": "ok", "match": {"prefix": "/a/"}},
+            {"name": "bad", "match": {"prefix": "/b/"}, "sla_ms": 0}
+        ]
+    });
+    let yaml = e2e::envoy_config::render(
+        &ports,
+        &wasm_path(),
+        &Options {
+            filter: bad,
+            jwt: false,
+        },
+    );
+    let dir = e2e::procs::scratch_dir("invalid-config");
+    let (code, log) = Envoy::start_expecting_refusal(&yaml, &dir);
+    assert_ne!(code, Some(0), "envoy must refuse the filter:\n{log}");
+    assert!(
+        log.contains("invalid configuration: routes[1].sla_ms: must be > 0"),
+        "log:\n{log}"
+    );
+
+    let unknown = json!({"version": 1, "routes": [{"name": "a", "match": {"prefix": "/"}, "cache": true, "slaa_ms": 5}]});
+    let yaml = e2e::envoy_config::render(
+        &ports,
+        &wasm_path(),
+        &Options {
+            filter: unknown,
+            jwt: false,
+        },
+    );
+    let (code, log) =
+        Envoy::start_expecting_refusal(&yaml, &e2e::procs::scratch_dir("unknown-field"));
+    assert_ne!(code, Some(0));
+    assert!(
+        log.contains("invalid configuration: routes[0]"),
+        "log:\n{log}"
+    );
+    assert!(log.contains("unknown field"), "log:\n{log}");
+}
+
+#[test]
+fn shipped_envoy_config_validates_and_serves_through_the_filter() {
+    let ports = e2e::stack::ports();
+    let yaml = e2e::envoy_config::render_shipped(&ports, &wasm_path());
+    let dir = e2e::procs::scratch_dir("validate");
+    let path = dir.join("shipped.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let out = std::process::Command::new(envoy_bin())
+        .args(["--mode", "validate", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "envoy --mode validate failed:\n{text}"
+    );
+    assert!(text.contains("OK"), "{text}");
+
+    let stack = Stack::start_shipped("shipped");
+    let r = stack.get("/api/items/1", &[("x-tenant-id", "acme")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["resource"], "items");
+    assert_eq!(r.header("x-optimizer-route"), Some("items"));
+    assert!(r.header("x-request-id").is_some());
+}
