@@ -1,0 +1,186 @@
+//! The records the API exchanges and the stores keep.
+
+use serde::{Deserialize, Serialize};
+
+/// A budget for a tenant (`service == ""`) or for one service of a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    pub tenant: String,
+    /// Empty for the tenant-wide budget.
+    pub service: String,
+    pub daily_limit_micros: Option<i64>,
+    pub monthly_limit_micros: Option<i64>,
+    pub soft_limit_percent: u8,
+    /// The tenant's fixed offset from UTC, minutes east; windows follow it.
+    pub utc_offset_minutes: i32,
+}
+
+/// One spend event as validated from the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendEvent {
+    pub tenant: String,
+    pub service: String,
+    pub route: String,
+    pub provider: String,
+    pub strategy: String,
+    pub cost_micros: i64,
+    pub baseline_micros: i64,
+    pub ts_ms: i64,
+    pub allowance_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpendBatch {
+    pub batch_id: String,
+    pub gateway_id: String,
+    pub events: Vec<SpendEvent>,
+}
+
+/// What a store answers to an ingest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// The batch id had been committed before; nothing was counted again.
+    pub duplicate: bool,
+    pub events: usize,
+    /// Alerts that this batch fired (each fires once per window).
+    pub fired: Vec<Alert>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowanceRequest {
+    pub gateway_id: String,
+    pub tenant: String,
+    pub service: String,
+    pub want_micros: i64,
+    pub ttl_ms: i64,
+}
+
+/// A lease on part of a tenant's remaining budget.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allowance {
+    /// Absent when nothing was granted (no lease is created).
+    pub allowance_id: Option<String>,
+    pub tenant: String,
+    pub service: String,
+    pub gateway_id: String,
+    pub granted_micros: i64,
+    pub expires_at_ms: i64,
+    /// What is left for others after this grant (null: no budget, unlimited).
+    pub remaining_micros: Option<i64>,
+}
+
+/// Budget state as the snapshot and the budget API show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantState {
+    pub tenant: String,
+    pub service: String,
+    pub daily_limit_micros: Option<i64>,
+    pub monthly_limit_micros: Option<i64>,
+    pub soft_limit_percent: u8,
+    pub utc_offset_minutes: i32,
+    pub daily_spent_micros: i64,
+    pub monthly_spent_micros: i64,
+    pub outstanding_micros: i64,
+    pub remaining_micros: i64,
+    pub soft: bool,
+    pub hard: bool,
+    pub day_ends_at_ms: i64,
+    pub month_ends_at_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PurgeKind {
+    Prefix,
+    Tag,
+    Key,
+}
+
+impl PurgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PurgeKind::Prefix => "prefix",
+            PurgeKind::Tag => "tag",
+            PurgeKind::Key => "key",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "prefix" => Some(PurgeKind::Prefix),
+            "tag" => Some(PurgeKind::Tag),
+            "key" => Some(PurgeKind::Key),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeEntry {
+    pub tenant: String,
+    pub kind: PurgeKind,
+    pub value: String,
+    pub generation: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: String,
+    pub generated_at_ms: i64,
+    pub tenants: Vec<TenantState>,
+    pub purges: Vec<PurgeEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: i64,
+    pub tenant: String,
+    pub service: String,
+    /// `daily` or `monthly`.
+    pub window: String,
+    pub window_start_ms: i64,
+    /// `soft` or `hard`.
+    pub level: String,
+    pub spent_micros: i64,
+    pub limit_micros: i64,
+    pub fired_at_ms: i64,
+    pub delivered: bool,
+    pub attempts: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    Service,
+    Route,
+    Provider,
+    Strategy,
+}
+
+impl GroupBy {
+    pub fn column(self) -> &'static str {
+        match self {
+            GroupBy::Service => "service",
+            GroupBy::Route => "route",
+            GroupBy::Provider => "provider",
+            GroupBy::Strategy => "strategy",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportQuery {
+    pub tenant: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub group_by: Option<GroupBy>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRow {
+    /// The group's value (`"total"` when not grouped).
+    pub key: String,
+    pub events: i64,
+    pub cost_micros: i64,
+    pub baseline_micros: i64,
+    pub savings_micros: i64,
+}

@@ -1,0 +1,108 @@
+//! The storage trait and its two implementations: SQLite (embedded default,
+//! one file in WAL mode) and PostgreSQL (several replicas, one ledger).
+//!
+//! Every mutating operation is one transaction that also bumps the state
+//! version the snapshot reports, so a snapshot with an unchanged version is
+//! unchanged (apart from the clock; see `api::snapshot`).
+
+pub mod postgres;
+mod postgres_sql;
+pub mod sqlite;
+mod sqlite_sql;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::model::{
+    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind,
+    ReportQuery, ReportRow, Snapshot, SpendBatch, TenantState,
+};
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// The store could not be reached or failed; the message is for logs only.
+    Backend(String),
+    /// The request refers to something that does not exist.
+    NotFound(&'static str),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Backend(m) => write!(f, "store error: {m}"),
+            StoreError::NotFound(what) => write!(f, "{what} not found"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Whether the store answers (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+    /// Creates or replaces a budget; the utc offset applies to the whole tenant.
+    async fn put_budget(&self, budget: Budget, now_ms: i64) -> StoreResult<TenantState>;
+    /// Budgets with their current state, of one tenant or of all.
+    async fn budgets(&self, tenant: Option<&str>, now_ms: i64) -> StoreResult<Vec<TenantState>>;
+    /// Commits a batch durably before returning; a known batch id is a no-op.
+    async fn ingest(&self, batch: SpendBatch, now_ms: i64) -> StoreResult<IngestOutcome>;
+    /// Grants at most what every applicable budget has left, as a lease.
+    async fn grant(&self, req: AllowanceRequest, now_ms: i64) -> StoreResult<Allowance>;
+    /// Returns a lease's unused part to the pool; answers the amount returned.
+    async fn release(&self, allowance_id: &str, now_ms: i64) -> StoreResult<i64>;
+    /// Marks leases past their expiry as expired; answers how many.
+    async fn expire_leases(&self, now_ms: i64) -> StoreResult<u64>;
+    /// The current state version (cheap).
+    async fn version(&self) -> StoreResult<i64>;
+    /// All budget states and purge generations, consistent with `version`.
+    /// The returned snapshot's `version` is the store version as a string.
+    async fn snapshot(&self, now_ms: i64) -> StoreResult<Snapshot>;
+    /// Bumps the generation of a tenant's prefix, tag or key.
+    async fn purge(&self, tenant: &str, kind: PurgeKind, value: &str) -> StoreResult<PurgeEntry>;
+    /// Fired alerts, newest first.
+    async fn alerts(&self, tenant: Option<&str>, limit: i64) -> StoreResult<Vec<Alert>>;
+    /// Records a delivery attempt's outcome.
+    async fn alert_attempted(&self, id: i64, attempts: i32, delivered: bool) -> StoreResult<()>;
+    /// Cost, baseline and savings over `[from, to)`.
+    async fn report(&self, q: ReportQuery) -> StoreResult<Vec<ReportRow>>;
+}
+
+/// Opens `sqlite:PATH` or `postgres://...`.
+pub async fn open(spec: &str) -> StoreResult<Arc<dyn Store>> {
+    if let Some(path) = spec.strip_prefix("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(path)?))
+    } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::connect(spec, None).await?))
+    } else {
+        Err(StoreError::Backend(format!(
+            "unknown store {spec:?}: use sqlite:PATH or postgres://..."
+        )))
+    }
+}
+
+/// A fresh random id (128 bits, hex) for leases.
+pub fn new_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+/// Sums events per (tenant, service, day window) so a batch touches few
+/// aggregate rows. `offset` gives each tenant's UTC offset.
+pub fn day_buckets(
+    batch: &SpendBatch,
+    offset: impl Fn(&str) -> i32,
+) -> std::collections::BTreeMap<(String, String, i64), (i64, i64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in &batch.events {
+        let day = crate::window::day_start(e.ts_ms, offset(&e.tenant));
+        let slot = out
+            .entry((e.tenant.clone(), e.service.clone(), day))
+            .or_insert((0_i64, 0_i64));
+        slot.0 += e.cost_micros;
+        slot.1 += e.baseline_micros;
+    }
+    out
+}

@@ -1,0 +1,168 @@
+//! Calendar windows (UTC days and months, shifted by a tenant's fixed UTC
+//! offset) and timestamp parsing. Times are milliseconds since the epoch.
+
+pub const DAY_MS: i64 = 86_400_000;
+const MINUTE_MS: i64 = 60_000;
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// (year, month, day) for days since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Start of the day containing `ts_ms` for a tenant `offset_min` minutes east of UTC.
+pub fn day_start(ts_ms: i64, offset_min: i32) -> i64 {
+    let off = i64::from(offset_min) * MINUTE_MS;
+    (ts_ms + off).div_euclid(DAY_MS) * DAY_MS - off
+}
+
+/// `[start, end)` of the calendar month containing `ts_ms`.
+pub fn month_bounds(ts_ms: i64, offset_min: i32) -> (i64, i64) {
+    let off = i64::from(offset_min) * MINUTE_MS;
+    let (y, m, _) = civil_from_days((ts_ms + off).div_euclid(DAY_MS));
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    (
+        days_from_civil(y, m, 1) * DAY_MS - off,
+        days_from_civil(ny, nm, 1) * DAY_MS - off,
+    )
+}
+
+/// Parses a UTC offset: `"+05:30"`, `"-08:00"`, `"Z"`, `"UTC"`. Minutes east of UTC.
+pub fn parse_offset(s: &str) -> Result<i32, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") || s.is_empty() {
+        return Ok(0);
+    }
+    let bad = || format!("not a UTC offset like +05:30: {s:?}");
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'+') => (1, &s[1..]),
+        Some(b'-') => (-1, &s[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let h: i32 = h.parse().map_err(|_| bad())?;
+    let m: i32 = m.parse().map_err(|_| bad())?;
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) || h * 60 + m > 14 * 60 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 60 + m))
+}
+
+/// Formats minutes east of UTC as `+05:30`.
+pub fn format_offset(min: i32) -> String {
+    let sign = if min < 0 { '-' } else { '+' };
+    format!("{sign}{:02}:{:02}", min.abs() / 60, min.abs() % 60)
+}
+
+fn num(s: &str) -> Result<i64, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("bad number {s:?}"));
+    }
+    s.parse().map_err(|_| format!("bad number {s:?}"))
+}
+
+/// Parses a time: integer milliseconds since the epoch, an RFC 3339 time
+/// (`2025-03-01T12:00:00Z`, `...+02:00`, fractional seconds allowed) or a date
+/// `2025-03-01` (midnight UTC).
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let err = || format!("not a time (unix ms, RFC 3339 or YYYY-MM-DD): {s:?}");
+    let (date, rest) = match s.find(['T', 't', ' ']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mut parts = date.split('-');
+    let (Some(y), Some(mo), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(err());
+    };
+    let (y, mo, d) = (num(y)?, num(mo)?, num(d)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return Err(err());
+    }
+    let mut ms = days_from_civil(y, mo as u32, d as u32) * DAY_MS;
+    let Some(rest) = rest else { return Ok(ms) };
+    let tz_at = rest.find(['Z', 'z', '+', '-']).ok_or_else(err)?;
+    let (clock, tz) = rest.split_at(tz_at);
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut f = hms.split(':');
+    let (Some(h), Some(mi), Some(sec), None) = (f.next(), f.next(), f.next(), f.next()) else {
+        return Err(err());
+    };
+    let (h, mi, sec) = (num(h)?, num(mi)?, num(sec)?);
+    if h > 23 || mi > 59 || sec > 60 {
+        return Err(err());
+    }
+    ms += ((h * 60 + mi) * 60 + sec) * 1000;
+    if !frac.is_empty() {
+        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+        ms += num(&digits).map_err(|_| err())?;
+    }
+    ms -= i64::from(parse_offset(tz)?) * MINUTE_MS;
+    Ok(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_roundtrip() {
+        for z in [-1000, 0, 1, 59, 60, 365, 10_957, 19_000, 20_000, 50_000] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        assert_eq!(days_from_civil(2024, 3, 1) - days_from_civil(2024, 2, 1), 29);
+    }
+
+    #[test]
+    fn windows_with_offsets() {
+        let t = parse_time("2025-03-31T23:30:00Z").unwrap();
+        assert_eq!(day_start(t, 0), parse_time("2025-03-31").unwrap());
+        // At +01:00 it is already 00:30 on April 1st.
+        assert_eq!(day_start(t, 60), parse_time("2025-03-31T23:00:00Z").unwrap());
+        let (s, e) = month_bounds(t, 60);
+        assert_eq!(s, parse_time("2025-03-31T23:00:00Z").unwrap());
+        assert_eq!(e, parse_time("2025-04-30T23:00:00Z").unwrap());
+        let (s, e) = month_bounds(t, 0);
+        assert_eq!((s, e), (parse_time("2025-03-01").unwrap(), parse_time("2025-04-01").unwrap()));
+        let (s, e) = month_bounds(parse_time("2025-12-15").unwrap(), -300);
+        assert_eq!(s, parse_time("2025-12-01T05:00:00Z").unwrap());
+        assert_eq!(e, parse_time("2026-01-01T05:00:00Z").unwrap());
+    }
+
+    #[test]
+    fn parses_times_and_offsets() {
+        assert_eq!(parse_time("1000"), Ok(1000));
+        assert_eq!(parse_time("1970-01-02"), Ok(DAY_MS));
+        assert_eq!(parse_time("1970-01-01T01:00:00.250+01:00"), Ok(250));
+        assert!(parse_time("2025-13-01").is_err());
+        assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_offset("+05:30"), Ok(330));
+        assert_eq!(parse_offset("-08:00"), Ok(-480));
+        assert!(parse_offset("+15:00").is_err());
+        assert_eq!(format_offset(-330), "-05:30");
+    }
+}
