@@ -76,6 +76,11 @@ pub trait Host {
     fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
     /// Set (or with `None` remove) a request header before it goes upstream.
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), HostError>;
+    /// All headers of the current response (response-headers phase),
+    /// `:status` included.
+    fn response_headers(&self) -> Vec<(String, Vec<u8>)>;
+    /// The current piece of the response body (response-body phase).
+    fn response_body(&self, size: usize) -> Vec<u8>;
     /// Add a header to the current response (response-headers phase).
     fn add_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError>;
     /// A string property such as a verified JWT claim in dynamic metadata.
@@ -88,6 +93,11 @@ pub trait Host {
     fn shared_get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError>;
     /// Replace the value if it still has CAS token `cas` (from `shared_get`).
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError>;
+    /// Write the value whatever it was (creating the key if needed); for
+    /// keys whose writer already owns them through a compare-and-swap
+    /// elsewhere (Envoy: CAS 0 means "no check"; Kong: CAS 0 means
+    /// "create only", so the adapter reads the token first).
+    fn shared_put(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
     /// Create the key with `initial` unless it exists; never overwrites.
     /// Returns whether this call created it. (Envoy ignores CAS on a missing
     /// key and Kong treats CAS 0 as create-only: the adapter hides that.)

@@ -3,6 +3,7 @@
 //! decision is tested natively (a native binary that touched a proxy-wasm
 //! host call would not even link).
 
+pub mod cache;
 pub mod config;
 pub mod header_pairs;
 pub mod headers;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod request_id;
 pub mod routes;
+pub mod shared_keys;
 
 /// Version stamped into logs at VM start.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -83,6 +83,8 @@ pub struct MemHost {
     rng: u64,
     pub request_headers: Vec<(String, Vec<u8>)>,
     pub response_headers: Vec<(String, Vec<u8>)>,
+    /// The piece of response body the next `response_body` call returns.
+    pub response_chunk: Vec<u8>,
     pub properties: HashMap<Vec<String>, String>,
     pub shared: Rc<RefCell<SharedStore>>,
     pub replies: Vec<Reply>,
@@ -114,6 +116,7 @@ impl MemHost {
             rng: 0x9E37_79B9_7F4A_7C15,
             request_headers: Vec::new(),
             response_headers: Vec::new(),
+            response_chunk: Vec::new(),
             properties: HashMap::new(),
             shared,
             replies: Vec::new(),
@@ -202,6 +205,14 @@ impl Host for MemHost {
         Ok(())
     }
 
+    fn response_headers(&self) -> Vec<(String, Vec<u8>)> {
+        self.response_headers.clone()
+    }
+
+    fn response_body(&self, size: usize) -> Vec<u8> {
+        self.response_chunk[..size.min(self.response_chunk.len())].to_vec()
+    }
+
     fn add_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
         self.response_headers
             .push((name.to_string(), value.to_vec()));
@@ -234,6 +245,18 @@ impl Host for MemHost {
             Some(_) => return Err(HostError::CasMismatch),
             None => return Err(HostError::NotFound),
         }
+        store.writes += 1;
+        Ok(())
+    }
+
+    fn shared_put(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        let mut store = self.shared.borrow_mut();
+        let entry = store
+            .entries
+            .entry(key.to_string())
+            .or_insert((Vec::new(), 0));
+        entry.0 = value.to_vec();
+        entry.1 = entry.1.wrapping_add(1);
         store.writes += 1;
         Ok(())
     }

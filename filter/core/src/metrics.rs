@@ -25,6 +25,19 @@ impl Counter {
 pub struct RouteCounters {
     pub requests: Counter,
     pub unauthenticated: Counter,
+    pub cache: CacheCounters,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CacheCounters {
+    pub hits: Counter,
+    pub stale: Counter,
+    pub misses: Counter,
+    pub bypass: Counter,
+    pub stores: Counter,
+    pub evictions: Counter,
+    pub bytes_stored: Counter,
+    pub invalidations: Counter,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -42,9 +55,25 @@ impl Metrics {
             .iter()
             .map(|r| {
                 let name = |what: &str| format!("{PREFIX}.route.{}.{what}", r.name);
+                let cache = if r.cache.is_some() {
+                    let mut c = |what: &str| Counter::define(host, &name(&format!("cache.{what}")));
+                    CacheCounters {
+                        hits: c("hits"),
+                        stale: c("stale"),
+                        misses: c("misses"),
+                        bypass: c("bypass"),
+                        stores: c("stores"),
+                        evictions: c("evictions"),
+                        bytes_stored: c("bytes_stored"),
+                        invalidations: c("invalidations"),
+                    }
+                } else {
+                    CacheCounters::default()
+                };
                 RouteCounters {
                     requests: Counter::define(host, &name("requests")),
                     unauthenticated: Counter::define(host, &name("unauthenticated")),
+                    cache,
                 }
             })
             .collect();

@@ -23,6 +23,7 @@ pub const UNIMPLEMENTED: u32 = 12;
 pub const REQUEST_HEADERS: u32 = 0;
 pub const RESPONSE_HEADERS: u32 = 2;
 pub const STREAM_REQUEST: u32 = 0;
+pub const BUFFER_RESPONSE_BODY: u32 = 1;
 pub const METRIC_COUNTER: u32 = 0;
 
 #[link(wasm_import_module = "env")]
@@ -83,6 +84,13 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        out: *mut *mut u8,
+        out_size: *mut usize,
+    ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
     fn proxy_define_metric(
         metric_type: u32,
@@ -211,6 +219,19 @@ pub fn send_local_response(status: u32, headers: &[(&str, &[u8])], body: &[u8]) 
             encoded.len(),
             -1,
         )
+    }
+}
+
+pub fn buffer(buffer_type: u32, start: usize, max_size: usize) -> Result<Vec<u8>, u32> {
+    let mut ptr = null_mut();
+    let mut size = 0usize;
+    // SAFETY: valid out pointers; the buffer is taken once.
+    let status =
+        unsafe { proxy_get_buffer_bytes(buffer_type, start, max_size, &mut ptr, &mut size) };
+    match status {
+        OK => Ok(unsafe { take(ptr, size) }),
+        NOT_FOUND => Ok(Vec::new()),
+        s => Err(s),
     }
 }
 

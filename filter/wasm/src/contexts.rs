@@ -62,8 +62,19 @@ impl RootContext for FilterRoot {
             Ok(cfg) => {
                 let mut host = ProxyHost::new(cfg.host, self.id);
                 let routes = cfg.routes.len();
-                let worker = Worker::new(&mut host);
-                self.filter = Some(Rc::new(Filter::new(cfg, &mut host)));
+                let worker = Worker::new(&cfg, &mut host);
+                let filter = Filter::new(cfg, &mut host);
+                if let Err(e) = filter.create_tables(&mut host) {
+                    host.log(
+                        Level::Error,
+                        &format!(
+                            "[{}] {NAME} cannot create its shared-data tables: {e:?}",
+                            self.id
+                        ),
+                    );
+                    return false;
+                }
+                self.filter = Some(Rc::new(filter));
                 self.worker = Some(Rc::new(RefCell::new(worker)));
                 host.log(
                     Level::Info,
@@ -134,11 +145,33 @@ impl HttpContext for StreamContext {
         action(verdict)
     }
 
-    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
-        let (Some(filter), Some(exchange)) = (self.filter.as_ref(), self.exchange.as_ref()) else {
+    fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        let (Some(filter), Some(worker), Some(exchange)) = (
+            self.filter.as_ref(),
+            self.worker.as_ref(),
+            self.exchange.as_mut(),
+        ) else {
             return Action::Continue;
         };
-        let mut host = self.host(filter);
-        action(exchange.on_response_headers(filter, &mut host))
+        let mut host = ProxyHost::new(filter.config.host, self.id);
+        let Ok(mut worker) = worker.try_borrow_mut() else {
+            return Action::Continue;
+        };
+        action(exchange.on_response_headers(filter, &mut worker, &mut host, self.id, end_of_stream))
+    }
+
+    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let (Some(filter), Some(worker), Some(exchange)) = (
+            self.filter.as_ref(),
+            self.worker.as_ref(),
+            self.exchange.as_mut(),
+        ) else {
+            return Action::Continue;
+        };
+        let mut host = ProxyHost::new(filter.config.host, self.id);
+        let Ok(mut worker) = worker.try_borrow_mut() else {
+            return Action::Continue;
+        };
+        action(exchange.on_response_body(filter, &mut worker, &mut host, size, end_of_stream))
     }
 }

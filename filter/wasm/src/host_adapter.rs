@@ -92,6 +92,14 @@ impl Host for ProxyHost {
         })
     }
 
+    fn response_headers(&self) -> Vec<(String, Vec<u8>)> {
+        abi::headers(abi::RESPONSE_HEADERS).unwrap_or_default()
+    }
+
+    fn response_body(&self, size: usize) -> Vec<u8> {
+        abi::buffer(abi::BUFFER_RESPONSE_BODY, 0, size).unwrap_or_default()
+    }
+
     fn add_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
         result(abi::add_header(abi::RESPONSE_HEADERS, name, value))
     }
@@ -113,6 +121,27 @@ impl Host for ProxyHost {
         // callers always pass the token they read, which is never 0 for an
         // existing key on either host.
         result(abi::shared_set(key, value, cas))
+    }
+
+    fn shared_put(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        match self.kind {
+            HostKind::Envoy => result(abi::shared_set(key, value, 0)),
+            // Kong: CAS 0 is "create only", so write with the current token.
+            HostKind::Kong => {
+                for _ in 0..8 {
+                    let cas = abi::shared_get(key)
+                        .map_err(error)?
+                        .map(|(_, c)| c)
+                        .unwrap_or(0);
+                    match abi::shared_set(key, value, cas) {
+                        abi::OK => return Ok(()),
+                        abi::CAS_MISMATCH => continue,
+                        s => return Err(error(s)),
+                    }
+                }
+                Err(HostError::CasMismatch)
+            }
+        }
     }
 
     fn shared_create(&mut self, key: &str, initial: &[u8]) -> Result<bool, HostError> {

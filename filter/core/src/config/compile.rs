@@ -1,5 +1,6 @@
 //! From the JSON shape to the checked, ready-to-use config.
 
+use super::cache::{compile_route_cache, compile_store, RouteCache, Store};
 use super::raw::{Priority, RawConfig, RawHost, RawIdentity, RawRoute, RawSource};
 use super::{ConfigError, SUPPORTED_VERSION};
 use crate::host::HostKind;
@@ -12,6 +13,7 @@ const MAX_SLA_MS: u64 = 600_000;
 pub struct Config {
     pub host: HostKind,
     pub identity: Identity,
+    pub cache_store: Store,
     pub routes: Vec<Route>,
 }
 
@@ -51,6 +53,7 @@ pub struct Route {
     pub priority: Priority,
     pub require_tenant: bool,
     pub debug_headers: bool,
+    pub cache: Option<RouteCache>,
 }
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -64,9 +67,10 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
     let identity = compile_identity(raw.identity)?;
+    let cache_store = compile_store(raw.cache_store)?;
     let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.into_iter().enumerate() {
-        let route = compile_route(&format!("routes[{i}]"), r)?;
+        let route = compile_route(&format!("routes[{i}]"), r, &cache_store)?;
         if routes.iter().any(|o| o.name == route.name) {
             return Err(ConfigError::at(
                 format!("routes[{i}].name"),
@@ -81,6 +85,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
             RawHost::Kong => HostKind::Kong,
         },
         identity,
+        cache_store,
         routes,
     })
 }
@@ -118,7 +123,7 @@ fn compile_sources(field: &str, raw: Vec<RawSource>) -> Result<Vec<Source>, Conf
         .collect()
 }
 
-fn compile_route(field: &str, raw: RawRoute) -> Result<Route, ConfigError> {
+fn compile_route(field: &str, raw: RawRoute, store: &Store) -> Result<Route, ConfigError> {
     if raw.name.is_empty()
         || raw.name.len() > 64
         || !raw
@@ -167,6 +172,10 @@ fn compile_route(field: &str, raw: RawRoute) -> Result<Route, ConfigError> {
             format!("must be <= {MAX_SLA_MS}"),
         ));
     }
+    let cache = match raw.cache {
+        Some(c) => Some(compile_route_cache(&format!("{field}.cache"), c, store)?),
+        None => None,
+    };
     Ok(Route {
         name: raw.name,
         matcher: RouteMatch {
@@ -178,6 +187,7 @@ fn compile_route(field: &str, raw: RawRoute) -> Result<Route, ConfigError> {
         priority: raw.priority,
         require_tenant: raw.require_tenant,
         debug_headers: raw.debug_headers,
+        cache,
     })
 }
 

@@ -5,9 +5,11 @@
 //! (`routes[2].sla_ms: must be > 0`), so the gateway refuses the filter
 //! with a message that says what to fix.
 
+mod cache;
 mod compile;
 mod raw;
 
+pub use cache::{RouteCache, Store};
 pub use compile::{Config, Identity, Route, RouteMatch, Source};
 pub use raw::{Priority, RawHost};
 
@@ -54,6 +56,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             version: SUPPORTED_VERSION,
             host: RawHost::default(),
             identity: raw::RawIdentity::default(),
+            cache_store: cache::RawStore::default(),
             routes: Vec::new(),
         });
     }

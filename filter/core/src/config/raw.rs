@@ -13,6 +13,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub identity: RawIdentity,
     #[serde(default)]
+    pub cache_store: super::cache::RawStore,
+    #[serde(default)]
     pub routes: Vec<RawRoute>,
 }
 
@@ -134,6 +136,9 @@ pub struct RawRoute {
     /// Adds `x-optimizer-*` headers that explain the decision.
     #[serde(default)]
     pub debug_headers: bool,
+    /// Response cache for this rule; absent = no caching.
+    #[serde(default)]
+    pub cache: Option<super::cache::RawRouteCache>,
 }
 
 fn default_sla_ms() -> u64 {

@@ -8,7 +8,7 @@ const CFG: &str = r#"{"version":1,"routes":[
 
 fn setup(host: &mut MemHost) -> (Filter, Worker) {
     let filter = Filter::new(parse(CFG.as_bytes()).unwrap(), host);
-    let worker = Worker::new(host);
+    let worker = Worker::new(&filter.config, host);
     (filter, worker)
 }
 
@@ -31,11 +31,11 @@ fn matched_request_gets_id_upstream_and_on_response() {
     let (filter, mut worker) = setup(&mut host);
     let (verdict, ex) = on_request_headers(&filter, &mut worker, &mut host, 1);
     assert_eq!(verdict, Verdict::Continue);
-    let ex = ex.unwrap();
+    let mut ex = ex.unwrap();
     let id = host.request_header_str("x-request-id").unwrap().to_string();
     assert_eq!(id, ex.identity.request_id);
     assert_eq!(
-        ex.on_response_headers(&filter, &mut host),
+        ex.on_response_headers(&filter, &mut worker, &mut host, 1, false),
         Verdict::Continue
     );
     assert_eq!(host.response_header("x-request-id"), Some(id.as_str()));
@@ -94,7 +94,8 @@ fn request_without_path_passes() {
 fn workers_seeded_differently_generate_different_ids() {
     let mut a = MemHost::new().seed(1);
     let mut b = MemHost::new().seed(2);
-    let mut wa = Worker::new(&mut a);
-    let mut wb = Worker::new(&mut b);
+    let cfg = parse(CFG.as_bytes()).unwrap();
+    let mut wa = Worker::new(&cfg, &mut a);
+    let mut wb = Worker::new(&cfg, &mut b);
     assert_ne!(wa.ids.next_id(), wb.ids.next_id());
 }

@@ -1,0 +1,195 @@
+//! Invalidation by generation counters (shared data cannot be listed, so
+//! entries are never searched and deleted).
+//!
+//! A fixed table of counters lives in one shared-data key; a scope (a
+//! tenant's path, prefix or tag) hashes to one counter. An entry records
+//! the counters of its scopes when its request started; bumping any of
+//! them makes it unreachable. A small `epoch` key changes with every bump,
+//! so a hit costs one 8-byte read while nothing was invalidated, and each
+//! worker re-reads the table only after a bump. Two scopes sharing a
+//! counter only ever cause an extra miss, never a stale hit.
+
+use crate::host::{Host, HostError};
+use crate::shared_keys::{fnv1a, gen_epoch, gen_table};
+
+/// How many times a compare-and-swap is retried before giving up; only
+/// writers contend here, and a lost bump is logged by the caller.
+const CAS_RETRIES: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Path(&'a str),
+    Prefix(&'a str),
+    Tag(&'a str),
+    Key(&'a str),
+}
+
+pub fn slot(tenant: &str, scope: Scope<'_>, slots: u32) -> u32 {
+    let (kind, value): (&[u8], &str) = match scope {
+        Scope::Path(v) => (b"path", v),
+        Scope::Prefix(v) => (b"prefix", v),
+        Scope::Tag(v) => (b"tag", v),
+        Scope::Key(v) => (b"key", v),
+    };
+    (fnv1a(&[tenant.as_bytes(), kind, value.as_bytes()]) % u64::from(slots.max(1))) as u32
+}
+
+/// A worker's copy of the counters, valid for one epoch.
+#[derive(Debug, Clone, Default)]
+pub struct Generations {
+    epoch: Option<u64>,
+    table: Vec<u32>,
+}
+
+fn decode_table(bytes: &[u8], slots: u32) -> Vec<u32> {
+    let mut t: Vec<u32> = bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    // A table of another size (another config) reads as zeros past its end.
+    t.resize(slots as usize, 0);
+    t
+}
+
+fn encode_table(t: &[u32]) -> Vec<u8> {
+    t.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn read_u64(bytes: &[u8]) -> u64 {
+    bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
+}
+
+impl Generations {
+    /// Create the shared keys unless they exist.
+    pub fn create(host: &mut impl Host, slots: u32) -> Result<(), HostError> {
+        host.shared_create(&gen_table(), &encode_table(&vec![0; slots as usize]))?;
+        host.shared_create(&gen_epoch(), &0u64.to_le_bytes())?;
+        Ok(())
+    }
+
+    /// Bring the worker's copy up to date: one small read when nothing
+    /// changed.
+    pub fn refresh(&mut self, host: &impl Host, slots: u32) {
+        let epoch = match host.shared_get(&gen_epoch()) {
+            Ok(Some((v, _))) => read_u64(&v),
+            _ => 0,
+        };
+        if self.epoch == Some(epoch) && self.table.len() == slots as usize {
+            return;
+        }
+        self.table = match host.shared_get(&gen_table()) {
+            Ok(Some((v, _))) => decode_table(&v, slots),
+            _ => vec![0; slots as usize],
+        };
+        self.epoch = Some(epoch);
+    }
+
+    /// The epoch this copy was read at (`None` before the first read).
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch
+    }
+
+    pub fn value(&self, slot: u32) -> u32 {
+        self.table.get(slot as usize).copied().unwrap_or(0)
+    }
+
+    /// Whether every recorded counter still has the recorded value.
+    pub fn valid(&self, recorded: &[(u32, u32)]) -> bool {
+        recorded.iter().all(|&(s, g)| self.value(s) == g)
+    }
+
+    /// Bump the counters of `slots_to_bump`, then the epoch, each by a
+    /// bounded compare-and-swap loop.
+    pub fn bump(host: &mut impl Host, slots: u32, slots_to_bump: &[u32]) -> Result<(), HostError> {
+        cas_update(host, &gen_table(), |bytes| {
+            let mut t = decode_table(bytes, slots);
+            for &s in slots_to_bump {
+                if let Some(v) = t.get_mut(s as usize) {
+                    *v = v.wrapping_add(1);
+                }
+            }
+            Some(encode_table(&t))
+        })?;
+        cas_update(host, &gen_epoch(), |bytes| {
+            Some(read_u64(bytes).wrapping_add(1).to_le_bytes().to_vec())
+        })
+    }
+}
+
+/// Read-modify-write of one shared key with compare-and-swap, retried a
+/// bounded number of times. `change` returning `None` leaves it as is.
+pub fn cas_update(
+    host: &mut impl Host,
+    key: &str,
+    mut change: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+) -> Result<(), HostError> {
+    for _ in 0..CAS_RETRIES {
+        let (current, cas) = host.shared_get(key)?.ok_or(HostError::NotFound)?;
+        let Some(next) = change(&current) else {
+            return Ok(());
+        };
+        match host.shared_set(key, &next, cas) {
+            Ok(()) => return Ok(()),
+            Err(HostError::CasMismatch) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(HostError::CasMismatch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem_host::{MemHost, SharedStore};
+
+    #[test]
+    fn a_bump_on_one_worker_invalidates_on_another() {
+        let store = SharedStore::new_shared();
+        let mut a = MemHost::with_store(store.clone());
+        let b = MemHost::with_store(store.clone());
+        Generations::create(&mut a, 64).unwrap();
+        let s = slot("acme", Scope::Path("/api/items/1"), 64);
+        let mut view_b = Generations::default();
+        view_b.refresh(&b, 64);
+        let recorded = vec![(s, view_b.value(s))];
+        assert!(view_b.valid(&recorded));
+
+        Generations::bump(&mut a, 64, &[s]).unwrap();
+        view_b.refresh(&b, 64);
+        assert!(!view_b.valid(&recorded));
+    }
+
+    #[test]
+    fn bump_survives_cas_conflicts_and_gives_up_when_they_never_end() {
+        let store = SharedStore::new_shared();
+        let mut a = MemHost::with_store(store.clone());
+        Generations::create(&mut a, 8).unwrap();
+        store.borrow_mut().inject_conflicts(5);
+        Generations::bump(&mut a, 8, &[3]).unwrap();
+        let mut v = Generations::default();
+        v.refresh(&a, 8);
+        assert_eq!(v.value(3), 1);
+        store.borrow_mut().inject_conflicts(1000);
+        assert_eq!(
+            Generations::bump(&mut a, 8, &[3]),
+            Err(HostError::CasMismatch)
+        );
+    }
+
+    #[test]
+    fn tenants_and_scopes_spread_over_slots() {
+        let a = slot("acme", Scope::Path("/x"), 4096);
+        assert_ne!(a, slot("globex", Scope::Path("/x"), 4096));
+        assert_ne!(a, slot("acme", Scope::Prefix("/x"), 4096));
+        assert!(slot("t", Scope::Tag("t"), 1) == 0);
+    }
+
+    #[test]
+    fn a_table_of_another_size_reads_safely() {
+        assert_eq!(decode_table(&[1, 0, 0, 0, 9], 3), vec![1, 0, 0]);
+    }
+}

@@ -1,0 +1,220 @@
+//! Cache keys: a canonical text of everything that makes two requests the
+//! same (tenant, method, path, query, varied headers) and its sha256.
+//!
+//! The text itself is stored in every entry, so a hash collision is a miss
+//! and never another tenant's body.
+
+use sha2::{Digest, Sha256};
+
+use crate::headers::Headers;
+
+pub type KeyHash = [u8; 32];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub material: String,
+    pub hash: KeyHash,
+}
+
+impl Key {
+    pub fn from_material(material: String) -> Self {
+        let hash: KeyHash = Sha256::digest(material.as_bytes()).into();
+        Key { material, hash }
+    }
+
+    /// The key of one variant of a response that varies on request
+    /// headers (upstream `Vary`): the primary key plus those values.
+    pub fn variant(&self, names: &[String], headers: &Headers<'_>) -> Key {
+        let mut m = self.material.clone();
+        m.push_str("\nvary");
+        push_headers(&mut m, names, headers);
+        Key::from_material(m)
+    }
+
+    /// First 8 bytes of the hash, the tag kept in the slot index.
+    pub fn tag(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.hash[..8]);
+        u64::from_le_bytes(b)
+    }
+}
+
+fn push_headers(m: &mut String, names: &[String], headers: &Headers<'_>) {
+    for name in names {
+        let values: Vec<String> = headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).trim().to_string())
+            .collect();
+        m.push('\n');
+        m.push_str(name);
+        m.push('=');
+        m.push_str(&escape(values.join(",").as_bytes()));
+    }
+}
+
+fn hex(n: u8) -> Option<u8> {
+    match n {
+        b'0'..=b'9' => Some(n - b'0'),
+        b'a'..=b'f' => Some(n - b'a' + 10),
+        b'A'..=b'F' => Some(n - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-decode (`+` as space when `plus` is set). Invalid escapes stay
+/// as they are.
+pub fn decode(s: &[u8], plus: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'%' => {
+                match (
+                    s.get(i + 1).copied().and_then(hex),
+                    s.get(i + 2).copied().and_then(hex),
+                ) {
+                    (Some(a), Some(b)) => {
+                        out.push(a * 16 + b);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' if plus => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Canonical encoding: unreserved bytes as they are, everything else as
+/// `%XX` uppercase, so `%7e`, `~` and `%7E` are one key.
+fn escape(s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[(b >> 4) as usize]));
+            out.push(char::from(b"0123456789ABCDEF"[(b & 15) as usize]));
+        }
+    }
+    out
+}
+
+/// Path and query in canonical form: path percent-decoded and re-encoded;
+/// query parameters decoded, the ignored ones dropped, sorted, re-encoded.
+pub fn normalise(path_and_query: &[u8], ignore: &[String]) -> (String, String) {
+    let (path, query) = match path_and_query.iter().position(|&b| b == b'?') {
+        Some(i) => (&path_and_query[..i], &path_and_query[i + 1..]),
+        None => (path_and_query, &b""[..]),
+    };
+    let path = match path.iter().position(|&b| b == b'#') {
+        Some(i) => &path[..i],
+        None => path,
+    };
+    let query = match query.iter().position(|&b| b == b'#') {
+        Some(i) => &query[..i],
+        None => query,
+    };
+    let mut params: Vec<(Vec<u8>, Vec<u8>)> = query
+        .split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.iter().position(|&b| b == b'=') {
+            Some(i) => (decode(&p[..i], true), decode(&p[i + 1..], true)),
+            None => (decode(p, true), Vec::new()),
+        })
+        .filter(|(k, _)| !ignore.iter().any(|i| i.as_bytes() == k.as_slice()))
+        .collect();
+    params.sort();
+    let query = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    (escape(&decode(path, false)), query)
+}
+
+/// The primary key of a request. HEAD shares GET's key, so a HEAD is
+/// answered from a GET's entry (RFC 9110 §9.3.2).
+pub fn primary(
+    tenant: &str,
+    method: &str,
+    path_and_query: &[u8],
+    ignore_query: &[String],
+    vary: &[String],
+    headers: &Headers<'_>,
+) -> Key {
+    let method = if method == "HEAD" { "GET" } else { method };
+    let (path, query) = normalise(path_and_query, ignore_query);
+    let mut m = format!("v1\nt={tenant}\nm={method}\np={path}\nq={query}");
+    push_headers(&mut m, vary, headers);
+    Key::from_material(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(tenant: &str, method: &str, pq: &str) -> Key {
+        primary(
+            tenant,
+            method,
+            pq.as_bytes(),
+            &["utm_source".into()],
+            &[],
+            &Headers::new(&[]),
+        )
+    }
+
+    #[test]
+    fn normalisation_table() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("/a?b=2&a=1", "/a", "a=1&b=2"),
+            ("/a?a=%31&b=2", "/a", "a=1&b=2"),
+            ("/a?a=x+y", "/a", "a=x%20y"),
+            ("/a?a=x%20y", "/a", "a=x%20y"),
+            ("/a?&&a=1&", "/a", "a=1"),
+            ("/%7euser/%41", "/~user/A", ""),
+            ("/a?utm_source=x&z", "/a", "utm_source=x&z="),
+            ("/a#frag", "/a", ""),
+            ("/a?x=%zz", "/a", "x=%25zz"),
+            ("/a?x=%", "/a", "x=%25"),
+        ];
+        for (input, path, query) in cases {
+            let (p, q) = normalise(input.as_bytes(), &[]);
+            assert_eq!((p.as_str(), q.as_str()), (*path, *query), "{input}");
+        }
+    }
+
+    #[test]
+    fn equal_requests_share_a_key_and_others_do_not() {
+        assert_eq!(key("t", "GET", "/a?b=2&a=1"), key("t", "GET", "/a?a=1&b=2"));
+        assert_eq!(key("t", "HEAD", "/a"), key("t", "GET", "/a"));
+        assert_eq!(key("t", "GET", "/a?utm_source=x"), key("t", "GET", "/a"));
+        assert_ne!(key("t", "GET", "/a"), key("u", "GET", "/a"));
+        assert_ne!(key("t", "GET", "/a"), key("t", "GET", "/b"));
+        assert_ne!(key("t", "GET", "/a?x=1"), key("t", "GET", "/a?x=2"));
+        // A query value cannot forge a tenant boundary.
+        assert_ne!(key("t", "GET", "/a?q=%0At=u"), key("u", "GET", "/a?q="));
+    }
+
+    #[test]
+    fn varied_headers_are_in_the_key() {
+        let en = vec![("accept-language".to_string(), b"en".to_vec())];
+        let fr = vec![("Accept-Language".to_string(), b"fr".to_vec())];
+        let vary = vec!["accept-language".to_string()];
+        let k = |h: &[(String, Vec<u8>)]| primary("t", "GET", b"/a", &[], &vary, &Headers::new(h));
+        assert_ne!(k(&en), k(&fr));
+        assert_eq!(k(&en), k(&en));
+        let base = key("t", "GET", "/a");
+        assert_ne!(
+            base.variant(&vary, &Headers::new(&en)),
+            base.variant(&vary, &Headers::new(&fr))
+        );
+    }
+}

@@ -1,0 +1,369 @@
+//! The shared tier: a set-associative table in host shared data, fixed at
+//! `slots × ways` so memory is bounded by config.
+//!
+//! Each slot has an index key (per way: key tag, usable-until, last use,
+//! refresh lease) updated by compare-and-swap, and one data key per way.
+//! A writer claims a way in the index first, then writes the data; a
+//! reader trusts only the data's own full key, so a race between two
+//! writers can cost a miss but never serve the wrong body.
+
+use crate::config::Store;
+use crate::host::{Host, HostError};
+use crate::shared_keys::{cache_data, cache_index};
+
+use super::entry::Entry;
+use super::generations::cas_update;
+use super::key::Key;
+
+const INDEX_MAGIC: [u8; 4] = *b"CIX\x01";
+const WAY_BYTES: usize = 32;
+/// Last-use times closer than this are not rewritten (a hit would
+/// otherwise cost a shared write).
+const TOUCH_EVERY_MS: u64 = 1000;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Way {
+    pub tag: u64,
+    pub usable_until_ms: u64,
+    pub last_used_ms: u64,
+    pub refresh_until_ms: u64,
+}
+
+fn decode_index(bytes: &[u8], ways: u32) -> Vec<Way> {
+    let mut out = vec![Way::default(); ways as usize];
+    if bytes.get(..4) != Some(&INDEX_MAGIC[..]) {
+        return out; // another version or damage: every way reads empty
+    }
+    for (i, w) in bytes[4..]
+        .chunks_exact(WAY_BYTES)
+        .take(ways as usize)
+        .enumerate()
+    {
+        let u = |o: usize| {
+            u64::from_le_bytes([
+                w[o],
+                w[o + 1],
+                w[o + 2],
+                w[o + 3],
+                w[o + 4],
+                w[o + 5],
+                w[o + 6],
+                w[o + 7],
+            ])
+        };
+        out[i] = Way {
+            tag: u(0),
+            usable_until_ms: u(8),
+            last_used_ms: u(16),
+            refresh_until_ms: u(24),
+        };
+    }
+    out
+}
+
+fn encode_index(ways: &[Way]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(4 + ways.len() * WAY_BYTES);
+    b.extend_from_slice(&INDEX_MAGIC);
+    for w in ways {
+        for v in [w.tag, w.usable_until_ms, w.last_used_ms, w.refresh_until_ms] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    b
+}
+
+/// Where a key lives.
+pub fn slot_of(key: &Key, store: &Store) -> u32 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&key.hash[8..16]);
+    (u64::from_le_bytes(b) % u64::from(store.slots.max(1))) as u32
+}
+
+/// Create every slot's index up front (DESIGN.md: a fixed key space, so
+/// compare-and-swap always has a value to compare on both hosts).
+pub fn create(host: &mut impl Host, store: &Store) -> Result<(), HostError> {
+    let empty = encode_index(&vec![Way::default(); store.ways as usize]);
+    for slot in 0..store.slots {
+        host.shared_create(&cache_index(slot), &empty)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub entry: Entry,
+    pub slot: u32,
+    pub way: u32,
+    /// Another request holds the refresh lease until then.
+    pub refresh_until_ms: u64,
+}
+
+pub fn lookup(host: &mut impl Host, store: &Store, key: &Key, now_ms: u64) -> Option<Found> {
+    let slot = slot_of(key, store);
+    let (bytes, _) = host.shared_get(&cache_index(slot)).ok()??;
+    let ways = decode_index(&bytes, store.ways);
+    let tag = key.tag();
+    let (way, w) = ways
+        .iter()
+        .enumerate()
+        .find(|(_, w)| w.tag == tag && w.usable_until_ms > now_ms)?;
+    let (data, _) = host.shared_get(&cache_data(slot, way as u32)).ok()??;
+    let entry = Entry::decode(&data)?;
+    if entry.key != key.material {
+        return None;
+    }
+    if now_ms.saturating_sub(w.last_used_ms) >= TOUCH_EVERY_MS {
+        let _ = update_way(host, slot, way as u32, store.ways, tag, |w| {
+            w.last_used_ms = now_ms
+        });
+    }
+    Some(Found {
+        entry,
+        slot,
+        way: way as u32,
+        refresh_until_ms: w.refresh_until_ms,
+    })
+}
+
+fn update_way(
+    host: &mut impl Host,
+    slot: u32,
+    way: u32,
+    ways: u32,
+    tag: u64,
+    mut f: impl FnMut(&mut Way),
+) -> Result<bool, HostError> {
+    let mut changed = false;
+    cas_update(host, &cache_index(slot), |bytes| {
+        let mut all = decode_index(bytes, ways);
+        let w = all.get_mut(way as usize)?;
+        if w.tag != tag {
+            changed = false;
+            return None;
+        }
+        f(w);
+        changed = true;
+        Some(encode_index(&all))
+    })?;
+    Ok(changed)
+}
+
+/// Take the refresh lease of an entry until `until_ms`, if nobody holds
+/// it: exactly one request across all workers wins and goes upstream.
+pub fn claim_refresh(
+    host: &mut impl Host,
+    store: &Store,
+    found: &Found,
+    key: &Key,
+    now_ms: u64,
+    until_ms: u64,
+) -> bool {
+    let mut won = false;
+    let res = cas_update(host, &cache_index(found.slot), |bytes| {
+        let mut all = decode_index(bytes, store.ways);
+        let w = all.get_mut(found.way as usize)?;
+        won = w.tag == key.tag() && w.refresh_until_ms <= now_ms;
+        if !won {
+            return None;
+        }
+        w.refresh_until_ms = until_ms;
+        Some(encode_index(&all))
+    });
+    res.is_ok() && won
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stored {
+    /// A live entry of another key was pushed out.
+    pub evicted: bool,
+}
+
+/// Store an encoded entry: claim a way (this key's own, else an empty or
+/// expired one, else the least recently used), then write the data.
+pub fn store_entry(
+    host: &mut impl Host,
+    store: &Store,
+    key: &Key,
+    entry: &Entry,
+    now_ms: u64,
+) -> Result<Stored, HostError> {
+    let slot = slot_of(key, store);
+    let tag = key.tag();
+    let mut chosen = 0u32;
+    let mut evicted = false;
+    let usable_until = entry.usable_until_ms();
+    cas_update(host, &cache_index(slot), |bytes| {
+        let mut all = decode_index(bytes, store.ways);
+        let pick = all
+            .iter()
+            .position(|w| w.tag == tag)
+            .or_else(|| all.iter().position(|w| w.usable_until_ms <= now_ms))
+            .or_else(|| {
+                all.iter()
+                    .enumerate()
+                    .min_by_key(|(_, w)| w.last_used_ms)
+                    .map(|(i, _)| i)
+            })?;
+        evicted = all[pick].tag != tag && all[pick].usable_until_ms > now_ms;
+        all[pick] = Way {
+            tag,
+            usable_until_ms: usable_until,
+            last_used_ms: now_ms,
+            refresh_until_ms: 0,
+        };
+        chosen = pick as u32;
+        Some(encode_index(&all))
+    })?;
+    host.shared_put(&cache_data(slot, chosen), &entry.encode())?;
+    Ok(Stored { evicted })
+}
+
+/// Number of ways holding an entry usable at `now_ms` (for tests and
+/// the memory-bound check).
+pub fn live_entries(host: &impl Host, store: &Store, now_ms: u64) -> u64 {
+    (0..store.slots)
+        .filter_map(|s| host.shared_get(&cache_index(s)).ok().flatten())
+        .map(|(b, _)| {
+            decode_index(&b, store.ways)
+                .iter()
+                .filter(|w| w.tag != 0 && w.usable_until_ms > now_ms)
+                .count() as u64
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::entry::Body;
+    use crate::mem_host::{MemHost, SharedStore};
+
+    fn store_cfg(slots: u32, ways: u32) -> Store {
+        Store {
+            slots,
+            ways,
+            max_entry_bytes: 4096,
+            l1_max_entries: 0,
+            l1_max_bytes: 0,
+            generation_slots: 16,
+        }
+    }
+
+    fn entry(key: &Key, until: u64) -> Entry {
+        Entry {
+            key: key.material.clone(),
+            stored_ms: 0,
+            initial_age_s: 0,
+            fresh_until_ms: until,
+            swr_until_ms: 0,
+            sie_until_ms: 0,
+            fetch_ms: 0,
+            gens: vec![],
+            body: Body::Response {
+                status: 200,
+                headers: vec![],
+                body: key.material.as_bytes().to_vec(),
+            },
+        }
+    }
+
+    #[test]
+    fn store_then_lookup_across_workers() {
+        let shared = SharedStore::new_shared();
+        let mut a = MemHost::with_store(shared.clone());
+        let mut b = MemHost::with_store(shared.clone());
+        let cfg = store_cfg(4, 2);
+        create(&mut a, &cfg).unwrap();
+        let k = Key::from_material("k1".into());
+        store_entry(&mut a, &cfg, &k, &entry(&k, 100), 10).unwrap();
+        let found = lookup(&mut b, &cfg, &k, 20).unwrap();
+        assert_eq!(found.entry.key, "k1");
+        assert!(lookup(&mut b, &cfg, &k, 100).is_none(), "expired");
+        assert!(lookup(&mut b, &cfg, &Key::from_material("k2".into()), 20).is_none());
+    }
+
+    #[test]
+    fn replacement_prefers_expired_then_least_recently_used_and_never_exceeds_the_bound() {
+        let mut h = MemHost::new();
+        let cfg = store_cfg(1, 2);
+        create(&mut h, &cfg).unwrap();
+        let k: Vec<Key> = (0..4)
+            .map(|i| Key::from_material(format!("k{i}")))
+            .collect();
+        assert!(
+            !store_entry(&mut h, &cfg, &k[0], &entry(&k[0], 50), 1)
+                .unwrap()
+                .evicted
+        );
+        assert!(
+            !store_entry(&mut h, &cfg, &k[1], &entry(&k[1], 1000), 2)
+                .unwrap()
+                .evicted
+        );
+        // k0 expired at 50: it is replaced first, nothing live is evicted.
+        assert!(
+            !store_entry(&mut h, &cfg, &k[2], &entry(&k[2], 1000), 60)
+                .unwrap()
+                .evicted
+        );
+        assert!(lookup(&mut h, &cfg, &k[1], 61).is_some());
+        assert!(lookup(&mut h, &cfg, &k[2], 61).is_some());
+        // Both live: the least recently used (k1, touched at 2... then at
+        // 61 by the lookup above, but k2 was stored at 60 and not touched
+        // again within the touch interval) goes.
+        let s = store_entry(&mut h, &cfg, &k[3], &entry(&k[3], 1000), 62).unwrap();
+        assert!(s.evicted);
+        assert_eq!(live_entries(&h, &cfg, 63), 2);
+        assert!(lookup(&mut h, &cfg, &k[3], 63).is_some());
+    }
+
+    #[test]
+    fn a_tag_collision_with_another_key_is_a_miss() {
+        let mut h = MemHost::new();
+        let cfg = store_cfg(1, 1);
+        create(&mut h, &cfg).unwrap();
+        let k = Key::from_material("real".into());
+        store_entry(&mut h, &cfg, &k, &entry(&k, 100), 1).unwrap();
+        // Same hash, other text: as if sha256 collided.
+        let forged = Key {
+            material: "other".into(),
+            hash: k.hash,
+        };
+        assert!(lookup(&mut h, &cfg, &forged, 2).is_none());
+    }
+
+    #[test]
+    fn damaged_index_and_data_are_misses() {
+        let mut h = MemHost::new();
+        let cfg = store_cfg(1, 1);
+        create(&mut h, &cfg).unwrap();
+        let k = Key::from_material("k".into());
+        store_entry(&mut h, &cfg, &k, &entry(&k, 100), 1).unwrap();
+        h.shared_put(&cache_data(0, 0), b"garbage").unwrap();
+        assert!(lookup(&mut h, &cfg, &k, 2).is_none());
+        let (_, cas) = h.shared_get(&cache_index(0)).unwrap().unwrap();
+        h.shared_set(&cache_index(0), b"CIX\x09junk", cas).unwrap();
+        assert!(lookup(&mut h, &cfg, &k, 2).is_none());
+        // And the slot is usable again.
+        store_entry(&mut h, &cfg, &k, &entry(&k, 100), 3).unwrap();
+        assert!(lookup(&mut h, &cfg, &k, 4).is_some());
+    }
+
+    #[test]
+    fn exactly_one_claims_the_refresh_lease() {
+        let shared = SharedStore::new_shared();
+        let mut a = MemHost::with_store(shared.clone());
+        let mut b = MemHost::with_store(shared.clone());
+        let cfg = store_cfg(2, 2);
+        create(&mut a, &cfg).unwrap();
+        let k = Key::from_material("k".into());
+        store_entry(&mut a, &cfg, &k, &entry(&k, 100), 1).unwrap();
+        let fa = lookup(&mut a, &cfg, &k, 5).unwrap();
+        let fb = lookup(&mut b, &cfg, &k, 5).unwrap();
+        shared.borrow_mut().inject_conflicts(3);
+        assert!(claim_refresh(&mut a, &cfg, &fa, &k, 5, 50));
+        assert!(!claim_refresh(&mut b, &cfg, &fb, &k, 6, 50));
+        // The lease expires: someone may take it again.
+        assert!(claim_refresh(&mut b, &cfg, &fb, &k, 51, 90));
+    }
+}

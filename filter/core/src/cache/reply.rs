@@ -1,0 +1,137 @@
+//! What a stored response keeps of its headers, and the headers a cached
+//! answer is sent with (`age`, RFC 9211 `cache-status`, `x-cache`).
+
+use super::entry::Entry;
+use super::{Fwd, Label, CACHE_NAME};
+
+/// Headers that describe one hop or one exchange, not the resource: never
+/// stored, so never replayed (RFC 9111 §3.1, RFC 9110 §7.6.1), plus the
+/// ones this filter and Envoy add per response.
+const NOT_STORED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "age",
+    "date",
+    "set-cookie",
+    "x-request-id",
+    "x-cache",
+    "cache-status",
+    "server",
+];
+
+pub fn storable_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !name.starts_with(':')
+        && !NOT_STORED.contains(&lower.as_str())
+        && !lower.starts_with("x-envoy-")
+        && !lower.starts_with("x-optimizer-")
+}
+
+/// Seconds since the response left the origin: its `Age` when stored plus
+/// the time it has spent here.
+pub fn age_s(entry: &Entry, now_ms: u64) -> u64 {
+    entry.initial_age_s + now_ms.saturating_sub(entry.stored_ms) / 1000
+}
+
+/// Remaining freshness in whole seconds; negative once stale.
+pub fn ttl_s(entry: &Entry, now_ms: u64) -> i64 {
+    let ms = entry.fresh_until_ms as i128 - now_ms as i128;
+    (ms.div_euclid(1000)) as i64
+}
+
+pub fn hit_status(entry: &Entry, now_ms: u64) -> String {
+    format!("{CACHE_NAME}; hit; ttl={}", ttl_s(entry, now_ms))
+}
+
+/// `cache-status` of a stale entry served because the upstream failed.
+pub fn stale_if_error_status(entry: &Entry, now_ms: u64, upstream_status: u16) -> String {
+    format!(
+        "{CACHE_NAME}; fwd=miss; fwd-status={upstream_status}; ttl={}",
+        ttl_s(entry, now_ms)
+    )
+}
+
+pub fn forward_status(fwd: Fwd, stored: bool) -> String {
+    if stored {
+        format!("{CACHE_NAME}; fwd={}; stored", fwd.as_str())
+    } else {
+        format!("{CACHE_NAME}; fwd={}", fwd.as_str())
+    }
+}
+
+pub fn label_for_fwd(fwd: Fwd) -> Label {
+    match fwd {
+        Fwd::Bypass | Fwd::Method => Label::Bypass,
+        _ => Label::Miss,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::entry::Body;
+
+    #[test]
+    fn hop_by_hop_and_per_response_headers_are_not_stored() {
+        for h in [
+            "Connection",
+            "transfer-encoding",
+            "set-cookie",
+            "x-envoy-upstream-service-time",
+            "age",
+            ":status",
+        ] {
+            assert!(!storable_header(h), "{h}");
+        }
+        for h in [
+            "content-type",
+            "cache-control",
+            "etag",
+            "vary",
+            "cache-tag",
+            "x-custom",
+        ] {
+            assert!(storable_header(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn age_and_ttl() {
+        let e = Entry {
+            key: String::new(),
+            stored_ms: 10_000,
+            initial_age_s: 5,
+            fresh_until_ms: 70_000,
+            swr_until_ms: 0,
+            sie_until_ms: 0,
+            fetch_ms: 0,
+            gens: vec![],
+            body: Body::Vary { names: vec![] },
+        };
+        assert_eq!(age_s(&e, 10_000), 5);
+        assert_eq!(age_s(&e, 13_999), 8);
+        assert_eq!(ttl_s(&e, 10_000), 60);
+        assert_eq!(ttl_s(&e, 71_000), -1);
+        assert_eq!(hit_status(&e, 10_000), "cost-optimizer; hit; ttl=60");
+        assert_eq!(
+            forward_status(Fwd::Miss, true),
+            "cost-optimizer; fwd=miss; stored"
+        );
+        assert_eq!(
+            forward_status(Fwd::Bypass, false),
+            "cost-optimizer; fwd=bypass"
+        );
+        assert_eq!(
+            stale_if_error_status(&e, 71_500, 503),
+            "cost-optimizer; fwd=miss; fwd-status=503; ttl=-2"
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! The cache at request headers: bypass, hit, or forward (and what the
+//! forward should do with the answer).
+
+use std::rc::Rc;
+
+use crate::config::{RouteCache, Store};
+use crate::headers::Headers;
+use crate::host::Host;
+
+use super::control::{self, RequestMode};
+use super::entry::{Body, Entry};
+use super::generations::{slot, Scope};
+use super::key::{self, Key};
+use super::response::Capture;
+use super::{l2, CacheState, Fwd, Label};
+
+/// A request that goes upstream, and what to do with its answer.
+#[derive(Debug)]
+pub struct Forward {
+    pub key: Key,
+    pub fwd: Fwd,
+    pub route: usize,
+    /// Invalidation counters recorded when the request started.
+    pub gens: Vec<(u32, u32)>,
+    pub epoch: Option<u64>,
+    /// A stale entry to answer with if the upstream fails.
+    pub stale: Option<Rc<Entry>>,
+    /// Whether the answer may be stored (a HEAD answer has no body).
+    pub storable: bool,
+    pub started_ms: u64,
+    /// The request's headers, for the key of a variant (upstream `Vary`).
+    pub request_headers: Vec<(String, Vec<u8>)>,
+    /// Set at response headers when the answer is being stored.
+    pub capture: Option<Capture>,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// Answer from the cache.
+    Hit {
+        entry: Rc<Entry>,
+        label: Label,
+    },
+    Forward(Box<Forward>),
+    /// Not the cache's business (`fwd` says why).
+    Bypass {
+        fwd: Fwd,
+    },
+    /// A write: on success, bump these generation slots.
+    Write {
+        slots: Vec<u32>,
+    },
+}
+
+/// Everything `on_request` needs to know about the request.
+pub struct RequestFacts<'a> {
+    pub route: usize,
+    pub tenant: &'a str,
+    pub headers: Headers<'a>,
+    pub all_headers: &'a [(String, Vec<u8>)],
+    pub now_ms: u64,
+    /// Uniform in (0, 1], for early refresh.
+    pub rand01: f64,
+    /// How long a refresh lease lasts.
+    pub lease_ms: u64,
+}
+
+fn is_write(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
+}
+
+/// Generation slots an entry for `path` depends on: its own path and each
+/// related prefix it falls under.
+fn read_scopes(rule: &RouteCache, tenant: &str, path: &str, slots: u32) -> Vec<u32> {
+    let mut s = vec![slot(tenant, Scope::Path(path), slots)];
+    for p in &rule.related_prefixes {
+        if path.starts_with(p.as_str()) {
+            s.push(slot(tenant, Scope::Prefix(p), slots));
+        }
+    }
+    s
+}
+
+/// Slots a successful write to `path` bumps: the path and every related
+/// prefix of the rule.
+fn write_scopes(rule: &RouteCache, tenant: &str, path: &str, slots: u32) -> Vec<u32> {
+    let mut s = vec![slot(tenant, Scope::Path(path), slots)];
+    s.extend(
+        rule.related_prefixes
+            .iter()
+            .map(|p| slot(tenant, Scope::Prefix(p), slots)),
+    );
+    s
+}
+
+pub fn on_request(
+    store: &Store,
+    rule: &RouteCache,
+    state: &mut CacheState,
+    host: &mut impl Host,
+    facts: RequestFacts<'_>,
+) -> Outcome {
+    let headers = &facts.headers;
+    let method = headers.get_str(":method").unwrap_or("GET");
+    let path_and_query = headers.get(":path").unwrap_or(b"/");
+    let (path, _) = key::normalise(path_and_query, &[]);
+    if is_write(method) {
+        return Outcome::Write {
+            slots: write_scopes(rule, facts.tenant, &path, store.generation_slots),
+        };
+    }
+    if !rule.methods.iter().any(|m| m == method) {
+        return Outcome::Bypass { fwd: Fwd::Method };
+    }
+    let mode = control::request_mode(&control::directives(headers));
+    if mode == RequestMode::Bypass
+        || (headers.get("authorization").is_some() && !rule.allow_authorization)
+    {
+        return Outcome::Bypass { fwd: Fwd::Bypass };
+    }
+    let key = key::primary(
+        facts.tenant,
+        method,
+        path_and_query,
+        &rule.ignore_query,
+        &rule.vary,
+        headers,
+    );
+    state.gens.refresh(host, store.generation_slots);
+    let gens: Vec<(u32, u32)> = read_scopes(rule, facts.tenant, &path, store.generation_slots)
+        .into_iter()
+        .map(|s| (s, state.gens.value(s)))
+        .collect();
+    let mut forward = Forward {
+        key,
+        fwd: Fwd::Miss,
+        route: facts.route,
+        gens,
+        epoch: state.gens.epoch(),
+        stale: None,
+        storable: method == "GET",
+        started_ms: facts.now_ms,
+        request_headers: Vec::new(),
+        capture: None,
+    };
+    if mode == RequestMode::Revalidate {
+        forward.fwd = Fwd::Request;
+        forward.request_headers = facts.all_headers.to_vec();
+        return Outcome::Forward(Box::new(forward));
+    }
+    let now = facts.now_ms;
+    let Some((entry, found_key)) = find(store, state, host, &forward.key, headers, now) else {
+        forward.request_headers = facts.all_headers.to_vec();
+        return Outcome::Forward(Box::new(forward));
+    };
+    let claim = |host: &mut _| -> bool {
+        match l2::lookup(host, store, &found_key, now) {
+            Some(found) => {
+                l2::claim_refresh(host, store, &found, &found_key, now, now + facts.lease_ms)
+            }
+            None => true, // gone from the shared tier meanwhile: refresh it
+        }
+    };
+    if now < entry.fresh_until_ms {
+        let early = rule.xfetch_beta > 0.0 && entry.fetch_ms > 0 && {
+            let gap = f64::from(entry.fetch_ms)
+                * rule.xfetch_beta
+                * -facts.rand01.max(f64::MIN_POSITIVE).ln();
+            now as f64 + gap >= entry.fresh_until_ms as f64
+        };
+        if early && claim(host) {
+            forward.fwd = Fwd::Stale;
+            forward.stale = Some(entry);
+            forward.request_headers = facts.all_headers.to_vec();
+            return Outcome::Forward(Box::new(forward));
+        }
+        return Outcome::Hit {
+            entry,
+            label: Label::Hit,
+        };
+    }
+    if now < entry.swr_until_ms {
+        if claim(host) {
+            forward.fwd = Fwd::Stale;
+            forward.stale = Some(entry);
+            forward.request_headers = facts.all_headers.to_vec();
+            return Outcome::Forward(Box::new(forward));
+        }
+        return Outcome::Hit {
+            entry,
+            label: Label::Stale,
+        };
+    }
+    forward.stale = Some(entry);
+    forward.request_headers = facts.all_headers.to_vec();
+    Outcome::Forward(Box::new(forward))
+}
+
+/// The usable response entry for `key`, following a vary marker to the
+/// variant for this request's headers. L1 first, then L2 (filling L1).
+fn find(
+    store: &Store,
+    state: &mut CacheState,
+    host: &mut impl Host,
+    key: &Key,
+    headers: &Headers<'_>,
+    now: u64,
+) -> Option<(Rc<Entry>, Key)> {
+    let entry = find_one(store, state, host, key, now)?;
+    match &entry.body {
+        Body::Response { .. } => Some((entry, key.clone())),
+        Body::Vary { names } => {
+            let variant = key.variant(names, headers);
+            let e = find_one(store, state, host, &variant, now)?;
+            matches!(e.body, Body::Response { .. }).then_some((e, variant))
+        }
+    }
+}
+
+fn find_one(
+    store: &Store,
+    state: &mut CacheState,
+    host: &mut impl Host,
+    key: &Key,
+    now: u64,
+) -> Option<Rc<Entry>> {
+    if let Some(e) = state.l1.get(&key.hash) {
+        if e.key == key.material && now < e.usable_until_ms() && state.gens.valid(&e.gens) {
+            return Some(e);
+        }
+        state.l1.remove(&key.hash);
+    }
+    let found = l2::lookup(host, store, key, now)?;
+    if !state.gens.valid(&found.entry.gens) {
+        return None;
+    }
+    let e = Rc::new(found.entry);
+    state.l1.put(key.hash, e.clone());
+    Some(e)
+}

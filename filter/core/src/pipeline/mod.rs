@@ -1,0 +1,238 @@
+//! The per-request pipeline (DESIGN.md "What it does to a request") as a
+//! state machine over [`Host`]. The wasm HTTP context keeps one
+//! `Option<Exchange>` and hands each hook to it; one hook is one transition.
+//!
+//! Stages so far: identify, cache. Later stages (coalesce, limit, batch,
+//! route, account) slot in after the cache lookup.
+
+mod cache_stage;
+
+use crate::cache::{self, CacheState};
+use crate::config::Config;
+use crate::headers::Headers;
+use crate::host::{Host, HostError, Level, StreamId};
+use crate::identity::{self, Identity};
+use crate::metrics::{Metrics, RouteCounters};
+use crate::request_id::RequestIds;
+use crate::routes;
+
+pub use cache_stage::CacheStep;
+
+/// What the host should do with the stream after a hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on to the next filter.
+    Continue,
+    /// Hold the stream: the filter answered it locally, or will resume it.
+    Pause,
+}
+
+/// The immutable part of a configured filter, shared by all streams of a
+/// worker: the checked config and the metric ids.
+#[derive(Debug)]
+pub struct Filter {
+    pub config: Config,
+    pub metrics: Metrics,
+}
+
+impl Filter {
+    pub fn new(config: Config, host: &mut impl Host) -> Self {
+        let metrics = Metrics::define(&config, host);
+        Filter { config, metrics }
+    }
+
+    /// Create the shared-data tables the configured strategies use. Runs
+    /// in every worker's `on_configure`; only the first creates.
+    pub fn create_tables(&self, host: &mut impl Host) -> Result<(), HostError> {
+        cache::create_tables(&self.config, host)
+    }
+
+    fn counters(&self, route: usize) -> RouteCounters {
+        self.metrics.routes.get(route).cloned().unwrap_or_default()
+    }
+}
+
+/// Mutable per-worker state (one per VM; no locking needed, a worker is one
+/// thread).
+#[derive(Debug)]
+pub struct Worker {
+    pub ids: RequestIds,
+    pub cache: CacheState,
+}
+
+impl Worker {
+    pub fn new(config: &Config, host: &mut impl Host) -> Self {
+        let seed = [
+            host.random_u64(),
+            host.random_u64(),
+            host.random_u64(),
+            host.random_u64() ^ host.now_ms(),
+        ];
+        Worker {
+            ids: RequestIds::new(seed),
+            cache: CacheState::new(config),
+        }
+    }
+
+    /// Uniform in (0, 1].
+    pub fn rand01(&mut self) -> f64 {
+        ((self.ids.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+}
+
+/// A matched request on its way through the pipeline.
+#[derive(Debug)]
+pub struct Exchange {
+    pub route: usize,
+    pub identity: Identity,
+    pub cache: CacheStep,
+    /// The filter answered this request itself; its response hooks only
+    /// pass.
+    pub answered_locally: bool,
+}
+
+/// First hook of a request. `None` means no rule matched: the filter has
+/// not touched the request and will not touch its response.
+pub fn on_request_headers(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    stream: StreamId,
+) -> (Verdict, Option<Exchange>) {
+    let routes = &filter.config.routes;
+    // One cheap host call decides most unmatched traffic.
+    let Some(path) = host.request_header(":path") else {
+        return (Verdict::Continue, None);
+    };
+    if !routes::any_prefix_matches(routes, &path) {
+        return (Verdict::Continue, None);
+    }
+    let all = host.request_headers();
+    let headers = Headers::new(&all);
+    let method = headers.get(":method").unwrap_or_default();
+    let authority = headers.get(":authority").unwrap_or_default();
+    let Some(index) = routes::first_match(routes, &path, method, authority) else {
+        return (Verdict::Continue, None);
+    };
+    let route = &routes[index];
+    let counters = filter.counters(index);
+    counters.requests.add(host, 1);
+
+    let identity = identity::identify(
+        &filter.config.identity,
+        route,
+        &headers,
+        host,
+        &mut worker.ids,
+    );
+    let mut exchange = Exchange {
+        route: index,
+        identity,
+        cache: CacheStep::None,
+        answered_locally: false,
+    };
+
+    if route.require_tenant && exchange.identity.tenant.is_none() {
+        counters.unauthenticated.add(host, 1);
+        let id = exchange.identity.request_id.as_bytes();
+        let sent = host.send_reply(
+            stream,
+            401,
+            &[
+                ("content-type", b"application/json"),
+                (filter.config.identity.request_id_header.as_str(), id),
+            ],
+            br#"{"error":"unauthenticated","message":"this route requires a tenant identity"}"#,
+        );
+        log_failure(host, stream, "send 401", sent);
+        return (Verdict::Pause, None);
+    }
+
+    if cache_stage::on_request(filter, worker, host, stream, &mut exchange, &all) {
+        exchange.answered_locally = true;
+        return (Verdict::Pause, Some(exchange));
+    }
+
+    if exchange.identity.request_id_generated {
+        let header = filter.config.identity.request_id_header.as_str();
+        let set = host.set_request_header(header, Some(exchange.identity.request_id.as_bytes()));
+        log_failure(host, stream, "set the request id", set);
+    }
+    (Verdict::Continue, Some(exchange))
+}
+
+fn log_failure(host: &impl Host, stream: StreamId, what: &str, r: Result<(), HostError>) {
+    if let Err(e) = r {
+        host.log(Level::Warn, &format!("[{stream}] could not {what}: {e:?}"));
+    }
+}
+
+impl Exchange {
+    /// Headers the filter adds to every response of a matched request,
+    /// upstream or local: the request id, and the decision when the rule
+    /// asks for debug headers.
+    pub fn common_headers(&self, filter: &Filter) -> Vec<(&'static str, Vec<u8>)> {
+        let mut out: Vec<(&'static str, Vec<u8>)> = Vec::with_capacity(5);
+        let Some(route) = filter.config.routes.get(self.route) else {
+            return out;
+        };
+        if route.debug_headers {
+            let id = &self.identity;
+            out.push(("x-optimizer-route", route.name.as_bytes().to_vec()));
+            out.push((
+                "x-optimizer-tenant",
+                id.tenant_or_anonymous().as_bytes().to_vec(),
+            ));
+            if let Some(service) = &id.service {
+                out.push(("x-optimizer-service", service.as_bytes().to_vec()));
+            }
+            out.push((
+                "x-optimizer-priority",
+                id.priority.as_str().as_bytes().to_vec(),
+            ));
+        }
+        out
+    }
+
+    /// Response headers from upstream.
+    pub fn on_response_headers(
+        &mut self,
+        filter: &Filter,
+        worker: &mut Worker,
+        host: &mut impl Host,
+        stream: StreamId,
+        end_of_stream: bool,
+    ) -> Verdict {
+        if self.answered_locally {
+            return Verdict::Continue;
+        }
+        if cache_stage::on_response_headers(filter, worker, host, stream, self, end_of_stream) {
+            self.answered_locally = true;
+            return Verdict::Pause;
+        }
+        let id_header = filter.config.identity.request_id_header.as_str();
+        let _ = host.add_response_header(id_header, self.identity.request_id.as_bytes());
+        for (name, value) in self.common_headers(filter) {
+            let _ = host.add_response_header(name, &value);
+        }
+        Verdict::Continue
+    }
+
+    /// A piece of the response body from upstream.
+    pub fn on_response_body(
+        &mut self,
+        filter: &Filter,
+        worker: &mut Worker,
+        host: &mut impl Host,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Verdict {
+        if !self.answered_locally {
+            cache_stage::on_response_body(filter, worker, host, self, size, end_of_stream);
+        }
+        Verdict::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests;
