@@ -1,0 +1,74 @@
+//! Issue 3: the cache's memory is bounded by config, whatever the number
+//! of distinct keys (real Envoy, two workers).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use e2e::envoy_config::Options;
+use e2e::http;
+use e2e::stack::Stack;
+use serde_json::json;
+
+const MAX_ENTRIES: u64 = 1000;
+const MAX_ENTRY_BYTES: u64 = 4096;
+const L1_BYTES: u64 = 1 << 20;
+const KEYS: usize = 100_000;
+/// What Envoy itself may grow by under this load besides the cache
+/// (stats, connection buffers, allocator slack), measured here at a few MiB.
+const SLACK_BYTES: u64 = 48 << 20;
+
+fn allocated(admin: u16) -> u64 {
+    let v = http::get(&format!("http://127.0.0.1:{admin}/memory"), &[]).json();
+    v["allocated"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no allocated in {v}"))
+}
+
+#[test]
+fn a_hundred_thousand_distinct_keys_stay_within_the_configured_bound() {
+    let s = Stack::start(
+        "cache-bound",
+        Options {
+            filter: json!({
+                "version": 1,
+                "cache_store": {"max_entries": MAX_ENTRIES, "ways": 4, "max_entry_bytes": MAX_ENTRY_BYTES,
+                                "l1_max_entries": 200, "l1_max_bytes": L1_BYTES},
+                "routes": [{"name": "items", "match": {"prefix": "/api/items/"}, "cache": {}}]
+            }),
+            jwt: false,
+        },
+    );
+    // Warm the connections and the allocator before the baseline.
+    for i in 0..200 {
+        s.get(&format!("/api/items/warm{i}"), &[]);
+    }
+    let before = allocated(s.ports.admin);
+    let threads = 8;
+    std::thread::scope(|sc| {
+        for t in 0..threads {
+            let s = &s;
+            sc.spawn(move || {
+                for i in (t..KEYS).step_by(threads) {
+                    let r = s.get(&format!("/api/items/k{i}?size=512"), &[]);
+                    assert_eq!(r.status, 200);
+                }
+            });
+        }
+    });
+    let after = allocated(s.ports.admin);
+    let stores = s.envoy.stat("wasmcustom.cost_optimizer.route.items.cache.stores");
+    let evictions = s.envoy.stat("wasmcustom.cost_optimizer.route.items.cache.evictions");
+    assert_eq!(stores, KEYS as u64 + 200);
+    assert!(
+        stores - evictions <= MAX_ENTRIES,
+        "live entries {} exceed the bound {MAX_ENTRIES} (stores {stores}, evictions {evictions})",
+        stores - evictions
+    );
+    let bound = MAX_ENTRIES * MAX_ENTRY_BYTES + 2 * L1_BYTES + SLACK_BYTES;
+    let growth = after.saturating_sub(before);
+    eprintln!("envoy allocated: before {before}, after {after}, growth {growth}, bound {bound}");
+    assert!(growth <= bound, "Envoy grew by {growth} bytes, more than the configured {bound}");
+
+    // The oldest keys were pushed out, the newest are still there.
+    let first = s.get("/api/items/k0?size=512", &[]);
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    let last = s.get(&format!("/api/items/k{}?size=512", KEYS - 1), &[]);
+    assert_eq!(last.header("x-cache"), Some("HIT"));
+}
