@@ -1,0 +1,235 @@
+//! The configurations `make bench` measures, as data: the filter chain,
+//! the route, the load, what a probe request must show before a number
+//! counts, and the filter features the configuration needs. A
+//! configuration whose filter JSON the built filter refuses (it rejects
+//! unknown fields, so a strategy that has not landed is refused) is
+//! reported "not yet available", never measured with something else.
+//!
+//! To turn a configuration on when its strategy lands: make the JSON in
+//! `strategy()` match the README's configuration reference. Nothing else.
+
+use serde_json::{json, Value};
+
+use crate::yaml::{json_body, Filters, Route};
+
+/// Size of every answer measured in A–I.
+pub const BODY_BYTES: usize = 1024;
+
+/// Tenant header every bench request carries (the cache key includes it).
+pub const TENANT: (&str, &str) = ("x-tenant-id", "bench");
+
+/// The query every measured request carries: a 1 KiB body that stays
+/// fresh for an hour (so nothing expires within a run).
+pub const QUERY: &str = "size=1024&cache-control=max-age%3D3600";
+
+/// A filter strategy that a configuration needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    Cache,
+    Coalesce,
+    Limit,
+    Batch,
+}
+
+impl Feature {
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Cache => "response cache",
+            Feature::Coalesce => "in-flight coalescing",
+            Feature::Limit => "rate limiting",
+            Feature::Batch => "batching",
+        }
+    }
+}
+
+/// The route-rule fragment that turns a strategy on. The cache's schema
+/// is the one in `filter/core/src/config/cache.rs` (all defaults); the
+/// others are placeholders until their issues land: the filter refuses
+/// them today, which is what marks G, H and I "not yet available".
+pub fn strategy(feature: Feature) -> (&'static str, Value) {
+    match feature {
+        Feature::Cache => ("cache", json!({})),
+        Feature::Coalesce => ("coalesce", json!({})),
+        // A bucket no bench load can empty: the limiter runs and passes.
+        Feature::Limit => (
+            "rate_limit",
+            json!({"per": "tenant", "rate_per_s": 100_000_000, "burst": 100_000_000}),
+        ),
+        Feature::Batch => (
+            "batch",
+            json!({"format": "rest", "path": "/api/batch", "window_ms": 20, "max_size": 50}),
+        ),
+    }
+}
+
+/// The filter's JSON: tenant from `x-tenant-id`, one rule named `name`
+/// on `prefix` with the given strategies on.
+pub fn filter_json(name: &str, prefix: &str, features: &[Feature]) -> Value {
+    let mut rule = json!({"name": name, "match": {"prefix": prefix}, "sla_ms": 5000});
+    for f in features {
+        let (key, value) = strategy(*f);
+        rule[key] = value;
+    }
+    json!({
+        "version": 1,
+        "identity": {"tenant": [{"header": TENANT.0}]},
+        "routes": [rule]
+    })
+}
+
+/// Which paths the load generator asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// `/api/items/1?…` every time (hit configurations and their ceiling).
+    Same,
+    /// `/api/items/<unique>?…`: a new key per request, so nothing is ever
+    /// a cache hit or a coalesced follower (miss and pass-through paths).
+    Unique,
+}
+
+impl Load {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Load::Same => "same URL",
+            Load::Unique => "unique URLs",
+        }
+    }
+}
+
+/// What a probe request (sent twice, the second one checked) must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// 200 with the 1 KiB body.
+    Ok,
+    /// As `Ok`, and the filter answered from its cache (`x-cache: HIT`).
+    FilterHit,
+    /// As `Ok`, and the filter went upstream (`x-cache: MISS`).
+    FilterMiss,
+    /// As `Ok`, and Envoy's cache answered (`age` header present).
+    EnvoyHit,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub filters: Filters,
+    pub route: Route,
+    pub load: Load,
+    pub expect: Expect,
+    pub needs: Vec<Feature>,
+}
+
+/// A–I in the order they run within a round.
+pub fn throughput_configs() -> Vec<Config> {
+    let proxy = Route::Proxy;
+    vec![
+        Config {
+            id: "A",
+            title: "Envoy proxying to the demo API, no filter",
+            filters: Filters::None,
+            route: proxy.clone(),
+            load: Load::Unique,
+            expect: Expect::Ok,
+            needs: vec![],
+        },
+        Config {
+            id: "B",
+            title: "Envoy direct_response (ceiling for an answer made in Envoy)",
+            filters: Filters::None,
+            route: Route::Direct(json_body(BODY_BYTES)),
+            load: Load::Same,
+            expect: Expect::Ok,
+            needs: vec![],
+        },
+        Config {
+            id: "C",
+            title: "filter loaded, request matching no rule",
+            filters: Filters::Wasm(filter_json("other", "/other/", &[])),
+            route: proxy.clone(),
+            load: Load::Unique,
+            expect: Expect::Ok,
+            needs: vec![],
+        },
+        Config {
+            id: "D",
+            title: "filter, every request a cache hit",
+            filters: Filters::Wasm(filter_json("items", "/api/items/", &[Feature::Cache])),
+            route: proxy.clone(),
+            load: Load::Same,
+            expect: Expect::FilterHit,
+            needs: vec![Feature::Cache],
+        },
+        Config {
+            id: "F",
+            title: "Envoy's cache filter (simple_http_cache), every request a hit",
+            filters: Filters::SimpleHttpCache,
+            route: proxy.clone(),
+            load: Load::Same,
+            expect: Expect::EnvoyHit,
+            needs: vec![],
+        },
+        Config {
+            id: "I",
+            title: "filter, every strategy on, none applying (miss, leader, limiter pass)",
+            filters: Filters::Wasm(filter_json("items", "/api/items/", &I_FEATURES)),
+            route: proxy,
+            load: Load::Unique,
+            expect: Expect::FilterMiss,
+            needs: I_FEATURES.to_vec(),
+        },
+    ]
+}
+
+/// Strategies that apply to a single GET and are on in I. Batching is
+/// left out: it would hold every request for its window by design.
+pub const I_FEATURES: [Feature; 3] = [Feature::Cache, Feature::Coalesce, Feature::Limit];
+
+/// G: the filter with cache and coalescing on `/api/items/`.
+pub fn coalescing_filter() -> Filters {
+    Filters::Wasm(filter_json(
+        "items",
+        "/api/items/",
+        &[Feature::Cache, Feature::Coalesce],
+    ))
+}
+
+/// H: the filter batching `/api/quotes/` into the demo API's REST batch.
+pub fn batching_filter() -> Filters {
+    Filters::Wasm(filter_json("quotes", "/api/quotes/", &[Feature::Batch]))
+}
+
+/// Baseline for G and H: the filter loaded, no rule matching.
+pub fn baseline_filter() -> Filters {
+    Filters::Wasm(filter_json("other", "/other/", &[]))
+}
+
+/// The ratios the issue asks for: (numerator, denominator, goal).
+pub const RATIOS: [(&str, &str, f64); 4] = [
+    ("D", "F", 1.0),
+    ("D", "B", 0.0),
+    ("C", "A", 0.0),
+    ("I", "A", 0.88),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_json_puts_strategies_on_the_rule() {
+        let v = filter_json("items", "/api/items/", &[Feature::Cache, Feature::Limit]);
+        let rule = &v["routes"][0];
+        assert_eq!(rule["cache"], json!({}));
+        assert!(rule["rate_limit"].is_object());
+        assert_eq!(rule["match"]["prefix"], "/api/items/");
+    }
+
+    #[test]
+    fn ids_are_unique() {
+        let cs = throughput_configs();
+        let mut ids: Vec<_> = cs.iter().map(|c| c.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), cs.len());
+    }
+}

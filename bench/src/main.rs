@@ -1,0 +1,324 @@
+//! `make bench` (scripts/bench.sh runs this binary in release). See
+//! bench/README.md for what each configuration measures.
+//!
+//! Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_WARMUP
+//! (1), BENCH_CONNECTIONS (32), BENCH_PORT_BASE (19000; the bench holds
+//! BASE..=BASE+10), BENCH_ONLY (e.g. "A,C,G": a subset of A–I, G, H),
+//! BENCH_H_RATE (1000 req/s), BENCH_H_SECONDS (3), ENVOY_BIN, OPTIMIZER_WASM.
+
+mod chart;
+mod configs;
+mod http;
+mod load;
+mod machine;
+mod procs;
+mod report;
+mod run;
+mod scenarios;
+mod stack;
+mod yaml;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use configs::{Config, Feature};
+use load::Wrk;
+use machine::env_or;
+use procs::{clock_ticks_per_second, repo_root, taken_ports, Pinning};
+use report::{HPair, Report, Row, Status};
+use run::{measure, Settings};
+use stack::{envoy_version, Bench, Paths};
+use yaml::Ports;
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("bench: some configurations failed (see the report)");
+            ExitCode::FAILURE
+        }
+        Err(msg) => {
+            eprintln!("bench: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn path_from_env(var: &str, default: PathBuf) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or(default)
+}
+
+fn real_main() -> Result<bool, String> {
+    let root = repo_root();
+    let settings = Settings {
+        rounds: env_or("BENCH_ROUNDS", 3)?,
+        seconds: env_or("BENCH_SECONDS", 5)?,
+        warmup: env_or("BENCH_WARMUP", 1)?,
+        connections: env_or("BENCH_CONNECTIONS", 32)?,
+        ticks_per_second: clock_ticks_per_second(),
+    };
+    let base: u16 = env_or("BENCH_PORT_BASE", 19000)?;
+    let only: String = env_or("BENCH_ONLY", String::new())?;
+    let (h_rate, h_seconds): (u32, u32) =
+        (env_or("BENCH_H_RATE", 1000)?, env_or("BENCH_H_SECONDS", 3)?);
+
+    // A stale Envoy once answered a bench here: refuse while any port is held.
+    let all: Vec<u16> = (base..=base.saturating_add(10)).collect();
+    let taken = taken_ports(&all);
+    if !taken.is_empty() {
+        return Err(format!(
+            "ports {taken:?} (of {base}..={}) are already in use; stop what holds them (`ss -ltnp`) or set BENCH_PORT_BASE",
+            base + 10
+        ));
+    }
+    let paths = Paths {
+        envoy: path_from_env("ENVOY_BIN", root.join(".venv/bin/envoy")),
+        wasm: path_from_env(
+            "OPTIMIZER_WASM",
+            root.join("target/wasm32-wasip1/release/cost_optimizer.wasm"),
+        ),
+        demo_api: path_from_env("DEMO_API_BIN", root.join("target/release/demo-api")),
+        out: root.join("target/bench"),
+    };
+    for (what, p, how) in [
+        ("Envoy", &paths.envoy, "make install"),
+        ("the filter", &paths.wasm, "make build"),
+        (
+            "the demo API (release)",
+            &paths.demo_api,
+            "cargo build --release -p demo-api",
+        ),
+    ] {
+        if !p.exists() {
+            return Err(format!("{what} not found at {}: run `{how}`", p.display()));
+        }
+    }
+    std::fs::create_dir_all(&paths.out)
+        .map_err(|e| format!("create {}: {e}", paths.out.display()))?;
+
+    let cores = machine::cores();
+    let pin = Pinning::for_machine(cores);
+    let pinning = match (pin.server, pin.client) {
+        (Some(s), Some(c)) => {
+            format!("Envoy pinned to core {s}, wrk and the demo API to core {c} (taskset)")
+        }
+        _ => "one core: nothing pinned, Envoy and wrk share it".to_string(),
+    };
+    let bench = Bench {
+        paths,
+        ports: Ports::from_base(base),
+        pin,
+    };
+    let wrk = Wrk::new(
+        pin.client,
+        settings.connections,
+        bench.ports.listen,
+        &bench.paths.out,
+    )?;
+    let version = envoy_version(&bench.paths.envoy);
+    println!(
+        "==> {pinning}; Envoy {version}; output in {}",
+        bench.paths.out.display()
+    );
+
+    let wanted =
+        |id: &str| only.is_empty() || only.split(',').any(|o| o.trim().eq_ignore_ascii_case(id));
+    let configs: Vec<Config> = configs::throughput_configs()
+        .into_iter()
+        .filter(|c| wanted(c.id))
+        .collect();
+    let mut rows: Vec<Row> = configs
+        .iter()
+        .map(|c| Row {
+            id: c.id,
+            title: c.title,
+            load: c.load,
+            samples: availability(&bench, c.id, &c.filters, &c.route, &c.needs),
+        })
+        .collect();
+
+    let _demo = bench.start_demo()?;
+    for round in 1..=settings.rounds {
+        for (cfg, row) in configs.iter().zip(rows.iter_mut()) {
+            let Status::Done(samples) = &mut row.samples else {
+                continue;
+            };
+            match measure(&bench, &wrk, cfg, round, &settings) {
+                Ok(s) => {
+                    println!(
+                        "==> round {round}/{}: {} {:>9.0} req/s  p50 {:>5} µs  p99 {:>6} µs  {:>6.1} CPU µs/req  {:.3} upstream/req  {} errors",
+                        settings.rounds, cfg.id, s.rps, s.p50_us, s.p99_us, s.cpu_us_per_req, s.upstream_per_req, s.errors
+                    );
+                    samples.push(s);
+                }
+                Err(e) => {
+                    println!("==> round {round}: {} failed: {e}", cfg.id);
+                    row.samples = Status::Failed(stack::truncate(&e, 600));
+                }
+            }
+        }
+    }
+
+    let (g_baseline, g_filter) = if wanted("G") {
+        run_g(&bench)
+    } else {
+        (skipped(), skipped())
+    };
+    let h = if wanted("H") {
+        run_h(&bench, h_rate, h_seconds)
+    } else {
+        HPair {
+            rate: h_rate,
+            seconds: h_seconds,
+            baseline: skipped(),
+            batched: skipped(),
+        }
+    };
+
+    let report = Report {
+        machine: machine::describe(version, pinning),
+        settings,
+        rows,
+        g_baseline,
+        g_filter,
+        h,
+        spend: Status::Unavailable("needs cost-control's spend ingest endpoint; wire it in bench/src/main.rs when it lands".to_string()),
+    };
+    let ok = !any_failed(&report);
+    let text = report::render(&report);
+    let md = bench.paths.out.join("report.md");
+    std::fs::write(&md, &text).map_err(|e| format!("write {}: {e}", md.display()))?;
+    write_json(&report, &bench.paths.out.join("report.json"))?;
+    let png = bench.paths.out.join("report.png");
+    if let Err(e) = chart::draw(&report, &png) {
+        println!("==> no chart: {e}");
+    }
+    println!("\n{text}");
+    println!("==> wrote {} and {}", md.display(), png.display());
+    Ok(ok)
+}
+
+/// Whether the built filter accepts this configuration: `Done(vec![])`
+/// when it needs nothing or Envoy validates it, `Unavailable` naming the
+/// missing strategies and the refusal otherwise.
+fn availability(
+    bench: &Bench,
+    id: &str,
+    filters: &yaml::Filters,
+    route: &yaml::Route,
+    needs: &[Feature],
+) -> Status<Vec<run::Sample>> {
+    if needs.is_empty() {
+        return Status::Done(Vec::new());
+    }
+    match bench.validate(id, &bench.yaml(filters, route)) {
+        Ok(()) => Status::Done(Vec::new()),
+        Err(reason) => {
+            let names: Vec<&str> = needs.iter().map(|f| f.name()).collect();
+            println!("==> {id}: not yet available: the filter refuses its config ({reason})");
+            Status::Unavailable(format!(
+                "needs the filter's {}; the built filter refuses the config: {}",
+                names.join(" + "),
+                reason.replace('|', "/")
+            ))
+        }
+    }
+}
+
+/// G against the baseline, then against the filter when it coalesces.
+fn run_g(
+    bench: &Bench,
+) -> (
+    Status<Vec<scenarios::GResult>>,
+    Status<Vec<scenarios::GResult>>,
+) {
+    println!("==> G: coalescing bursts");
+    let baseline = configs::baseline_filter();
+    let base = done_or_failed(scenarios::coalescing(bench, "G-baseline", &baseline));
+    let filters = configs::coalescing_filter();
+    let needs = [Feature::Cache, Feature::Coalesce];
+    let with = match availability(bench, "G", &filters, &yaml::Route::Proxy, &needs) {
+        Status::Done(_) => done_or_failed(scenarios::coalescing(bench, "G", &filters)),
+        Status::Unavailable(w) => Status::Unavailable(w),
+        Status::Failed(w) => Status::Failed(w),
+    };
+    (base, with)
+}
+
+/// H against the baseline, then against the filter when it batches.
+fn run_h(bench: &Bench, rate: u32, seconds: u32) -> HPair {
+    println!("==> H: batching at {rate} req/s for {seconds} s");
+    let baseline = configs::baseline_filter();
+    let base = done_or_failed(scenarios::batching(
+        bench,
+        "H-baseline",
+        &baseline,
+        rate,
+        seconds,
+    ));
+    let filters = configs::batching_filter();
+    let batched = match availability(bench, "H", &filters, &yaml::Route::Proxy, &[Feature::Batch]) {
+        Status::Done(_) => done_or_failed(scenarios::batching(bench, "H", &filters, rate, seconds)),
+        Status::Unavailable(w) => Status::Unavailable(w),
+        Status::Failed(w) => Status::Failed(w),
+    };
+    HPair {
+        rate,
+        seconds,
+        baseline: base,
+        batched,
+    }
+}
+
+fn skipped<T>() -> Status<T> {
+    Status::Unavailable("skipped: not in BENCH_ONLY".to_string())
+}
+
+fn done_or_failed<T>(r: Result<T, String>) -> Status<T> {
+    match r {
+        Ok(v) => Status::Done(v),
+        Err(e) => {
+            println!("==> failed: {e}");
+            Status::Failed(stack::truncate(&e, 600))
+        }
+    }
+}
+
+fn any_failed(r: &Report) -> bool {
+    r.rows
+        .iter()
+        .any(|row| matches!(row.samples, Status::Failed(_)))
+        || matches!(r.g_baseline, Status::Failed(_))
+        || matches!(r.g_filter, Status::Failed(_))
+        || matches!(r.h.baseline, Status::Failed(_))
+        || matches!(r.h.batched, Status::Failed(_))
+}
+
+/// The raw samples, for anyone who wants more than the table.
+fn write_json(r: &Report, path: &std::path::Path) -> Result<(), String> {
+    let rows: Vec<serde_json::Value> = r
+        .rows
+        .iter()
+        .map(|row| {
+            let samples = match &row.samples {
+                Status::Done(v) => serde_json::json!(v
+                    .iter()
+                    .map(|s| serde_json::json!({
+                        "rps": s.rps, "p50_us": s.p50_us, "p99_us": s.p99_us,
+                        "cpu_us_per_req": s.cpu_us_per_req, "upstream_per_req": s.upstream_per_req,
+                        "requests": s.requests, "errors": s.errors
+                    }))
+                    .collect::<Vec<_>>()),
+                Status::Unavailable(w) => serde_json::json!({"unavailable": w}),
+                Status::Failed(w) => serde_json::json!({"failed": w}),
+            };
+            serde_json::json!({"id": row.id, "title": row.title, "samples": samples})
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "date": r.machine.date, "cores": r.machine.cores, "cpu": r.machine.cpu_model,
+        "envoy": r.machine.envoy_version, "git": r.machine.git, "configs": rows
+    });
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
+}

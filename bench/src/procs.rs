@@ -1,0 +1,228 @@
+//! Processes the bench starts (Envoy, the demo API), pinned to a core with
+//! `taskset` when the machine has more than one, killed when dropped; and
+//! the checks around them: ports free before, ready after, CPU time from
+//! `/proc`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root (this crate lives in `bench/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// Where processes run: `Some(core)` pins them with `taskset -c core`.
+#[derive(Debug, Clone, Copy)]
+pub struct Pinning {
+    pub server: Option<u32>,
+    pub client: Option<u32>,
+}
+
+impl Pinning {
+    /// Envoy on core 0, load generator and demo API on core 1, when there
+    /// are at least two cores; no pinning on one.
+    pub fn for_machine(cores: usize) -> Pinning {
+        if cores >= 2 {
+            Pinning {
+                server: Some(0),
+                client: Some(1),
+            }
+        } else {
+            Pinning {
+                server: None,
+                client: None,
+            }
+        }
+    }
+}
+
+/// A command line, prefixed by `taskset -c N` when pinned.
+pub fn pinned_command(core: Option<u32>, program: &Path, args: &[String]) -> Command {
+    match core {
+        Some(c) => {
+            let mut cmd = Command::new("taskset");
+            cmd.arg("-c").arg(c.to_string()).arg(program).args(args);
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(program);
+            cmd.args(args);
+            cmd
+        }
+    }
+}
+
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Start `program` with stdout and stderr in `dir/name.log`. `taskset`
+    /// execs the program, so the child's pid is the program's.
+    pub fn spawn(
+        name: &str,
+        core: Option<u32>,
+        program: &Path,
+        args: &[String],
+        dir: &Path,
+    ) -> Result<Proc, String> {
+        if !program.exists() {
+            return Err(format!("{name}: {} is missing", program.display()));
+        }
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| format!("log file: {e}"))?;
+        let child = pinned_command(core, program, args)
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .map_err(|e| format!("cannot start {name} ({}): {e}", program.display()))?;
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+            log,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Some(code)` once the process has exited.
+    pub fn exited(&mut self) -> Option<Option<i32>> {
+        self.child.try_wait().ok().flatten().map(|s| s.code())
+    }
+
+    /// The last 16 KiB of the log.
+    pub fn log_tail(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = File::open(&self.log) {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let _ = f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Wait until `ready` holds, failing early with the log if the process
+    /// exits.
+    pub fn wait_ready(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), String> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if let Some(code) = self.exited() {
+                return Err(format!(
+                    "{} exited ({code:?}) before {what}:\n{}",
+                    self.name,
+                    self.log_tail()
+                ));
+            }
+            if ready() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(format!("timed out after {timeout:?} waiting for {what}"));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+/// Ports of `ports` that something holds: it answers, or we cannot bind.
+pub fn taken_ports(ports: &[u16]) -> Vec<u16> {
+    ports
+        .iter()
+        .copied()
+        .filter(|&p| port_open(p) || TcpListener::bind(("127.0.0.1", p)).is_err())
+        .collect()
+}
+
+/// Wait until none of `ports` answers any more (a killed Envoy's sockets
+/// close as the process goes).
+pub fn wait_ports_closed(ports: &[u16], timeout: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if ports.iter().all(|&p| !port_open(p)) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("ports {ports:?} still answer after {timeout:?}"))
+}
+
+/// Clock ticks per second for `/proc/<pid>/stat` (`getconf CLK_TCK`).
+pub fn clock_ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// utime + stime of a process (all its threads), in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
+    parse_stat_ticks(&text).ok_or_else(|| format!("cannot parse {path}: {text}"))
+}
+
+/// Fields 14 and 15 of `/proc/<pid>/stat`, counted after the `)` that
+/// closes the command name (which may itself hold spaces).
+fn parse_stat_ticks(text: &str) -> Option<u64> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime is field 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_ticks() {
+        let line = "123 (envoy (x)) S 1 123 123 0 -1 4194560 100 0 0 0 250 37 0 0 20 0 5 0";
+        assert_eq!(parse_stat_ticks(line), Some(287));
+        assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn own_process_has_ticks() {
+        assert!(cpu_ticks(std::process::id()).is_ok());
+    }
+}

@@ -1,0 +1,294 @@
+//! `target/bench/report.md`: machine, table, ratios, G and H.
+
+use std::fmt::Write as _;
+
+use crate::configs::{Load, RATIOS};
+use crate::run::{spread, Sample, Settings};
+use crate::scenarios::{GResult, HResult, G_DELAY_MS};
+
+/// Something measured, or why not.
+#[derive(Debug, Clone)]
+pub enum Status<T> {
+    Done(T),
+    /// The filter does not support it yet (the reason names what is missing).
+    Unavailable(String),
+    /// It should have run and did not: the bench exits non-zero.
+    Failed(String),
+}
+
+pub struct Machine {
+    pub date: String,
+    pub cores: usize,
+    pub cpu_model: String,
+    pub envoy_version: String,
+    pub git: String,
+    pub pinning: String,
+}
+
+pub struct Row {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub load: Load,
+    pub samples: Status<Vec<Sample>>,
+}
+
+impl Row {
+    /// Median req/s over the rounds, when measured.
+    pub fn median_rps(&self) -> Option<f64> {
+        self.stat(|s| s.rps).map(|(_, m, _)| m)
+    }
+
+    pub fn median_cpu(&self) -> Option<f64> {
+        self.stat(|s| s.cpu_us_per_req).map(|(_, m, _)| m)
+    }
+
+    pub fn stat(&self, f: impl Fn(&Sample) -> f64) -> Option<(f64, f64, f64)> {
+        match &self.samples {
+            Status::Done(v) => spread(&v.iter().map(f).collect::<Vec<_>>()),
+            _ => None,
+        }
+    }
+}
+
+pub struct HPair {
+    pub rate: u32,
+    pub seconds: u32,
+    pub baseline: Status<HResult>,
+    pub batched: Status<HResult>,
+}
+
+pub struct Report {
+    pub machine: Machine,
+    pub settings: Settings,
+    pub rows: Vec<Row>,
+    pub g_baseline: Status<Vec<GResult>>,
+    pub g_filter: Status<Vec<GResult>>,
+    pub h: HPair,
+    pub spend: Status<String>,
+}
+
+fn status_text<T>(s: &Status<T>) -> Option<String> {
+    match s {
+        Status::Done(_) => None,
+        Status::Unavailable(why) => Some(format!("not yet available ({why})")),
+        Status::Failed(why) => Some(format!("**failed**: {why}")),
+    }
+}
+
+pub fn ratio(rows: &[Row], num: &str, den: &str) -> Option<(f64, f64)> {
+    let find = |id: &str| rows.iter().find(|r| r.id == id);
+    let (n, d) = (find(num)?, find(den)?);
+    let rps = n.median_rps()? / d.median_rps()?;
+    let cpu = d.median_cpu()? / n.median_cpu()?;
+    Some((rps, cpu))
+}
+
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let m = &r.machine;
+    let s = &r.settings;
+    let _ = writeln!(o, "# make bench — {}\n", m.date);
+    let _ = writeln!(
+        o,
+        "Machine: {} cores, {}; Envoy {}; git {}.  \n{}; Envoy `--concurrency 1`, restarted for every configuration and round; {} rounds interleaved; each run {} s after a {} s warm-up; wrk, 1 thread, {} connections; every answer 1 KiB.\n",
+        m.cores, m.cpu_model, m.envoy_version, m.git, m.pinning, s.rounds, s.seconds, s.warmup, s.connections
+    );
+    table(&mut o, r);
+    ratios(&mut o, &r.rows);
+    g_section(&mut o, r);
+    h_section(&mut o, &r.h);
+    let _ = writeln!(o, "## cost-control spend ingest\n");
+    let _ = writeln!(
+        o,
+        "{}\n",
+        match &r.spend {
+            Status::Done(t) => t.clone(),
+            other => status_text(other).unwrap_or_default(),
+        }
+    );
+    let _ = writeln!(
+        o,
+        "Reference measured earlier on this machine (Envoy 1.40, before this bench): A 24.2k req/s at 41 µs/req, B 63k at 15.7, F 51.9k at 19.1; a trivial wasm pass-through 0.92× A, a toy wasm cache hit 0.84× F.\n\nHow to read this: bench/README.md. Raw samples: target/bench/report.json. Chart: target/bench/report.png."
+    );
+    o
+}
+
+fn table(o: &mut String, r: &Report) {
+    let _ = writeln!(
+        o,
+        "| | configuration | load | req/s min / **median** / max | p50 µs | p99 µs | Envoy CPU µs/req | upstream calls/req | errors |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
+    for row in &r.rows {
+        let rps = row.stat(|s| s.rps);
+        let (Some((lo, med, hi)), Status::Done(samples)) = (rps, &row.samples) else {
+            let why = status_text(&row.samples).unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | | | | | |",
+                row.id,
+                row.title,
+                row.load.describe(),
+                why
+            );
+            continue;
+        };
+        let med_of = |f: &dyn Fn(&Sample) -> f64| row.stat(f).map(|(_, m, _)| m).unwrap_or(0.0);
+        let errors: u64 = samples.iter().map(|s| s.errors).sum();
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} / **{}** / {} | {:.0} | {:.0} | {:.1} | {:.3} | {} |",
+            row.id,
+            row.title,
+            row.load.describe(),
+            k(lo),
+            k(med),
+            k(hi),
+            med_of(&|s| s.p50_us as f64),
+            med_of(&|s| s.p99_us as f64),
+            med_of(&|s| s.cpu_us_per_req),
+            med_of(&|s| s.upstream_per_req),
+            errors
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\np50, p99, CPU and upstream calls are medians over the rounds. Envoy CPU is utime+stime of the Envoy process (all threads) from /proc over the measured run, divided by the requests completed.\n"
+    );
+}
+
+/// `24213.7` → `24.2k`.
+fn k(v: f64) -> String {
+    format!("{:.1}k", v / 1000.0)
+}
+
+fn ratios(o: &mut String, rows: &[Row]) {
+    let _ = writeln!(o, "## Ratios\n");
+    let _ = writeln!(
+        o,
+        "| ratio | req/s (median ÷ median) | CPU per request (inverse) | goal | |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|");
+    for (num, den, goal) in RATIOS {
+        let goal_text = if goal > 0.0 {
+            format!("≥ {goal:.2}")
+        } else {
+            "—".to_string()
+        };
+        match ratio(rows, num, den) {
+            Some((rps, cpu)) => {
+                let verdict = if goal <= 0.0 {
+                    ""
+                } else if rps >= goal {
+                    "met"
+                } else {
+                    "**missed**"
+                };
+                let _ = writeln!(
+                    o,
+                    "| {num}/{den} | {rps:.3} | {cpu:.3} | {goal_text} | {verdict} |"
+                );
+            }
+            None => {
+                let _ = writeln!(o, "| {num}/{den} | not yet available | | {goal_text} | |");
+            }
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\n\"CPU per request (inverse)\" is the denominator's Envoy CPU µs/req over the numerator's: above 1 means the numerator costs Envoy less per request.\n"
+    );
+}
+
+fn g_section(o: &mut String, r: &Report) {
+    let _ = writeln!(
+        o,
+        "## G: coalescing — N identical concurrent requests, upstream answering after {G_DELAY_MS} ms\n"
+    );
+    let _ = writeln!(
+        o,
+        "| N | upstream calls, filter without a matching rule | upstream calls, filter coalescing | goal |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|");
+    let find = |s: &Status<Vec<GResult>>, n: usize| -> String {
+        match s {
+            Status::Done(v) => v
+                .iter()
+                .find(|g| g.n == n)
+                .map(|g| {
+                    format!(
+                        "{} ({} of {} answered 200, {} ms)",
+                        g.upstream_calls, g.ok, g.n, g.elapsed_ms
+                    )
+                })
+                .unwrap_or_default(),
+            Status::Unavailable(_) => "not yet available".to_string(),
+            Status::Failed(_) => "**failed**".to_string(),
+        }
+    };
+    for n in crate::scenarios::G_SIZES {
+        let _ = writeln!(
+            o,
+            "| {n} | {} | {} | 1 |",
+            find(&r.g_baseline, n),
+            find(&r.g_filter, n)
+        );
+    }
+    let _ = writeln!(o);
+    for (name, s) in [
+        ("Without a matching rule", &r.g_baseline),
+        ("Coalescing", &r.g_filter),
+    ] {
+        if let Some(why) = status_text(s) {
+            let _ = writeln!(o, "{name}: {why}\n");
+        }
+    }
+}
+
+fn h_section(o: &mut String, h: &HPair) {
+    let _ = writeln!(
+        o,
+        "## H: batching — {} req/s for {} s, each request its own `/api/quotes/<id>`\n",
+        h.rate, h.seconds
+    );
+    let _ = writeln!(
+        o,
+        "| | requests (200) | upstream calls | calls/request | p50 µs |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|");
+    for (name, s) in [
+        ("filter without a matching rule", &h.baseline),
+        ("filter batching", &h.batched),
+    ] {
+        match s {
+            Status::Done(x) => {
+                let _ = writeln!(
+                    o,
+                    "| {name} | {} ({}) | {} | {:.3} | {} |",
+                    x.requests,
+                    x.ok,
+                    x.upstream_calls,
+                    x.calls_per_request(),
+                    x.p50_us
+                );
+            }
+            other => {
+                let _ = writeln!(
+                    o,
+                    "| {name} | {} | | | |",
+                    status_text(other).unwrap_or_default()
+                );
+            }
+        }
+    }
+    if let (Status::Done(b), Status::Done(x)) = (&h.baseline, &h.batched) {
+        let fewer = b.calls_per_request() / x.calls_per_request().max(1e-9);
+        let added = x.p50_us as i64 - b.p50_us as i64;
+        let verdict = if fewer >= 10.0 { "met" } else { "**missed**" };
+        let _ = writeln!(
+            o,
+            "\n{fewer:.1}× fewer upstream calls per request (goal ≥ 10×: {verdict}); added p50 {added} µs."
+        );
+    }
+    let _ = writeln!(o);
+}

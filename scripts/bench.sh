@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make bench`: builds what the bench runs (release demo API, the .wasm,
+# the bench itself), installs what it needs when missing (wrk, a font for
+# the chart; both from Debian, idempotent), then runs it. The bench
+# refuses to start when its ports (BENCH_PORT_BASE..+10, default
+# 19000-19010) are taken. Knobs: see bench/README.md.
+# Output: target/bench/report.md, report.png, report.json, logs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "==> $*"; }
+
+apt_updated=0
+apt_install() {
+  if [[ "$(id -u)" != 0 ]]; then
+    echo "bench: $1 is missing and we are not root; install the Debian package '$2'" >&2
+    exit 1
+  fi
+  if [[ $apt_updated == 0 ]]; then
+    say "apt-get update"
+    apt-get update -q
+    apt_updated=1
+  fi
+  say "installing $2 from Debian"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2"
+}
+
+command -v wrk >/dev/null || apt_install wrk wrk
+command -v taskset >/dev/null || apt_install taskset util-linux
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || apt_install "a font for the chart" fonts-dejavu-core
+
+CARGO="${CARGO:-cargo}"
+say "building the filter (wasm32-wasip1, release)"
+"$CARGO" build -p cost-optimizer-wasm --target wasm32-wasip1 --release
+say "building the demo API and the bench (release)"
+"$CARGO" build --release -p demo-api -p bench
+
+say "running the bench (about $(( ${BENCH_ROUNDS:-3} * 6 * (${BENCH_SECONDS:-5} + ${BENCH_WARMUP:-1} + 2) / 60 + 1 )) min for A–I, plus G and H)"
+exec target/release/bench "$@"
