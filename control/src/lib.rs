@@ -1,8 +1,25 @@
-//! cost-control: budgets and the spend ledger (see issue 7).
+//! cost-control: budgets and the spend ledger for the API-cost optimizer
+//! (issue 7). The library holds the HTTP API ([`app`]), the storage trait
+//! and its SQLite and PostgreSQL implementations; `main.rs` is a thin binary.
 
+pub mod alerts;
+pub mod api;
+pub mod auth;
 pub mod budget;
 pub mod clock;
+pub mod error;
+pub mod metrics;
 pub mod model;
 pub mod money;
+pub mod openapi;
+pub mod state;
 pub mod store;
 pub mod window;
+
+pub use state::AppState;
+pub use store::Store;
+
+/// The HTTP application: every route, with auth, limits and metrics.
+pub fn app(state: AppState) -> axum::Router {
+    api::router(state)
+}

@@ -1,0 +1,77 @@
+//! `POST /v1/allowances` and `DELETE /v1/allowances/{id}` (gateway): lease
+//! part of a tenant's remaining budget; return what a lease did not use.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+
+use super::body::{body, ident, json, short};
+use crate::auth::Gateway;
+use crate::error::ApiError;
+use crate::metrics::inc;
+use crate::model::{Allowance, AllowanceRequest};
+use crate::money::de_micros;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+struct GrantBody {
+    gateway_id: String,
+    tenant: String,
+    #[serde(default)]
+    service: String,
+    #[serde(deserialize_with = "de_micros")]
+    want_micros: i64,
+    ttl_secs: Option<u32>,
+}
+
+pub async fn grant(
+    _: Gateway,
+    State(state): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Allowance>, ApiError> {
+    let b: GrantBody = json(&body(raw)?)?;
+    ident("gateway_id", &b.gateway_id, 200)?;
+    ident("tenant", &b.tenant, 200)?;
+    short("service", &b.service, 200)?;
+    if b.want_micros <= 0 {
+        return Err(ApiError::invalid("want_micros", "must be positive"));
+    }
+    let ttl_ms = match b.ttl_secs {
+        None => state.limits.lease_ttl_ms,
+        Some(s) => {
+            let ms = i64::from(s) * 1000;
+            if ms <= 0 || ms > state.limits.max_lease_ttl_ms {
+                return Err(ApiError::invalid(
+                    "ttl_secs",
+                    format!("must be between 1 and {}", state.limits.max_lease_ttl_ms / 1000),
+                ));
+            }
+            ms
+        }
+    };
+    let req = AllowanceRequest {
+        gateway_id: b.gateway_id,
+        tenant: b.tenant,
+        service: b.service,
+        want_micros: b.want_micros,
+        ttl_ms,
+    };
+    let a = state.store.grant(req, state.now_ms()).await?;
+    if a.granted_micros > 0 {
+        inc(&state.metrics.allowances_granted, 1);
+        inc(&state.metrics.allowance_granted_micros, a.granted_micros as u64);
+    }
+    Ok(Json(a))
+}
+
+pub async fn release(
+    _: Gateway,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    ident("id", &id, 200)?;
+    let returned = state.store.release(&id, state.now_ms()).await?;
+    Ok(Json(serde_json::json!({"allowance_id": id, "returned_micros": returned})))
+}

@@ -1,0 +1,174 @@
+//! `POST /v1/spend` (gateway): batched spend ingest, acknowledged only once
+//! durably committed, idempotent per `batch_id`, all-or-nothing validation.
+//! `GET /v1/spend` (either token): cost, baseline and savings report.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::Json;
+use serde::Deserialize;
+
+use super::body::{body, ident, json, query, short};
+use crate::auth::{AnyRole, Gateway};
+use crate::error::ApiError;
+use crate::metrics::inc;
+use crate::model::{GroupBy, ReportQuery, SpendBatch, SpendEvent};
+use crate::money::{de_micros, de_opt_micros};
+use crate::state::AppState;
+use crate::window::{month_bounds, parse_time};
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Ts {
+    Ms(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+struct EventBody {
+    tenant: String,
+    #[serde(default)]
+    service: String,
+    #[serde(default)]
+    route: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    strategy: String,
+    #[serde(deserialize_with = "de_micros")]
+    cost_micros: i64,
+    #[serde(default, deserialize_with = "de_opt_micros")]
+    baseline_micros: Option<i64>,
+    ts: Ts,
+    #[serde(default)]
+    allowance_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    batch_id: String,
+    gateway_id: String,
+    events: Vec<EventBody>,
+}
+
+fn validate(b: BatchBody, state: &AppState, now: i64) -> Result<SpendBatch, ApiError> {
+    ident("batch_id", &b.batch_id, 200)?;
+    ident("gateway_id", &b.gateway_id, 200)?;
+    if b.events.is_empty() {
+        return Err(ApiError::invalid("events", "must not be empty"));
+    }
+    let max = state.limits.max_batch_events;
+    if b.events.len() > max {
+        return Err(ApiError::invalid("events", format!("at most {max} events per batch")));
+    }
+    let mut events = Vec::with_capacity(b.events.len());
+    for (i, e) in b.events.into_iter().enumerate() {
+        let f = |name: &str| format!("events[{i}].{name}");
+        ident(&f("tenant"), &e.tenant, 200)?;
+        short(&f("service"), &e.service, 200)?;
+        short(&f("route"), &e.route, 1024)?;
+        short(&f("provider"), &e.provider, 200)?;
+        short(&f("strategy"), &e.strategy, 200)?;
+        let ts_ms = match e.ts {
+            Ts::Ms(ms) => ms,
+            Ts::Text(s) => parse_time(&s).map_err(|m| ApiError::invalid(f("ts"), m))?,
+        };
+        if ts_ms <= 0 {
+            return Err(ApiError::invalid(f("ts"), "must be after 1970"));
+        }
+        if ts_ms > now + state.limits.max_future_skew_ms {
+            return Err(ApiError::invalid(f("ts"), "is in the future"));
+        }
+        if let Some(id) = &e.allowance_id {
+            ident(&f("allowance_id"), id, 200)?;
+        }
+        events.push(SpendEvent {
+            tenant: e.tenant,
+            service: e.service,
+            route: e.route,
+            provider: e.provider,
+            strategy: e.strategy,
+            cost_micros: e.cost_micros,
+            baseline_micros: e.baseline_micros.unwrap_or(e.cost_micros),
+            ts_ms,
+            allowance_id: e.allowance_id,
+        });
+    }
+    Ok(SpendBatch { batch_id: b.batch_id, gateway_id: b.gateway_id, events })
+}
+
+pub async fn ingest(
+    _: Gateway,
+    State(state): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let now = state.now_ms();
+    let batch = validate(json(&body(raw)?)?, &state, now)?;
+    let cost: i64 = batch.events.iter().map(|e| e.cost_micros).sum();
+    let batch_id = batch.batch_id.clone();
+    let out = state.store.ingest(batch, now).await?;
+    let m = &state.metrics;
+    if out.duplicate {
+        inc(&m.spend_batches_duplicate, 1);
+    } else {
+        inc(&m.spend_batches, 1);
+        inc(&m.spend_events, out.events as u64);
+        inc(&m.spend_cost_micros, cost.max(0) as u64);
+        state.alerts.dispatch(out.fired);
+    }
+    Ok(Json(serde_json::json!({
+        "batch_id": batch_id,
+        "accepted": out.events,
+        "duplicate": out.duplicate,
+    })))
+}
+
+#[derive(Deserialize)]
+struct ReportParams {
+    tenant: String,
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<GroupBy>,
+}
+
+pub async fn report(
+    _: AnyRole,
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let p: ReportParams = query(raw.as_deref())?;
+    ident("tenant", &p.tenant, 200)?;
+    let now = state.now_ms();
+    let from_ms = match &p.from {
+        Some(s) => parse_time(s).map_err(|e| ApiError::invalid("from", e))?,
+        None => {
+            let budgets = state.store.budgets(Some(&p.tenant), now).await?;
+            let offset = budgets.first().map_or(0, |b| b.utc_offset_minutes);
+            month_bounds(now, offset).0
+        }
+    };
+    let to_ms = match &p.to {
+        Some(s) => parse_time(s).map_err(|e| ApiError::invalid("to", e))?,
+        None => now + 1,
+    };
+    if to_ms < from_ms {
+        return Err(ApiError::invalid("to", "must not be before from"));
+    }
+    let q = ReportQuery { tenant: p.tenant.clone(), from_ms, to_ms, group_by: p.group_by };
+    let rows = state.store.report(q).await?;
+    let (mut events, mut cost, mut base) = (0, 0, 0);
+    for r in &rows {
+        events += r.events;
+        cost += r.cost_micros;
+        base += r.baseline_micros;
+    }
+    Ok(Json(serde_json::json!({
+        "tenant": p.tenant,
+        "from_ms": from_ms,
+        "to_ms": to_ms,
+        "group_by": p.group_by,
+        "rows": rows,
+        "total": {"key": "total", "events": events, "cost_micros": cost,
+                  "baseline_micros": base, "savings_micros": base - cost},
+    })))
+}
