@@ -112,7 +112,7 @@ pub enum Expect {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub id: &'static str,
-    pub title: &'static str,
+    pub title: String,
     pub filters: Filters,
     pub route: Route,
     pub load: Load,
@@ -120,13 +120,41 @@ pub struct Config {
     pub needs: Vec<Feature>,
 }
 
-/// A–I in the order they run within a round.
-pub fn throughput_configs() -> Vec<Config> {
+/// A–I in the order they run within a round. `supported`: the strategies
+/// of [`I_FEATURES`] the built filter accepts; I turns on those (the
+/// title says which), and is unavailable while the cache is not among them.
+pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
+    let i_on: Vec<Feature> = I_FEATURES
+        .iter()
+        .copied()
+        .filter(|f| supported.contains(f))
+        .collect();
+    let i_off: Vec<&str> = I_FEATURES
+        .iter()
+        .filter(|f| !supported.contains(f))
+        .map(|f| f.name())
+        .collect();
+    let i_title =
+        if i_off.is_empty() {
+            "filter, every strategy on, none applying (miss, leader, limiter pass)".to_string()
+        } else {
+            let on: Vec<&str> = i_on.iter().map(|f| f.name()).collect();
+            format!(
+            "filter, every strategy it has on, none applying — on: {}; not yet in the filter: {}",
+            if on.is_empty() { "none".to_string() } else { on.join(", ") },
+            i_off.join(", ")
+        )
+        };
+    let i_needs = if i_on.contains(&Feature::Cache) {
+        i_on.clone()
+    } else {
+        I_FEATURES.to_vec()
+    };
     let proxy = Route::Proxy;
     vec![
         Config {
             id: "A",
-            title: "Envoy proxying to the demo API, no filter",
+            title: "Envoy proxying to the demo API, no filter".to_string(),
             filters: Filters::None,
             route: proxy.clone(),
             load: Load::Unique,
@@ -135,7 +163,7 @@ pub fn throughput_configs() -> Vec<Config> {
         },
         Config {
             id: "B",
-            title: "Envoy direct_response (ceiling for an answer made in Envoy)",
+            title: "Envoy direct_response (ceiling for an answer made in Envoy)".to_string(),
             filters: Filters::None,
             route: Route::Direct(json_body(BODY_BYTES)),
             load: Load::Same,
@@ -144,7 +172,7 @@ pub fn throughput_configs() -> Vec<Config> {
         },
         Config {
             id: "C",
-            title: "filter loaded, request matching no rule",
+            title: "filter loaded, request matching no rule".to_string(),
             filters: Filters::Wasm(filter_json("other", "/other/", &[])),
             route: proxy.clone(),
             load: Load::Unique,
@@ -153,7 +181,7 @@ pub fn throughput_configs() -> Vec<Config> {
         },
         Config {
             id: "D",
-            title: "filter, every request a cache hit",
+            title: "filter, every request a cache hit".to_string(),
             filters: Filters::Wasm(filter_json("items", "/api/items/", &[Feature::Cache])),
             route: proxy.clone(),
             load: Load::Same,
@@ -162,7 +190,7 @@ pub fn throughput_configs() -> Vec<Config> {
         },
         Config {
             id: "F",
-            title: "Envoy's cache filter (simple_http_cache), every request a hit",
+            title: "Envoy's cache filter (simple_http_cache), every request a hit".to_string(),
             filters: Filters::SimpleHttpCache,
             route: proxy.clone(),
             load: Load::Same,
@@ -171,12 +199,12 @@ pub fn throughput_configs() -> Vec<Config> {
         },
         Config {
             id: "I",
-            title: "filter, every strategy on, none applying (miss, leader, limiter pass)",
-            filters: Filters::Wasm(filter_json("items", "/api/items/", &I_FEATURES)),
+            title: i_title,
+            filters: Filters::Wasm(filter_json("items", "/api/items/", &i_needs)),
             route: proxy,
             load: Load::Unique,
             expect: Expect::FilterMiss,
-            needs: I_FEATURES.to_vec(),
+            needs: i_needs,
         },
     ]
 }
@@ -227,7 +255,13 @@ mod tests {
 
     #[test]
     fn ids_are_unique() {
-        let cs = throughput_configs();
+        let cs = throughput_configs(&[Feature::Cache]);
+        let i = cs.iter().find(|c| c.id == "I").unwrap();
+        assert_eq!(i.needs, vec![Feature::Cache]);
+        assert!(i.title.contains("not yet in the filter"));
+        let all = throughput_configs(&I_FEATURES);
+        let i = all.iter().find(|c| c.id == "I").unwrap();
+        assert_eq!(i.needs, I_FEATURES.to_vec());
         let mut ids: Vec<_> = cs.iter().map(|c| c.id).collect();
         ids.dedup();
         assert_eq!(ids.len(), cs.len());

@@ -27,7 +27,7 @@ pub struct Machine {
 
 pub struct Row {
     pub id: &'static str,
-    pub title: &'static str,
+    pub title: String,
     pub load: Load,
     pub samples: Status<Vec<Sample>>,
 }
