@@ -1,0 +1,133 @@
+//! Ops routes, auth, budgets and validation, against both stores.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{event, Backend, Harness, ADMIN, GATEWAY, T0};
+use serde_json::json;
+
+async fn ops_routes(b: Backend) {
+    let h = Harness::new(b).await;
+    let (s, v) = h.call("GET", "/healthz", None, None).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (s, v) = h.call("GET", "/readyz", None, None).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ready")));
+    h.spend("m1", vec![event("acme", "s", 5, T0)]).await;
+    let (s, _, body) = h.raw("GET", "/metrics", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("cost_control_spend_events_total 1"), "{text}");
+    assert!(text.contains("cost_control_http_requests_total{method=\"POST\",route=\"/v1/spend\",status=\"200\"} 1"), "{text}");
+}
+
+async fn openapi_matches_checked_in_file(b: Backend) {
+    let h = Harness::new(b).await;
+    let (s, served) = h.call("GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(served, file, "control/openapi.json is stale: regenerate with `cost-control openapi > control/openapi.json`");
+    for (method, route) in cost_control::api::ROUTES {
+        assert!(served["paths"][route][method].is_object(), "{method} {route} is not documented");
+    }
+}
+
+async fn auth_failures(b: Backend) {
+    let h = Harness::new(b).await;
+    let budget = json!({"tenant": "acme", "daily_limit_micros": 10});
+    let batch = json!({"batch_id": "a1", "gateway_id": "g", "events": [event("acme", "", 1, T0)]});
+    let grant = json!({"gateway_id": "g", "tenant": "acme", "want_micros": 1});
+    let purge = json!({"tenant": "acme", "prefix": "/x"});
+    let cases: Vec<(&str, &str, Option<serde_json::Value>, &str)> = vec![
+        // (method, path, body, the one role allowed or "any")
+        ("PUT", "/v1/budgets", Some(budget), "admin"),
+        ("POST", "/v1/purge", Some(purge), "admin"),
+        ("POST", "/v1/spend", Some(batch), "gateway"),
+        ("POST", "/v1/allowances", Some(grant), "gateway"),
+        ("DELETE", "/v1/allowances/nope", None, "gateway"),
+        ("GET", "/v1/snapshot", None, "gateway"),
+        ("GET", "/v1/budgets", None, "any"),
+        ("GET", "/v1/alerts", None, "any"),
+        ("GET", "/v1/spend?tenant=acme", None, "any"),
+    ];
+    for (m, p, body, allowed) in cases {
+        for token in [None, Some("wrong-token")] {
+            let (s, v) = h.call(m, p, token, body.clone()).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {p} with {token:?}");
+            assert!(v["error"].is_string());
+        }
+        let (s, _, _) = h.raw(m, p, None, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let wrong = match allowed {
+            "admin" => Some(GATEWAY),
+            "gateway" => Some(ADMIN),
+            _ => None,
+        };
+        if let Some(t) = wrong {
+            let (s, v) = h.call(m, p, Some(t), body.clone()).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{m} {p}: {v}");
+        }
+        let right = if allowed == "admin" { ADMIN } else { GATEWAY };
+        let (s, v) = h.call(m, p, Some(right), body).await;
+        assert!(s.is_success() || s == StatusCode::NOT_FOUND, "{m} {p}: {s} {v}");
+    }
+    // A non-Bearer scheme is refused too.
+    let (s, _, _) = h.raw("GET", "/v1/budgets", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+async fn budgets_take_decimal_strings_and_offsets(b: Backend) {
+    let h = Harness::new(b).await;
+    let v = h
+        .set_budget(json!({"tenant": "acme", "daily": "12.50", "monthly": 1000000000, "utc_offset": "+05:30"}))
+        .await;
+    assert_eq!(v["daily_limit_micros"], 12_500_000);
+    assert_eq!(v["monthly_limit_micros"], 1_000_000_000);
+    assert_eq!(v["soft_limit_percent"], 90);
+    assert_eq!(v["utc_offset_minutes"], 330);
+    assert_eq!(v["remaining_micros"], 12_500_000);
+    // A service budget without an offset keeps the tenant's.
+    let v = h
+        .set_budget(json!({"tenant": "acme", "service": "search", "daily_limit_micros": "1", "soft_limit_percent": 50}))
+        .await;
+    assert_eq!((v["utc_offset_minutes"].as_i64(), v["soft_limit_percent"].as_i64()), (Some(330), Some(50)));
+    let (s, v) = h.call("GET", "/v1/budgets?tenant=acme", Some(GATEWAY), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["budgets"].as_array().unwrap().len(), 2);
+    let (_, all) = h.call("GET", "/v1/budgets", Some(ADMIN), None).await;
+    assert_eq!(all["budgets"].as_array().unwrap().len(), 2);
+}
+
+async fn budget_validation_names_the_field(b: Backend) {
+    let h = Harness::new(b).await;
+    let cases = [
+        (json!({"daily_limit_micros": 1}), "tenant"),
+        (json!({"tenant": "", "daily_limit_micros": 1}), "tenant"),
+        (json!({"tenant": "a"}), "daily_limit_micros"),
+        (json!({"tenant": "a", "daily_limit_micros": "12.3456789"}), "daily_limit_micros"),
+        (json!({"tenant": "a", "monthly_limit_micros": -5}), "monthly_limit_micros"),
+        (json!({"tenant": "a", "daily_limit_micros": 1, "soft_limit_percent": 0}), "soft_limit_percent"),
+        (json!({"tenant": "a", "daily_limit_micros": 1, "soft_limit_percent": 300}), "soft_limit_percent"),
+        (json!({"tenant": "a", "daily_limit_micros": 1, "utc_offset": "+25:00"}), "utc_offset"),
+        (json!({"tenant": 7, "daily_limit_micros": 1}), "tenant"),
+    ];
+    for (body, field) in cases {
+        let (s, v) = h.call("PUT", "/v1/budgets", Some(ADMIN), Some(body.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(v["field"], field, "{body} -> {v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    let (s, v) = h.call("PUT", "/v1/budgets", Some(ADMIN), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (_, v) = h.call("GET", "/v1/budgets", Some(ADMIN), None).await;
+    assert_eq!(v["budgets"], json!([]), "nothing invalid was stored");
+}
+
+crate::both_stores!(
+    ops_routes,
+    openapi_matches_checked_in_file,
+    auth_failures,
+    budgets_take_decimal_strings_and_offsets,
+    budget_validation_names_the_field,
+);

@@ -1,0 +1,197 @@
+//! Shared test harness: an app over either store, a manual clock, requests
+//! through `oneshot`, and the macro that runs a test against both stores.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use cost_control::alerts::RetryPolicy;
+use cost_control::auth::Tokens;
+use cost_control::clock::ManualClock;
+use cost_control::state::{AppState, Limits};
+use cost_control::store::postgres::PostgresStore;
+use cost_control::store::sqlite::SqliteStore;
+use cost_control::Store;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const ADMIN: &str = "test-admin-token";
+pub const GATEWAY: &str = "test-gateway-token";
+/// 2025-03-10T12:00:00Z
+pub const T0: i64 = 1_741_608_000_000;
+pub const HOUR: i64 = 3_600_000;
+pub const DAY: i64 = 86_400_000;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Harness {
+    pub app: Router,
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// The PostgreSQL URL; a missing one fails the test loudly, never skips.
+pub fn pg_url() -> String {
+    match std::env::var("COST_CONTROL_PG_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => panic!(
+            "COST_CONTROL_PG_URL is not set: the PostgreSQL tests need a server. Run \
+             COST_CONTROL_PG_URL=\"$(scripts/ensure-postgres.sh | tail -n1)\" cargo test -p cost-control"
+        ),
+    }
+}
+
+/// A store of the given kind, isolated from every other test (own file or schema).
+pub async fn store(backend: Backend, dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    match backend {
+        Backend::Sqlite => Arc::new(SqliteStore::open(dir.path().join("cc.db")).unwrap()),
+        Backend::Postgres => {
+            let schema = format!(
+                "t_{}_{}_{}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::SeqCst),
+                fastrand::u32(..)
+            );
+            Arc::new(PostgresStore::connect(&pg_url(), Some(&schema)).await.unwrap())
+        }
+    }
+}
+
+impl Harness {
+    pub async fn new(backend: Backend) -> Self {
+        Self::with_webhooks(backend, vec![]).await
+    }
+
+    pub async fn with_webhooks(backend: Backend, webhooks: Vec<String>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(backend, &dir).await;
+        let clock = Arc::new(ManualClock::new(T0));
+        let retry = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(200),
+            timeout: Duration::from_secs(2),
+        };
+        let limits = Limits { max_body_bytes: 64 * 1024, ..Limits::default() };
+        let state = AppState::with(
+            store.clone(),
+            clock.clone(),
+            Tokens::new(ADMIN, GATEWAY).unwrap(),
+            webhooks,
+            limits,
+            retry,
+        );
+        Self { app: cost_control::app(state.clone()), state, clock, store, _dir: dir }
+    }
+
+    /// Sends a request; answers the status and the JSON body (Null if none).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let (status, _, bytes) = self.raw(method, path, token, body.map(|b| b.to_string())).await;
+        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req.header("content-type", "application/json").body(Body::from(b)),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, headers, bytes)
+    }
+
+    pub async fn set_budget(&self, body: Value) -> Value {
+        let (s, v) = self.call("PUT", "/v1/budgets", Some(ADMIN), Some(body)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Ingests one batch; asserts it was accepted.
+    pub async fn spend(&self, batch_id: &str, events: Vec<Value>) -> Value {
+        let body = serde_json::json!({"batch_id": batch_id, "gateway_id": "gw-1", "events": events});
+        let (s, v) = self.call("POST", "/v1/spend", Some(GATEWAY), Some(body)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// The budget state of (tenant, service) from GET /v1/budgets.
+    pub async fn state_of(&self, tenant: &str, service: &str) -> Value {
+        let (s, v) = self.call("GET", &format!("/v1/budgets?tenant={tenant}"), Some(ADMIN), None).await;
+        assert_eq!(s, StatusCode::OK);
+        v["budgets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["service"] == service)
+            .cloned()
+            .unwrap_or_else(|| panic!("no budget {tenant}/{service} in {v}"))
+    }
+}
+
+/// An event at the harness clock's time.
+pub fn event(tenant: &str, service: &str, cost: i64, ts: i64) -> Value {
+    serde_json::json!({
+        "tenant": tenant, "service": service, "route": "/v1/items", "provider": "openai",
+        "strategy": "cache", "cost_micros": cost, "baseline_micros": cost * 2, "ts": ts
+    })
+}
+
+/// Generates `mod sqlite` and `mod postgres`, each running every listed
+/// `async fn name(backend: Backend)` of the enclosing file.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// Parses a test time (RFC 3339 or date) to unix ms.
+pub fn parse(s: &str) -> i64 {
+    cost_control::window::parse_time(s).unwrap()
+}
+
+pub trait Now {
+    fn now(&self) -> i64;
+}
+
+impl Now for ManualClock {
+    fn now(&self) -> i64 {
+        cost_control::clock::Clock::now_ms(self)
+    }
+}
