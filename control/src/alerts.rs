@@ -34,7 +34,9 @@ impl RetryPolicy {
     /// Delay before retry number `attempt` (1-based): half of the capped
     /// exponential plus a random part of the other half ("equal jitter").
     pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self.base_delay.saturating_mul(1 << attempt.saturating_sub(1).min(20));
+        let exp = self
+            .base_delay
+            .saturating_mul(1 << attempt.saturating_sub(1).min(20));
         let cap = exp.min(self.max_delay).as_millis() as u64;
         Duration::from_millis(cap / 2 + fastrand::u64(0..=cap / 2))
     }
@@ -67,12 +69,26 @@ fn post(url: &str, body: &serde_json::Value, timeout: Duration) -> Result<(), St
         .timeout_global(Some(timeout))
         .build()
         .into();
-    agent.post(url).send_json(body).map(|_| ()).map_err(|e| e.to_string())
+    agent
+        .post(url)
+        .send_json(body)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 impl AlertDispatcher {
-    pub fn new(urls: Vec<String>, store: Arc<dyn Store>, retry: RetryPolicy, metrics: Arc<Metrics>) -> Self {
-        Self { urls: Arc::new(urls), store, retry, metrics }
+    pub fn new(
+        urls: Vec<String>,
+        store: Arc<dyn Store>,
+        retry: RetryPolicy,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            urls: Arc::new(urls),
+            store,
+            retry,
+            metrics,
+        }
     }
 
     /// Starts delivering `alerts` in the background.
@@ -106,7 +122,9 @@ impl AlertDispatcher {
                 match res {
                     Ok(Ok(())) => inc(&self.metrics.alert_deliveries, 1),
                     Ok(Err(e)) => {
-                        self.metrics.alert_delivery_failures.fetch_add(1, Ordering::Relaxed);
+                        self.metrics
+                            .alert_delivery_failures
+                            .fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(alert_id = a.id, url = %url, attempt, error = %e, "webhook delivery failed");
                         failed.push(url);
                     }

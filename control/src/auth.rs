@@ -52,11 +52,17 @@ impl Tokens {
         if admin == gateway {
             return Err("the admin and gateway tokens must differ".into());
         }
-        Ok(Self { admin: digest(admin), gateway: digest(gateway) })
+        Ok(Self {
+            admin: digest(admin),
+            gateway: digest(gateway),
+        })
     }
 
     pub fn dev() -> Self {
-        Self { admin: digest(DEV_ADMIN_TOKEN), gateway: digest(DEV_GATEWAY_TOKEN) }
+        Self {
+            admin: digest(DEV_ADMIN_TOKEN),
+            gateway: digest(DEV_GATEWAY_TOKEN),
+        }
     }
 
     /// The role a presented token has, if any. Both comparisons always run.
@@ -83,7 +89,10 @@ fn role(parts: &Parts, state: &AppState) -> Result<Role, ApiError> {
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
         .ok_or(ApiError::Unauthorized)?;
-    state.tokens.role_of(token.trim()).ok_or(ApiError::Unauthorized)
+    state
+        .tokens
+        .role_of(token.trim())
+        .ok_or(ApiError::Unauthorized)
 }
 
 /// Extractor: the admin token is required.

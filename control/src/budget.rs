@@ -14,8 +14,12 @@ pub struct Usage {
 
 /// Remaining = limit − spend − outstanding, the smaller over both windows.
 pub fn remaining(b: &Budget, u: Usage) -> i64 {
-    let day = b.daily_limit_micros.map(|l| l - u.day_spent - u.outstanding);
-    let month = b.monthly_limit_micros.map(|l| l - u.month_spent - u.outstanding);
+    let day = b
+        .daily_limit_micros
+        .map(|l| l - u.day_spent - u.outstanding);
+    let month = b
+        .monthly_limit_micros
+        .map(|l| l - u.month_spent - u.outstanding);
     match (day, month) {
         (Some(d), Some(m)) => d.min(m),
         (Some(d), None) => d,
@@ -76,10 +80,22 @@ pub fn crossings(b: &Budget, day_start_ms: i64, day_spent: i64, month_spent: i64
     ] {
         let Some(limit) = limit else { continue };
         if spent >= soft_threshold(limit, b.soft_limit_percent) {
-            out.push(Crossing { window, window_start_ms: start, level: "soft", spent, limit });
+            out.push(Crossing {
+                window,
+                window_start_ms: start,
+                level: "soft",
+                spent,
+                limit,
+            });
         }
         if spent >= limit {
-            out.push(Crossing { window, window_start_ms: start, level: "hard", spent, limit });
+            out.push(Crossing {
+                window,
+                window_start_ms: start,
+                level: "hard",
+                spent,
+                limit,
+            });
         }
     }
     out
@@ -102,17 +118,41 @@ mod tests {
 
     #[test]
     fn remaining_is_the_tighter_window() {
-        let u = Usage { day_spent: 30, month_spent: 950, outstanding: 10 };
+        let u = Usage {
+            day_spent: 30,
+            month_spent: 950,
+            outstanding: 10,
+        };
         assert_eq!(remaining(&budget(), u), 40);
-        let u = Usage { day_spent: 30, month_spent: 300, outstanding: 10 };
+        let u = Usage {
+            day_spent: 30,
+            month_spent: 300,
+            outstanding: 10,
+        };
         assert_eq!(remaining(&budget(), u), 60);
     }
 
     #[test]
     fn flags_and_crossings() {
-        let s = state(&budget(), Usage { day_spent: 85, month_spent: 85, outstanding: 5 }, 0);
+        let s = state(
+            &budget(),
+            Usage {
+                day_spent: 85,
+                month_spent: 85,
+                outstanding: 5,
+            },
+            0,
+        );
         assert!(s.soft && !s.hard);
-        let s = state(&budget(), Usage { day_spent: 95, month_spent: 95, outstanding: 5 }, 0);
+        let s = state(
+            &budget(),
+            Usage {
+                day_spent: 95,
+                month_spent: 95,
+                outstanding: 5,
+            },
+            0,
+        );
         assert!(s.hard && s.remaining_micros == 0);
         let c = crossings(&budget(), 0, 100, 100);
         assert_eq!(c.len(), 2);

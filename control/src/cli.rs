@@ -10,7 +10,11 @@ use cost_control::config::{token_from, ADMIN_ENV, GATEWAY_ENV};
 #[derive(Args, Clone)]
 pub struct Conn {
     /// Base URL of the cost-control server.
-    #[arg(long, env = "COST_CONTROL_URL", default_value = "http://127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "COST_CONTROL_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
     server: String,
     /// Use the fixed development tokens.
     #[arg(long)]
@@ -80,7 +84,12 @@ pub struct PurgeArgs {
 
 fn token(conn: &Conn, admin: bool) -> Result<String, String> {
     if conn.dev_tokens {
-        return Ok(if admin { DEV_ADMIN_TOKEN } else { DEV_GATEWAY_TOKEN }.to_owned());
+        return Ok(if admin {
+            DEV_ADMIN_TOKEN
+        } else {
+            DEV_GATEWAY_TOKEN
+        }
+        .to_owned());
     }
     let env = |k: &str| std::env::var(k).ok();
     let found = if admin {
@@ -91,10 +100,19 @@ fn token(conn: &Conn, admin: bool) -> Result<String, String> {
     found.ok_or_else(|| format!("set {ADMIN_ENV} (or {ADMIN_ENV}_FILE), or pass --dev-tokens"))
 }
 
-fn call(conn: &Conn, method: &str, path: &str, admin: bool, body: Option<serde_json::Value>) -> Result<(), String> {
+fn call(
+    conn: &Conn,
+    method: &str,
+    path: &str,
+    admin: bool,
+    body: Option<serde_json::Value>,
+) -> Result<(), String> {
     let url = format!("{}{}", conn.server.trim_end_matches('/'), path);
     let auth = format!("Bearer {}", token(conn, admin)?);
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
     let resp = match (method, body) {
         ("PUT", Some(b)) => agent.put(&url).header("Authorization", &auth).send_json(b),
         ("POST", Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(b),
@@ -102,7 +120,10 @@ fn call(conn: &Conn, method: &str, path: &str, admin: bool, body: Option<serde_j
     }
     .map_err(|e| format!("{url}: {e}"))?;
     let status = resp.status();
-    let text = resp.into_body().read_to_string().map_err(|e| e.to_string())?;
+    let text = resp
+        .into_body()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
     let pretty = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
@@ -121,7 +142,15 @@ fn enc(s: &str) -> String {
 
 pub fn budget(c: BudgetCmd) -> Result<(), String> {
     match c {
-        BudgetCmd::Set { conn, tenant, service, daily, monthly, soft_percent, utc_offset } => {
+        BudgetCmd::Set {
+            conn,
+            tenant,
+            service,
+            daily,
+            monthly,
+            soft_percent,
+            utc_offset,
+        } => {
             let mut b = serde_json::json!({"tenant": tenant, "service": service});
             if let Some(d) = daily {
                 b["daily_limit_micros"] = d.into();
@@ -138,14 +167,22 @@ pub fn budget(c: BudgetCmd) -> Result<(), String> {
             call(&conn, "PUT", "/v1/budgets", true, Some(b))
         }
         BudgetCmd::List { conn, tenant } => {
-            let q = tenant.map(|t| format!("?tenant={}", enc(&t))).unwrap_or_default();
+            let q = tenant
+                .map(|t| format!("?tenant={}", enc(&t)))
+                .unwrap_or_default();
             call(&conn, "GET", &format!("/v1/budgets{q}"), false, None)
         }
     }
 }
 
 pub fn spend(c: SpendCmd) -> Result<(), String> {
-    let SpendCmd::Report { conn, tenant, from, to, group_by } = c;
+    let SpendCmd::Report {
+        conn,
+        tenant,
+        from,
+        to,
+        group_by,
+    } = c;
     let mut q = format!("?tenant={}", enc(&tenant));
     for (k, v) in [("from", from), ("to", to), ("group_by", group_by)] {
         if let Some(v) = v {

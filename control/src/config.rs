@@ -8,7 +8,10 @@ pub const ADMIN_ENV: &str = "COST_CONTROL_ADMIN_TOKEN";
 pub const GATEWAY_ENV: &str = "COST_CONTROL_GATEWAY_TOKEN";
 
 /// Reads one token from `NAME` or `NAME_FILE` through `get` (the env).
-pub fn token_from(get: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Option<String>, String> {
+pub fn token_from(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<String>, String> {
     if let Some(v) = get(name).filter(|v| !v.is_empty()) {
         return Ok(Some(v));
     }
@@ -62,7 +65,9 @@ mod tests {
         assert_eq!(t.role_of("from-file"), Some(Role::Admin));
         assert_eq!(t.role_of("gw"), Some(Role::Gateway));
         let none = |_: &str| None;
-        assert!(server_tokens(&none, false).unwrap_err().contains("--dev-tokens"));
+        assert!(server_tokens(&none, false)
+            .unwrap_err()
+            .contains("--dev-tokens"));
         let dev = server_tokens(&none, true).unwrap();
         assert_eq!(dev.role_of("admin-dev-token"), Some(Role::Admin));
     }

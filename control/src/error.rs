@@ -14,7 +14,10 @@ pub enum ApiError {
     /// A valid token of the wrong role (403).
     Forbidden,
     /// The request is invalid; `field` names the offending field (400).
-    Invalid { field: String, message: String },
+    Invalid {
+        field: String,
+        message: String,
+    },
     NotFound(&'static str),
     PayloadTooLarge,
     /// The store failed or is unreachable (503).
@@ -23,7 +26,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::Invalid { field: field.into(), message: message.into() }
+        ApiError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 

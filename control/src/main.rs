@@ -44,7 +44,11 @@ struct ServeArgs {
     #[arg(long, env = "COST_CONTROL_LISTEN", default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
     /// `sqlite:PATH` (embedded, default) or `postgres://...` (shared ledger).
-    #[arg(long, env = "COST_CONTROL_STORE", default_value = "sqlite:./cost-control.db")]
+    #[arg(
+        long,
+        env = "COST_CONTROL_STORE",
+        default_value = "sqlite:./cost-control.db"
+    )]
     store: String,
     /// Use the fixed tokens admin-dev-token / gateway-dev-token when none are configured.
     #[arg(long)]
@@ -89,7 +93,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_logs(args: &ServeArgs) {
-    let b = tracing_subscriber::fmt().with_max_level(args.log_level).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_max_level(args.log_level)
+        .with_writer(std::io::stderr);
     if args.log_format == "text" {
         b.init();
     } else {
@@ -102,7 +108,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let env = |k: &str| std::env::var(k).ok();
     let tokens = cost_control::config::server_tokens(&env, args.dev_tokens)?;
     if args.dev_tokens && env(cost_control::config::ADMIN_ENV).is_none() {
-        tracing::warn!("--dev-tokens: using the fixed development tokens; never do this in production");
+        tracing::warn!(
+            "--dev-tokens: using the fixed development tokens; never do this in production"
+        );
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,14 +120,23 @@ fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 async fn run(args: ServeArgs, tokens: cost_control::auth::Tokens) -> Result<(), String> {
-    let store = cost_control::store::open(&args.store).await.map_err(|e| e.to_string())?;
+    let store = cost_control::store::open(&args.store)
+        .await
+        .map_err(|e| e.to_string())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let limits = Limits {
         lease_ttl_ms: i64::from(args.lease_ttl_secs.max(1)) * 1000,
         max_body_bytes: args.max_body_bytes,
         ..Limits::default()
     };
-    let state = AppState::with(store.clone(), clock.clone(), tokens, args.webhooks.clone(), limits, RetryPolicy::default());
+    let state = AppState::with(
+        store.clone(),
+        clock.clone(),
+        tokens,
+        args.webhooks.clone(),
+        limits,
+        RetryPolicy::default(),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

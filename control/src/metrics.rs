@@ -34,33 +34,88 @@ pub fn inc(c: &AtomicU64, by: u64) {
 impl Metrics {
     pub fn observe_http(&self, method: &str, route: &str, status: u16) {
         if let Ok(mut m) = self.http.lock() {
-            *m.entry((method.to_owned(), route.to_owned(), status)).or_insert(0) += 1;
+            *m.entry((method.to_owned(), route.to_owned(), status))
+                .or_insert(0) += 1;
         }
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
         let counters: [(&str, &str, &AtomicU64); 11] = [
-            ("cost_control_spend_batches_total", "Spend batches committed.", &self.spend_batches),
-            ("cost_control_spend_batches_duplicate_total", "Replayed spend batches acknowledged without counting.", &self.spend_batches_duplicate),
-            ("cost_control_spend_events_total", "Spend events committed.", &self.spend_events),
-            ("cost_control_spend_cost_micros_total", "Cost committed, micro-USD.", &self.spend_cost_micros),
-            ("cost_control_allowances_granted_total", "Allowance leases granted.", &self.allowances_granted),
-            ("cost_control_allowance_granted_micros_total", "Micro-USD granted as allowances.", &self.allowance_granted_micros),
-            ("cost_control_snapshots_not_modified_total", "Snapshot polls answered 304.", &self.snapshots_not_modified),
-            ("cost_control_purges_total", "Purge generation bumps.", &self.purges),
-            ("cost_control_alerts_fired_total", "Budget alerts fired.", &self.alerts_fired),
-            ("cost_control_alert_deliveries_total", "Webhook deliveries that succeeded.", &self.alert_deliveries),
-            ("cost_control_alert_delivery_failures_total", "Webhook delivery attempts that failed.", &self.alert_delivery_failures),
+            (
+                "cost_control_spend_batches_total",
+                "Spend batches committed.",
+                &self.spend_batches,
+            ),
+            (
+                "cost_control_spend_batches_duplicate_total",
+                "Replayed spend batches acknowledged without counting.",
+                &self.spend_batches_duplicate,
+            ),
+            (
+                "cost_control_spend_events_total",
+                "Spend events committed.",
+                &self.spend_events,
+            ),
+            (
+                "cost_control_spend_cost_micros_total",
+                "Cost committed, micro-USD.",
+                &self.spend_cost_micros,
+            ),
+            (
+                "cost_control_allowances_granted_total",
+                "Allowance leases granted.",
+                &self.allowances_granted,
+            ),
+            (
+                "cost_control_allowance_granted_micros_total",
+                "Micro-USD granted as allowances.",
+                &self.allowance_granted_micros,
+            ),
+            (
+                "cost_control_snapshots_not_modified_total",
+                "Snapshot polls answered 304.",
+                &self.snapshots_not_modified,
+            ),
+            (
+                "cost_control_purges_total",
+                "Purge generation bumps.",
+                &self.purges,
+            ),
+            (
+                "cost_control_alerts_fired_total",
+                "Budget alerts fired.",
+                &self.alerts_fired,
+            ),
+            (
+                "cost_control_alert_deliveries_total",
+                "Webhook deliveries that succeeded.",
+                &self.alert_deliveries,
+            ),
+            (
+                "cost_control_alert_delivery_failures_total",
+                "Webhook delivery attempts that failed.",
+                &self.alert_delivery_failures,
+            ),
         ];
         for (name, help, c) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.load(Ordering::Relaxed)
+            );
         }
         let name = "cost_control_http_requests_total";
-        let _ = writeln!(out, "# HELP {name} HTTP requests by route and status.\n# TYPE {name} counter");
+        let _ = writeln!(
+            out,
+            "# HELP {name} HTTP requests by route and status.\n# TYPE {name} counter"
+        );
         if let Ok(m) = self.http.lock() {
             for ((method, route, status), n) in m.iter() {
-                let _ = writeln!(out, "{name}{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "{name}{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                );
             }
         }
         out
@@ -76,6 +131,8 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .to_owned();
     let method = req.method().as_str().to_owned();
     let resp = next.run(req).await;
-    state.metrics.observe_http(&method, &route, resp.status().as_u16());
+    state
+        .metrics
+        .observe_http(&method, &route, resp.status().as_u16());
     resp
 }

@@ -47,7 +47,7 @@ pub fn format_usd(micros: i64) -> String {
     let m = micros.unsigned_abs();
     let whole = m / 1_000_000;
     let frac = m % 1_000_000;
-    if frac % 10_000 == 0 {
+    if frac.checked_rem(10_000) == Some(0) {
         format!("{sign}{whole}.{:02}", frac / 10_000)
     } else {
         format!("{sign}{whole}.{frac:06}")

@@ -23,7 +23,9 @@ fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
             continue;
         }
         let desc = match *c {
-            "400" => "Invalid request; `field` names the offending field (e.g. `events[3].cost_micros`).",
+            "400" => {
+                "Invalid request; `field` names the offending field (e.g. `events[3].cost_micros`)."
+            }
             "401" => "Missing or unknown bearer token.",
             "403" => "Valid token of the wrong role.",
             "404" => "Not found.",
@@ -35,7 +37,15 @@ fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
     m
 }
 
-fn op(summary: &str, role: &str, params: Value, req: Option<Value>, ok_code: &str, ok_resp: Value, errs: &[&str]) -> Value {
+fn op(
+    summary: &str,
+    role: &str,
+    params: Value,
+    req: Option<Value>,
+    ok_code: &str,
+    ok_resp: Value,
+    errs: &[&str],
+) -> Value {
     let mut responses = errors(errs);
     responses.insert(ok_code.into(), ok_resp);
     let mut o = json!({
@@ -154,7 +164,15 @@ fn schemas() -> Value {
 /// The document as a JSON value.
 pub fn document() -> Value {
     let status = ok("OK", obj(&["status"], json!({"status": string()})));
-    let list = |key: &str, item: &str| ok("OK", obj(&[key], json!({ key: {"type": "array", "items": reference(item)} })));
+    let list = |key: &str, item: &str| {
+        ok(
+            "OK",
+            obj(
+                &[key],
+                json!({ key: {"type": "array", "items": reference(item)} }),
+            ),
+        )
+    };
     json!({
         "openapi": "3.1.0",
         "info": {"title": "cost-control", "version": env!("CARGO_PKG_VERSION"),

@@ -57,7 +57,14 @@ impl AppState {
         tokens: Tokens,
         webhooks: Vec<String>,
     ) -> Self {
-        Self::with(store, clock, tokens, webhooks, Limits::default(), RetryPolicy::default())
+        Self::with(
+            store,
+            clock,
+            tokens,
+            webhooks,
+            Limits::default(),
+            RetryPolicy::default(),
+        )
     }
 
     pub fn with(

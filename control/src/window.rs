@@ -94,7 +94,8 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
         None => (s, None),
     };
     let mut parts = date.split('-');
-    let (Some(y), Some(mo), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(y), Some(mo), Some(d), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(err());
     };
@@ -134,7 +135,10 @@ mod tests {
             let (y, m, d) = civil_from_days(z);
             assert_eq!(days_from_civil(y, m, d), z);
         }
-        assert_eq!(days_from_civil(2024, 3, 1) - days_from_civil(2024, 2, 1), 29);
+        assert_eq!(
+            days_from_civil(2024, 3, 1) - days_from_civil(2024, 2, 1),
+            29
+        );
     }
 
     #[test]
@@ -142,12 +146,21 @@ mod tests {
         let t = parse_time("2025-03-31T23:30:00Z").unwrap();
         assert_eq!(day_start(t, 0), parse_time("2025-03-31").unwrap());
         // At +01:00 it is already 00:30 on April 1st.
-        assert_eq!(day_start(t, 60), parse_time("2025-03-31T23:00:00Z").unwrap());
+        assert_eq!(
+            day_start(t, 60),
+            parse_time("2025-03-31T23:00:00Z").unwrap()
+        );
         let (s, e) = month_bounds(t, 60);
         assert_eq!(s, parse_time("2025-03-31T23:00:00Z").unwrap());
         assert_eq!(e, parse_time("2025-04-30T23:00:00Z").unwrap());
         let (s, e) = month_bounds(t, 0);
-        assert_eq!((s, e), (parse_time("2025-03-01").unwrap(), parse_time("2025-04-01").unwrap()));
+        assert_eq!(
+            (s, e),
+            (
+                parse_time("2025-03-01").unwrap(),
+                parse_time("2025-04-01").unwrap()
+            )
+        );
         let (s, e) = month_bounds(parse_time("2025-12-15").unwrap(), -300);
         assert_eq!(s, parse_time("2025-12-01T05:00:00Z").unwrap());
         assert_eq!(e, parse_time("2026-01-01T05:00:00Z").unwrap());

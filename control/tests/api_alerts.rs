@@ -55,7 +55,8 @@ async fn wait_for(got: &Arc<Mutex<Vec<Value>>>, n: usize) -> Vec<Value> {
 async fn soft_and_hard_alerts_fire_once(b: Backend) {
     let (url, got) = receiver().await;
     let h = Harness::with_webhooks(b, vec![url]).await;
-    h.set_budget(json!({"tenant": "acme", "daily_limit_micros": 1000})).await;
+    h.set_budget(json!({"tenant": "acme", "daily_limit_micros": 1000}))
+        .await;
     h.spend("a1", vec![event("acme", "s", 500, T0)]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(got.lock().unwrap().is_empty(), "no alert below 90%");
@@ -75,21 +76,30 @@ async fn soft_and_hard_alerts_fire_once(b: Backend) {
     assert_eq!(seen_after.len(), 2, "fired once per window: {seen_after:?}");
     assert_eq!(seen_after[1]["alert"]["level"], "hard");
     assert_eq!(seen_after[1]["alert"]["spent_micros"], 1060);
-    let (s, v) = h.call("GET", "/v1/alerts?tenant=acme", Some(GATEWAY), None).await;
+    let (s, v) = h
+        .call("GET", "/v1/alerts?tenant=acme", Some(GATEWAY), None)
+        .await;
     assert_eq!(s, StatusCode::OK);
     let alerts = v["alerts"].as_array().unwrap();
     assert_eq!(alerts.len(), 2);
     assert!(alerts.iter().all(|a| a["delivered"] == true), "{v}");
     let soft = alerts.iter().find(|a| a["level"] == "soft").unwrap();
-    assert_eq!(soft["attempts"], 2, "the first delivery failed and was retried: {v}");
+    assert_eq!(
+        soft["attempts"], 2,
+        "the first delivery failed and was retried: {v}"
+    );
     // A new day is a new window: the soft alert fires again.
     h.clock.advance_ms(DAY);
-    h.spend("a6", vec![event("acme", "s", 950, h.clock.now())]).await;
+    h.spend("a6", vec![event("acme", "s", 950, h.clock.now())])
+        .await;
     assert_eq!(wait_for(&got, 3).await.len(), 3);
     let (_, v) = h.call("GET", "/v1/alerts?limit=1", Some(ADMIN), None).await;
     assert_eq!(v["alerts"].as_array().unwrap().len(), 1);
     let (s, v) = h.call("GET", "/v1/alerts?limit=0", Some(ADMIN), None).await;
-    assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("limit")));
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("limit"))
+    );
 }
 
 crate::both_stores!(soft_and_hard_alerts_fire_once);

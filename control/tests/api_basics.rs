@@ -26,10 +26,14 @@ async fn openapi_matches_checked_in_file(b: Backend) {
     let (s, served) = h.call("GET", "/v1/openapi.json", None, None).await;
     assert_eq!(s, StatusCode::OK);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
-    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(served, file, "control/openapi.json is stale: regenerate with `cost-control openapi > control/openapi.json`");
     for (method, route) in cost_control::api::ROUTES {
-        assert!(served["paths"][route][method].is_object(), "{method} {route} is not documented");
+        assert!(
+            served["paths"][route][method].is_object(),
+            "{method} {route} is not documented"
+        );
     }
 }
 
@@ -70,7 +74,10 @@ async fn auth_failures(b: Backend) {
         }
         let right = if allowed == "admin" { ADMIN } else { GATEWAY };
         let (s, v) = h.call(m, p, Some(right), body).await;
-        assert!(s.is_success() || s == StatusCode::NOT_FOUND, "{m} {p}: {s} {v}");
+        assert!(
+            s.is_success() || s == StatusCode::NOT_FOUND,
+            "{m} {p}: {s} {v}"
+        );
     }
     // A non-Bearer scheme is refused too.
     let (s, _, _) = h.raw("GET", "/v1/budgets", None, None).await;
@@ -91,8 +98,16 @@ async fn budgets_take_decimal_strings_and_offsets(b: Backend) {
     let v = h
         .set_budget(json!({"tenant": "acme", "service": "search", "daily_limit_micros": "1", "soft_limit_percent": 50}))
         .await;
-    assert_eq!((v["utc_offset_minutes"].as_i64(), v["soft_limit_percent"].as_i64()), (Some(330), Some(50)));
-    let (s, v) = h.call("GET", "/v1/budgets?tenant=acme", Some(GATEWAY), None).await;
+    assert_eq!(
+        (
+            v["utc_offset_minutes"].as_i64(),
+            v["soft_limit_percent"].as_i64()
+        ),
+        (Some(330), Some(50))
+    );
+    let (s, v) = h
+        .call("GET", "/v1/budgets?tenant=acme", Some(GATEWAY), None)
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["budgets"].as_array().unwrap().len(), 2);
     let (_, all) = h.call("GET", "/v1/budgets", Some(ADMIN), None).await;
@@ -105,15 +120,32 @@ async fn budget_validation_names_the_field(b: Backend) {
         (json!({"daily_limit_micros": 1}), "tenant"),
         (json!({"tenant": "", "daily_limit_micros": 1}), "tenant"),
         (json!({"tenant": "a"}), "daily_limit_micros"),
-        (json!({"tenant": "a", "daily_limit_micros": "12.3456789"}), "daily_limit_micros"),
-        (json!({"tenant": "a", "monthly_limit_micros": -5}), "monthly_limit_micros"),
-        (json!({"tenant": "a", "daily_limit_micros": 1, "soft_limit_percent": 0}), "soft_limit_percent"),
-        (json!({"tenant": "a", "daily_limit_micros": 1, "soft_limit_percent": 300}), "soft_limit_percent"),
-        (json!({"tenant": "a", "daily_limit_micros": 1, "utc_offset": "+25:00"}), "utc_offset"),
+        (
+            json!({"tenant": "a", "daily_limit_micros": "12.3456789"}),
+            "daily_limit_micros",
+        ),
+        (
+            json!({"tenant": "a", "monthly_limit_micros": -5}),
+            "monthly_limit_micros",
+        ),
+        (
+            json!({"tenant": "a", "daily_limit_micros": 1, "soft_limit_percent": 0}),
+            "soft_limit_percent",
+        ),
+        (
+            json!({"tenant": "a", "daily_limit_micros": 1, "soft_limit_percent": 300}),
+            "soft_limit_percent",
+        ),
+        (
+            json!({"tenant": "a", "daily_limit_micros": 1, "utc_offset": "+25:00"}),
+            "utc_offset",
+        ),
         (json!({"tenant": 7, "daily_limit_micros": 1}), "tenant"),
     ];
     for (body, field) in cases {
-        let (s, v) = h.call("PUT", "/v1/budgets", Some(ADMIN), Some(body.clone())).await;
+        let (s, v) = h
+            .call("PUT", "/v1/budgets", Some(ADMIN), Some(body.clone()))
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(v["field"], field, "{body} -> {v}");
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()));

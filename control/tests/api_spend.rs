@@ -8,7 +8,9 @@ use common::{event, Backend, Harness, Now, ADMIN, DAY, GATEWAY, HOUR, T0};
 use serde_json::json;
 
 async fn report(h: &Harness, q: &str) -> serde_json::Value {
-    let (s, v) = h.call("GET", &format!("/v1/spend?{q}"), Some(ADMIN), None).await;
+    let (s, v) = h
+        .call("GET", &format!("/v1/spend?{q}"), Some(ADMIN), None)
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v
 }
@@ -17,11 +19,20 @@ async fn replayed_batch_counts_once(b: Backend) {
     let h = Harness::new(b).await;
     let evs = vec![event("acme", "a", 100, T0), event("acme", "b", 50, T0)];
     let v = h.spend("batch-1", evs.clone()).await;
-    assert_eq!((v["accepted"].as_i64(), v["duplicate"].as_bool()), (Some(2), Some(false)));
+    assert_eq!(
+        (v["accepted"].as_i64(), v["duplicate"].as_bool()),
+        (Some(2), Some(false))
+    );
     let v = h.spend("batch-1", evs).await;
     assert_eq!(v["duplicate"], true);
     let r = report(&h, "tenant=acme").await;
-    assert_eq!((r["total"]["events"].as_i64(), r["total"]["cost_micros"].as_i64()), (Some(2), Some(150)));
+    assert_eq!(
+        (
+            r["total"]["events"].as_i64(),
+            r["total"]["cost_micros"].as_i64()
+        ),
+        (Some(2), Some(150))
+    );
 }
 
 async fn invalid_event_refuses_whole_batch(b: Backend) {
@@ -38,22 +49,53 @@ async fn invalid_event_refuses_whole_batch(b: Backend) {
     let mut no_tenant = event("", "a", 10, T0);
     no_tenant["tenant"] = json!("");
     let cases = [
-        (json!({"batch_id": "x", "gateway_id": "g", "events": [good.clone(), bad_cost]}), "events[1].cost_micros"),
-        (json!({"batch_id": "x", "gateway_id": "g", "events": [no_ts, good.clone()]}), "events[0].ts"),
-        (json!({"batch_id": "x", "gateway_id": "g", "events": [good.clone(), good.clone(), bad_ts]}), "events[2].ts"),
-        (json!({"batch_id": "x", "gateway_id": "g", "events": [future]}), "events[0].ts"),
-        (json!({"batch_id": "x", "gateway_id": "g", "events": [no_tenant]}), "events[0].tenant"),
-        (json!({"batch_id": "x", "gateway_id": "g", "events": []}), "events"),
-        (json!({"gateway_id": "g", "events": [good.clone()]}), "batch_id"),
-        (json!({"batch_id": "x", "gateway_id": "", "events": [good.clone()]}), "gateway_id"),
-        (json!({"batch_id": "x", "gateway_id": "g", "events": [{"tenant": "a", "cost_micros": "1.5.0", "ts": T0}]}), "events[0].cost_micros"),
+        (
+            json!({"batch_id": "x", "gateway_id": "g", "events": [good.clone(), bad_cost]}),
+            "events[1].cost_micros",
+        ),
+        (
+            json!({"batch_id": "x", "gateway_id": "g", "events": [no_ts, good.clone()]}),
+            "events[0].ts",
+        ),
+        (
+            json!({"batch_id": "x", "gateway_id": "g", "events": [good.clone(), good.clone(), bad_ts]}),
+            "events[2].ts",
+        ),
+        (
+            json!({"batch_id": "x", "gateway_id": "g", "events": [future]}),
+            "events[0].ts",
+        ),
+        (
+            json!({"batch_id": "x", "gateway_id": "g", "events": [no_tenant]}),
+            "events[0].tenant",
+        ),
+        (
+            json!({"batch_id": "x", "gateway_id": "g", "events": []}),
+            "events",
+        ),
+        (
+            json!({"gateway_id": "g", "events": [good.clone()]}),
+            "batch_id",
+        ),
+        (
+            json!({"batch_id": "x", "gateway_id": "", "events": [good.clone()]}),
+            "gateway_id",
+        ),
+        (
+            json!({"batch_id": "x", "gateway_id": "g", "events": [{"tenant": "a", "cost_micros": "1.5.0", "ts": T0}]}),
+            "events[0].cost_micros",
+        ),
     ];
     for (body, field) in cases {
-        let (s, v) = h.call("POST", "/v1/spend", Some(GATEWAY), Some(body.clone())).await;
+        let (s, v) = h
+            .call("POST", "/v1/spend", Some(GATEWAY), Some(body.clone()))
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(v["field"], field, "{body} -> {v}");
     }
-    let (s, _, _) = h.raw("POST", "/v1/spend", Some(GATEWAY), Some("{not json".into())).await;
+    let (s, _, _) = h
+        .raw("POST", "/v1/spend", Some(GATEWAY), Some("{not json".into()))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     // Body size is bounded (the harness sets 64 KiB).
     let many: Vec<_> = (0..2000).map(|_| good.clone()).collect();
@@ -77,8 +119,13 @@ async fn report_groups_and_filters(b: Backend) {
     e2["ts"] = json!("2025-03-10T12:00:00Z");
     let mut e3 = event("acme", "chat", 60, T0 - 20 * DAY);
     e3["provider"] = json!("openai");
-    h.spend("r1", vec![e1, e2, e3, event("other", "x", 999, T0)]).await;
-    let r = report(&h, "tenant=acme&group_by=provider&from=2025-03-01&to=2025-03-11").await;
+    h.spend("r1", vec![e1, e2, e3, event("other", "x", 999, T0)])
+        .await;
+    let r = report(
+        &h,
+        "tenant=acme&group_by=provider&from=2025-03-01&to=2025-03-11",
+    )
+    .await;
     let rows = r["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{r}");
     let row = |k: &str| rows.iter().find(|x| x["key"] == k).unwrap().clone();
@@ -90,11 +137,31 @@ async fn report_groups_and_filters(b: Backend) {
     // Default range: this month so far (e3 is in February).
     let r = report(&h, "tenant=acme&group_by=service").await;
     assert_eq!(r["total"]["cost_micros"], 140, "{r}");
-    let r = report(&h, &format!("tenant=acme&from={}&to={}", T0 - 30 * DAY, T0 + 1)).await;
-    assert_eq!((r["total"]["events"].as_i64(), r["total"]["cost_micros"].as_i64()), (Some(3), Some(200)));
-    for (q, field) in [("group_by=nope&tenant=acme", "group_by"), ("from=2025-01-01", "tenant"), ("tenant=acme&from=soon", "from")] {
-        let (s, v) = h.call("GET", &format!("/v1/spend?{q}"), Some(GATEWAY), None).await;
-        assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{q}: {v}");
+    let r = report(
+        &h,
+        &format!("tenant=acme&from={}&to={}", T0 - 30 * DAY, T0 + 1),
+    )
+    .await;
+    assert_eq!(
+        (
+            r["total"]["events"].as_i64(),
+            r["total"]["cost_micros"].as_i64()
+        ),
+        (Some(3), Some(200))
+    );
+    for (q, field) in [
+        ("group_by=nope&tenant=acme", "group_by"),
+        ("from=2025-01-01", "tenant"),
+        ("tenant=acme&from=soon", "from"),
+    ] {
+        let (s, v) = h
+            .call("GET", &format!("/v1/spend?{q}"), Some(GATEWAY), None)
+            .await;
+        assert_eq!(
+            (s, v["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{q}: {v}"
+        );
     }
 }
 
@@ -104,27 +171,59 @@ async fn windows_roll_over_with_the_clock(b: Backend) {
     h.set_budget(json!({"tenant": "acme", "daily": "0.000100", "monthly": "0.000250", "utc_offset": "+05:30"})).await;
     h.spend("d1", vec![event("acme", "s", 100, T0)]).await;
     let st = h.state_of("acme", "").await;
-    assert_eq!((st["hard"].as_bool(), st["remaining_micros"].as_i64()), (Some(true), Some(0)));
+    assert_eq!(
+        (st["hard"].as_bool(), st["remaining_micros"].as_i64()),
+        (Some(true), Some(0))
+    );
     // 18:29Z is still the same tenant day.
     h.clock.set(T0 + 6 * HOUR + 29 * 60_000);
     assert_eq!(h.state_of("acme", "").await["remaining_micros"], 0);
     // 18:30Z starts a new day: the daily window is fresh, the month is not.
     h.clock.set(T0 + 6 * HOUR + 30 * 60_000);
     let st = h.state_of("acme", "").await;
-    assert_eq!((st["daily_spent_micros"].as_i64(), st["monthly_spent_micros"].as_i64()), (Some(0), Some(100)));
-    assert_eq!((st["remaining_micros"].as_i64(), st["hard"].as_bool()), (Some(100), Some(false)));
+    assert_eq!(
+        (
+            st["daily_spent_micros"].as_i64(),
+            st["monthly_spent_micros"].as_i64()
+        ),
+        (Some(0), Some(100))
+    );
+    assert_eq!(
+        (st["remaining_micros"].as_i64(), st["hard"].as_bool()),
+        (Some(100), Some(false))
+    );
     assert_eq!(st["day_ends_at_ms"], T0 + 6 * HOUR + 30 * 60_000 + DAY);
-    h.spend("d2", vec![event("acme", "s", 100, h.clock.now())]).await;
+    h.spend("d2", vec![event("acme", "s", 100, h.clock.now())])
+        .await;
     // Monthly: 200 of 250 spent, daily exhausted again.
     let st = h.state_of("acme", "").await;
-    assert_eq!((st["monthly_spent_micros"].as_i64(), st["remaining_micros"].as_i64()), (Some(200), Some(0)));
+    assert_eq!(
+        (
+            st["monthly_spent_micros"].as_i64(),
+            st["remaining_micros"].as_i64()
+        ),
+        (Some(200), Some(0))
+    );
     // Next month (April 1st 00:00 at +05:30 = March 31 18:30Z): all fresh.
     h.clock.set(common::parse("2025-03-31T18:30:00Z"));
     let st = h.state_of("acme", "").await;
-    assert_eq!((st["monthly_spent_micros"].as_i64(), st["remaining_micros"].as_i64()), (Some(0), Some(100)));
+    assert_eq!(
+        (
+            st["monthly_spent_micros"].as_i64(),
+            st["remaining_micros"].as_i64()
+        ),
+        (Some(0), Some(100))
+    );
     // Daily hard alerts fired once per window: days 1 and 2.
-    let (_, v) = h.call("GET", "/v1/alerts?tenant=acme", Some(ADMIN), None).await;
-    let hard_daily = v["alerts"].as_array().unwrap().iter().filter(|a| a["level"] == "hard" && a["window"] == "daily").count();
+    let (_, v) = h
+        .call("GET", "/v1/alerts?tenant=acme", Some(ADMIN), None)
+        .await;
+    let hard_daily = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["level"] == "hard" && a["window"] == "daily")
+        .count();
     assert_eq!(hard_daily, 2, "{v}");
 }
 

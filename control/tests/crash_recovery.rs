@@ -13,7 +13,14 @@ const PER_BATCH: usize = 50;
 
 fn start(db: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cost-control"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--dev-tokens", "--log-level", "warn"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dev-tokens",
+            "--log-level",
+            "warn",
+        ])
         .arg("--store")
         .arg(format!("sqlite:{}", db.display()))
         .env_remove("COST_CONTROL_ADMIN_TOKEN")
@@ -24,15 +31,22 @@ fn start(db: &std::path::Path) -> (Child, String) {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let line = lines.next().unwrap().unwrap();
-    let addr = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected: {line}"));
+    let addr = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected: {line}"));
     (child, format!("http://{addr}"))
 }
 
 fn batch(id: &str) -> serde_json::Value {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let events: Vec<_> = (0..PER_BATCH)
-        .map(|i| serde_json::json!({"tenant": "crash", "service": "s", "route": "/r", "provider": "p",
-            "strategy": "none", "cost_micros": 1 + i as i64, "baseline_micros": 2, "ts": now}))
+        .map(|i| {
+            serde_json::json!({"tenant": "crash", "service": "s", "route": "/r", "provider": "p",
+            "strategy": "none", "cost_micros": 1 + i as i64, "baseline_micros": 2, "ts": now})
+        })
         .collect();
     serde_json::json!({"batch_id": id, "gateway_id": "g", "events": events})
 }
@@ -85,7 +99,11 @@ fn acknowledged_events_survive_kill_9() {
         c.join().unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 60, "only {} batches acknowledged", acked.len());
+    assert!(
+        acked.len() >= 60,
+        "only {} batches acknowledged",
+        acked.len()
+    );
 
     let (mut child, base) = start(&db);
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
@@ -102,10 +120,17 @@ fn acknowledged_events_survive_kill_9() {
         .read_json()
         .unwrap();
     let events = report["total"]["events"].as_u64().unwrap() as usize;
-    assert!(events >= acked.len() * PER_BATCH, "{events} events for {} acked batches", acked.len());
+    assert!(
+        events >= acked.len() * PER_BATCH,
+        "{events} events for {} acked batches",
+        acked.len()
+    );
     assert_eq!(events % PER_BATCH, 0, "a batch was partly committed");
     let per_batch_cost: i64 = (1..=PER_BATCH as i64).sum();
-    assert_eq!(report["total"]["cost_micros"].as_i64().unwrap(), (events / PER_BATCH) as i64 * per_batch_cost);
+    assert_eq!(
+        report["total"]["cost_micros"].as_i64().unwrap(),
+        (events / PER_BATCH) as i64 * per_batch_cost
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

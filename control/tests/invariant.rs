@@ -45,7 +45,9 @@ async fn gateway(store: Arc<dyn Store>, g: usize, plan: Plan, spent: Arc<AtomicI
             ttl_ms: 3_600_000,
         };
         let a = store.grant(req, T0).await.unwrap();
-        let Some(lease) = a.allowance_id else { continue };
+        let Some(lease) = a.allowance_id else {
+            continue;
+        };
         let total = a.granted_micros * i64::from(pct) / 100;
         let first = total / 2;
         for (n, part) in [(0, first), (1, total - first)] {
@@ -112,11 +114,18 @@ async fn scenario(backend: Backend, limit: i64, plans: Vec<Plan>) {
     done.store(true, Ordering::SeqCst);
     assert!(checker.await.unwrap() >= 1);
     let (final_spent, _) = check(&store, limit).await;
-    assert_eq!(final_spent, spent.load(Ordering::SeqCst), "every reported spend counted once");
+    assert_eq!(
+        final_spent,
+        spent.load(Ordering::SeqCst),
+        "every reported spend counted once"
+    );
 }
 
 fn plans() -> impl Strategy<Value = Vec<Plan>> {
-    prop::collection::vec(prop::collection::vec((1i64..4_000, 0u8..=100, any::<bool>()), 1..6), 2..6)
+    prop::collection::vec(
+        prop::collection::vec((1i64..4_000, 0u8..=100, any::<bool>()), 1..6),
+        2..6,
+    )
 }
 
 fn run(backend: Backend, limit: i64, plans: Vec<Plan>) {

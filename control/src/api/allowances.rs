@@ -45,7 +45,10 @@ pub async fn grant(
             if ms <= 0 || ms > state.limits.max_lease_ttl_ms {
                 return Err(ApiError::invalid(
                     "ttl_secs",
-                    format!("must be between 1 and {}", state.limits.max_lease_ttl_ms / 1000),
+                    format!(
+                        "must be between 1 and {}",
+                        state.limits.max_lease_ttl_ms / 1000
+                    ),
                 ));
             }
             ms
@@ -61,7 +64,10 @@ pub async fn grant(
     let a = state.store.grant(req, state.now_ms()).await?;
     if a.granted_micros > 0 {
         inc(&state.metrics.allowances_granted, 1);
-        inc(&state.metrics.allowance_granted_micros, a.granted_micros as u64);
+        inc(
+            &state.metrics.allowance_granted_micros,
+            a.granted_micros as u64,
+        );
     }
     Ok(Json(a))
 }
@@ -73,5 +79,7 @@ pub async fn release(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     ident("id", &id, 200)?;
     let returned = state.store.release(&id, state.now_ms()).await?;
-    Ok(Json(serde_json::json!({"allowance_id": id, "returned_micros": returned})))
+    Ok(Json(
+        serde_json::json!({"allowance_id": id, "returned_micros": returned}),
+    ))
 }

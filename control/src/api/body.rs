@@ -21,7 +21,11 @@ fn field_of(path: &str, msg: &str) -> String {
     // serde reports a missing field at its parent; name the field itself.
     if let Some(rest) = msg.strip_prefix("missing field `") {
         let name = rest.split('`').next().unwrap_or_default();
-        return if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
+        return if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        };
     }
     path.to_owned()
 }
@@ -39,7 +43,8 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// Parses a query string; errors name the offending parameter.
 pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.unwrap_or("").as_bytes()));
+    let de =
+        serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.unwrap_or("").as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.inner().to_string();

@@ -50,15 +50,23 @@ pub async fn put(
     }
     let soft = req.soft_limit_percent.unwrap_or(90);
     if !(1..=100).contains(&soft) {
-        return Err(ApiError::invalid("soft_limit_percent", "must be between 1 and 100"));
+        return Err(ApiError::invalid(
+            "soft_limit_percent",
+            "must be between 1 and 100",
+        ));
     }
     let now = state.now_ms();
     let offset = match req.utc_offset {
         Some(Offset::Minutes(m)) if (-840..=840).contains(&m) => m,
         Some(Offset::Minutes(_)) => {
-            return Err(ApiError::invalid("utc_offset", "minutes must be within ±840"))
+            return Err(ApiError::invalid(
+                "utc_offset",
+                "minutes must be within ±840",
+            ))
         }
-        Some(Offset::Text(s)) => parse_offset(&s).map_err(|e| ApiError::invalid("utc_offset", e))?,
+        Some(Offset::Text(s)) => {
+            parse_offset(&s).map_err(|e| ApiError::invalid("utc_offset", e))?
+        }
         // Absent: keep the tenant's offset.
         None => state
             .store
@@ -91,6 +99,9 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let q: ListQuery = query(raw.as_deref())?;
-    let budgets = state.store.budgets(q.tenant.as_deref(), state.now_ms()).await?;
+    let budgets = state
+        .store
+        .budgets(q.tenant.as_deref(), state.now_ms())
+        .await?;
     Ok(Json(serde_json::json!({ "budgets": budgets })))
 }

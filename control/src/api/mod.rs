@@ -48,6 +48,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/purge", post(purge::purge))
         .route("/v1/alerts", get(alerts::list))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }

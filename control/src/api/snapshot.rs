@@ -40,7 +40,10 @@ fn not_modified(state: &AppState, version: &str) -> Response {
 fn full(version: &str, body: Bytes) -> Response {
     let mut r = Response::new(Body::from(body));
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
         h.insert(header::ETAG, v);
     }
@@ -58,11 +61,11 @@ pub async fn get(
     if p.since.as_deref() == Some(current.as_str()) {
         return Ok(not_modified(&state, &current));
     }
-    let cached = state
-        .snapshot_cache
-        .lock()
-        .ok()
-        .and_then(|c| c.as_ref().filter(|(v, _)| *v == current).map(|(_, b)| b.clone()));
+    let cached = state.snapshot_cache.lock().ok().and_then(|c| {
+        c.as_ref()
+            .filter(|(v, _)| *v == current)
+            .map(|(_, b)| b.clone())
+    });
     if let Some(body) = cached {
         return Ok(full(&current, body));
     }

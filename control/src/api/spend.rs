@@ -59,7 +59,10 @@ fn validate(b: BatchBody, state: &AppState, now: i64) -> Result<SpendBatch, ApiE
     }
     let max = state.limits.max_batch_events;
     if b.events.len() > max {
-        return Err(ApiError::invalid("events", format!("at most {max} events per batch")));
+        return Err(ApiError::invalid(
+            "events",
+            format!("at most {max} events per batch"),
+        ));
     }
     let mut events = Vec::with_capacity(b.events.len());
     for (i, e) in b.events.into_iter().enumerate() {
@@ -94,7 +97,11 @@ fn validate(b: BatchBody, state: &AppState, now: i64) -> Result<SpendBatch, ApiE
             allowance_id: e.allowance_id,
         });
     }
-    Ok(SpendBatch { batch_id: b.batch_id, gateway_id: b.gateway_id, events })
+    Ok(SpendBatch {
+        batch_id: b.batch_id,
+        gateway_id: b.gateway_id,
+        events,
+    })
 }
 
 pub async fn ingest(
@@ -154,7 +161,12 @@ pub async fn report(
     if to_ms < from_ms {
         return Err(ApiError::invalid("to", "must not be before from"));
     }
-    let q = ReportQuery { tenant: p.tenant.clone(), from_ms, to_ms, group_by: p.group_by };
+    let q = ReportQuery {
+        tenant: p.tenant.clone(),
+        from_ms,
+        to_ms,
+        group_by: p.group_by,
+    };
     let rows = state.store.report(q).await?;
     let (mut events, mut cost, mut base) = (0, 0, 0);
     for r in &rows {

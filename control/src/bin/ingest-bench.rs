@@ -20,7 +20,10 @@ use tower::ServiceExt;
 const BATCH: usize = 500;
 
 fn arg(n: usize, default: u64) -> u64 {
-    std::env::args().nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
+    std::env::args()
+        .nth(n)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
 }
 
 fn body(id: u64, tenants: u64, now: u128) -> String {
@@ -31,7 +34,8 @@ fn body(id: u64, tenants: u64, now: u128) -> String {
             "provider": "openai", "strategy": "cache", "cost_micros": 120 + i % 7, "baseline_micros": 400, "ts": now as i64
         }));
     }
-    serde_json::json!({"batch_id": format!("bench-{id}"), "gateway_id": "bench", "events": events}).to_string()
+    serde_json::json!({"batch_id": format!("bench-{id}"), "gateway_id": "bench", "events": events})
+        .to_string()
 }
 
 fn req(method: &str, uri: &str, token: &str, body: Body) -> Result<Request<Body>, String> {
@@ -53,9 +57,15 @@ async fn bench() -> Result<String, String> {
     let app = cost_control::app(state);
     for t in 0..tenants {
         let b = format!(r#"{{"tenant":"tenant-{t}","daily":"1000000","monthly":"10000000"}}"#);
-        app.clone().oneshot(req("PUT", "/v1/budgets", DEV_ADMIN_TOKEN, Body::from(b))?).await.map_err(|e| e.to_string())?;
+        app.clone()
+            .oneshot(req("PUT", "/v1/budgets", DEV_ADMIN_TOKEN, Body::from(b))?)
+            .await
+            .map_err(|e| e.to_string())?;
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_millis();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_millis();
     // Bodies are prepared up front so the measurement is the service, not the client.
     let next = Arc::new(AtomicU64::new(0));
     let events = Arc::new(AtomicU64::new(0));
@@ -67,7 +77,12 @@ async fn bench() -> Result<String, String> {
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let id = next.fetch_add(1, Ordering::Relaxed);
-                let r = match req("POST", "/v1/spend", DEV_GATEWAY_TOKEN, Body::from(body(id, tenants, now))) {
+                let r = match req(
+                    "POST",
+                    "/v1/spend",
+                    DEV_GATEWAY_TOKEN,
+                    Body::from(body(id, tenants, now)),
+                ) {
                     Ok(r) => r,
                     Err(_) => return,
                 };
@@ -85,7 +100,16 @@ async fn bench() -> Result<String, String> {
     let deadline = started + Duration::from_secs(secs);
     while Instant::now() < deadline {
         let t = Instant::now();
-        let resp = app.clone().oneshot(req("GET", "/v1/snapshot", DEV_GATEWAY_TOKEN, Body::empty())?).await.map_err(|e| e.to_string())?;
+        let resp = app
+            .clone()
+            .oneshot(req(
+                "GET",
+                "/v1/snapshot",
+                DEV_GATEWAY_TOKEN,
+                Body::empty(),
+            )?)
+            .await
+            .map_err(|e| e.to_string())?;
         if !resp.status().is_success() {
             return Err(format!("snapshot answered {}", resp.status()));
         }
@@ -100,7 +124,11 @@ async fn bench() -> Result<String, String> {
     let elapsed = started.elapsed().as_secs_f64();
     let n = events.load(Ordering::Relaxed);
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     let _ = std::fs::remove_dir_all(&dir);
     Ok(format!(
         "ingest-bench store=sqlite batch={BATCH} clients={clients} tenants={tenants} seconds={elapsed:.1} events={n} events_per_sec={:.0} snapshot_samples={} snapshot_p50_us={} snapshot_p99_us={}",
@@ -112,7 +140,10 @@ async fn bench() -> Result<String, String> {
 }
 
 fn main() -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ingest-bench: {e}");

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::{
-    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind,
-    ReportQuery, ReportRow, Snapshot, SpendBatch, TenantState,
+    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind, ReportQuery,
+    ReportRow, Snapshot, SpendBatch, TenantState,
 };
 
 #[derive(Debug)]
@@ -76,7 +76,9 @@ pub async fn open(spec: &str) -> StoreResult<Arc<dyn Store>> {
     if let Some(path) = spec.strip_prefix("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(path)?))
     } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PostgresStore::connect(spec, None).await?))
+        Ok(Arc::new(
+            postgres::PostgresStore::connect(spec, None).await?,
+        ))
     } else {
         Err(StoreError::Backend(format!(
             "unknown store {spec:?}: use sqlite:PATH or postgres://..."

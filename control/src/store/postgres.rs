@@ -9,8 +9,8 @@ use tokio_postgres::{IsolationLevel, NoTls};
 use super::postgres_sql as q;
 use super::{Store, StoreError, StoreResult};
 use crate::model::{
-    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind,
-    ReportQuery, ReportRow, Snapshot, SpendBatch, TenantState,
+    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind, ReportQuery,
+    ReportRow, Snapshot, SpendBatch, TenantState,
 };
 
 pub struct PostgresStore {
@@ -51,13 +51,17 @@ impl PostgresStore {
         let mgr = Manager::from_config(
             cfg,
             NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
         );
         let pool = Pool::builder(mgr).max_size(16).build().map_err(pool_err)?;
         let client = pool.get().await.map_err(pool_err)?;
         if let Some(s) = schema {
             client
-                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s};"))
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s};"
+                ))
                 .await
                 .map_err(q::err)?;
         }

@@ -10,8 +10,8 @@ use tokio_postgres::Transaction;
 use super::{day_buckets, new_id, StoreError, StoreResult};
 use crate::budget::{crossings, state, Usage};
 use crate::model::{
-    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind,
-    ReportQuery, ReportRow, SpendBatch, TenantState,
+    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind, ReportQuery,
+    ReportRow, SpendBatch, TenantState,
 };
 use crate::window::{day_start, month_bounds};
 
@@ -58,25 +58,36 @@ pub fn err(e: tokio_postgres::Error) -> StoreError {
 type Tx<'a> = Transaction<'a>;
 
 pub async fn lock_tenant(t: &Tx<'_>, tenant: &str) -> StoreResult<()> {
-    t.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", &[&tenant])
+    t.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
+        &[&tenant],
+    )
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
+pub async fn bump_version(t: &Tx<'_>) -> StoreResult<()> {
+    t.execute("UPDATE meta SET v = v + 1 WHERE k = 'version'", &[])
         .await
         .map_err(err)?;
     Ok(())
 }
 
-pub async fn bump_version(t: &Tx<'_>) -> StoreResult<()> {
-    t.execute("UPDATE meta SET v = v + 1 WHERE k = 'version'", &[]).await.map_err(err)?;
-    Ok(())
-}
-
 pub async fn version(t: &Tx<'_>) -> StoreResult<i64> {
-    let row = t.query_one("SELECT v FROM meta WHERE k = 'version'", &[]).await.map_err(err)?;
+    let row = t
+        .query_one("SELECT v FROM meta WHERE k = 'version'", &[])
+        .await
+        .map_err(err)?;
     Ok(row.get(0))
 }
 
 async fn offset(t: &Tx<'_>, tenant: &str) -> StoreResult<i32> {
     let row = t
-        .query_opt("SELECT utc_offset_minutes FROM tenants WHERE tenant = $1", &[&tenant])
+        .query_opt(
+            "SELECT utc_offset_minutes FROM tenants WHERE tenant = $1",
+            &[&tenant],
+        )
         .await
         .map_err(err)?;
     Ok(row.map_or(0, |r| r.get(0)))
@@ -184,12 +195,20 @@ pub async fn ingest(t: &Tx<'_>, batch: &SpendBatch, now: i64) -> StoreResult<Ing
         .await
         .map_err(err)?;
     if n == 0 {
-        return Ok(IngestOutcome { duplicate: true, events: batch.events.len(), fired: vec![] });
+        return Ok(IngestOutcome {
+            duplicate: true,
+            events: batch.events.len(),
+            fired: vec![],
+        });
     }
     let ev = &batch.events;
     let col = |f: fn(&crate::model::SpendEvent) -> &String| ev.iter().map(f).collect::<Vec<_>>();
     let (tn, sv, rt, pv, st) = (
-        col(|e| &e.tenant), col(|e| &e.service), col(|e| &e.route), col(|e| &e.provider), col(|e| &e.strategy),
+        col(|e| &e.tenant),
+        col(|e| &e.service),
+        col(|e| &e.route),
+        col(|e| &e.provider),
+        col(|e| &e.strategy),
     );
     let cost: Vec<i64> = ev.iter().map(|e| e.cost_micros).collect();
     let base: Vec<i64> = ev.iter().map(|e| e.baseline_micros).collect();
@@ -200,7 +219,18 @@ pub async fn ingest(t: &Tx<'_>, batch: &SpendBatch, now: i64) -> StoreResult<Ing
          baseline_micros, ts_ms, allowance_id)
          SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
                                   $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[])",
-        &[&batch.batch_id, &tn, &sv, &rt, &pv, &st, &cost, &base, &ts, &al],
+        &[
+            &batch.batch_id,
+            &tn,
+            &sv,
+            &rt,
+            &pv,
+            &st,
+            &cost,
+            &base,
+            &ts,
+            &al,
+        ],
     )
     .await
     .map_err(err)?;
@@ -238,7 +268,10 @@ pub async fn ingest(t: &Tx<'_>, batch: &SpendBatch, now: i64) -> StoreResult<Ing
         let applicable = budgets.get(tenant).into_iter().flatten();
         for b in applicable.filter(|b| b.service.is_empty() || &b.service == service) {
             let (ms, me) = month_bounds(*day, b.utc_offset_minutes);
-            let (ds, msp) = (spent(t, b, *day, day + 1).await?, spent(t, b, ms, me).await?);
+            let (ds, msp) = (
+                spent(t, b, *day, day + 1).await?,
+                spent(t, b, ms, me).await?,
+            );
             for x in crossings(b, *day, ds, msp) {
                 let row = t
                     .query_opt(
@@ -246,7 +279,16 @@ pub async fn ingest(t: &Tx<'_>, batch: &SpendBatch, now: i64) -> StoreResult<Ing
                          spent_micros, limit_micros, fired_ms, delivered, attempts)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, 0)
                          ON CONFLICT DO NOTHING RETURNING id",
-                        &[&b.tenant, &b.service, &x.window, &x.window_start_ms, &x.level, &x.spent, &x.limit, &now],
+                        &[
+                            &b.tenant,
+                            &b.service,
+                            &x.window,
+                            &x.window_start_ms,
+                            &x.level,
+                            &x.spent,
+                            &x.limit,
+                            &now,
+                        ],
                     )
                     .await
                     .map_err(err)?;
@@ -269,7 +311,11 @@ pub async fn ingest(t: &Tx<'_>, batch: &SpendBatch, now: i64) -> StoreResult<Ing
         }
     }
     bump_version(t).await?;
-    Ok(IngestOutcome { duplicate: false, events: batch.events.len(), fired })
+    Ok(IngestOutcome {
+        duplicate: false,
+        events: batch.events.len(),
+        fired,
+    })
 }
 
 pub async fn grant(t: &Tx<'_>, req: &AllowanceRequest, now: i64) -> StoreResult<Allowance> {
@@ -295,7 +341,15 @@ pub async fn grant(t: &Tx<'_>, req: &AllowanceRequest, now: i64) -> StoreResult<
         t.execute(
             "INSERT INTO leases (id, tenant, service, gateway_id, granted_micros, settled_micros,
              created_ms, expires_ms, status) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, 'open')",
-            &[&lease, &req.tenant, &req.service, &req.gateway_id, &granted, &now, &expires],
+            &[
+                &lease,
+                &req.tenant,
+                &req.service,
+                &req.gateway_id,
+                &granted,
+                &now,
+                &expires,
+            ],
         )
         .await
         .map_err(err)?;
@@ -321,19 +375,29 @@ pub async fn release(t: &Tx<'_>, id: &str, now: i64) -> StoreResult<i64> {
         )
         .await
         .map_err(err)?;
-    let Some(row) = row else { return Err(StoreError::NotFound("allowance")) };
+    let Some(row) = row else {
+        return Err(StoreError::NotFound("allowance"));
+    };
     let (unused, status, expires): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
     if status != "open" || expires <= now {
         return Ok(0);
     }
-    t.execute("UPDATE leases SET status = 'released' WHERE id = $1", &[&id]).await.map_err(err)?;
+    t.execute(
+        "UPDATE leases SET status = 'released' WHERE id = $1",
+        &[&id],
+    )
+    .await
+    .map_err(err)?;
     bump_version(t).await?;
     Ok(unused)
 }
 
 pub async fn expire(t: &Tx<'_>, now: i64) -> StoreResult<u64> {
     let n = t
-        .execute("UPDATE leases SET status = 'expired' WHERE status = 'open' AND expires_ms <= $1", &[&now])
+        .execute(
+            "UPDATE leases SET status = 'expired' WHERE status = 'open' AND expires_ms <= $1",
+            &[&now],
+        )
         .await
         .map_err(err)?;
     if n > 0 {
@@ -344,7 +408,10 @@ pub async fn expire(t: &Tx<'_>, now: i64) -> StoreResult<u64> {
 
 pub async fn purges(t: &Tx<'_>) -> StoreResult<Vec<PurgeEntry>> {
     let rows = t
-        .query("SELECT tenant, kind, value, generation FROM purges ORDER BY tenant, kind, value", &[])
+        .query(
+            "SELECT tenant, kind, value, generation FROM purges ORDER BY tenant, kind, value",
+            &[],
+        )
         .await
         .map_err(err)?;
     Ok(rows
@@ -358,7 +425,12 @@ pub async fn purges(t: &Tx<'_>) -> StoreResult<Vec<PurgeEntry>> {
         .collect())
 }
 
-pub async fn purge(t: &Tx<'_>, tenant: &str, kind: PurgeKind, value: &str) -> StoreResult<PurgeEntry> {
+pub async fn purge(
+    t: &Tx<'_>,
+    tenant: &str,
+    kind: PurgeKind,
+    value: &str,
+) -> StoreResult<PurgeEntry> {
     let row = t
         .query_one(
             "INSERT INTO purges (tenant, kind, value, generation) VALUES ($1, $2, $3, 1)
@@ -369,7 +441,12 @@ pub async fn purge(t: &Tx<'_>, tenant: &str, kind: PurgeKind, value: &str) -> St
         .await
         .map_err(err)?;
     bump_version(t).await?;
-    Ok(PurgeEntry { tenant: tenant.into(), kind, value: value.into(), generation: row.get(0) })
+    Ok(PurgeEntry {
+        tenant: tenant.into(),
+        kind,
+        value: value.into(),
+        generation: row.get(0),
+    })
 }
 
 pub async fn alerts(t: &Tx<'_>, tenant: Option<&str>, limit: i64) -> StoreResult<Vec<Alert>> {
@@ -407,12 +484,21 @@ pub async fn report(t: &Tx<'_>, q: &ReportQuery) -> StoreResult<Vec<ReportRow>> 
          COALESCE(SUM(baseline_micros), 0)::BIGINT
          FROM events WHERE tenant = $1 AND ts_ms >= $2 AND ts_ms < $3 GROUP BY 1 ORDER BY 1"
     );
-    let rows = t.query(&sql, &[&q.tenant, &q.from_ms, &q.to_ms]).await.map_err(err)?;
+    let rows = t
+        .query(&sql, &[&q.tenant, &q.from_ms, &q.to_ms])
+        .await
+        .map_err(err)?;
     Ok(rows
         .iter()
         .map(|r| {
             let (cost, base): (i64, i64) = (r.get(2), r.get(3));
-            ReportRow { key: r.get(0), events: r.get(1), cost_micros: cost, baseline_micros: base, savings_micros: base - cost }
+            ReportRow {
+                key: r.get(0),
+                events: r.get(1),
+                cost_micros: cost,
+                baseline_micros: base,
+                savings_micros: base - cost,
+            }
         })
         .collect())
 }

@@ -19,8 +19,8 @@ use tokio::sync::oneshot;
 use super::sqlite_sql as q;
 use super::{Store, StoreError, StoreResult};
 use crate::model::{
-    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind,
-    ReportQuery, ReportRow, Snapshot, SpendBatch, TenantState,
+    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind, ReportQuery,
+    ReportRow, Snapshot, SpendBatch, TenantState,
 };
 
 /// A job runs on the writer's connection and hands back what to do once the
@@ -56,7 +56,11 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(Self { writer: Mutex::new(tx), readers: Arc::new(Mutex::new(Vec::new())), path })
+        Ok(Self {
+            writer: Mutex::new(tx),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path,
+        })
     }
 
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
@@ -93,7 +97,8 @@ impl SqliteStore {
             .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?
             .send(job);
         sent.map_err(|_| StoreError::Backend("sqlite writer stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?
+        rx.await
+            .map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?
     }
 
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
@@ -166,7 +171,8 @@ impl Store for SqliteStore {
 
     async fn budgets(&self, tenant: Option<&str>, now_ms: i64) -> StoreResult<Vec<TenantState>> {
         let tenant = tenant.map(str::to_owned);
-        self.read(move |c| q::states(c, tenant.as_deref(), now_ms)).await
+        self.read(move |c| q::states(c, tenant.as_deref(), now_ms))
+            .await
     }
 
     async fn ingest(&self, batch: SpendBatch, now_ms: i64) -> StoreResult<IngestOutcome> {
@@ -209,7 +215,8 @@ impl Store for SqliteStore {
 
     async fn alerts(&self, tenant: Option<&str>, limit: i64) -> StoreResult<Vec<Alert>> {
         let tenant = tenant.map(str::to_owned);
-        self.read(move |c| q::alerts(c, tenant.as_deref(), limit)).await
+        self.read(move |c| q::alerts(c, tenant.as_deref(), limit))
+            .await
     }
 
     async fn alert_attempted(&self, id: i64, attempts: i32, delivered: bool) -> StoreResult<()> {

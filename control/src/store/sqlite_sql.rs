@@ -8,8 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{day_buckets, new_id, StoreError, StoreResult};
 use crate::budget::{crossings, state, Usage};
 use crate::model::{
-    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind,
-    ReportQuery, ReportRow, SpendBatch, TenantState,
+    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind, ReportQuery,
+    ReportRow, SpendBatch, TenantState,
 };
 use crate::window::{day_start, month_bounds};
 
@@ -159,7 +159,11 @@ pub fn ingest(c: &Connection, batch: &SpendBatch, now: i64) -> StoreResult<Inges
         .and_then(|mut s| s.execute(params![batch.batch_id, batch.gateway_id, now, batch.events.len()]))
         .map_err(err)?;
     if fresh == 0 {
-        return Ok(IngestOutcome { duplicate: true, events: batch.events.len(), fired: vec![] });
+        return Ok(IngestOutcome {
+            duplicate: true,
+            events: batch.events.len(),
+            fired: vec![],
+        });
     }
     {
         let mut ins = c
@@ -176,12 +180,22 @@ pub fn ingest(c: &Connection, batch: &SpendBatch, now: i64) -> StoreResult<Inges
             .map_err(err)?;
         for e in &batch.events {
             ins.execute(params![
-                batch.batch_id, e.tenant, e.service, e.route, e.provider, e.strategy,
-                e.cost_micros, e.baseline_micros, e.ts_ms, e.allowance_id
+                batch.batch_id,
+                e.tenant,
+                e.service,
+                e.route,
+                e.provider,
+                e.strategy,
+                e.cost_micros,
+                e.baseline_micros,
+                e.ts_ms,
+                e.allowance_id
             ])
             .map_err(err)?;
             if let Some(id) = &e.allowance_id {
-                settle.execute(params![e.cost_micros, id, e.tenant, now]).map_err(err)?;
+                settle
+                    .execute(params![e.cost_micros, id, e.tenant, now])
+                    .map_err(err)?;
             }
         }
     }
@@ -201,7 +215,8 @@ pub fn ingest(c: &Connection, batch: &SpendBatch, now: i64) -> StoreResult<Inges
         )
         .map_err(err)?;
     for ((tenant, service, day), (cost, base)) in &buckets {
-        up.execute(params![tenant, service, day, cost, base]).map_err(err)?;
+        up.execute(params![tenant, service, day, cost, base])
+            .map_err(err)?;
     }
     let mut fired = Vec::new();
     let mut budgets: HashMap<String, Vec<Budget>> = HashMap::new();
@@ -243,7 +258,11 @@ pub fn ingest(c: &Connection, batch: &SpendBatch, now: i64) -> StoreResult<Inges
         }
     }
     bump_version(c)?;
-    Ok(IngestOutcome { duplicate: false, events: batch.events.len(), fired })
+    Ok(IngestOutcome {
+        duplicate: false,
+        events: batch.events.len(),
+        fired,
+    })
 }
 
 pub fn grant(c: &Connection, req: &AllowanceRequest, now: i64) -> StoreResult<Allowance> {
@@ -267,7 +286,15 @@ pub fn grant(c: &Connection, req: &AllowanceRequest, now: i64) -> StoreResult<Al
         c.execute(
             "INSERT INTO leases (id, tenant, service, gateway_id, granted_micros, settled_micros,
              created_ms, expires_ms, status) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'open')",
-            params![lease, req.tenant, req.service, req.gateway_id, granted, now, expires],
+            params![
+                lease,
+                req.tenant,
+                req.service,
+                req.gateway_id,
+                granted,
+                now,
+                expires
+            ],
         )
         .map_err(err)?;
         bump_version(c)?;
@@ -299,14 +326,18 @@ pub fn release(c: &Connection, id: &str, now: i64) -> StoreResult<i64> {
     if status != "open" || expires <= now {
         return Ok(0);
     }
-    c.execute("UPDATE leases SET status = 'released' WHERE id = ?1", [id]).map_err(err)?;
+    c.execute("UPDATE leases SET status = 'released' WHERE id = ?1", [id])
+        .map_err(err)?;
     bump_version(c)?;
     Ok(unused)
 }
 
 pub fn expire(c: &Connection, now: i64) -> StoreResult<u64> {
     let n = c
-        .execute("UPDATE leases SET status = 'expired' WHERE status = 'open' AND expires_ms <= ?1", [now])
+        .execute(
+            "UPDATE leases SET status = 'expired' WHERE status = 'open' AND expires_ms <= ?1",
+            [now],
+        )
         .map_err(err)?;
     if n > 0 {
         bump_version(c)?;
@@ -316,21 +347,35 @@ pub fn expire(c: &Connection, now: i64) -> StoreResult<u64> {
 
 pub fn purges(c: &Connection) -> StoreResult<Vec<PurgeEntry>> {
     let mut s = c
-        .prepare_cached("SELECT tenant, kind, value, generation FROM purges ORDER BY tenant, kind, value")
+        .prepare_cached(
+            "SELECT tenant, kind, value, generation FROM purges ORDER BY tenant, kind, value",
+        )
         .map_err(err)?;
     let rows = s
-        .query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+        })
         .map_err(err)?;
     let mut out = Vec::new();
     for row in rows {
         let (tenant, kind, value, generation) = row.map_err(err)?;
         let kind = PurgeKind::parse(&kind).unwrap_or(PurgeKind::Key);
-        out.push(PurgeEntry { tenant, kind, value, generation });
+        out.push(PurgeEntry {
+            tenant,
+            kind,
+            value,
+            generation,
+        });
     }
     Ok(out)
 }
 
-pub fn purge(c: &Connection, tenant: &str, kind: PurgeKind, value: &str) -> StoreResult<PurgeEntry> {
+pub fn purge(
+    c: &Connection,
+    tenant: &str,
+    kind: PurgeKind,
+    value: &str,
+) -> StoreResult<PurgeEntry> {
     let generation: i64 = c
         .query_row(
             "INSERT INTO purges (tenant, kind, value, generation) VALUES (?1, ?2, ?3, 1)
@@ -341,7 +386,12 @@ pub fn purge(c: &Connection, tenant: &str, kind: PurgeKind, value: &str) -> Stor
         )
         .map_err(err)?;
     bump_version(c)?;
-    Ok(PurgeEntry { tenant: tenant.into(), kind, value: value.into(), generation })
+    Ok(PurgeEntry {
+        tenant: tenant.into(),
+        kind,
+        value: value.into(),
+        generation,
+    })
 }
 
 pub fn alerts(c: &Connection, tenant: Option<&str>, limit: i64) -> StoreResult<Vec<Alert>> {

@@ -65,7 +65,11 @@ pub async fn store(backend: Backend, dir: &tempfile::TempDir) -> Arc<dyn Store> 
                 SEQ.fetch_add(1, Ordering::SeqCst),
                 fastrand::u32(..)
             );
-            Arc::new(PostgresStore::connect(&pg_url(), Some(&schema)).await.unwrap())
+            Arc::new(
+                PostgresStore::connect(&pg_url(), Some(&schema))
+                    .await
+                    .unwrap(),
+            )
         }
     }
 }
@@ -85,7 +89,10 @@ impl Harness {
             max_delay: Duration::from_millis(200),
             timeout: Duration::from_secs(2),
         };
-        let limits = Limits { max_body_bytes: 64 * 1024, ..Limits::default() };
+        let limits = Limits {
+            max_body_bytes: 64 * 1024,
+            ..Limits::default()
+        };
         let state = AppState::with(
             store.clone(),
             clock.clone(),
@@ -94,50 +101,90 @@ impl Harness {
             limits,
             retry,
         );
-        Self { app: cost_control::app(state.clone()), state, clock, store, _dir: dir }
+        Self {
+            app: cost_control::app(state.clone()),
+            state,
+            clock,
+            store,
+            _dir: dir,
+        }
     }
 
     /// Sends a request; answers the status and the JSON body (Null if none).
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-        let (status, _, bytes) = self.raw(method, path, token, body.map(|b| b.to_string())).await;
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, bytes) = self
+            .raw(method, path, token, body.map(|b| b.to_string()))
+            .await;
         let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, v)
     }
 
-    pub async fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(Body::from(b)),
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b)),
             None => req.body(Body::empty()),
         }
         .unwrap();
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         (status, headers, bytes)
     }
 
     pub async fn set_budget(&self, body: Value) -> Value {
-        let (s, v) = self.call("PUT", "/v1/budgets", Some(ADMIN), Some(body)).await;
+        let (s, v) = self
+            .call("PUT", "/v1/budgets", Some(ADMIN), Some(body))
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v
     }
 
     /// Ingests one batch; asserts it was accepted.
     pub async fn spend(&self, batch_id: &str, events: Vec<Value>) -> Value {
-        let body = serde_json::json!({"batch_id": batch_id, "gateway_id": "gw-1", "events": events});
-        let (s, v) = self.call("POST", "/v1/spend", Some(GATEWAY), Some(body)).await;
+        let body =
+            serde_json::json!({"batch_id": batch_id, "gateway_id": "gw-1", "events": events});
+        let (s, v) = self
+            .call("POST", "/v1/spend", Some(GATEWAY), Some(body))
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v
     }
 
     /// The budget state of (tenant, service) from GET /v1/budgets.
     pub async fn state_of(&self, tenant: &str, service: &str) -> Value {
-        let (s, v) = self.call("GET", &format!("/v1/budgets?tenant={tenant}"), Some(ADMIN), None).await;
+        let (s, v) = self
+            .call(
+                "GET",
+                &format!("/v1/budgets?tenant={tenant}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
         assert_eq!(s, StatusCode::OK);
         v["budgets"]
             .as_array()
