@@ -2,6 +2,7 @@
 //! thread pinned to the client core, with a Lua script that prints the
 //! totals and latency percentiles as one machine-readable line.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -45,6 +46,8 @@ pub struct WrkResult {
     pub p99_us: u64,
     /// Socket errors, timeouts and non-2xx/3xx answers.
     pub errors: u64,
+    /// CPU wrk itself used (clock ticks).
+    pub cpu_ticks: u64,
 }
 
 impl WrkResult {
@@ -125,22 +128,33 @@ impl Wrk {
                 QUERY.into(),
             ]),
         }
-        let out = pinned_command(self.core, Path::new("wrk"), &args)
+        let mut child = pinned_command(self.core, Path::new("wrk"), &args)
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| format!("cannot run wrk: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            return Err(format!(
-                "wrk failed ({}): {stdout}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut stdout);
         }
-        stdout
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        // wrk has exited (its output closed) but is not reaped yet: its
+        // /proc entry still holds the CPU time it used.
+        let cpu_ticks = crate::procs::cpu_ticks(child.id()).unwrap_or(0);
+        let status = child.wait().map_err(|e| format!("wrk: {e}"))?;
+        if !status.success() {
+            return Err(format!("wrk failed ({status}): {stdout}{stderr}"));
+        }
+        let mut r = stdout
             .lines()
             .find_map(parse_line)
-            .ok_or_else(|| format!("no BENCH line in wrk's output:\n{stdout}"))
+            .ok_or_else(|| format!("no BENCH line in wrk's output:\n{stdout}"))?;
+        r.cpu_ticks = cpu_ticks;
+        Ok(r)
     }
 }
 

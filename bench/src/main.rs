@@ -138,17 +138,17 @@ fn real_main() -> Result<bool, String> {
         })
         .collect();
 
-    let _demo = bench.start_demo()?;
+    let demo = bench.start_demo()?;
     for round in 1..=settings.rounds {
         for (cfg, row) in configs.iter().zip(rows.iter_mut()) {
             let Status::Done(samples) = &mut row.samples else {
                 continue;
             };
-            match measure(&bench, &wrk, cfg, round, &settings) {
+            match measure(&bench, &wrk, cfg, round, &settings, demo.pid()) {
                 Ok(s) => {
                     println!(
-                        "==> round {round}/{}: {} {:>9.0} req/s  p50 {:>5} µs  p99 {:>6} µs  {:>6.1} CPU µs/req  {:.3} upstream/req  {} errors",
-                        settings.rounds, cfg.id, s.rps, s.p50_us, s.p99_us, s.cpu_us_per_req, s.upstream_per_req, s.errors
+                        "==> round {round}/{}: {} {:>9.0} req/s  p50 {:>5} µs  p99 {:>6} µs  {:>6.1} CPU µs/req  {:.3} upstream/req  {} errors  other load {:.2} cores",
+                        settings.rounds, cfg.id, s.rps, s.p50_us, s.p99_us, s.cpu_us_per_req, s.upstream_per_req, s.errors, s.other_cores
                     );
                     samples.push(s);
                 }
@@ -335,7 +335,7 @@ fn write_json(r: &Report, path: &std::path::Path) -> Result<(), String> {
                     .map(|s| serde_json::json!({
                         "rps": s.rps, "p50_us": s.p50_us, "p99_us": s.p99_us,
                         "cpu_us_per_req": s.cpu_us_per_req, "upstream_per_req": s.upstream_per_req,
-                        "requests": s.requests, "errors": s.errors
+                        "requests": s.requests, "errors": s.errors, "other_cores": s.other_cores
                     }))
                     .collect::<Vec<_>>()),
                 Status::Unavailable(w) => serde_json::json!({"unavailable": w}),

@@ -199,6 +199,31 @@ pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
     parse_stat_ticks(&text).ok_or_else(|| format!("cannot parse {path}: {text}"))
 }
 
+/// Busy clock ticks of the whole machine, all cores (`/proc/stat`: every
+/// column of the `cpu` line but idle and iowait).
+pub fn machine_busy_ticks() -> Result<u64, String> {
+    let text =
+        std::fs::read_to_string("/proc/stat").map_err(|e| format!("read /proc/stat: {e}"))?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or("no cpu line in /proc/stat")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let busy = v
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, x)| x)
+        .sum();
+    Ok(busy)
+}
+
 /// Fields 14 and 15 of `/proc/<pid>/stat`, counted after the `)` that
 /// closes the command name (which may itself hold spaces).
 fn parse_stat_ticks(text: &str) -> Option<u64> {
@@ -224,5 +249,6 @@ mod tests {
     #[test]
     fn own_process_has_ticks() {
         assert!(cpu_ticks(std::process::id()).is_ok());
+        assert!(machine_busy_ticks().is_ok());
     }
 }

@@ -116,16 +116,16 @@ pub fn render(r: &Report) -> String {
 fn table(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
-        "| | configuration | load | req/s min / **median** / max | p50 µs | p99 µs | Envoy CPU µs/req | upstream calls/req | errors |"
+        "| | configuration | load | req/s min / **median** / max | p50 µs | p99 µs | Envoy CPU µs/req | upstream calls/req | errors | other load, cores (max) |"
     );
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
     for row in &r.rows {
         let rps = row.stat(|s| s.rps);
         let (Some((lo, med, hi)), Status::Done(samples)) = (rps, &row.samples) else {
             let why = status_text(&row.samples).unwrap_or_default();
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | | | | | |",
+                "| {} | {} | {} | {} | | | | | | |",
                 row.id,
                 row.title,
                 row.load.describe(),
@@ -137,7 +137,7 @@ fn table(o: &mut String, r: &Report) {
         let errors: u64 = samples.iter().map(|s| s.errors).sum();
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} / **{}** / {} | {:.0} | {:.0} | {:.1} | {:.3} | {} |",
+            "| {} | {} | {} | {} / **{}** / {} | {:.0} | {:.0} | {:.1} | {:.3} | {} | {:.2} |",
             row.id,
             row.title,
             row.load.describe(),
@@ -148,12 +148,15 @@ fn table(o: &mut String, r: &Report) {
             med_of(&|s| s.p99_us as f64),
             med_of(&|s| s.cpu_us_per_req),
             med_of(&|s| s.upstream_per_req),
-            errors
+            errors,
+            row.stat(|s| s.other_cores)
+                .map(|(_, _, hi)| hi)
+                .unwrap_or(0.0)
         );
     }
     let _ = writeln!(
         o,
-        "\np50, p99, CPU and upstream calls are medians over the rounds. Envoy CPU is utime+stime of the Envoy process (all threads) from /proc over the measured run, divided by the requests completed.\n"
+        "\np50, p99, CPU and upstream calls are medians over the rounds. Envoy CPU is utime+stime of the Envoy process (all threads) from /proc over the measured run, divided by the requests completed. \"Other load\" is the CPU the rest of the machine used during a run (all busy time in /proc/stat minus Envoy, the demo API and wrk), the worst round shown: above a few tenths of a core, other work shared the machine and that round's req/s is disturbed (CPU µs/req much less so).\n"
     );
 }
 
@@ -216,9 +219,22 @@ fn g_section(o: &mut String, r: &Report) {
                 .iter()
                 .find(|g| g.n == n)
                 .map(|g| {
+                    let statuses: Vec<String> = g
+                        .statuses
+                        .iter()
+                        .map(|(s, c)| {
+                            if *s == 0 {
+                                format!("no answer ×{c}")
+                            } else {
+                                format!("{s} ×{c}")
+                            }
+                        })
+                        .collect();
                     format!(
-                        "{} ({} of {} answered 200, {} ms)",
-                        g.upstream_calls, g.ok, g.n, g.elapsed_ms
+                        "{} (answers: {}; last after {} ms)",
+                        g.upstream_calls,
+                        statuses.join(", "),
+                        g.elapsed_ms
                     )
                 })
                 .unwrap_or_default(),

@@ -5,7 +5,7 @@
 use crate::configs::{Config, Expect, Load, BODY_BYTES, QUERY, TENANT};
 use crate::http;
 use crate::load::Wrk;
-use crate::procs::cpu_ticks;
+use crate::procs::{cpu_ticks, machine_busy_ticks};
 use crate::stack::Bench;
 
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +27,9 @@ pub struct Sample {
     pub upstream_per_req: f64,
     pub requests: u64,
     pub errors: u64,
+    /// CPU the rest of the machine used during the run (not Envoy, not
+    /// the demo API, not wrk), in cores: other work disturbing the run.
+    pub other_cores: f64,
 }
 
 pub fn measure(
@@ -35,6 +38,7 @@ pub fn measure(
     cfg: &Config,
     round: u32,
     s: &Settings,
+    demo_pid: u32,
 ) -> Result<Sample, String> {
     let yaml = bench.yaml(&cfg.filters, &cfg.route);
     let envoy = bench.start_envoy(cfg.id, &yaml)?;
@@ -45,9 +49,15 @@ pub fn measure(
         }
         let pid = envoy.proc.pid();
         let calls0 = bench.demo_total_calls()?;
+        let (busy0, demo0) = (machine_busy_ticks()?, cpu_ticks(demo_pid)?);
         let ticks0 = cpu_ticks(pid)?;
         let r = wrk.run(cfg.load, s.seconds, &format!("m{round}-"))?;
         let ticks1 = cpu_ticks(pid)?;
+        let (busy1, demo1) = (machine_busy_ticks()?, cpu_ticks(demo_pid)?);
+        let ours = ticks1.saturating_sub(ticks0) + (demo1.saturating_sub(demo0)) + r.cpu_ticks;
+        let other_ticks = busy1.saturating_sub(busy0).saturating_sub(ours);
+        let other_cores =
+            other_ticks as f64 / s.ticks_per_second as f64 / (r.duration_us.max(1) as f64 / 1e6);
         let calls1 = bench.demo_total_calls()?;
         if r.requests == 0 {
             return Err("wrk completed no request".to_string());
@@ -62,6 +72,7 @@ pub fn measure(
             upstream_per_req: calls1.saturating_sub(calls0) as f64 / n,
             requests: r.requests,
             errors: r.errors,
+            other_cores,
         })
     })();
     bench.stop_envoy(envoy)?;

@@ -17,11 +17,11 @@ use crate::yaml::{Filters, Route};
 pub const G_DELAY_MS: u64 = 1000;
 pub const G_SIZES: [usize; 3] = [10, 100, 1000];
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GResult {
     pub n: usize,
-    /// Requests answered 200.
-    pub ok: usize,
+    /// How many requests got each status (0: no answer), by status.
+    pub statuses: Vec<(u16, usize)>,
     pub upstream_calls: u64,
     pub elapsed_ms: u128,
 }
@@ -42,7 +42,7 @@ pub fn coalescing(bench: &Bench, name: &str, filters: &Filters) -> Result<Vec<GR
             let calls = bench.demo_calls()?["by_path"][&path].as_u64().unwrap_or(0);
             out.push(GResult {
                 n,
-                ok: statuses.iter().filter(|s| **s == 200).count(),
+                statuses: histogram(&statuses),
                 upstream_calls: calls,
                 elapsed_ms,
             });
@@ -51,6 +51,14 @@ pub fn coalescing(bench: &Bench, name: &str, filters: &Filters) -> Result<Vec<GR
     })();
     bench.stop_envoy(envoy)?;
     result
+}
+
+fn histogram(statuses: &[u16]) -> Vec<(u16, usize)> {
+    let mut m = std::collections::BTreeMap::new();
+    for s in statuses {
+        *m.entry(*s).or_insert(0) += 1;
+    }
+    m.into_iter().collect()
 }
 
 /// `n` identical GETs released together; their statuses (0: no answer).
