@@ -6,8 +6,10 @@
 //! unchanged (apart from the clock; see `api::snapshot`).
 
 pub mod postgres;
+mod postgres_reads;
 mod postgres_sql;
 pub mod sqlite;
+mod sqlite_reads;
 mod sqlite_sql;
 
 use std::sync::Arc;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{IsolationLevel, NoTls};
 
+use super::postgres_reads as r;
 use super::postgres_sql as q;
 use super::{Store, StoreError, StoreResult};
 use crate::model::{
@@ -127,16 +128,16 @@ impl Store for PostgresStore {
             version: q::version(&t).await?.to_string(),
             generated_at_ms: now_ms,
             tenants: q::states(&t, None, now_ms).await?,
-            purges: q::purges(&t).await?,
+            purges: r::purges(&t).await?,
         })
     }
 
     async fn purge(&self, tenant: &str, kind: PurgeKind, value: &str) -> StoreResult<PurgeEntry> {
-        in_tx!(self, RC, |t| q::purge(&t, tenant, kind, value).await?)
+        in_tx!(self, RC, |t| r::purge(&t, tenant, kind, value).await?)
     }
 
     async fn alerts(&self, tenant: Option<&str>, limit: i64) -> StoreResult<Vec<Alert>> {
-        in_tx!(self, RC, |t| q::alerts(&t, tenant, limit).await?)
+        in_tx!(self, RC, |t| r::alerts(&t, tenant, limit).await?)
     }
 
     async fn alert_attempted(&self, id: i64, attempts: i32, delivered: bool) -> StoreResult<()> {
@@ -152,6 +153,6 @@ impl Store for PostgresStore {
     }
 
     async fn report(&self, query: ReportQuery) -> StoreResult<Vec<ReportRow>> {
-        in_tx!(self, RC, |t| q::report(&t, &query).await?)
+        in_tx!(self, RC, |t| r::report(&t, &query).await?)
     }
 }

@@ -10,8 +10,7 @@ use tokio_postgres::Transaction;
 use super::{day_buckets, new_id, StoreError, StoreResult};
 use crate::budget::{crossings, state, Usage};
 use crate::model::{
-    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind, ReportQuery,
-    ReportRow, SpendBatch, TenantState,
+    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, SpendBatch, TenantState,
 };
 use crate::window::{day_start, month_bounds};
 
@@ -404,101 +403,4 @@ pub async fn expire(t: &Tx<'_>, now: i64) -> StoreResult<u64> {
         bump_version(t).await?;
     }
     Ok(n)
-}
-
-pub async fn purges(t: &Tx<'_>) -> StoreResult<Vec<PurgeEntry>> {
-    let rows = t
-        .query(
-            "SELECT tenant, kind, value, generation FROM purges ORDER BY tenant, kind, value",
-            &[],
-        )
-        .await
-        .map_err(err)?;
-    Ok(rows
-        .iter()
-        .map(|r| PurgeEntry {
-            tenant: r.get(0),
-            kind: PurgeKind::parse(r.get(1)).unwrap_or(PurgeKind::Key),
-            value: r.get(2),
-            generation: r.get(3),
-        })
-        .collect())
-}
-
-pub async fn purge(
-    t: &Tx<'_>,
-    tenant: &str,
-    kind: PurgeKind,
-    value: &str,
-) -> StoreResult<PurgeEntry> {
-    let row = t
-        .query_one(
-            "INSERT INTO purges (tenant, kind, value, generation) VALUES ($1, $2, $3, 1)
-             ON CONFLICT (tenant, kind, value) DO UPDATE SET generation = purges.generation + 1
-             RETURNING generation",
-            &[&tenant, &kind.as_str(), &value],
-        )
-        .await
-        .map_err(err)?;
-    bump_version(t).await?;
-    Ok(PurgeEntry {
-        tenant: tenant.into(),
-        kind,
-        value: value.into(),
-        generation: row.get(0),
-    })
-}
-
-pub async fn alerts(t: &Tx<'_>, tenant: Option<&str>, limit: i64) -> StoreResult<Vec<Alert>> {
-    let rows = t
-        .query(
-            "SELECT id, tenant, service, \"window\", window_start_ms, level, spent_micros, limit_micros,
-             fired_ms, delivered, attempts FROM alerts WHERE $1::TEXT IS NULL OR tenant = $1
-             ORDER BY id DESC LIMIT $2",
-            &[&tenant, &limit],
-        )
-        .await
-        .map_err(err)?;
-    Ok(rows
-        .iter()
-        .map(|r| Alert {
-            id: r.get(0),
-            tenant: r.get(1),
-            service: r.get(2),
-            window: r.get(3),
-            window_start_ms: r.get(4),
-            level: r.get(5),
-            spent_micros: r.get(6),
-            limit_micros: r.get(7),
-            fired_at_ms: r.get(8),
-            delivered: r.get(9),
-            attempts: r.get(10),
-        })
-        .collect())
-}
-
-pub async fn report(t: &Tx<'_>, q: &ReportQuery) -> StoreResult<Vec<ReportRow>> {
-    let key = q.group_by.map_or("'total'::TEXT", |g| g.column());
-    let sql = format!(
-        "SELECT {key}, COUNT(*), COALESCE(SUM(cost_micros), 0)::BIGINT,
-         COALESCE(SUM(baseline_micros), 0)::BIGINT
-         FROM events WHERE tenant = $1 AND ts_ms >= $2 AND ts_ms < $3 GROUP BY 1 ORDER BY 1"
-    );
-    let rows = t
-        .query(&sql, &[&q.tenant, &q.from_ms, &q.to_ms])
-        .await
-        .map_err(err)?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let (cost, base): (i64, i64) = (r.get(2), r.get(3));
-            ReportRow {
-                key: r.get(0),
-                events: r.get(1),
-                cost_micros: cost,
-                baseline_micros: base,
-                savings_micros: base - cost,
-            }
-        })
-        .collect())
 }

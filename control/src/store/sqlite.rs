@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::sqlite_reads as r;
 use super::sqlite_sql as q;
 use super::{Store, StoreError, StoreResult};
 use crate::model::{
@@ -202,7 +203,7 @@ impl Store for SqliteStore {
                 version: q::version(c)?.to_string(),
                 generated_at_ms: now_ms,
                 tenants: q::states(c, None, now_ms)?,
-                purges: q::purges(c)?,
+                purges: r::purges(c)?,
             })
         })
         .await
@@ -210,12 +211,12 @@ impl Store for SqliteStore {
 
     async fn purge(&self, tenant: &str, kind: PurgeKind, value: &str) -> StoreResult<PurgeEntry> {
         let (t, v) = (tenant.to_owned(), value.to_owned());
-        self.write(move |c| q::purge(c, &t, kind, &v)).await
+        self.write(move |c| r::purge(c, &t, kind, &v)).await
     }
 
     async fn alerts(&self, tenant: Option<&str>, limit: i64) -> StoreResult<Vec<Alert>> {
         let tenant = tenant.map(str::to_owned);
-        self.read(move |c| q::alerts(c, tenant.as_deref(), limit))
+        self.read(move |c| r::alerts(c, tenant.as_deref(), limit))
             .await
     }
 
@@ -232,6 +233,6 @@ impl Store for SqliteStore {
     }
 
     async fn report(&self, query: ReportQuery) -> StoreResult<Vec<ReportRow>> {
-        self.read(move |c| q::report(c, &query)).await
+        self.read(move |c| r::report(c, &query)).await
     }
 }

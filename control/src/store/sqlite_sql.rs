@@ -8,8 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{day_buckets, new_id, StoreError, StoreResult};
 use crate::budget::{crossings, state, Usage};
 use crate::model::{
-    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind, ReportQuery,
-    ReportRow, SpendBatch, TenantState,
+    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, SpendBatch, TenantState,
 };
 use crate::window::{day_start, month_bounds};
 
@@ -343,103 +342,4 @@ pub fn expire(c: &Connection, now: i64) -> StoreResult<u64> {
         bump_version(c)?;
     }
     Ok(n as u64)
-}
-
-pub fn purges(c: &Connection) -> StoreResult<Vec<PurgeEntry>> {
-    let mut s = c
-        .prepare_cached(
-            "SELECT tenant, kind, value, generation FROM purges ORDER BY tenant, kind, value",
-        )
-        .map_err(err)?;
-    let rows = s
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
-        })
-        .map_err(err)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (tenant, kind, value, generation) = row.map_err(err)?;
-        let kind = PurgeKind::parse(&kind).unwrap_or(PurgeKind::Key);
-        out.push(PurgeEntry {
-            tenant,
-            kind,
-            value,
-            generation,
-        });
-    }
-    Ok(out)
-}
-
-pub fn purge(
-    c: &Connection,
-    tenant: &str,
-    kind: PurgeKind,
-    value: &str,
-) -> StoreResult<PurgeEntry> {
-    let generation: i64 = c
-        .query_row(
-            "INSERT INTO purges (tenant, kind, value, generation) VALUES (?1, ?2, ?3, 1)
-             ON CONFLICT (tenant, kind, value) DO UPDATE SET generation = generation + 1
-             RETURNING generation",
-            params![tenant, kind.as_str(), value],
-            |r| r.get(0),
-        )
-        .map_err(err)?;
-    bump_version(c)?;
-    Ok(PurgeEntry {
-        tenant: tenant.into(),
-        kind,
-        value: value.into(),
-        generation,
-    })
-}
-
-pub fn alerts(c: &Connection, tenant: Option<&str>, limit: i64) -> StoreResult<Vec<Alert>> {
-    let mut s = c
-        .prepare_cached(
-            "SELECT id, tenant, service, window, window_start_ms, level, spent_micros, limit_micros,
-             fired_ms, delivered, attempts FROM alerts WHERE ?1 IS NULL OR tenant = ?1
-             ORDER BY id DESC LIMIT ?2",
-        )
-        .map_err(err)?;
-    let rows = s
-        .query_map(params![tenant, limit], |r| {
-            Ok(Alert {
-                id: r.get(0)?,
-                tenant: r.get(1)?,
-                service: r.get(2)?,
-                window: r.get(3)?,
-                window_start_ms: r.get(4)?,
-                level: r.get(5)?,
-                spent_micros: r.get(6)?,
-                limit_micros: r.get(7)?,
-                fired_at_ms: r.get(8)?,
-                delivered: r.get(9)?,
-                attempts: r.get(10)?,
-            })
-        })
-        .map_err(err)?;
-    rows.collect::<Result<_, _>>().map_err(err)
-}
-
-pub fn report(c: &Connection, q: &ReportQuery) -> StoreResult<Vec<ReportRow>> {
-    let key = q.group_by.map_or("'total'", |g| g.column());
-    let sql = format!(
-        "SELECT {key}, COUNT(*), COALESCE(SUM(cost_micros), 0), COALESCE(SUM(baseline_micros), 0)
-         FROM events WHERE tenant = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 GROUP BY 1 ORDER BY 1"
-    );
-    let mut s = c.prepare(&sql).map_err(err)?;
-    let rows = s
-        .query_map(params![q.tenant, q.from_ms, q.to_ms], |r| {
-            let (cost, base): (i64, i64) = (r.get(2)?, r.get(3)?);
-            Ok(ReportRow {
-                key: r.get(0)?,
-                events: r.get(1)?,
-                cost_micros: cost,
-                baseline_micros: base,
-                savings_micros: base - cost,
-            })
-        })
-        .map_err(err)?;
-    rows.collect::<Result<_, _>>().map_err(err)
 }
