@@ -66,7 +66,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), String> {
     let ratios: Bars = RATIOS
         .iter()
         .map(|(n, d, _)| {
-            let v = ratio(&report.rows, n, d).map(|(rps, _)| (rps, rps, rps));
+            let v = ratio(&report.rows, n, d).map(|(rps, _, _)| (rps, rps, rps));
             (format!("{n}/{d}"), v)
         })
         .collect();

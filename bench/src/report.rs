@@ -33,11 +33,6 @@ pub struct Row {
 }
 
 impl Row {
-    /// Median req/s over the rounds, when measured.
-    pub fn median_rps(&self) -> Option<f64> {
-        self.stat(|s| s.rps).map(|(_, m, _)| m)
-    }
-
     pub fn median_cpu(&self) -> Option<f64> {
         self.stat(|s| s.cpu_us_per_req).map(|(_, m, _)| m)
     }
@@ -75,12 +70,37 @@ fn status_text<T>(s: &Status<T>) -> Option<String> {
     }
 }
 
-pub fn ratio(rows: &[Row], num: &str, den: &str) -> Option<(f64, f64)> {
+/// Rounds with less than this much CPU used by the rest of the machine
+/// count as undisturbed.
+pub const QUIET_CORES: f64 = 0.25;
+
+impl Row {
+    /// Median req/s over the undisturbed rounds (all rounds when none is).
+    pub fn quiet_median_rps(&self) -> Option<(f64, bool)> {
+        let Status::Done(v) = &self.samples else {
+            return None;
+        };
+        let quiet: Vec<f64> = v
+            .iter()
+            .filter(|s| s.other_cores < QUIET_CORES)
+            .map(|s| s.rps)
+            .collect();
+        if quiet.is_empty() {
+            return spread(&v.iter().map(|s| s.rps).collect::<Vec<_>>())
+                .map(|(_, m, _)| (m, false));
+        }
+        spread(&quiet).map(|(_, m, _)| (m, true))
+    }
+}
+
+/// (req/s ratio over undisturbed rounds, CPU-per-request ratio over all
+/// rounds, whether both sides had undisturbed rounds).
+pub fn ratio(rows: &[Row], num: &str, den: &str) -> Option<(f64, f64, bool)> {
     let find = |id: &str| rows.iter().find(|r| r.id == id);
     let (n, d) = (find(num)?, find(den)?);
-    let rps = n.median_rps()? / d.median_rps()?;
+    let ((nr, nq), (dr, dq)) = (n.quiet_median_rps()?, d.quiet_median_rps()?);
     let cpu = d.median_cpu()? / n.median_cpu()?;
-    Some((rps, cpu))
+    Some((nr / dr, cpu, nq && dq))
 }
 
 pub fn render(r: &Report) -> String {
@@ -169,7 +189,7 @@ fn ratios(o: &mut String, rows: &[Row]) {
     let _ = writeln!(o, "## Ratios\n");
     let _ = writeln!(
         o,
-        "| ratio | req/s (median ÷ median) | CPU per request (inverse) | goal | |"
+        "| ratio | req/s (median ÷ median, undisturbed rounds) | CPU per request (inverse, all rounds) | goal | |"
     );
     let _ = writeln!(o, "|---|---|---|---|---|");
     for (num, den, goal) in RATIOS {
@@ -179,7 +199,7 @@ fn ratios(o: &mut String, rows: &[Row]) {
             "—".to_string()
         };
         match ratio(rows, num, den) {
-            Some((rps, cpu)) => {
+            Some((rps, cpu, quiet)) => {
                 let verdict = if goal <= 0.0 {
                     ""
                 } else if rps >= goal {
@@ -187,9 +207,14 @@ fn ratios(o: &mut String, rows: &[Row]) {
                 } else {
                     "**missed**"
                 };
+                let note = if quiet {
+                    ""
+                } else {
+                    " (no undisturbed round: all rounds)"
+                };
                 let _ = writeln!(
                     o,
-                    "| {num}/{den} | {rps:.3} | {cpu:.3} | {goal_text} | {verdict} |"
+                    "| {num}/{den} | {rps:.3}{note} | {cpu:.3} | {goal_text} | {verdict} |"
                 );
             }
             None => {
@@ -199,7 +224,7 @@ fn ratios(o: &mut String, rows: &[Row]) {
     }
     let _ = writeln!(
         o,
-        "\n\"CPU per request (inverse)\" is the denominator's Envoy CPU µs/req over the numerator's: above 1 means the numerator costs Envoy less per request.\n"
+        "\n\"CPU per request (inverse)\" is the denominator's Envoy CPU µs/req over the numerator's: above 1 means the numerator costs Envoy less per request. The req/s ratio uses only the rounds in which the rest of the machine used less than {QUIET_CORES} of a core (all rounds when a configuration has none); CPU per request is little affected by other load and uses every round.\n"
     );
 }
 
