@@ -183,7 +183,7 @@ fn real_main() -> Result<bool, String> {
         g_baseline,
         g_filter,
         h,
-        spend: Status::Unavailable("needs cost-control's spend ingest endpoint; wire it in bench/src/main.rs when it lands".to_string()),
+        spend: Status::Unavailable("cost-control's `POST /v1/spend` has landed, but the bench does not drive it yet: wire it here (control/src/bin/ingest-bench.rs is the cost-control helper's placeholder for it)".to_string()),
     };
     let ok = !any_failed(&report);
     let text = report::render(&report);
