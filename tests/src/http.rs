@@ -29,16 +29,42 @@ impl Resp {
     }
 }
 
-fn agent() -> &'static ureq::Agent {
+thread_local! {
+    /// One connection pool per thread: ureq's pool shared by concurrent
+    /// threads was seen to lose a request under bursts (the client closed a
+    /// connection another thread was using), so threads never share one.
+    static AGENT: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .max_idle_connections_per_host(8)
+        .build()
+        .into();
+}
+
+/// An agent that opens a new connection for every request, for bursts of
+/// concurrent requests that must each be a separate client.
+fn fresh_agent() -> &'static ureq::Agent {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
     AGENT.get_or_init(|| {
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
-            .max_idle_connections_per_host(64)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .build()
             .into()
     })
+}
+
+/// Like [`request`], on a connection of its own.
+pub fn request_fresh(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Resp {
+    send(fresh_agent(), method, url, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
 }
 
 /// Send a request; transport errors fail the test with the URL.
@@ -52,6 +78,16 @@ pub fn try_request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Result<Resp, String> {
+    AGENT.with(|agent| send(agent, method, url, headers, body))
+}
+
+fn send(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Resp, String> {
     let mut builder = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
@@ -59,7 +95,7 @@ pub fn try_request(
     let req = builder
         .body(body.map(<[u8]>::to_vec).unwrap_or_default())
         .map_err(|e| e.to_string())?;
-    let mut resp = agent().run(req).map_err(|e| e.to_string())?;
+    let mut resp = agent.run(req).map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let headers = resp
         .headers()

@@ -137,6 +137,9 @@ impl Envoy {
     fn spawn(yaml: &str, dir: &Path) -> Proc {
         let config = dir.join("envoy.yaml");
         std::fs::write(&config, yaml).unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
+        // E2E_ENVOY_LOG=debug (or a component list for --component-log-level)
+        // helps when a test fails.
+        let level = std::env::var("E2E_ENVOY_LOG").unwrap_or_else(|_| "info".to_string());
         let args: Vec<String> = [
             "-c",
             &config.display().to_string(),
@@ -144,7 +147,7 @@ impl Envoy {
             "2",
             "--disable-hot-restart",
             "-l",
-            "info",
+            &level,
         ]
         .iter()
         .map(|s| s.to_string())

@@ -18,7 +18,10 @@ const SLACK_BYTES: u64 = 48 << 20;
 
 fn allocated(admin: u16) -> u64 {
     let v = http::get(&format!("http://127.0.0.1:{admin}/memory"), &[]).json();
-    v["allocated"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no allocated in {v}"))
+    v["allocated"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no allocated in {v}"))
 }
 
 #[test]
@@ -53,8 +56,12 @@ fn a_hundred_thousand_distinct_keys_stay_within_the_configured_bound() {
         }
     });
     let after = allocated(s.ports.admin);
-    let stores = s.envoy.stat("wasmcustom.cost_optimizer.route.items.cache.stores");
-    let evictions = s.envoy.stat("wasmcustom.cost_optimizer.route.items.cache.evictions");
+    let stores = s
+        .envoy
+        .stat("wasmcustom.cost_optimizer.route.items.cache.stores");
+    let evictions = s
+        .envoy
+        .stat("wasmcustom.cost_optimizer.route.items.cache.evictions");
     assert_eq!(stores, KEYS as u64 + 200);
     assert!(
         stores - evictions <= MAX_ENTRIES,
@@ -64,7 +71,10 @@ fn a_hundred_thousand_distinct_keys_stay_within_the_configured_bound() {
     let bound = MAX_ENTRIES * MAX_ENTRY_BYTES + 2 * L1_BYTES + SLACK_BYTES;
     let growth = after.saturating_sub(before);
     eprintln!("envoy allocated: before {before}, after {after}, growth {growth}, bound {bound}");
-    assert!(growth <= bound, "Envoy grew by {growth} bytes, more than the configured {bound}");
+    assert!(
+        growth <= bound,
+        "Envoy grew by {growth} bytes, more than the configured {bound}"
+    );
 
     // The oldest keys were pushed out, the newest are still there.
     let first = s.get("/api/items/k0?size=512", &[]);

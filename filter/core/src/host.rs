@@ -117,6 +117,10 @@ pub trait Host {
     /// Let a paused request continue upstream.
     fn resume(&mut self, stream: StreamId) -> Result<(), HostError>;
 
+    /// Timer period of this worker's root context (0 stops it). Callable
+    /// from any context of the worker.
+    fn set_tick_period(&mut self, ms: u64) -> Result<(), HostError>;
+
     // --- observability -------------------------------------------------------
     /// Define a counter; `None` when the host refused it (then increments are
     /// dropped, the request is not affected).

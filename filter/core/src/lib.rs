@@ -4,6 +4,7 @@
 //! host call would not even link).
 
 pub mod cache;
+pub mod coalesce;
 pub mod config;
 pub mod header_pairs;
 pub mod headers;

@@ -93,6 +93,8 @@ pub struct MemHost {
     /// Streams whose client has gone: replies and resumes fail for them.
     pub gone: HashSet<StreamId>,
     pub counters: BTreeMap<String, i64>,
+    /// Every tick period set, in order.
+    pub tick_periods: Vec<u64>,
     metric_names: Vec<String>,
     pub logs: RefCell<Vec<(Level, String)>>,
     next_token: u32,
@@ -124,6 +126,7 @@ impl MemHost {
             callouts: Vec::new(),
             gone: HashSet::new(),
             counters: BTreeMap::new(),
+            tick_periods: Vec::new(),
             metric_names: Vec::new(),
             logs: RefCell::new(Vec::new()),
             next_token: 1,
@@ -314,6 +317,11 @@ impl Host for MemHost {
             return Err(HostError::BadArgument);
         }
         self.resumed.push(stream);
+        Ok(())
+    }
+
+    fn set_tick_period(&mut self, ms: u64) -> Result<(), HostError> {
+        self.tick_periods.push(ms);
         Ok(())
     }
 

@@ -26,6 +26,18 @@ pub struct RouteCounters {
     pub requests: Counter,
     pub unauthenticated: Counter,
     pub cache: CacheCounters,
+    pub coalesce: CoalesceCounters,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CoalesceCounters {
+    pub leaders: Counter,
+    pub followers: Counter,
+    /// Followers answered with the leader's response (incl. late ones).
+    pub coalesced: Counter,
+    pub timeouts: Counter,
+    /// Followers let go upstream because the leader failed.
+    pub released: Counter,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -70,10 +82,24 @@ impl Metrics {
                 } else {
                     CacheCounters::default()
                 };
+                let coalesce = if r.coalesce.is_some() {
+                    let mut c =
+                        |what: &str| Counter::define(host, &name(&format!("coalesce.{what}")));
+                    CoalesceCounters {
+                        leaders: c("leaders"),
+                        followers: c("followers"),
+                        coalesced: c("coalesced"),
+                        timeouts: c("timeouts"),
+                        released: c("released"),
+                    }
+                } else {
+                    CoalesceCounters::default()
+                };
                 RouteCounters {
                     requests: Counter::define(host, &name("requests")),
                     unauthenticated: Counter::define(host, &name("unauthenticated")),
                     cache,
+                    coalesce,
                 }
             })
             .collect();

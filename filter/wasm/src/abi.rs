@@ -84,6 +84,7 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,
@@ -233,6 +234,11 @@ pub fn buffer(buffer_type: u32, start: usize, max_size: usize) -> Result<Vec<u8>
         NOT_FOUND => Ok(Vec::new()),
         s => Err(s),
     }
+}
+
+pub fn set_tick_period(ms: u32) -> u32 {
+    // SAFETY: plain value call.
+    unsafe { proxy_set_tick_period_milliseconds(ms) }
 }
 
 pub fn set_effective_context(id: u32) -> u32 {

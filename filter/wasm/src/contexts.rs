@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use optimizer_core::config;
-use optimizer_core::host::{Host, Level};
+use optimizer_core::host::{Host, HostKind, Level};
 use optimizer_core::pipeline::{self, Exchange, Filter, Verdict, Worker};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
@@ -74,6 +74,17 @@ impl RootContext for FilterRoot {
                     );
                     return false;
                 }
+                if filter.coalesces() {
+                    if filter.config.host == HostKind::Kong {
+                        host.log(
+                            Level::Warn,
+                            &format!("[{}] {NAME}: coalescing is off on Kong (a paused request can only be answered from its own context)", self.id),
+                        );
+                    }
+                    // The timer answers followers of leaders on other
+                    // workers; it ticks fast only while someone waits.
+                    let _ = host.set_tick_period(pipeline::SLOW_TICK_MS);
+                }
                 self.filter = Some(Rc::new(filter));
                 self.worker = Some(Rc::new(RefCell::new(worker)));
                 host.log(
@@ -92,6 +103,17 @@ impl RootContext for FilterRoot {
                 false
             }
         }
+    }
+
+    fn on_tick(&mut self) {
+        let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
+            return;
+        };
+        let mut host = ProxyHost::new(filter.config.host, self.id);
+        let Ok(mut worker) = worker.try_borrow_mut() else {
+            return;
+        };
+        pipeline::on_tick(filter, &mut worker, &mut host);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -128,7 +150,22 @@ impl StreamContext {
     }
 }
 
-impl Context for StreamContext {}
+impl Context for StreamContext {
+    fn on_done(&mut self) -> bool {
+        let (Some(filter), Some(worker), Some(exchange)) = (
+            self.filter.as_ref(),
+            self.worker.as_ref(),
+            self.exchange.as_mut(),
+        ) else {
+            return true;
+        };
+        let mut host = ProxyHost::new(filter.config.host, self.id);
+        if let Ok(mut worker) = worker.try_borrow_mut() {
+            exchange.on_done(filter, &mut worker, &mut host, self.id);
+        }
+        true
+    }
+}
 
 impl HttpContext for StreamContext {
     fn on_http_request_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {

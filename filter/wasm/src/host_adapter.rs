@@ -12,7 +12,9 @@ use crate::abi;
 /// A view of the host from one context (a stream or the root).
 pub struct ProxyHost {
     kind: HostKind,
-    /// The context the host is currently calling into.
+    /// The context the host called into.
+    home: u32,
+    /// The context host calls currently act on.
     current: u32,
 }
 
@@ -36,7 +38,11 @@ fn result(status: u32) -> Result<(), HostError> {
 
 impl ProxyHost {
     pub fn new(kind: HostKind, current: u32) -> Self {
-        ProxyHost { kind, current }
+        ProxyHost {
+            kind,
+            home: current,
+            current,
+        }
     }
 
     /// Make `stream` the target of the next stream call. Envoy lets any
@@ -57,6 +63,14 @@ impl ProxyHost {
                 Ok(())
             }
             HostKind::Kong => Err(HostError::Unsupported),
+        }
+    }
+
+    /// Act on the home context again after answering another stream, so
+    /// the rest of the hook does not land on the wrong request.
+    fn back_home(&mut self) {
+        if self.current != self.home && abi::set_effective_context(self.home) == abi::OK {
+            self.current = self.home;
         }
     }
 }
@@ -193,12 +207,20 @@ impl Host for ProxyHost {
         body: &[u8],
     ) -> Result<(), HostError> {
         self.target(stream)?;
-        result(abi::send_local_response(u32::from(status), headers, body))
+        let r = result(abi::send_local_response(u32::from(status), headers, body));
+        self.back_home();
+        r
     }
 
     fn resume(&mut self, stream: StreamId) -> Result<(), HostError> {
         self.target(stream)?;
-        result(abi::continue_request())
+        let r = result(abi::continue_request());
+        self.back_home();
+        r
+    }
+
+    fn set_tick_period(&mut self, ms: u64) -> Result<(), HostError> {
+        result(abi::set_tick_period(u32::try_from(ms).unwrap_or(u32::MAX)))
     }
 
     fn define_counter(&mut self, name: &str) -> Option<u32> {

@@ -1,6 +1,9 @@
 //! From the JSON shape to the checked, ready-to-use config.
 
 use super::cache::{compile_route_cache, compile_store, RouteCache, Store};
+use super::coalesce::{
+    compile_coalesce_store, compile_route_coalesce, CoalesceStore, RouteCoalesce,
+};
 use super::raw::{Priority, RawConfig, RawHost, RawIdentity, RawRoute, RawSource};
 use super::{ConfigError, SUPPORTED_VERSION};
 use crate::host::HostKind;
@@ -14,6 +17,7 @@ pub struct Config {
     pub host: HostKind,
     pub identity: Identity,
     pub cache_store: Store,
+    pub coalesce_store: CoalesceStore,
     pub routes: Vec<Route>,
 }
 
@@ -54,6 +58,7 @@ pub struct Route {
     pub require_tenant: bool,
     pub debug_headers: bool,
     pub cache: Option<RouteCache>,
+    pub coalesce: Option<RouteCoalesce>,
 }
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -68,6 +73,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let identity = compile_identity(raw.identity)?;
     let cache_store = compile_store(raw.cache_store)?;
+    let coalesce_store = compile_coalesce_store(raw.coalesce_store)?;
     let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.into_iter().enumerate() {
         let route = compile_route(&format!("routes[{i}]"), r, &cache_store)?;
@@ -86,6 +92,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         identity,
         cache_store,
+        coalesce_store,
         routes,
     })
 }
@@ -176,6 +183,14 @@ fn compile_route(field: &str, raw: RawRoute, store: &Store) -> Result<Route, Con
         Some(c) => Some(compile_route_cache(&format!("{field}.cache"), c, store)?),
         None => None,
     };
+    let coalesce = match raw.coalesce {
+        Some(c) => Some(compile_route_coalesce(
+            &format!("{field}.coalesce"),
+            c,
+            raw.sla_ms,
+        )?),
+        None => None,
+    };
     Ok(Route {
         name: raw.name,
         matcher: RouteMatch {
@@ -188,6 +203,7 @@ fn compile_route(field: &str, raw: RawRoute, store: &Store) -> Result<Route, Con
         require_tenant: raw.require_tenant,
         debug_headers: raw.debug_headers,
         cache,
+        coalesce,
     })
 }
 

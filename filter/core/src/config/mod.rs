@@ -6,10 +6,12 @@
 //! with a message that says what to fix.
 
 mod cache;
+mod coalesce;
 mod compile;
 mod raw;
 
 pub use cache::{RouteCache, Store};
+pub use coalesce::{CoalesceStore, RouteCoalesce};
 pub use compile::{Config, Identity, Route, RouteMatch, Source};
 pub use raw::{Priority, RawHost};
 
@@ -57,6 +59,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             host: RawHost::default(),
             identity: raw::RawIdentity::default(),
             cache_store: cache::RawStore::default(),
+            coalesce_store: coalesce::RawCoalesceStore::default(),
             routes: Vec::new(),
         });
     }

@@ -15,6 +15,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub cache_store: super::cache::RawStore,
     #[serde(default)]
+    pub coalesce_store: super::coalesce::RawCoalesceStore,
+    #[serde(default)]
     pub routes: Vec<RawRoute>,
 }
 
@@ -139,6 +141,9 @@ pub struct RawRoute {
     /// Response cache for this rule; absent = no caching.
     #[serde(default)]
     pub cache: Option<super::cache::RawRouteCache>,
+    /// In-flight coalescing for this rule; absent = off.
+    #[serde(default)]
+    pub coalesce: Option<super::coalesce::RawRouteCoalesce>,
 }
 
 fn default_sla_ms() -> u64 {

@@ -70,7 +70,6 @@ pub(super) fn on_request(
                 }
                 return true;
             }
-            // The answer could not be sent (client gone): nothing to do.
             true
         }
         Outcome::Forward(f) => {
@@ -136,12 +135,15 @@ fn answer_from(
 
 /// The cache at response headers; `true` when the filter answered instead
 /// (a stale entry for an upstream error).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn on_response_headers(
     filter: &Filter,
     worker: &mut Worker,
     host: &mut impl Host,
     stream: StreamId,
     exchange: &mut Exchange,
+    all: &[(String, Vec<u8>)],
+    status: u16,
     end_of_stream: bool,
 ) -> bool {
     let Some(rule) = filter
@@ -153,12 +155,7 @@ pub(super) fn on_response_headers(
         return false;
     };
     let counters = filter.counters(exchange.route).cache;
-    let all = host.response_headers();
-    let headers = Headers::new(&all);
-    let status: u16 = headers
-        .get_str(":status")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let headers = Headers::new(all);
     let now = host.now_ms();
     let (label, cache_status) = match &mut exchange.cache {
         CacheStep::None => return false,
@@ -220,12 +217,17 @@ pub(super) fn on_response_headers(
     false
 }
 
+/// Whether the cache is collecting this response's body.
+pub(super) fn wants_body(exchange: &Exchange) -> bool {
+    matches!(&exchange.cache, CacheStep::Forward(f) if f.is_capturing())
+}
+
 pub(super) fn on_response_body(
     filter: &Filter,
     worker: &mut Worker,
     host: &mut impl Host,
     exchange: &mut Exchange,
-    size: usize,
+    chunk: &[u8],
     end_of_stream: bool,
 ) {
     let CacheStep::Forward(f) = &mut exchange.cache else {
@@ -234,10 +236,7 @@ pub(super) fn on_response_body(
     if !f.is_capturing() {
         return;
     }
-    if size > 0 {
-        let chunk = host.response_body(size);
-        f.on_body_chunk(&chunk);
-    }
+    f.on_body_chunk(chunk);
     if end_of_stream {
         store(filter, worker, host, 0, exchange);
     }

@@ -6,8 +6,10 @@
 //! route, account) slot in after the cache lookup.
 
 mod cache_stage;
+mod coalesce_stage;
 
 use crate::cache::{self, CacheState};
+use crate::coalesce::waiters::{Fate, Waiters};
 use crate::config::Config;
 use crate::headers::Headers;
 use crate::host::{Host, HostError, Level, StreamId};
@@ -17,6 +19,7 @@ use crate::request_id::RequestIds;
 use crate::routes;
 
 pub use cache_stage::CacheStep;
+pub use coalesce_stage::{CoalesceStep, SLOW_TICK_MS};
 
 /// What the host should do with the stream after a hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +47,16 @@ impl Filter {
     /// Create the shared-data tables the configured strategies use. Runs
     /// in every worker's `on_configure`; only the first creates.
     pub fn create_tables(&self, host: &mut impl Host) -> Result<(), HostError> {
-        cache::create_tables(&self.config, host)
+        cache::create_tables(&self.config, host)?;
+        if self.coalesces() {
+            crate::coalesce::table::create(host, self.config.coalesce_store.slots)?;
+        }
+        Ok(())
+    }
+
+    /// Whether any rule coalesces (then the timer must run).
+    pub fn coalesces(&self) -> bool {
+        self.config.routes.iter().any(|r| r.coalesce.is_some())
     }
 
     fn counters(&self, route: usize) -> RouteCounters {
@@ -58,6 +70,7 @@ impl Filter {
 pub struct Worker {
     pub ids: RequestIds,
     pub cache: CacheState,
+    pub waiters: Waiters,
 }
 
 impl Worker {
@@ -71,6 +84,7 @@ impl Worker {
         Worker {
             ids: RequestIds::new(seed),
             cache: CacheState::new(config),
+            waiters: Waiters::default(),
         }
     }
 
@@ -86,6 +100,7 @@ pub struct Exchange {
     pub route: usize,
     pub identity: Identity,
     pub cache: CacheStep,
+    pub coalesce: CoalesceStep,
     /// The filter answered this request itself; its response hooks only
     /// pass.
     pub answered_locally: bool,
@@ -129,6 +144,7 @@ pub fn on_request_headers(
         route: index,
         identity,
         cache: CacheStep::None,
+        coalesce: CoalesceStep::None,
         answered_locally: false,
     };
 
@@ -153,12 +169,25 @@ pub fn on_request_headers(
         return (Verdict::Pause, Some(exchange));
     }
 
+    // Before any pause: a request resumed later goes upstream as it is now.
     if exchange.identity.request_id_generated {
         let header = filter.config.identity.request_id_header.as_str();
         let set = host.set_request_header(header, Some(exchange.identity.request_id.as_bytes()));
         log_failure(host, stream, "set the request id", set);
     }
+
+    if coalesce_stage::on_request(filter, worker, host, stream, &mut exchange, &all) {
+        if !matches!(exchange.coalesce, CoalesceStep::Follower) {
+            exchange.answered_locally = true;
+        }
+        return (Verdict::Pause, Some(exchange));
+    }
     (Verdict::Continue, Some(exchange))
+}
+
+/// The worker's timer.
+pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    coalesce_stage::on_tick(filter, worker, host);
 }
 
 fn log_failure(host: &impl Host, stream: StreamId, what: &str, r: Result<(), HostError>) {
@@ -203,12 +232,38 @@ impl Exchange {
         stream: StreamId,
         end_of_stream: bool,
     ) -> Verdict {
-        if self.answered_locally {
+        if self.answered_locally || self.answered_by_coalescer(worker, stream) {
             return Verdict::Continue;
         }
-        if cache_stage::on_response_headers(filter, worker, host, stream, self, end_of_stream) {
-            self.answered_locally = true;
-            return Verdict::Pause;
+        let route = filter.config.routes.get(self.route);
+        if route.is_some_and(|r| r.cache.is_some() || r.coalesce.is_some()) {
+            let all = host.response_headers();
+            let status: u16 = Headers::new(&all)
+                .get_str(":status")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if cache_stage::on_response_headers(
+                filter,
+                worker,
+                host,
+                stream,
+                self,
+                &all,
+                status,
+                end_of_stream,
+            ) {
+                self.answered_locally = true;
+                return Verdict::Pause;
+            }
+            coalesce_stage::on_response_headers(
+                filter,
+                worker,
+                host,
+                self,
+                status,
+                &all,
+                end_of_stream,
+            );
         }
         let id_header = filter.config.identity.request_id_header.as_str();
         let _ = host.add_response_header(id_header, self.identity.request_id.as_bytes());
@@ -227,12 +282,56 @@ impl Exchange {
         size: usize,
         end_of_stream: bool,
     ) -> Verdict {
-        if !self.answered_locally {
-            cache_stage::on_response_body(filter, worker, host, self, size, end_of_stream);
+        if self.answered_locally || matches!(self.coalesce, CoalesceStep::Follower) {
+            return Verdict::Continue;
+        }
+        let cache_wants = cache_stage::wants_body(self);
+        let leader_wants = coalesce_stage::wants_body(self);
+        if !cache_wants && !leader_wants {
+            return Verdict::Continue;
+        }
+        let chunk = if size > 0 {
+            host.response_body(size)
+        } else {
+            Vec::new()
+        };
+        if cache_wants {
+            cache_stage::on_response_body(filter, worker, host, self, &chunk, end_of_stream);
+        }
+        if leader_wants {
+            coalesce_stage::on_response_body(filter, worker, host, self, &chunk, end_of_stream);
         }
         Verdict::Continue
     }
+
+    /// The stream is over (answered, reset, or the client left).
+    pub fn on_done(
+        &mut self,
+        filter: &Filter,
+        worker: &mut Worker,
+        host: &mut impl Host,
+        stream: StreamId,
+    ) {
+        coalesce_stage::on_done(filter, worker, host, stream, self);
+    }
+
+    /// A follower answered by the coalescer needs nothing more; one that
+    /// was released goes on as an ordinary request.
+    fn answered_by_coalescer(&mut self, worker: &Worker, stream: StreamId) -> bool {
+        if !matches!(self.coalesce, CoalesceStep::Follower) {
+            return false;
+        }
+        match worker.waiters.fates.get(&stream) {
+            Some(Fate::Answered) => true,
+            _ => {
+                self.coalesce = CoalesceStep::None;
+                false
+            }
+        }
+    }
 }
 
+#[cfg(test)]
+mod coalesce_tests;
 #[cfg(test)]
 mod tests;

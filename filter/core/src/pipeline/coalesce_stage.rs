@@ -1,0 +1,480 @@
+//! The coalescing stage of the pipeline: elect a leader per identical
+//! request, pause followers, publish the leader's answer, and answer or
+//! release the followers (at once on the leader's worker, from the timer
+//! on the others).
+
+use crate::cache::entry::{Body, Entry};
+use crate::cache::key;
+use crate::cache::reply::storable_header;
+use crate::coalesce::table::{self, Role, State};
+use std::rc::Rc;
+
+use crate::coalesce::waiters::{Action, Fate, Tick, Waiter};
+use crate::coalesce::{self as co};
+use crate::headers::Headers;
+use crate::host::{Host, HostKind, Level, StreamId};
+use crate::shared_keys::fnv1a;
+
+use super::{CacheStep, Exchange, Filter, Worker};
+
+/// The body collected from a leader's response, to share.
+#[derive(Debug)]
+pub struct Leading {
+    slot: u32,
+    tag: u64,
+    seq: u64,
+    key: String,
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+    collecting: bool,
+    finished: bool,
+}
+
+#[derive(Debug, Default)]
+pub enum CoalesceStep {
+    #[default]
+    None,
+    Leader(Box<Leading>),
+    /// Paused as a follower; its fate is in `Worker::waiters`.
+    Follower,
+}
+
+pub const CACHE_STATUS: &str = "cost-optimizer; fwd=miss; collapsed";
+
+fn eligible<'a>(
+    method: &str,
+    headers: &Headers<'a>,
+    allow_idempotency: bool,
+) -> Option<Option<&'a str>> {
+    match method {
+        "GET" | "HEAD" => Some(None),
+        _ if allow_idempotency => headers.get_str("idempotency-key").map(Some),
+        _ => None,
+    }
+}
+
+/// The coalescing stage at request headers. `true` when the request is
+/// paused (a follower) or was answered (a late arrival).
+pub(super) fn on_request(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    stream: StreamId,
+    exchange: &mut Exchange,
+    all: &[(String, Vec<u8>)],
+) -> bool {
+    let route = &filter.config.routes[exchange.route];
+    // Kong cannot answer a paused request from another context: the
+    // filter switches coalescing off there (logged at configure time).
+    let (Some(rule), HostKind::Envoy) = (&route.coalesce, filter.config.host) else {
+        return false;
+    };
+    if matches!(exchange.cache, CacheStep::Write(_)) {
+        return false;
+    }
+    let headers = Headers::new(all);
+    let method = headers.get_str(":method").unwrap_or("GET");
+    let Some(idempotency) = eligible(method, &headers, rule.idempotency_key) else {
+        return false;
+    };
+    let tenant = exchange.identity.tenant_or_anonymous();
+    let primary = match &exchange.cache {
+        CacheStep::Forward(f) => f.key.clone(),
+        _ => key::primary(
+            tenant,
+            method,
+            headers.get(":path").unwrap_or(b"/"),
+            &[],
+            &[],
+            &headers,
+        ),
+    };
+    // Requests with credentials only share with the very same credentials.
+    let auth = headers
+        .get("authorization")
+        .map(|a| format!("{:016x}", fnv1a(&[a])))
+        .unwrap_or_default();
+    let co_key = co::key(&primary, &format!("{method}{auth}"), idempotency);
+    let slots = filter.config.coalesce_store.slots;
+    let slot = co::slot_of(&co_key, slots);
+    let tag = co_key.tag();
+    let now = host.now_ms();
+    let counters = filter.counters(exchange.route).coalesce;
+    let leader_until = now + (route.sla_ms * 2).max(5_000);
+    let role = match table::elect(host, slot, tag, now, leader_until) {
+        Ok(r) => r,
+        Err(e) => {
+            host.log(
+                Level::Warn,
+                &format!("[{stream}] coalescing skipped: {e:?}"),
+            );
+            return false;
+        }
+    };
+    match role {
+        Role::Leader { seq } => {
+            counters.leaders.add(host, 1);
+            exchange.coalesce = CoalesceStep::Leader(Box::new(Leading {
+                slot,
+                tag,
+                seq,
+                key: co_key.material,
+                status: 0,
+                headers: Vec::new(),
+                body: Vec::new(),
+                collecting: false,
+                finished: false,
+            }));
+            false
+        }
+        Role::Follower { seq } => {
+            counters.followers.add(host, 1);
+            let mut own: Vec<(String, Vec<u8>)> = vec![(
+                filter.config.identity.request_id_header.clone(),
+                exchange.identity.request_id.as_bytes().to_vec(),
+            )];
+            own.extend(
+                exchange
+                    .common_headers(filter)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v)),
+            );
+            worker.waiters.waiting.push(Waiter {
+                stream,
+                route: exchange.route,
+                slot,
+                tag,
+                seq,
+                key: co_key.material,
+                deadline_ms: now + rule.max_wait_ms,
+                head: method == "HEAD",
+                started_ms: now,
+                own_headers: own,
+            });
+            exchange.coalesce = CoalesceStep::Follower;
+            set_tick(filter, worker, host);
+            true
+        }
+        Role::Late { seq } => match table::result(host, slot, seq, &co_key.material) {
+            Some(entry) => {
+                let own = own_headers(filter, exchange);
+                if answer(host, stream, &entry, &own, method == "HEAD") {
+                    counters.coalesced.add(host, 1);
+                    return true;
+                }
+                false
+            }
+            None => false,
+        },
+        Role::Alone => false,
+    }
+}
+
+fn own_headers(filter: &Filter, exchange: &Exchange) -> Vec<(String, Vec<u8>)> {
+    let mut own: Vec<(String, Vec<u8>)> = vec![(
+        filter.config.identity.request_id_header.clone(),
+        exchange.identity.request_id.as_bytes().to_vec(),
+    )];
+    own.extend(
+        exchange
+            .common_headers(filter)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+    );
+    own
+}
+
+/// Answer a follower with the leader's response.
+fn answer(
+    host: &mut impl Host,
+    stream: StreamId,
+    entry: &Entry,
+    own: &[(String, Vec<u8>)],
+    head: bool,
+) -> bool {
+    let Body::Response {
+        status,
+        headers,
+        body,
+    } = &entry.body
+    else {
+        return false;
+    };
+    let mut out: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + own.len() + 2);
+    out.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+    out.push(("x-cache", b"COALESCED"));
+    out.push(("cache-status", CACHE_STATUS.as_bytes()));
+    out.extend(own.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+    let body: &[u8] = if head { b"" } else { body };
+    host.send_reply(stream, *status, &out, body).is_ok()
+}
+
+/// Local replies a single host call may send. Envoy defers each one
+/// until the call returns and then runs them in a chain, in which every
+/// reply's own trip through this filter runs the next one: the depth grows
+/// with each reply, and about a hundred overflowed V8's stack on Envoy
+/// 1.40 (a trap that takes the worker's filter down). So a call answers at
+/// most this many and the timer, ticking at 1 ms meanwhile, does the rest.
+pub const ACTIONS_PER_CALL: usize = 24;
+
+/// Answer or release queued followers, at most `ACTIONS_PER_CALL` now.
+fn drain(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    for _ in 0..ACTIONS_PER_CALL {
+        let Some((w, action)) = worker.waiters.outbox.pop_front() else {
+            break;
+        };
+        let counters = filter.counters(w.route).coalesce;
+        let answered = match &action {
+            Action::Answer(entry) => answer(host, w.stream, entry, &w.own_headers, w.head),
+            Action::Release { .. } => false,
+        };
+        if answered {
+            worker.waiters.fates.insert(w.stream, Fate::Answered);
+            counters.coalesced.add(host, 1);
+            continue;
+        }
+        if host.resume(w.stream).is_ok() {
+            worker.waiters.fates.insert(w.stream, Fate::Released);
+            match action {
+                Action::Release { timeout: true } => counters.timeouts.add(host, 1),
+                Action::Release { timeout: false } => counters.released.add(host, 1),
+                Action::Answer(_) => {
+                    host.log(
+                        Level::Warn,
+                        &format!(
+                            "[{}] could not answer a follower; it goes upstream",
+                            w.stream
+                        ),
+                    );
+                    counters.released.add(host, 1);
+                }
+            }
+        }
+    }
+    set_tick(filter, worker, host);
+}
+
+/// Tick as fast as the waiters need, and no faster.
+fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    let w = &mut worker.waiters;
+    let want = if !w.outbox.is_empty() {
+        Tick::Drain
+    } else if !w.waiting.is_empty() {
+        Tick::Fast
+    } else {
+        Tick::Slow
+    };
+    if want == w.tick {
+        return;
+    }
+    let ms = match want {
+        Tick::Drain => 1,
+        Tick::Fast => filter.config.coalesce_store.tick_ms,
+        Tick::Slow => SLOW_TICK_MS,
+    };
+    if host.set_tick_period(ms).is_ok() {
+        w.tick = want;
+    }
+}
+
+impl Leading {
+    fn fail(&mut self, filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.collecting = false;
+        let _ = table::finish(host, self.slot, self.tag, self.seq, State::Failed, 0);
+        worker
+            .waiters
+            .settle(self.slot, self.seq, &Action::Release { timeout: false });
+        drain(filter, worker, host);
+    }
+
+    fn publish(
+        &mut self,
+        filter: &Filter,
+        worker: &mut Worker,
+        host: &mut impl Host,
+        grace_ms: u64,
+    ) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.collecting = false;
+        let now = host.now_ms();
+        let entry = Entry {
+            key: std::mem::take(&mut self.key),
+            stored_ms: now,
+            initial_age_s: 0,
+            fresh_until_ms: 0,
+            swr_until_ms: 0,
+            sie_until_ms: 0,
+            fetch_ms: 0,
+            gens: Vec::new(),
+            body: Body::Response {
+                status: self.status,
+                headers: std::mem::take(&mut self.headers),
+                body: std::mem::take(&mut self.body),
+            },
+        };
+        // Result first, then the marker: whoever sees "done" finds it.
+        let published = table::publish(host, self.slot, self.seq, &entry).and_then(|()| {
+            table::finish(
+                host,
+                self.slot,
+                self.tag,
+                self.seq,
+                State::Done,
+                now + grace_ms,
+            )
+        });
+        if published.is_err() {
+            let _ = table::finish(host, self.slot, self.tag, self.seq, State::Failed, 0);
+        }
+        worker
+            .waiters
+            .settle(self.slot, self.seq, &Action::Answer(Rc::new(entry)));
+        drain(filter, worker, host);
+    }
+}
+
+/// The leader's response headers.
+pub(super) fn on_response_headers(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    exchange: &mut Exchange,
+    status: u16,
+    all: &[(String, Vec<u8>)],
+    end_of_stream: bool,
+) {
+    let CoalesceStep::Leader(lead) = &mut exchange.coalesce else {
+        return;
+    };
+    let Some(rule) = filter
+        .config
+        .routes
+        .get(exchange.route)
+        .and_then(|r| r.coalesce.as_ref())
+    else {
+        return;
+    };
+    let headers = Headers::new(all);
+    let too_long = headers
+        .get_str("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|l| l > u64::from(rule.max_body_bytes));
+    if (status >= 500 && !rule.share_5xx) || too_long || status == 0 {
+        lead.fail(filter, worker, host);
+        return;
+    }
+    lead.status = status;
+    lead.headers = headers
+        .iter()
+        .filter(|(k, _)| storable_header(k))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec()))
+        .collect();
+    lead.collecting = true;
+    if end_of_stream {
+        lead.publish(filter, worker, host, rule.grace_ms);
+    }
+}
+
+/// Whether the leader still needs the body.
+pub(super) fn wants_body(exchange: &Exchange) -> bool {
+    matches!(&exchange.coalesce, CoalesceStep::Leader(l) if l.collecting)
+}
+
+pub(super) fn on_response_body(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    exchange: &mut Exchange,
+    chunk: &[u8],
+    end_of_stream: bool,
+) {
+    let CoalesceStep::Leader(lead) = &mut exchange.coalesce else {
+        return;
+    };
+    let Some(rule) = filter
+        .config
+        .routes
+        .get(exchange.route)
+        .and_then(|r| r.coalesce.as_ref())
+    else {
+        return;
+    };
+    if !lead.collecting {
+        return;
+    }
+    if lead.body.len() + chunk.len() > rule.max_body_bytes as usize {
+        lead.fail(filter, worker, host);
+        return;
+    }
+    lead.body.extend_from_slice(chunk);
+    if end_of_stream {
+        lead.publish(filter, worker, host, rule.grace_ms);
+    }
+}
+
+/// The stream ended. A leader that never published releases its
+/// followers (reset, timeout, client gone); a follower is forgotten.
+pub(super) fn on_done(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    stream: StreamId,
+    exchange: &mut Exchange,
+) {
+    if let CoalesceStep::Leader(lead) = &mut exchange.coalesce {
+        lead.fail(filter, worker, host);
+    }
+    worker.waiters.forget(stream);
+}
+
+/// The timer: answer or release followers whose leader ran elsewhere, and
+/// those that waited too long; then drain what is queued.
+pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    let now = host.now_ms();
+    let mut turns: Vec<(u32, u64, String)> = worker
+        .waiters
+        .waiting
+        .iter()
+        .map(|w| (w.slot, w.seq, w.key.clone()))
+        .collect();
+    turns.sort();
+    turns.dedup();
+    for (slot, seq, key) in turns {
+        let m = table::read(host, slot);
+        let action = match m.state {
+            State::Done if m.seq == seq => match table::result(host, slot, seq, &key) {
+                Some(entry) => Action::Answer(Rc::new(entry)),
+                None => Action::Release { timeout: false },
+            },
+            State::InFlight if m.seq == seq => {
+                let (late, waiting): (Vec<Waiter>, Vec<Waiter>) =
+                    std::mem::take(&mut worker.waiters.waiting)
+                        .into_iter()
+                        .partition(|w| w.slot == slot && w.seq == seq && now >= w.deadline_ms);
+                worker.waiters.waiting = waiting;
+                for w in late {
+                    worker
+                        .waiters
+                        .outbox
+                        .push_back((w, Action::Release { timeout: true }));
+                }
+                continue;
+            }
+            // Failed, or the slot moved on to another leader.
+            _ => Action::Release { timeout: false },
+        };
+        worker.waiters.settle(slot, seq, &action);
+    }
+    drain(filter, worker, host);
+}
+
+/// Timer period when nobody waits (housekeeping only).
+pub const SLOW_TICK_MS: u64 = 1_000;

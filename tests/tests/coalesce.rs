@@ -1,0 +1,298 @@
+//! Issue 4, end to end on the real Envoy (two workers): identical
+//! concurrent requests cost one upstream call.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use e2e::envoy_config::Options;
+use e2e::http::{self, Resp};
+use e2e::procs::wait_for;
+use e2e::stack::Stack;
+use serde_json::json;
+
+fn stack(name: &str) -> Stack {
+    Stack::start(
+        name,
+        Options {
+            filter: json!({
+                "version": 1,
+                "routes": [
+                    {"name": "live", "match": {"prefix": "/api/live/"}, "sla_ms": 5000,
+                     "coalesce": {"grace_ms": 5000}},
+                    {"name": "items", "match": {"prefix": "/api/items/"}, "sla_ms": 5000,
+                     "cache": {}, "coalesce": {"grace_ms": 5000}},
+                    {"name": "orders", "match": {"prefix": "/api/orders/"}, "sla_ms": 5000,
+                     "coalesce": {"idempotency_key": true}},
+                    {"name": "posts", "match": {"prefix": "/api/posts/"}, "sla_ms": 5000, "coalesce": {}},
+                    {"name": "fast", "match": {"prefix": "/api/fast/"}, "sla_ms": 200, "coalesce": {}}
+                ]
+            }),
+            jwt: false,
+        },
+    )
+}
+
+/// `n` requests fired together from their own connections.
+fn burst(
+    s: &Stack,
+    n: usize,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Vec<(Resp, Duration)> {
+    // Each request is its own client on its own connection.
+    let barrier = Barrier::new(n);
+    std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                let barrier = &barrier;
+                sc.spawn(move || {
+                    barrier.wait();
+                    let t = Instant::now();
+                    let r = http::request_fresh(method, &s.url(path), headers, body);
+                    (r, t.elapsed())
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn x_cache(r: &Resp) -> &str {
+    r.header("x-cache").unwrap_or("<none>")
+}
+
+#[test]
+fn two_hundred_identical_requests_cost_one_upstream_call() {
+    let s = stack("coalesce-200");
+    let path = "/api/live/1?cache-control=no-store&delay_ms=300";
+    let answers = burst(&s, 200, "GET", path, &[("x-tenant-id", "acme")], None);
+    assert_eq!(
+        s.demo.calls_for("/api/live/1"),
+        1,
+        "exactly one upstream call"
+    );
+    let leader_body = &answers
+        .iter()
+        .find(|(r, _)| x_cache(r) != "COALESCED")
+        .expect("a leader")
+        .0
+        .body;
+    let mut coalesced = 0;
+    for (r, _) in &answers {
+        assert_eq!(r.status, 200);
+        assert_eq!(&r.body, leader_body);
+        if x_cache(r) == "COALESCED" {
+            coalesced += 1;
+            assert_eq!(
+                r.header("cache-status"),
+                Some("cost-optimizer; fwd=miss; collapsed")
+            );
+            assert!(r.header("x-request-id").is_some());
+        }
+    }
+    assert_eq!(coalesced, 199);
+    let stat = |w: &str| {
+        s.envoy.stat(&format!(
+            "wasmcustom.cost_optimizer.route.live.coalesce.{w}"
+        ))
+    };
+    assert_eq!(stat("leaders"), 1);
+    assert_eq!(stat("coalesced"), 199);
+}
+
+#[test]
+fn tenants_do_not_share_and_the_cache_stores_once() {
+    let s = stack("coalesce-tenants");
+    let path = "/api/live/2?cache-control=no-store&delay_ms=300";
+    std::thread::scope(|sc| {
+        let a = sc.spawn(|| burst(&s, 10, "GET", path, &[("x-tenant-id", "acme")], None));
+        let b = sc.spawn(|| burst(&s, 10, "GET", path, &[("x-tenant-id", "globex")], None));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert_ne!(
+            a[0].0.body, b[0].0.body,
+            "each tenant got its own upstream answer"
+        );
+    });
+    assert_eq!(s.demo.calls_for("/api/live/2"), 2);
+
+    // A cacheable resource: one call, stored once, then hits.
+    let answers = burst(&s, 20, "GET", "/api/items/3?delay_ms=300", &[], None);
+    assert!(answers.iter().all(|(r, _)| r.status == 200));
+    assert_eq!(s.demo.calls_for("/api/items/3"), 1);
+    assert_eq!(
+        s.envoy
+            .stat("wasmcustom.cost_optimizer.route.items.cache.stores"),
+        1
+    );
+    assert_eq!(x_cache(&s.get("/api/items/3?delay_ms=300", &[])), "HIT");
+}
+
+#[test]
+fn writes_coalesce_only_with_the_same_idempotency_key() {
+    let s = stack("coalesce-writes");
+    let posts = burst(&s, 5, "POST", "/api/posts/1?delay_ms=300", &[], Some(b"{}"));
+    assert!(posts.iter().all(|(r, _)| r.status == 200));
+    assert_eq!(
+        s.demo.calls_for("/api/posts/1"),
+        5,
+        "a POST is never coalesced"
+    );
+
+    let same = burst(
+        &s,
+        2,
+        "POST",
+        "/api/orders/1?delay_ms=300",
+        &[("idempotency-key", "k-1")],
+        Some(b"{\"n\":1}"),
+    );
+    assert!(same.iter().all(|(r, _)| r.status == 200));
+    assert_eq!(
+        s.demo.calls_for("/api/orders/1"),
+        1,
+        "same Idempotency-Key: one call"
+    );
+    assert_eq!(same[0].0.body, same[1].0.body);
+
+    let bare = burst(
+        &s,
+        2,
+        "POST",
+        "/api/orders/2?delay_ms=300",
+        &[],
+        Some(b"{}"),
+    );
+    assert!(bare.iter().all(|(r, _)| r.status == 200));
+    assert_eq!(
+        s.demo.calls_for("/api/orders/2"),
+        2,
+        "no Idempotency-Key: not coalesced"
+    );
+}
+
+#[test]
+fn a_failing_leader_releases_its_followers_promptly() {
+    let s = stack("coalesce-5xx");
+    // Only the first request to reach the upstream gets the 503.
+    // (an injected error skips the handler, so the fault carries the latency).
+    s.demo.fault(
+        json!({"path_prefix": "/api/live/5", "status": 503, "latency_ms": 2000, "count": 1}),
+    );
+    let path = "/api/live/5?cache-control=no-store&delay_ms=300";
+    std::thread::scope(|sc| {
+        let leader = sc.spawn(|| http::request_fresh("GET", &s.url(path), &[], None));
+        wait_for(
+            "the leader to reach the upstream",
+            Duration::from_secs(10),
+            || (s.demo.calls_for("/api/live/5") == 1).then_some(()),
+        );
+        let followers: Vec<_> = (0..9)
+            .map(|_| {
+                sc.spawn(|| {
+                    let t = Instant::now();
+                    (
+                        http::request_fresh("GET", &s.url(path), &[], None),
+                        t.elapsed(),
+                    )
+                })
+            })
+            .collect();
+        wait_for(
+            "all nine to wait for the leader",
+            Duration::from_secs(10),
+            || {
+                (s.envoy
+                    .stat("wasmcustom.cost_optimizer.route.live.coalesce.followers")
+                    == 9)
+                    .then_some(())
+            },
+        );
+        let leader = leader.join().unwrap();
+        assert_eq!(leader.status, 503, "the leader gets its own answer");
+        for f in followers {
+            let (r, took) = f.join().unwrap();
+            assert_eq!(r.status, 200, "no follower receives the leader's 503");
+            assert_ne!(x_cache(&r), "COALESCED");
+            // Released at the leader's failure (2 s), then its own 300 ms
+            // call: within the 5 s SLA plus the upstream latency.
+            assert!(took < Duration::from_millis(5_000 + 300), "took {took:?}");
+        }
+    });
+    assert_eq!(
+        s.demo.calls_for("/api/live/5"),
+        10,
+        "each follower went upstream itself"
+    );
+    assert_eq!(
+        s.envoy
+            .stat("wasmcustom.cost_optimizer.route.live.coalesce.released"),
+        9
+    );
+}
+
+#[test]
+fn followers_are_answered_when_the_leaders_client_disconnects() {
+    let s = stack("coalesce-disconnect");
+    let path = "/api/live/6?cache-control=no-store&delay_ms=800";
+    let mut leader = TcpStream::connect(("127.0.0.1", s.ports.listen)).unwrap();
+    write!(leader, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    wait_for(
+        "the leader to reach the upstream",
+        Duration::from_secs(10),
+        || (s.demo.calls_for("/api/live/6") == 1).then_some(()),
+    );
+    std::thread::scope(|sc| {
+        let followers: Vec<_> = (0..4)
+            .map(|_| sc.spawn(|| http::get(&s.url(path), &[])))
+            .collect();
+        wait_for("followers to wait", Duration::from_secs(10), || {
+            (s.envoy
+                .stat("wasmcustom.cost_optimizer.route.live.coalesce.followers")
+                == 4)
+                .then_some(())
+        });
+        drop(leader);
+        for f in followers {
+            let r = f.join().unwrap();
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    });
+    assert_eq!(
+        s.envoy
+            .stat("wasmcustom.cost_optimizer.route.live.coalesce.released"),
+        4
+    );
+}
+
+#[test]
+fn a_follower_with_a_short_sla_goes_upstream_itself() {
+    let s = stack("coalesce-timeout");
+    let path = "/api/fast/1?delay_ms=1000";
+    std::thread::scope(|sc| {
+        let leader = sc.spawn(|| http::get(&s.url(path), &[]));
+        wait_for(
+            "the leader to reach the upstream",
+            Duration::from_secs(10),
+            || (s.demo.calls_for("/api/fast/1") == 1).then_some(()),
+        );
+        let follower = http::get(&s.url(path), &[]);
+        let leader = leader.join().unwrap();
+        assert_eq!((leader.status, follower.status), (200, 200));
+        assert_ne!(
+            leader.body, follower.body,
+            "answered by its own upstream call"
+        );
+    });
+    assert_eq!(s.demo.calls_for("/api/fast/1"), 2);
+    assert_eq!(
+        s.envoy
+            .stat("wasmcustom.cost_optimizer.route.fast.coalesce.timeouts"),
+        1
+    );
+}
