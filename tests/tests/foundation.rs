@@ -309,7 +309,8 @@ fn invalid_config_is_refused_with_the_field_named() {
         "log:\n{log}"
     );
 
-    let unknown = json!({"version": 1, "routes": [{"name": "a", "match": {"prefix": "/"}, "slaa_ms": 5}]});
+    let unknown =
+        json!({"version": 1, "routes": [{"name": "a", "match": {"prefix": "/"}, "slaa_ms": 5}]});
     let yaml = e2e::envoy_config::render(
         &ports,
         &wasm_path(),
