@@ -1,7 +1,6 @@
 //! A small blocking HTTP client (ureq) for probes, counters and the G/H
 //! drivers; every status is a value, not an error.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -24,17 +23,16 @@ impl Resp {
     }
 }
 
-fn agent() -> &'static ureq::Agent {
-    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .max_idle_connections(2048)
-            .max_idle_connections_per_host(2048)
-            .build()
-            .into()
-    })
+thread_local! {
+    /// One pool per thread: ureq's pool shared by many threads firing at
+    /// once was seen (in the e2e suite) to lose a request, which the G
+    /// burst would report as "no answer".
+    static AGENT: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .max_idle_connections_per_host(64)
+        .build()
+        .into();
 }
 
 pub fn request(
@@ -50,8 +48,8 @@ pub fn request(
     let req = builder
         .body(body.map(<[u8]>::to_vec).unwrap_or_default())
         .map_err(|e| e.to_string())?;
-    let mut resp = agent()
-        .run(req)
+    let mut resp = AGENT
+        .with(|agent| agent.run(req))
         .map_err(|e| format!("{method} {url}: {e}"))?;
     let status = resp.status().as_u16();
     let headers = resp
