@@ -2,24 +2,50 @@
 //! same (tenant, method, path, query, varied headers) and its sha256.
 //!
 //! The text itself is stored in every entry, so a hash collision is a miss
-//! and never another tenant's body.
+//! and never another tenant's body. The per-worker tier is keyed by a fast
+//! 64-bit hash of the text (a hit compares the text anyway), so a hit
+//! there never pays for the sha256, which only places entries in shared
+//! data.
+
+use std::cell::OnceCell;
 
 use sha2::{Digest, Sha256};
 
 use crate::headers::Headers;
+use crate::shared_keys::fnv1a;
 
 pub type KeyHash = [u8; 32];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
     pub material: String,
-    pub hash: KeyHash,
+    /// FNV-1a of the text, for the per-worker tier.
+    pub fast: u64,
+    digest: OnceCell<KeyHash>,
 }
 
 impl Key {
     pub fn from_material(material: String) -> Self {
-        let hash: KeyHash = Sha256::digest(material.as_bytes()).into();
-        Key { material, hash }
+        let fast = fnv1a(&[material.as_bytes()]);
+        Key {
+            material,
+            fast,
+            digest: OnceCell::new(),
+        }
+    }
+
+    /// A key with a given digest, to test what a sha256 collision does.
+    #[cfg(test)]
+    pub fn with_digest(material: &str, digest: KeyHash) -> Self {
+        let k = Key::from_material(material.to_string());
+        let _ = k.digest.set(digest);
+        k
+    }
+
+    /// sha256 of the text, computed once, when shared data is reached.
+    pub fn digest(&self) -> &KeyHash {
+        self.digest
+            .get_or_init(|| Sha256::digest(self.material.as_bytes()).into())
     }
 
     /// The key of one variant of a response that varies on request
@@ -34,7 +60,7 @@ impl Key {
     /// First 8 bytes of the hash, the tag kept in the slot index.
     pub fn tag(&self) -> u64 {
         let mut b = [0u8; 8];
-        b.copy_from_slice(&self.hash[..8]);
+        b.copy_from_slice(&self.digest()[..8]);
         u64::from_le_bytes(b)
     }
 }

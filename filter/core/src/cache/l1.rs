@@ -8,13 +8,12 @@ use std::rc::Rc;
 use hashbrown::HashMap;
 
 use super::entry::Entry;
-use super::key::KeyHash;
 
 #[derive(Debug, Default)]
 pub struct L1 {
-    map: HashMap<KeyHash, (Rc<Entry>, u64)>,
+    map: HashMap<u64, (Rc<Entry>, u64)>,
     /// Use tick → key, oldest first.
-    order: BTreeMap<u64, KeyHash>,
+    order: BTreeMap<u64, u64>,
     tick: u64,
     bytes: usize,
     max_entries: usize,
@@ -30,7 +29,7 @@ impl L1 {
         }
     }
 
-    pub fn get(&mut self, hash: &KeyHash) -> Option<Rc<Entry>> {
+    pub fn get(&mut self, hash: &u64) -> Option<Rc<Entry>> {
         self.tick += 1;
         let tick = self.tick;
         let (entry, used) = self.map.get_mut(hash)?;
@@ -40,7 +39,7 @@ impl L1 {
         Some(entry.clone())
     }
 
-    pub fn put(&mut self, hash: KeyHash, entry: Rc<Entry>) {
+    pub fn put(&mut self, hash: u64, entry: Rc<Entry>) {
         self.remove(&hash);
         let weight = entry.weight();
         if self.max_entries == 0 || weight > self.max_bytes {
@@ -60,7 +59,7 @@ impl L1 {
         self.map.insert(hash, (entry, self.tick));
     }
 
-    pub fn remove(&mut self, hash: &KeyHash) {
+    pub fn remove(&mut self, hash: &u64) {
         if let Some((e, used)) = self.map.remove(hash) {
             self.order.remove(&used);
             self.bytes -= e.weight();
@@ -103,8 +102,8 @@ mod tests {
         })
     }
 
-    fn h(i: u8) -> KeyHash {
-        [i; 32]
+    fn h(i: u8) -> u64 {
+        u64::from(i)
     }
 
     #[test]

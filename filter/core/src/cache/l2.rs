@@ -75,7 +75,7 @@ fn encode_index(ways: &[Way]) -> Vec<u8> {
 /// Where a key lives.
 pub fn slot_of(key: &Key, store: &Store) -> u32 {
     let mut b = [0u8; 8];
-    b.copy_from_slice(&key.hash[8..16]);
+    b.copy_from_slice(&key.digest()[8..16]);
     (u64::from_le_bytes(b) % u64::from(store.slots.max(1))) as u32
 }
 
@@ -325,10 +325,7 @@ mod tests {
         let k = Key::from_material("real".into());
         store_entry(&mut h, &cfg, &k, &entry(&k, 100), 1).unwrap();
         // Same hash, other text: as if sha256 collided.
-        let forged = Key {
-            material: "other".into(),
-            hash: k.hash,
-        };
+        let forged = Key::with_digest("other", *k.digest());
         assert!(lookup(&mut h, &cfg, &forged, 2).is_none());
     }
 

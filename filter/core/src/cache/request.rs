@@ -224,18 +224,18 @@ fn find_one(
     key: &Key,
     now: u64,
 ) -> Option<Rc<Entry>> {
-    if let Some(e) = state.l1.get(&key.hash) {
+    if let Some(e) = state.l1.get(&key.fast) {
         if e.key == key.material && now < e.usable_until_ms() && state.gens.valid(&e.gens) {
             return Some(e);
         }
-        state.l1.remove(&key.hash);
+        state.l1.remove(&key.fast);
     }
     let found = l2::lookup(host, store, key, now)?;
     if !state.gens.valid(&found.entry.gens) {
         return None;
     }
     let e = Rc::new(found.entry);
-    state.l1.put(key.hash, e.clone());
+    state.l1.put(key.fast, e.clone());
     Some(e)
 }
 

@@ -225,7 +225,7 @@ impl Forward {
             // The marker at the primary key says which headers to vary on;
             // this variant lives under its own key.
             evicted |= l2::store_entry(host, store, &self.key, &base, now_ms)?.evicted;
-            state.l1.put(self.key.hash, Rc::new(base.clone()));
+            state.l1.put(self.key.fast, Rc::new(base.clone()));
             self.key
                 .variant(&c.vary, &Headers::new(&self.request_headers))
         };
@@ -235,7 +235,7 @@ impl Forward {
             ..base
         };
         evicted |= l2::store_entry(host, store, &key, &entry, now_ms)?.evicted;
-        state.l1.put(key.hash, Rc::new(entry));
+        state.l1.put(key.fast, Rc::new(entry));
         if let Some(v) = state.adaptive.get_mut(self.route) {
             v.stored();
         }

@@ -48,7 +48,9 @@ pub(super) fn on_request(
         tenant: exchange.identity.tenant_or_anonymous(),
         headers: Headers::new(all),
         all_headers: all,
-        now_ms: host.now_ms(),
+        // The clock was read when the request was identified; one host
+        // call per request is enough.
+        now_ms: exchange.identity.started_ms,
         rand01,
         lease_ms: (route.sla_ms * 2).max(1000),
     };
@@ -61,9 +63,11 @@ pub(super) fn on_request(
     ) {
         Outcome::Hit { entry, label } => {
             let head = Headers::new(all).get(":method") == Some(b"HEAD");
-            let now = host.now_ms();
+            let now = exchange.identity.started_ms;
             let status = reply::hit_status(&entry, now);
-            if answer_from(filter, host, stream, exchange, &entry, label, &status, head) {
+            if answer_from(
+                filter, host, stream, exchange, &entry, label, &status, head, now,
+            ) {
                 match label {
                     Label::Stale => counters.stale.add(host, 1),
                     _ => counters.hits.add(host, 1),
@@ -100,6 +104,7 @@ fn answer_from(
     label: Label,
     cache_status: &str,
     head: bool,
+    now: u64,
 ) -> bool {
     let Body::Response {
         status,
@@ -109,7 +114,6 @@ fn answer_from(
     else {
         return false;
     };
-    let now = host.now_ms();
     let age = reply::age_s(entry, now).to_string();
     let common = exchange.common_headers(filter);
     let id_header = filter.config.identity.request_id_header.as_str();
@@ -193,6 +197,7 @@ pub(super) fn on_response_headers(
                         Label::Stale,
                         &cs,
                         false,
+                        now,
                     ) {
                         counters.stale.add(host, 1);
                         return true;
