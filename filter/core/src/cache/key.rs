@@ -132,37 +132,86 @@ fn escape(s: &[u8]) -> String {
     out
 }
 
+/// Bytes that stand for themselves in canonical form.
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~/".contains(&b)
+}
+
+/// Append the canonical form of a percent-encoded component: decoded, then
+/// re-encoded. Components that are already canonical (the usual case) are
+/// copied without any allocation.
+fn push_canonical(out: &mut String, raw: &[u8], plus: bool) {
+    if raw.iter().all(|&b| unreserved(b)) {
+        // Only ASCII here, so this is valid UTF-8.
+        out.push_str(std::str::from_utf8(raw).unwrap_or_default());
+    } else {
+        out.push_str(&escape(&decode(raw, plus)));
+    }
+}
+
+/// Append already-decoded bytes, encoded canonically.
+fn push_escaped(out: &mut String, decoded: &[u8]) {
+    if decoded.iter().all(|&b| unreserved(b)) {
+        out.push_str(std::str::from_utf8(decoded).unwrap_or_default());
+    } else {
+        out.push_str(&escape(decoded));
+    }
+}
+
+fn canonical(raw: &[u8], plus: bool) -> Vec<u8> {
+    if raw.iter().all(|&b| unreserved(b)) {
+        raw.to_vec()
+    } else {
+        decode(raw, plus)
+    }
+}
+
 /// Path and query in canonical form: path percent-decoded and re-encoded;
 /// query parameters decoded, the ignored ones dropped, sorted, re-encoded.
 pub fn normalise(path_and_query: &[u8], ignore: &[String]) -> (String, String) {
+    let mut path = String::with_capacity(path_and_query.len());
+    let mut query = String::with_capacity(path_and_query.len());
+    push_normalised(&mut path, &mut query, path_and_query, ignore);
+    (path, query)
+}
+
+fn push_normalised(
+    path_out: &mut String,
+    query_out: &mut String,
+    path_and_query: &[u8],
+    ignore: &[String],
+) {
+    let end = path_and_query
+        .iter()
+        .position(|&b| b == b'#')
+        .unwrap_or(path_and_query.len());
+    let path_and_query = &path_and_query[..end];
     let (path, query) = match path_and_query.iter().position(|&b| b == b'?') {
         Some(i) => (&path_and_query[..i], &path_and_query[i + 1..]),
         None => (path_and_query, &b""[..]),
     };
-    let path = match path.iter().position(|&b| b == b'#') {
-        Some(i) => &path[..i],
-        None => path,
-    };
-    let query = match query.iter().position(|&b| b == b'#') {
-        Some(i) => &query[..i],
-        None => query,
-    };
+    push_canonical(path_out, path, false);
+    if query.is_empty() {
+        return;
+    }
     let mut params: Vec<(Vec<u8>, Vec<u8>)> = query
         .split(|&b| b == b'&')
         .filter(|p| !p.is_empty())
         .map(|p| match p.iter().position(|&b| b == b'=') {
-            Some(i) => (decode(&p[..i], true), decode(&p[i + 1..], true)),
-            None => (decode(p, true), Vec::new()),
+            Some(i) => (canonical(&p[..i], true), canonical(&p[i + 1..], true)),
+            None => (canonical(p, true), Vec::new()),
         })
         .filter(|(k, _)| !ignore.iter().any(|i| i.as_bytes() == k.as_slice()))
         .collect();
-    params.sort();
-    let query = params
-        .iter()
-        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    (escape(&decode(path, false)), query)
+    params.sort_unstable();
+    for (i, (k, v)) in params.iter().enumerate() {
+        if i > 0 {
+            query_out.push('&');
+        }
+        push_escaped(query_out, k);
+        query_out.push('=');
+        push_escaped(query_out, v);
+    }
 }
 
 /// The primary key of a request. HEAD shares GET's key, so a HEAD is
@@ -176,8 +225,16 @@ pub fn primary(
     headers: &Headers<'_>,
 ) -> Key {
     let method = if method == "HEAD" { "GET" } else { method };
-    let (path, query) = normalise(path_and_query, ignore_query);
-    let mut m = format!("v1\nt={tenant}\nm={method}\np={path}\nq={query}");
+    let mut m = String::with_capacity(32 + tenant.len() + path_and_query.len() * 2);
+    m.push_str("v1\nt=");
+    m.push_str(tenant);
+    m.push_str("\nm=");
+    m.push_str(method);
+    m.push_str("\np=");
+    let mut query = String::new();
+    push_normalised(&mut m, &mut query, path_and_query, ignore_query);
+    m.push_str("\nq=");
+    m.push_str(&query);
     push_headers(&mut m, vary, headers);
     Key::from_material(m)
 }
@@ -210,6 +267,8 @@ mod tests {
             ("/a#frag", "/a", ""),
             ("/a?x=%zz", "/a", "x=%25zz"),
             ("/a?x=%", "/a", "x=%25"),
+            ("/a?x=%2541", "/a", "x=%2541"),
+            ("/%2541", "/%2541", ""),
         ];
         for (input, path, query) in cases {
             let (p, q) = normalise(input.as_bytes(), &[]);

@@ -1,0 +1,93 @@
+//! The filter's cache-hit and miss paths run natively against the
+//! in-memory host, so `valgrind --tool=callgrind target/release/hotpath`
+//! shows where the filter's own instructions go (the PyPI Envoy is stripped
+//! and runs the .wasm as V8 JIT code, so a profile of Envoy names nothing).
+//! Prints ns per request for each path; run in release.
+
+use std::time::Instant;
+
+use optimizer_core::config::parse;
+use optimizer_core::mem_host::MemHost;
+use optimizer_core::pipeline::{on_request_headers, Filter, Verdict, Worker};
+
+const CONFIG: &str = r#"{"version":1,"routes":[
+  {"name":"items","match":{"prefix":"/api/items/"},"cache":{},"coalesce":{}}]}"#;
+
+fn request(host: &mut MemHost, path: &str) {
+    host.request_headers = [
+        (":method", "GET"),
+        (":path", path),
+        (":authority", "127.0.0.1:10000"),
+        (":scheme", "http"),
+        ("user-agent", "wrk"),
+        ("accept", "*/*"),
+        ("x-tenant-id", "bench"),
+        ("x-forwarded-proto", "http"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+    .collect();
+}
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let mut host = MemHost::new();
+    let Ok(cfg) = parse(CONFIG.as_bytes()) else {
+        eprintln!("bad config");
+        std::process::exit(1);
+    };
+    let filter = Filter::new(cfg, &mut host);
+    if filter.create_tables(&mut host).is_err() {
+        eprintln!("tables");
+        std::process::exit(1);
+    }
+    let mut worker = Worker::new(&filter.config, &mut host);
+
+    // Store one 1 KiB entry.
+    request(&mut host, "/api/items/1?size=1024");
+    let (_, ex) = on_request_headers(&filter, &mut worker, &mut host, 1);
+    let Some(mut ex) = ex else {
+        eprintln!("no exchange");
+        std::process::exit(1);
+    };
+    host.response_headers = vec![
+        (":status".into(), b"200".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("cache-control".into(), b"max-age=3600".to_vec()),
+        ("content-length".into(), b"1024".to_vec()),
+    ];
+    host.response_chunk = vec![b'x'; 1024];
+    ex.on_response_headers(&filter, &mut worker, &mut host, 1, false);
+    ex.on_response_body(&filter, &mut worker, &mut host, 1024, true);
+
+    let start = Instant::now();
+    for i in 0..n {
+        host.replies.clear();
+        let (v, _) = on_request_headers(&filter, &mut worker, &mut host, 2 + i as u32);
+        if v != Verdict::Pause || host.replies.len() != 1 {
+            eprintln!("not a hit");
+            std::process::exit(1);
+        }
+    }
+    let hit = start.elapsed().as_nanos() as f64 / n as f64;
+
+    if std::env::args().nth(2).as_deref() == Some("hit") {
+        println!("hotpath hit_ns={hit:.0} (native, in-memory host)");
+        return;
+    }
+    // Miss path: every request a new key (lookup, election as leader).
+    let start = Instant::now();
+    for i in 0..n.min(50_000) {
+        request(&mut host, &format!("/api/items/m{i}"));
+        let (v, ex) = on_request_headers(&filter, &mut worker, &mut host, 1_000_000 + i as u32);
+        if v != Verdict::Continue || ex.is_none() {
+            eprintln!("not a miss");
+            std::process::exit(1);
+        }
+    }
+    let miss = start.elapsed().as_nanos() as f64 / n.min(50_000) as f64;
+    println!("hotpath hit_ns={hit:.0} miss_ns={miss:.0} (native, in-memory host)");
+}
