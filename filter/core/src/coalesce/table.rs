@@ -11,7 +11,7 @@ use crate::cache::generations::cas_update;
 use crate::host::{Host, HostError};
 use crate::shared_keys::PREFIX;
 
-const MAGIC: [u8; 4] = *b"CIF\x01";
+const MAGIC: [u8; 4] = *b"CIF\x02";
 
 fn marker_key(slot: u32) -> String {
     format!("{PREFIX}/f/m/{slot}")
@@ -36,6 +36,9 @@ pub struct Marker {
     pub seq: u64,
     /// In flight: the leader's deadline. Done: end of the grace window.
     pub until_ms: u64,
+    /// Someone joined as a follower: the leader must publish its answer.
+    /// (Without followers it skips copying the body into shared data.)
+    pub followed: bool,
 }
 
 impl Marker {
@@ -44,6 +47,7 @@ impl Marker {
         tag: 0,
         seq: 0,
         until_ms: 0,
+        followed: false,
     };
 
     fn encode(&self) -> Vec<u8> {
@@ -57,6 +61,7 @@ impl Marker {
         for v in [self.tag, self.seq, self.until_ms] {
             b.extend_from_slice(&v.to_le_bytes());
         }
+        b.push(u8::from(self.followed));
         b
     }
 
@@ -64,7 +69,7 @@ impl Marker {
     /// sequence: the next leader starts from 1, which no follower of the
     /// unreadable marker can be waiting for with a matching tag and seq).
     fn decode(b: &[u8]) -> Marker {
-        if b.len() != 29 || b[..4] != MAGIC {
+        if b.len() != 30 || b[..4] != MAGIC {
             return Marker::EMPTY;
         }
         let u = |o: usize| {
@@ -83,6 +88,7 @@ impl Marker {
             tag: u(5),
             seq: u(13),
             until_ms: u(21),
+            followed: b[29] == 1,
         }
     }
 }
@@ -122,7 +128,14 @@ pub fn elect(
         match m.state {
             State::InFlight if live && m.tag == tag => {
                 role = Role::Follower { seq: m.seq };
-                None
+                // Only the first follower writes; the rest only read.
+                (!m.followed).then(|| {
+                    Marker {
+                        followed: true,
+                        ..m
+                    }
+                    .encode()
+                })
             }
             State::InFlight if live => {
                 role = Role::Alone;
@@ -141,6 +154,7 @@ pub fn elect(
                         tag,
                         seq,
                         until_ms: leader_until_ms,
+                        followed: false,
                     }
                     .encode(),
                 )
@@ -175,10 +189,36 @@ pub fn finish(
                 tag,
                 seq,
                 until_ms,
+                followed: m.followed,
             }
             .encode()
         })
     })
+}
+
+/// End the leader's turn now if nobody follows it (then its answer need
+/// not be copied into shared data). Atomic with the followers' joining: a
+/// request that joins later finds the turn over and leads its own.
+pub fn finish_if_alone(
+    host: &mut impl Host,
+    slot: u32,
+    tag: u64,
+    seq: u64,
+) -> Result<bool, HostError> {
+    let mut alone = false;
+    cas_update(host, &marker_key(slot), |bytes| {
+        let m = Marker::decode(bytes);
+        alone = m.state == State::InFlight && m.tag == tag && m.seq == seq && !m.followed;
+        alone.then(|| {
+            Marker {
+                state: State::Failed,
+                until_ms: 0,
+                ..m
+            }
+            .encode()
+        })
+    })?;
+    Ok(alone)
 }
 
 /// Publish the leader's answer (before marking the slot done, so a reader
@@ -228,6 +268,21 @@ mod tests {
         // After the grace window the next request leads, with a new seq.
         assert_eq!(
             elect(&mut b, 1, 42, 301, 1000).unwrap(),
+            Role::Leader { seq: seq + 1 }
+        );
+    }
+
+    #[test]
+    fn a_leader_without_followers_ends_its_turn_early() {
+        let mut h = MemHost::new();
+        create(&mut h, 1).unwrap();
+        let Role::Leader { seq } = elect(&mut h, 0, 9, 0, 100).unwrap() else {
+            panic!()
+        };
+        assert!(finish_if_alone(&mut h, 0, 9, seq).unwrap());
+        // The next identical request leads a new turn.
+        assert_eq!(
+            elect(&mut h, 0, 9, 1, 100).unwrap(),
             Role::Leader { seq: seq + 1 }
         );
     }

@@ -371,6 +371,18 @@ pub(super) fn on_response_headers(
         lead.fail(filter, worker, host);
         return;
     }
+    // Nobody waits: end the turn now and skip copying the body.
+    match table::finish_if_alone(host, lead.slot, lead.tag, lead.seq) {
+        Ok(true) => {
+            lead.finished = true;
+            return;
+        }
+        Ok(false) => {}
+        Err(_) => {
+            lead.fail(filter, worker, host);
+            return;
+        }
+    }
     lead.status = status;
     lead.headers = headers
         .iter()
