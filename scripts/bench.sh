@@ -32,8 +32,13 @@ command -v taskset >/dev/null || apt_install taskset util-linux
 CARGO="${CARGO:-cargo}"
 say "building the filter (wasm32-wasip1, release)"
 "$CARGO" build -p cost-optimizer-wasm --target wasm32-wasip1 --release
-say "building the demo API and the bench (release)"
-"$CARGO" build --release -p demo-api -p bench
+say "building the demo API, cost-control and the bench (release)"
+"$CARGO" build --release -p demo-api -p bench -p cost-control --bins
+
+say "cost-control spend ingest (5 s, batches of 500, 8 clients)"
+BENCH_SPEND_RESULT="$(target/release/ingest-bench 5 8 20 2>/dev/null | grep events_per_sec= | tail -n1 || true)"
+export BENCH_SPEND_RESULT
+echo "    ${BENCH_SPEND_RESULT:-no result}"
 
 say "running the bench (about $(( ${BENCH_ROUNDS:-3} * 6 * (${BENCH_SECONDS:-5} + ${BENCH_WARMUP:-1} + 2) / 60 + 1 )) min for A–I, plus G and H)"
 exec target/release/bench "$@"
