@@ -304,5 +304,27 @@ mod tests {
                 prop_assert!(!early.admitted);
             }
         }
+        /// Arbitrary bytes, and records of any field values, never panic
+        /// and never admit beyond the configured limit.
+        #[test]
+        fn any_bytes_are_safe(
+            algo in any_algo(),
+            bytes in proptest::collection::vec(any::<u8>(), 0..48),
+            record in proptest::option::of((0u8..4, any::<[u64; 3]>())),
+            now in any::<u64>(),
+            position in any::<u32>(),
+        ) {
+            let bytes = match record {
+                Some((kind, fields)) => encode(kind, 3, fields),
+                None => bytes,
+            };
+            let (_, d) = decide(Some(&bytes), 3, &algo, now);
+            let limit = match algo {
+                Algorithm::TokenBucket { capacity, .. } => capacity,
+                Algorithm::SlidingWindow { limit, .. } => limit,
+            };
+            prop_assert!(!d.admitted || d.remaining < limit);
+            let _ = peek_wait_ms(Some(&bytes), 3, &algo, now, position);
+        }
     }
 }

@@ -128,6 +128,7 @@ pub(crate) fn peek(mut win: Window, limit: u32, window_ms: u64, now_ms: u64, pos
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// A multiple of every window used below, so windows start at T0.
     const T0: u64 = 1_700_000_000_000;
@@ -229,5 +230,30 @@ mod tests {
     fn zero_window_is_one_ms() {
         let (_, d) = decide(Window::fresh(T0, 1), 1, 0, T0);
         assert!(d.admitted);
+    }
+    proptest! {
+        /// With a monotone clock no fixed window admits more than the
+        /// limit (the estimate never counts less than the current window).
+        #[test]
+        fn fixed_windows_never_exceed_the_limit(
+            limit in 1u32..20,
+            w in 1u64..5000,
+            gaps in proptest::collection::vec(0u64..700, 1..200),
+        ) {
+            let mut win = Window::fresh(T0, w);
+            let mut now = T0;
+            let mut per_window = std::collections::HashMap::new();
+            for gap in gaps {
+                now += gap;
+                let (next, d) = decide(win, limit, w, now);
+                win = next;
+                if d.admitted {
+                    *per_window.entry(now / w).or_insert(0u32) += 1;
+                }
+            }
+            for (start, n) in per_window {
+                prop_assert!(n <= limit, "window {start}: {n} > {limit}");
+            }
+        }
     }
 }
