@@ -10,6 +10,7 @@ pub mod header_pairs;
 pub mod headers;
 pub mod host;
 pub mod identity;
+pub mod limit;
 pub mod mem_host;
 pub mod metrics;
 pub mod pipeline;

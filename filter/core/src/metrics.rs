@@ -27,6 +27,21 @@ pub struct RouteCounters {
     pub unauthenticated: Counter,
     pub cache: CacheCounters,
     pub coalesce: CoalesceCounters,
+    pub limit: LimitCounters,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LimitCounters {
+    pub admitted: Counter,
+    /// Over the limit, passed because `high`.
+    pub limited_high: Counter,
+    /// Refused: `medium` whose wait would break its SLA (or ran out).
+    pub limited_medium: Counter,
+    pub limited_low: Counter,
+    pub queued: Counter,
+    pub queue_rejects: Counter,
+    /// Total milliseconds admitted requests spent queued.
+    pub queue_time_ms: Counter,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -95,11 +110,26 @@ impl Metrics {
                 } else {
                     CoalesceCounters::default()
                 };
+                let limit = if r.limit.is_some() {
+                    let mut c = |what: &str| Counter::define(host, &name(&format!("limit.{what}")));
+                    LimitCounters {
+                        admitted: c("admitted"),
+                        limited_high: c("limited_high"),
+                        limited_medium: c("limited_medium"),
+                        limited_low: c("limited_low"),
+                        queued: c("queued"),
+                        queue_rejects: c("queue_rejects"),
+                        queue_time_ms: c("queue_time_ms"),
+                    }
+                } else {
+                    LimitCounters::default()
+                };
                 RouteCounters {
                     requests: Counter::define(host, &name("requests")),
                     unauthenticated: Counter::define(host, &name("unauthenticated")),
                     cache,
                     coalesce,
+                    limit,
                 }
             })
             .collect();

@@ -74,15 +74,16 @@ impl RootContext for FilterRoot {
                     );
                     return false;
                 }
-                if filter.coalesces() {
-                    if filter.config.host == HostKind::Kong {
+                if filter.needs_timer() {
+                    if filter.coalesces() && filter.config.host == HostKind::Kong {
                         host.log(
                             Level::Warn,
                             &format!("[{}] {NAME}: coalescing is off on Kong (a paused request can only be answered from its own context)", self.id),
                         );
                     }
                     // The timer answers followers of leaders on other
-                    // workers; it ticks fast only while someone waits.
+                    // workers and admits queued requests; it ticks fast
+                    // only while someone waits.
                     let _ = host.set_tick_period(pipeline::SLOW_TICK_MS);
                 }
                 self.filter = Some(Rc::new(filter));

@@ -4,6 +4,7 @@ use super::cache::{compile_route_cache, compile_store, RouteCache, Store};
 use super::coalesce::{
     compile_coalesce_store, compile_route_coalesce, CoalesceStore, RouteCoalesce,
 };
+use super::limit::{compile_limit_store, compile_route_limit, RouteLimit};
 use super::raw::{Priority, RawConfig, RawHost, RawIdentity, RawRoute, RawSource};
 use super::{ConfigError, SUPPORTED_VERSION};
 use crate::host::HostKind;
@@ -18,6 +19,8 @@ pub struct Config {
     pub identity: Identity,
     pub cache_store: Store,
     pub coalesce_store: CoalesceStore,
+    /// Slots of the shared rate-limit table.
+    pub limit_slots: u32,
     pub routes: Vec<Route>,
 }
 
@@ -59,6 +62,7 @@ pub struct Route {
     pub debug_headers: bool,
     pub cache: Option<RouteCache>,
     pub coalesce: Option<RouteCoalesce>,
+    pub limit: Option<RouteLimit>,
 }
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -74,6 +78,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let identity = compile_identity(raw.identity)?;
     let cache_store = compile_store(raw.cache_store)?;
     let coalesce_store = compile_coalesce_store(raw.coalesce_store)?;
+    let limit_slots = compile_limit_store(raw.limit_store)?;
     let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.into_iter().enumerate() {
         let route = compile_route(&format!("routes[{i}]"), r, &cache_store)?;
@@ -93,6 +98,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         identity,
         cache_store,
         coalesce_store,
+        limit_slots,
         routes,
     })
 }
@@ -191,6 +197,10 @@ fn compile_route(field: &str, raw: RawRoute, store: &Store) -> Result<Route, Con
         )?),
         None => None,
     };
+    let limit = match raw.limit {
+        Some(l) => Some(compile_route_limit(&format!("{field}.limit"), l)?),
+        None => None,
+    };
     Ok(Route {
         name: raw.name,
         matcher: RouteMatch {
@@ -204,6 +214,7 @@ fn compile_route(field: &str, raw: RawRoute, store: &Store) -> Result<Route, Con
         debug_headers: raw.debug_headers,
         cache,
         coalesce,
+        limit,
     })
 }
 

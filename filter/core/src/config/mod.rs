@@ -8,11 +8,13 @@
 mod cache;
 mod coalesce;
 mod compile;
+mod limit;
 mod raw;
 
 pub use cache::{RouteCache, Store};
 pub use coalesce::{CoalesceStore, RouteCoalesce};
 pub use compile::{Config, Identity, Route, RouteMatch, Source};
+pub use limit::{LimitBy, RouteLimit};
 pub use raw::{Priority, RawHost};
 
 use std::fmt;
@@ -60,6 +62,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             identity: raw::RawIdentity::default(),
             cache_store: cache::RawStore::default(),
             coalesce_store: coalesce::RawCoalesceStore::default(),
+            limit_store: limit::RawLimitStore::default(),
             routes: Vec::new(),
         });
     }

@@ -17,6 +17,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub coalesce_store: super::coalesce::RawCoalesceStore,
     #[serde(default)]
+    pub limit_store: super::limit::RawLimitStore,
+    #[serde(default)]
     pub routes: Vec<RawRoute>,
 }
 
@@ -144,6 +146,9 @@ pub struct RawRoute {
     /// In-flight coalescing for this rule; absent = off.
     #[serde(default)]
     pub coalesce: Option<super::coalesce::RawRouteCoalesce>,
+    /// Rate limit for this rule; absent = none.
+    #[serde(default)]
+    pub limit: Option<super::limit::RawRouteLimit>,
 }
 
 fn default_sla_ms() -> u64 {

@@ -218,9 +218,19 @@ fn answer(
 /// most this many and the timer, ticking at 1 ms meanwhile, does the rest.
 pub const ACTIONS_PER_CALL: usize = 24;
 
+/// Make the timer tick as the waiting requests need (the rate-limit queue
+/// shares it).
+pub(super) fn wake_timer(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    set_tick(filter, worker, host);
+}
+
 /// Answer or release queued followers, at most `ACTIONS_PER_CALL` now.
 fn drain(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
-    for _ in 0..ACTIONS_PER_CALL {
+    drain_within(filter, worker, host, ACTIONS_PER_CALL);
+}
+
+fn drain_within(filter: &Filter, worker: &mut Worker, host: &mut impl Host, budget: usize) {
+    for _ in 0..budget {
         let Some((w, action)) = worker.waiters.outbox.pop_front() else {
             break;
         };
@@ -257,10 +267,11 @@ fn drain(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
 
 /// Tick as fast as the waiters need, and no faster.
 fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    let queued = !worker.limiter.queue.is_empty();
     let w = &mut worker.waiters;
     let want = if !w.outbox.is_empty() {
         Tick::Drain
-    } else if !w.waiting.is_empty() {
+    } else if !w.waiting.is_empty() || queued {
         Tick::Fast
     } else {
         Tick::Slow
@@ -449,7 +460,7 @@ pub(super) fn on_done(
 
 /// The timer: answer or release followers whose leader ran elsewhere, and
 /// those that waited too long; then drain what is queued.
-pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host, already_sent: usize) {
     let now = host.now_ms();
     let mut turns: Vec<(u32, u64, String)> = worker
         .waiters
@@ -485,7 +496,12 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
         };
         worker.waiters.settle(slot, seq, &action);
     }
-    drain(filter, worker, host);
+    drain_within(
+        filter,
+        worker,
+        host,
+        ACTIONS_PER_CALL.saturating_sub(already_sent),
+    );
 }
 
 /// Timer period when nobody waits (housekeeping only).

@@ -7,6 +7,7 @@
 
 mod cache_stage;
 mod coalesce_stage;
+mod limit_stage;
 
 use crate::cache::{self, CacheState};
 use crate::coalesce::waiters::{Fate, Waiters};
@@ -20,6 +21,7 @@ use crate::routes;
 
 pub use cache_stage::CacheStep;
 pub use coalesce_stage::{CoalesceStep, SLOW_TICK_MS};
+pub use limit_stage::{LimitNote, Limiter};
 
 /// What the host should do with the stream after a hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,12 +53,25 @@ impl Filter {
         if self.coalesces() {
             crate::coalesce::table::create(host, self.config.coalesce_store.slots)?;
         }
+        if self.limits() {
+            crate::limit::table::create(host, self.config.limit_slots)?;
+        }
         Ok(())
     }
 
-    /// Whether any rule coalesces (then the timer must run).
+    /// Whether any rule coalesces.
     pub fn coalesces(&self) -> bool {
         self.config.routes.iter().any(|r| r.coalesce.is_some())
+    }
+
+    /// Whether any rule is rate-limited.
+    pub fn limits(&self) -> bool {
+        self.config.routes.iter().any(|r| r.limit.is_some())
+    }
+
+    /// Whether the worker's timer has work (then it must run).
+    pub fn needs_timer(&self) -> bool {
+        self.coalesces() || self.limits()
     }
 
     fn counters(&self, route: usize) -> RouteCounters {
@@ -71,6 +86,7 @@ pub struct Worker {
     pub ids: RequestIds,
     pub cache: CacheState,
     pub waiters: Waiters,
+    pub limiter: Limiter,
 }
 
 impl Worker {
@@ -85,6 +101,16 @@ impl Worker {
             ids: RequestIds::new(seed),
             cache: CacheState::new(config),
             waiters: Waiters::default(),
+            // Each rule bounds its own waiting requests; the queue only
+            // needs room for all of them.
+            limiter: Limiter::new(
+                config
+                    .routes
+                    .iter()
+                    .filter_map(|r| r.limit.as_ref())
+                    .map(|l| l.queue_bound as usize)
+                    .sum(),
+            ),
         }
     }
 
@@ -101,6 +127,10 @@ pub struct Exchange {
     pub identity: Identity,
     pub cache: CacheStep,
     pub coalesce: CoalesceStep,
+    /// Rate-limit headers for the response (limited rules only).
+    pub limit: Option<LimitNote>,
+    /// Paused in the rate-limit queue; the timer decides what follows.
+    pub limit_queued: bool,
     /// The filter answered this request itself; its response hooks only
     /// pass.
     pub answered_locally: bool,
@@ -145,6 +175,8 @@ pub fn on_request_headers(
         identity,
         cache: CacheStep::None,
         coalesce: CoalesceStep::None,
+        limit: None,
+        limit_queued: false,
         answered_locally: false,
     };
 
@@ -176,6 +208,23 @@ pub fn on_request_headers(
         log_failure(host, stream, "set the request id", set);
     }
 
+    // Limits before coalescing: a request that would wait for an
+    // identical one in flight takes a token too (never more upstream calls
+    // than the limit allows, even when a leader fails and its followers go
+    // upstream themselves).
+    match limit_stage::on_request(filter, worker, host, stream, &mut exchange) {
+        limit_stage::Outcome::Pass => {}
+        limit_stage::Outcome::Answered => {
+            exchange.answered_locally = true;
+            return (Verdict::Pause, Some(exchange));
+        }
+        limit_stage::Outcome::Queued => {
+            exchange.limit_queued = true;
+            coalesce_stage::wake_timer(filter, worker, host);
+            return (Verdict::Pause, Some(exchange));
+        }
+    }
+
     if coalesce_stage::on_request(filter, worker, host, stream, &mut exchange, &all) {
         if !matches!(exchange.coalesce, CoalesceStep::Follower) {
             exchange.answered_locally = true;
@@ -187,7 +236,8 @@ pub fn on_request_headers(
 
 /// The worker's timer.
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
-    coalesce_stage::on_tick(filter, worker, host);
+    let sent = limit_stage::on_tick(filter, worker, host, coalesce_stage::ACTIONS_PER_CALL);
+    coalesce_stage::on_tick(filter, worker, host, sent);
 }
 
 fn log_failure(host: &impl Host, stream: StreamId, what: &str, r: Result<(), HostError>) {
@@ -235,6 +285,14 @@ impl Exchange {
         if self.answered_locally || self.answered_by_coalescer(worker, stream) {
             return Verdict::Continue;
         }
+        if self.limit_queued {
+            if limit_stage::refused(worker, stream) {
+                self.answered_locally = true;
+                return Verdict::Continue;
+            }
+            self.limit = limit_stage::response_headers(self, worker, stream);
+            self.limit_queued = false;
+        }
         let route = filter.config.routes.get(self.route);
         if route.is_some_and(|r| r.cache.is_some() || r.coalesce.is_some()) {
             let all = host.response_headers();
@@ -269,6 +327,13 @@ impl Exchange {
         let _ = host.add_response_header(id_header, self.identity.request_id.as_bytes());
         for (name, value) in self.common_headers(filter) {
             let _ = host.add_response_header(name, &value);
+        }
+        if let Some(note) = &self.limit {
+            let _ = host.add_response_header("ratelimit-policy", note.policy.as_bytes());
+            let _ = host.add_response_header("ratelimit", note.ratelimit.as_bytes());
+            if note.warning {
+                let _ = host.add_response_header("x-optimizer-warning", b"rate-limit-exceeded");
+            }
         }
         Verdict::Continue
     }
@@ -313,6 +378,7 @@ impl Exchange {
         stream: StreamId,
     ) {
         coalesce_stage::on_done(filter, worker, host, stream, self);
+        limit_stage::forget(worker, stream);
     }
 
     /// A follower answered by the coalescer needs nothing more; one that
