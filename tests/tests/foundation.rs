@@ -355,4 +355,14 @@ fn shipped_envoy_config_validates_and_serves_through_the_filter() {
     assert_eq!(r.json()["resource"], "items");
     assert_eq!(r.header("x-optimizer-route"), Some("items"));
     assert!(r.header("x-request-id").is_some());
+    // The demo config caches items, and limits reports per tenant at low
+    // priority (capacity 5), so its 429s show.
+    assert_eq!(stack.get("/api/items/1", &[("x-tenant-id", "acme")]).header("x-cache"), Some("HIT"));
+    let statuses: Vec<u16> = (0..8)
+        .map(|i| stack.get(&format!("/api/reports/{i}"), &[("x-tenant-id", "acme")]).status)
+        .collect();
+    // Capacity 5 refilling 0.5/s: a sixth token only if these took 2 s.
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    assert!((5..=6).contains(&admitted), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 8 - admitted, "{statuses:?}");
 }
