@@ -400,4 +400,6 @@ impl Exchange {
 #[cfg(test)]
 mod coalesce_tests;
 #[cfg(test)]
+mod limit_tests;
+#[cfg(test)]
 mod tests;
