@@ -357,12 +357,39 @@ fn shipped_envoy_config_validates_and_serves_through_the_filter() {
     assert!(r.header("x-request-id").is_some());
     // The demo config caches items, and limits reports per tenant at low
     // priority (capacity 5), so its 429s show.
-    assert_eq!(stack.get("/api/items/1", &[("x-tenant-id", "acme")]).header("x-cache"), Some("HIT"));
+    assert_eq!(
+        stack
+            .get("/api/items/1", &[("x-tenant-id", "acme")])
+            .header("x-cache"),
+        Some("HIT")
+    );
     let statuses: Vec<u16> = (0..8)
-        .map(|i| stack.get(&format!("/api/reports/{i}"), &[("x-tenant-id", "acme")]).status)
+        .map(|i| {
+            stack
+                .get(&format!("/api/reports/{i}"), &[("x-tenant-id", "acme")])
+                .status
+        })
         .collect();
+    // Quotes are batched: a burst of 16 on a fresh gateway.
+    let quotes: Vec<Resp> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (1..=16)
+            .map(|i| {
+                let url = stack.url(&format!("/api/quotes/{i}"));
+                sc.spawn(move || http::request_fresh("GET", &url, &[], None))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(quotes
+        .iter()
+        .all(|r| r.status == 200 && r.header("x-cache") == Some("BATCHED")));
+    assert!(stack.demo.calls()["batches"].as_u64().unwrap() <= 4);
     // Capacity 5 refilling 0.5/s: a sixth token only if these took 2 s.
     let admitted = statuses.iter().filter(|s| **s == 200).count();
     assert!((5..=6).contains(&admitted), "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 8 - admitted, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        8 - admitted,
+        "{statuses:?}"
+    );
 }

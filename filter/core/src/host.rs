@@ -76,6 +76,8 @@ pub trait Host {
     fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
     /// Set (or with `None` remove) a request header before it goes upstream.
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), HostError>;
+    /// The buffered request body (request-body phase, `size` bytes).
+    fn request_body(&self, size: usize) -> Vec<u8>;
     /// All headers of the current response (response-headers phase),
     /// `:status` included.
     fn response_headers(&self) -> Vec<(String, Vec<u8>)>;
@@ -106,6 +108,11 @@ pub trait Host {
     // --- callouts, replies, resumption -------------------------------------
     /// Start an HTTP call; the answer arrives later with the returned token.
     fn http_call(&mut self, call: &Callout<'_>) -> Result<u32, HostError>;
+    /// Headers of the answer to an HTTP call (in `on_http_call_response`),
+    /// `:status` included.
+    fn callout_response_headers(&self) -> Vec<(String, Vec<u8>)>;
+    /// Body of the answer to an HTTP call (in `on_http_call_response`).
+    fn callout_response_body(&self, size: usize) -> Vec<u8>;
     /// Answer `stream` locally with this status, headers and body.
     fn send_reply(
         &mut self,

@@ -3,6 +3,7 @@
 //! decision is tested natively (a native binary that touched a proxy-wasm
 //! host call would not even link).
 
+pub mod batch;
 pub mod cache;
 pub mod coalesce;
 pub mod config;

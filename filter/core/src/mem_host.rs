@@ -85,6 +85,11 @@ pub struct MemHost {
     pub response_headers: Vec<(String, Vec<u8>)>,
     /// The piece of response body the next `response_body` call returns.
     pub response_chunk: Vec<u8>,
+    /// The buffered request body `request_body` returns.
+    pub request_body: Vec<u8>,
+    /// The answer to a callout, for `callout_response_*`.
+    pub callout_headers: Vec<(String, Vec<u8>)>,
+    pub callout_body: Vec<u8>,
     pub properties: HashMap<Vec<String>, String>,
     pub shared: Rc<RefCell<SharedStore>>,
     pub replies: Vec<Reply>,
@@ -119,6 +124,9 @@ impl MemHost {
             request_headers: Vec::new(),
             response_headers: Vec::new(),
             response_chunk: Vec::new(),
+            request_body: Vec::new(),
+            callout_headers: Vec::new(),
+            callout_body: Vec::new(),
             properties: HashMap::new(),
             shared,
             replies: Vec::new(),
@@ -210,6 +218,18 @@ impl Host for MemHost {
 
     fn response_headers(&self) -> Vec<(String, Vec<u8>)> {
         self.response_headers.clone()
+    }
+
+    fn request_body(&self, size: usize) -> Vec<u8> {
+        self.request_body[..size.min(self.request_body.len())].to_vec()
+    }
+
+    fn callout_response_headers(&self) -> Vec<(String, Vec<u8>)> {
+        self.callout_headers.clone()
+    }
+
+    fn callout_response_body(&self, size: usize) -> Vec<u8> {
+        self.callout_body[..size.min(self.callout_body.len())].to_vec()
     }
 
     fn response_body(&self, size: usize) -> Vec<u8> {

@@ -28,6 +28,37 @@ pub struct RouteCounters {
     pub cache: CacheCounters,
     pub coalesce: CoalesceCounters,
     pub limit: LimitCounters,
+    pub batch: BatchCounters,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BatchCounters {
+    pub batches: Counter,
+    pub members: Counter,
+    /// Batch sizes as a histogram of counters (hosts have no labels).
+    pub size_1: Counter,
+    pub size_2_4: Counter,
+    pub size_5_8: Counter,
+    pub size_9_16: Counter,
+    pub size_17_24: Counter,
+    /// Total milliseconds members waited for their batch to leave.
+    pub wait_ms: Counter,
+    /// Members sent alone because the batch call failed or timed out.
+    pub fallback_failed: Counter,
+    /// Members sent alone because their part was missing or unreadable.
+    pub fallback_missing: Counter,
+}
+
+impl BatchCounters {
+    pub fn size_bucket(&self, n: usize) -> Counter {
+        match n {
+            0 | 1 => self.size_1,
+            2..=4 => self.size_2_4,
+            5..=8 => self.size_5_8,
+            9..=16 => self.size_9_16,
+            _ => self.size_17_24,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -124,12 +155,30 @@ impl Metrics {
                 } else {
                     LimitCounters::default()
                 };
+                let batch = if r.batch.is_some() {
+                    let mut c = |what: &str| Counter::define(host, &name(&format!("batch.{what}")));
+                    BatchCounters {
+                        batches: c("batches"),
+                        members: c("members"),
+                        size_1: c("size_1"),
+                        size_2_4: c("size_2_4"),
+                        size_5_8: c("size_5_8"),
+                        size_9_16: c("size_9_16"),
+                        size_17_24: c("size_17_24"),
+                        wait_ms: c("wait_ms"),
+                        fallback_failed: c("fallback_failed"),
+                        fallback_missing: c("fallback_missing"),
+                    }
+                } else {
+                    BatchCounters::default()
+                };
                 RouteCounters {
                     requests: Counter::define(host, &name("requests")),
                     unauthenticated: Counter::define(host, &name("unauthenticated")),
                     cache,
                     coalesce,
                     limit,
+                    batch,
                 }
             })
             .collect();

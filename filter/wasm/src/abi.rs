@@ -23,7 +23,10 @@ pub const UNIMPLEMENTED: u32 = 12;
 pub const REQUEST_HEADERS: u32 = 0;
 pub const RESPONSE_HEADERS: u32 = 2;
 pub const STREAM_REQUEST: u32 = 0;
+pub const BUFFER_REQUEST_BODY: u32 = 0;
 pub const BUFFER_RESPONSE_BODY: u32 = 1;
+pub const BUFFER_CALL_RESPONSE_BODY: u32 = 4;
+pub const CALL_RESPONSE_HEADERS: u32 = 6;
 pub const METRIC_COUNTER: u32 = 0;
 
 #[link(wasm_import_module = "env")]

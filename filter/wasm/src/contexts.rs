@@ -40,7 +40,24 @@ impl FilterRoot {
     }
 }
 
-impl Context for FilterRoot {}
+impl Context for FilterRoot {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
+            return;
+        };
+        let mut host = ProxyHost::new(filter.config.host, self.id);
+        let Ok(mut worker) = worker.try_borrow_mut() else {
+            return;
+        };
+        pipeline::on_callout_response(filter, &mut worker, &mut host, token, body_size);
+    }
+}
 
 impl RootContext for FilterRoot {
     fn on_vm_start(&mut self, _size: usize) -> bool {
@@ -169,7 +186,7 @@ impl Context for StreamContext {
 }
 
 impl HttpContext for StreamContext {
-    fn on_http_request_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
             return Action::Continue;
         };
@@ -177,8 +194,13 @@ impl HttpContext for StreamContext {
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return Action::Continue;
         };
-        let (verdict, exchange) =
-            pipeline::on_request_headers(filter, &mut worker, &mut host, self.id);
+        let (verdict, exchange) = pipeline::on_request_headers_eos(
+            filter,
+            &mut worker,
+            &mut host,
+            self.id,
+            end_of_stream,
+        );
         self.exchange = exchange;
         action(verdict)
     }

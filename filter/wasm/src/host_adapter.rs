@@ -110,6 +110,18 @@ impl Host for ProxyHost {
         abi::headers(abi::RESPONSE_HEADERS).unwrap_or_default()
     }
 
+    fn request_body(&self, size: usize) -> Vec<u8> {
+        abi::buffer(abi::BUFFER_REQUEST_BODY, 0, size).unwrap_or_default()
+    }
+
+    fn callout_response_headers(&self) -> Vec<(String, Vec<u8>)> {
+        abi::headers(abi::CALL_RESPONSE_HEADERS).unwrap_or_default()
+    }
+
+    fn callout_response_body(&self, size: usize) -> Vec<u8> {
+        abi::buffer(abi::BUFFER_CALL_RESPONSE_BODY, 0, size).unwrap_or_default()
+    }
+
     fn response_body(&self, size: usize) -> Vec<u8> {
         abi::buffer(abi::BUFFER_RESPONSE_BODY, 0, size).unwrap_or_default()
     }

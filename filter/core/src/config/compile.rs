@@ -1,5 +1,6 @@
 //! From the JSON shape to the checked, ready-to-use config.
 
+use super::batch::{compile_route_batch, RouteBatch};
 use super::cache::{compile_route_cache, compile_store, RouteCache, Store};
 use super::coalesce::{
     compile_coalesce_store, compile_route_coalesce, CoalesceStore, RouteCoalesce,
@@ -63,6 +64,7 @@ pub struct Route {
     pub cache: Option<RouteCache>,
     pub coalesce: Option<RouteCoalesce>,
     pub limit: Option<RouteLimit>,
+    pub batch: Option<RouteBatch>,
 }
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -201,6 +203,14 @@ fn compile_route(field: &str, raw: RawRoute, store: &Store) -> Result<Route, Con
         Some(l) => Some(compile_route_limit(&format!("{field}.limit"), l)?),
         None => None,
     };
+    let batch = match raw.batch {
+        Some(b) => Some(compile_route_batch(
+            &format!("{field}.batch"),
+            b,
+            raw.sla_ms,
+        )?),
+        None => None,
+    };
     Ok(Route {
         name: raw.name,
         matcher: RouteMatch {
@@ -215,6 +225,7 @@ fn compile_route(field: &str, raw: RawRoute, store: &Store) -> Result<Route, Con
         cache,
         coalesce,
         limit,
+        batch,
     })
 }
 

@@ -5,12 +5,14 @@
 //! (`routes[2].sla_ms: must be > 0`), so the gateway refuses the filter
 //! with a message that says what to fix.
 
+mod batch;
 mod cache;
 mod coalesce;
 mod compile;
 mod limit;
 mod raw;
 
+pub use batch::{BatchFormat, RouteBatch, MAX_BATCH_SIZE};
 pub use cache::{RouteCache, Store};
 pub use coalesce::{CoalesceStore, RouteCoalesce};
 pub use compile::{Config, Identity, Route, RouteMatch, Source};

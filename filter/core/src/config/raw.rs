@@ -149,6 +149,9 @@ pub struct RawRoute {
     /// Rate limit for this rule; absent = none.
     #[serde(default)]
     pub limit: Option<super::limit::RawRouteLimit>,
+    /// Request batching for this rule; absent = none.
+    #[serde(default)]
+    pub batch: Option<super::batch::RawRouteBatch>,
 }
 
 fn default_sla_ms() -> u64 {

@@ -267,9 +267,10 @@ fn drain_within(filter: &Filter, worker: &mut Worker, host: &mut impl Host, budg
 
 /// Tick as fast as the waiters need, and no faster.
 fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
-    let queued = !worker.limiter.queue.is_empty();
+    let queued = !worker.limiter.queue.is_empty() || worker.batcher.has_open();
+    let ready = worker.batcher.has_ready(&filter.config.routes);
     let w = &mut worker.waiters;
-    let want = if !w.outbox.is_empty() {
+    let want = if !w.outbox.is_empty() || ready {
         Tick::Drain
     } else if !w.waiting.is_empty() || queued {
         Tick::Fast

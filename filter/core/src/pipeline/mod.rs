@@ -5,6 +5,7 @@
 //! Stages so far: identify, cache. Later stages (coalesce, limit, batch,
 //! route, account) slot in after the cache lookup.
 
+mod batch_stage;
 mod cache_stage;
 mod coalesce_stage;
 mod limit_stage;
@@ -19,6 +20,7 @@ use crate::metrics::{Metrics, RouteCounters};
 use crate::request_id::RequestIds;
 use crate::routes;
 
+pub use batch_stage::{BatchFate, BatchStep, Batcher};
 pub use cache_stage::CacheStep;
 pub use coalesce_stage::{CoalesceStep, SLOW_TICK_MS};
 pub use limit_stage::{LimitNote, Limiter};
@@ -71,7 +73,7 @@ impl Filter {
 
     /// Whether the worker's timer has work (then it must run).
     pub fn needs_timer(&self) -> bool {
-        self.coalesces() || self.limits()
+        self.coalesces() || self.limits() || self.config.routes.iter().any(|r| r.batch.is_some())
     }
 
     fn counters(&self, route: usize) -> RouteCounters {
@@ -87,6 +89,7 @@ pub struct Worker {
     pub cache: CacheState,
     pub waiters: Waiters,
     pub limiter: Limiter,
+    pub batcher: Batcher,
 }
 
 impl Worker {
@@ -103,6 +106,7 @@ impl Worker {
             waiters: Waiters::default(),
             // Each rule bounds its own waiting requests; the queue only
             // needs room for all of them.
+            batcher: Batcher::default(),
             limiter: Limiter::new(
                 config
                     .routes
@@ -123,6 +127,7 @@ impl Worker {
 /// A matched request on its way through the pipeline.
 #[derive(Debug)]
 pub struct Exchange {
+    pub stream: StreamId,
     pub route: usize,
     pub identity: Identity,
     pub cache: CacheStep,
@@ -131,18 +136,30 @@ pub struct Exchange {
     pub limit: Option<LimitNote>,
     /// Paused in the rate-limit queue; the timer decides what follows.
     pub limit_queued: bool,
+    pub batch: BatchStep,
     /// The filter answered this request itself; its response hooks only
     /// pass.
     pub answered_locally: bool,
 }
 
-/// First hook of a request. `None` means no rule matched: the filter has
-/// not touched the request and will not touch its response.
+/// First hook of a request without a body (tests, GETs).
 pub fn on_request_headers(
     filter: &Filter,
     worker: &mut Worker,
     host: &mut impl Host,
     stream: StreamId,
+) -> (Verdict, Option<Exchange>) {
+    on_request_headers_eos(filter, worker, host, stream, true)
+}
+
+/// First hook of a request. `None` means no rule matched: the filter has
+/// not touched the request and will not touch its response.
+pub fn on_request_headers_eos(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    stream: StreamId,
+    end_of_stream: bool,
 ) -> (Verdict, Option<Exchange>) {
     let routes = &filter.config.routes;
     // One cheap host call decides most unmatched traffic.
@@ -171,12 +188,14 @@ pub fn on_request_headers(
         &mut worker.ids,
     );
     let mut exchange = Exchange {
+        stream,
         route: index,
         identity,
         cache: CacheStep::None,
         coalesce: CoalesceStep::None,
         limit: None,
         limit_queued: false,
+        batch: BatchStep::None,
         answered_locally: false,
     };
 
@@ -231,11 +250,34 @@ pub fn on_request_headers(
         }
         return (Verdict::Pause, Some(exchange));
     }
+
+    // A coalescing leader goes upstream itself: its followers wait for
+    // its own response.
+    if matches!(exchange.coalesce, CoalesceStep::None) {
+        let now = exchange.identity.started_ms;
+        if batch_stage::on_request(filter, worker, &mut exchange, &all, end_of_stream, now) {
+            coalesce_stage::wake_timer(filter, worker, host);
+            return (Verdict::Pause, Some(exchange));
+        }
+    }
     (Verdict::Continue, Some(exchange))
+}
+
+/// The answer to an HTTP call the filter made (a batch).
+pub fn on_callout_response(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    token: u32,
+    body_size: usize,
+) {
+    batch_stage::on_callout_response(filter, worker, host, token, body_size);
+    coalesce_stage::wake_timer(filter, worker, host);
 }
 
 /// The worker's timer.
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    batch_stage::on_tick(filter, worker, host);
     let sent = limit_stage::on_tick(filter, worker, host, coalesce_stage::ACTIONS_PER_CALL);
     coalesce_stage::on_tick(filter, worker, host, sent);
 }
@@ -282,7 +324,10 @@ impl Exchange {
         stream: StreamId,
         end_of_stream: bool,
     ) -> Verdict {
-        if self.answered_locally || self.answered_by_coalescer(worker, stream) {
+        if self.answered_locally
+            || self.answered_by_coalescer(worker, stream)
+            || self.answered_by_batch(worker, stream)
+        {
             return Verdict::Continue;
         }
         if self.limit_queued {
@@ -347,7 +392,10 @@ impl Exchange {
         size: usize,
         end_of_stream: bool,
     ) -> Verdict {
-        if self.answered_locally || matches!(self.coalesce, CoalesceStep::Follower) {
+        if self.answered_locally
+            || matches!(self.coalesce, CoalesceStep::Follower)
+            || self.batch == BatchStep::Member
+        {
             return Verdict::Continue;
         }
         let cache_wants = cache_stage::wants_body(self);
@@ -379,6 +427,22 @@ impl Exchange {
     ) {
         coalesce_stage::on_done(filter, worker, host, stream, self);
         limit_stage::forget(worker, stream);
+        batch_stage::forget(worker, stream);
+    }
+
+    /// A batch member answered from its batch needs nothing more; one
+    /// that was released goes on as an ordinary request.
+    fn answered_by_batch(&mut self, worker: &Worker, stream: StreamId) -> bool {
+        if self.batch != BatchStep::Member {
+            return false;
+        }
+        match worker.batcher.fates.get(&stream) {
+            Some(BatchFate::Answered) => true,
+            _ => {
+                self.batch = BatchStep::None;
+                false
+            }
+        }
     }
 
     /// A follower answered by the coalescer needs nothing more; one that
@@ -397,6 +461,8 @@ impl Exchange {
     }
 }
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod coalesce_tests;
 #[cfg(test)]

@@ -1,0 +1,376 @@
+//! The batching stage (DESIGN.md step 6): requests of a batchable rule
+//! are paused and gathered per worker for the rule's window (adaptive to
+//! the traffic), then sent upstream as one call; each member is answered
+//! from its part of the answer, or released to go upstream on its own when
+//! the batch call fails or its part is missing.
+//!
+//! Every batch call is made by the worker's timer in the root context,
+//! even when a batch fills up inside a request's hook (the timer then runs
+//! at 1 ms): a call made from a request's own context is cancelled when
+//! that request ends, and the other members would never be answered.
+
+use hashbrown::HashMap;
+
+use crate::batch::codec::{self, Format, Member};
+use crate::batch::window::{self, Policy, Rate};
+use crate::config::{BatchFormat, Route, RouteBatch};
+use crate::headers::Headers;
+use crate::host::{Callout, Host, Level, StreamId};
+
+use super::{Exchange, Filter, Worker};
+
+#[derive(Debug)]
+struct Pending {
+    stream: StreamId,
+    id: String,
+    member: Member,
+    own_headers: Vec<(String, Vec<u8>)>,
+    joined_ms: u64,
+}
+
+#[derive(Debug)]
+struct OpenBatch {
+    members: Vec<Pending>,
+    flush_at_ms: u64,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    route: usize,
+    members: Vec<Pending>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchFate {
+    Answered,
+    Released,
+}
+
+/// Per-worker batching state.
+#[derive(Debug, Default)]
+pub struct Batcher {
+    open: HashMap<usize, OpenBatch>,
+    /// Full batches waiting for the timer's next (1 ms) tick.
+    ready: Vec<(usize, Vec<Pending>)>,
+    in_flight: HashMap<u32, InFlight>,
+    rates: HashMap<usize, Rate>,
+    next_seq: u64,
+    pub fates: HashMap<StreamId, BatchFate>,
+}
+
+impl Batcher {
+    pub fn has_open(&self) -> bool {
+        !self.open.is_empty()
+    }
+
+    /// Whether a batch is full and waits for the timer to send it.
+    pub fn has_ready(&self, _routes: &[Route]) -> bool {
+        !self.ready.is_empty()
+    }
+}
+
+/// Batching phase of an exchange.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum BatchStep {
+    #[default]
+    None,
+    /// Paused in a batch; its fate is in `Batcher::fates`.
+    Member,
+}
+
+fn format(f: BatchFormat) -> Format {
+    match f {
+        BatchFormat::Rest => Format::Rest,
+        BatchFormat::Graphql => Format::Graphql,
+    }
+}
+
+fn policy(rule: &RouteBatch) -> Policy {
+    Policy {
+        window_min_ms: rule.window_min_ms,
+        window_max_ms: rule.window_max_ms,
+        min_rate_rps: rule.min_rate_rps,
+    }
+}
+
+/// Whether this request is batched. `true` means: pause it (it joined a
+/// batch).
+pub(super) fn on_request(
+    filter: &Filter,
+    worker: &mut Worker,
+    exchange: &mut Exchange,
+    all: &[(String, Vec<u8>)],
+    end_of_stream: bool,
+    now: u64,
+) -> bool {
+    let route = &filter.config.routes[exchange.route];
+    let Some(rule) = &route.batch else {
+        return false;
+    };
+    let rate = worker.batcher.rates.entry(exchange.route).or_default();
+    rate.observe(now);
+    if window::window_ms(&policy(rule), rate.rps(now), rule.max_size).is_none() {
+        return false; // too little traffic to be worth a wait
+    }
+    if !end_of_stream {
+        // A request with a body is not batched: Envoy turns a pause at
+        // request headers into "stop all iteration", so the filter would
+        // never see the body, and letting the headers continue starts the
+        // upstream request. It goes upstream on its own.
+        return false;
+    }
+    member_of(all, exchange, None).is_some_and(|m| join(filter, worker, exchange, m, now))
+}
+
+fn member_of(
+    all: &[(String, Vec<u8>)],
+    exchange: &Exchange,
+    body: Option<Vec<u8>>,
+) -> Option<Member> {
+    let h = Headers::new(all);
+    let member = Member {
+        id: String::new(),
+        method: h.get_str(":method").unwrap_or("GET").to_string(),
+        path: h.get_str(":path").unwrap_or("/").to_string(),
+        headers: all
+            .iter()
+            .filter_map(|(k, v)| {
+                std::str::from_utf8(v)
+                    .ok()
+                    .map(|v| (k.clone(), v.to_string()))
+            })
+            .chain(std::iter::once((
+                "x-request-id".to_string(),
+                exchange.identity.request_id.clone(),
+            )))
+            .collect(),
+        body,
+    };
+    Some(member)
+}
+
+fn join(
+    filter: &Filter,
+    worker: &mut Worker,
+    exchange: &mut Exchange,
+    mut member: Member,
+    now: u64,
+) -> bool {
+    let route = exchange.route;
+    let Some(rule) = filter.config.routes[route].batch.as_ref() else {
+        return false;
+    };
+    let rps = worker
+        .batcher
+        .rates
+        .get(&route)
+        .map(|r| r.rps(now))
+        .unwrap_or(0.0);
+    let Some(window) = window::window_ms(&policy(rule), rps, rule.max_size) else {
+        return false;
+    };
+    if !codec::batchable_as(format(rule.format), &member) {
+        return false;
+    }
+    worker.batcher.next_seq += 1;
+    let id = codec::member_id(worker.batcher.next_seq);
+    member.id = id.clone();
+    let mut own: Vec<(String, Vec<u8>)> = vec![(
+        filter.config.identity.request_id_header.clone(),
+        exchange.identity.request_id.as_bytes().to_vec(),
+    )];
+    own.extend(
+        exchange
+            .common_headers(filter)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+    );
+    let batch = worker
+        .batcher
+        .open
+        .entry(route)
+        .or_insert_with(|| OpenBatch {
+            members: Vec::new(),
+            flush_at_ms: now + window,
+        });
+    batch.members.push(Pending {
+        stream: exchange_stream(exchange),
+        id,
+        member,
+        own_headers: own,
+        joined_ms: now,
+    });
+    // Full: it leaves with the next tick, and the next request opens a
+    // new batch (a batch never exceeds max_size).
+    if batch.members.len() >= rule.max_size as usize {
+        if let Some(full) = worker.batcher.open.remove(&route) {
+            worker.batcher.ready.push((route, full.members));
+        }
+    }
+    exchange.batch = BatchStep::Member;
+    true
+}
+
+/// The stream id is carried by the exchange's request id owner; the
+/// pipeline sets it before calling (see `Exchange::stream`).
+fn exchange_stream(exchange: &Exchange) -> StreamId {
+    exchange.stream
+}
+
+/// The timer: send every batch whose window ended or that is full.
+/// Returns nothing; answers come with the call's response.
+pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    let now = host.now_ms();
+    for (route, members) in std::mem::take(&mut worker.batcher.ready) {
+        flush(filter, worker, host, route, members);
+    }
+    let due: Vec<usize> = worker
+        .batcher
+        .open
+        .iter()
+        .filter(|(_, b)| now >= b.flush_at_ms)
+        .map(|(r, _)| *r)
+        .collect();
+    for route in due {
+        if let Some(batch) = worker.batcher.open.remove(&route) {
+            flush(filter, worker, host, route, batch.members);
+        }
+    }
+}
+
+fn flush(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    route: usize,
+    members: Vec<Pending>,
+) {
+    let Some(rule) = filter.config.routes[route].batch.as_ref() else {
+        return;
+    };
+    let counters = filter.counters(route).batch;
+    let now = host.now_ms();
+    let list: Vec<Member> = members.iter().map(|p| p.member.clone()).collect();
+    let body = codec::encode(format(rule.format), &list);
+    let length = body.len().to_string();
+    let call = Callout {
+        target: &rule.upstream,
+        headers: vec![
+            (":method", b"POST"),
+            (":path", rule.path.as_bytes()),
+            (":authority", rule.upstream.as_bytes()),
+            ("content-type", b"application/json"),
+            ("content-length", length.as_bytes()),
+        ],
+        body: Some(&body),
+        timeout_ms: rule.timeout_ms,
+    };
+    counters.batches.add(host, 1);
+    counters.members.add(host, members.len() as i64);
+    counters.size_bucket(members.len()).add(host, 1);
+    counters.wait_ms.add(
+        host,
+        members
+            .iter()
+            .map(|m| now.saturating_sub(m.joined_ms) as i64)
+            .sum(),
+    );
+    match host.http_call(&call) {
+        Ok(token) => {
+            worker
+                .batcher
+                .in_flight
+                .insert(token, InFlight { route, members });
+        }
+        Err(e) => {
+            host.log(
+                Level::Warn,
+                &format!("batch call to {} failed to start: {e:?}", rule.upstream),
+            );
+            counters.fallback_failed.add(host, members.len() as i64);
+            release(worker, host, members);
+        }
+    }
+}
+
+fn release(worker: &mut Worker, host: &mut impl Host, members: Vec<Pending>) {
+    for m in members {
+        if host.resume(m.stream).is_ok() {
+            worker.batcher.fates.insert(m.stream, BatchFate::Released);
+        }
+    }
+}
+
+/// The answer to a batch call.
+pub fn on_callout_response(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    token: u32,
+    body_size: usize,
+) {
+    let Some(flight) = worker.batcher.in_flight.remove(&token) else {
+        return;
+    };
+    let route = flight.route;
+    let Some(rule) = filter.config.routes[route].batch.as_ref() else {
+        return;
+    };
+    let counters = filter.counters(route).batch;
+    let headers = host.callout_response_headers();
+    let status: u16 = Headers::new(&headers)
+        .get_str(":status")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if !(200..300).contains(&status) {
+        // Failed or timed out (no headers at all): everyone goes alone.
+        counters
+            .fallback_failed
+            .add(host, flight.members.len() as i64);
+        release(worker, host, flight.members);
+        return;
+    }
+    let body = host.callout_response_body(body_size);
+    let ids: Vec<String> = flight.members.iter().map(|m| m.id.clone()).collect();
+    let answers = codec::decode(format(rule.format), &body, &ids);
+    for (m, answer) in flight.members.into_iter().zip(answers) {
+        let Some(a) = answer else {
+            counters.fallback_missing.add(host, 1);
+            if host.resume(m.stream).is_ok() {
+                worker.batcher.fates.insert(m.stream, BatchFate::Released);
+            }
+            continue;
+        };
+        let mut out: Vec<(&str, &[u8])> = a
+            .headers
+            .iter()
+            .filter(|(k, _)| crate::cache::reply::storable_header(k))
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        out.push(("x-cache", b"BATCHED"));
+        out.extend(
+            m.own_headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice())),
+        );
+        let head = m.member.method == "HEAD";
+        let body: &[u8] = if head { b"" } else { &a.body };
+        if host.send_reply(m.stream, a.status, &out, body).is_ok() {
+            worker.batcher.fates.insert(m.stream, BatchFate::Answered);
+        }
+    }
+}
+
+/// A member's stream ended: a member still waiting in an open batch is
+/// dropped from it (a member whose client left is skipped).
+pub(super) fn forget(worker: &mut Worker, stream: StreamId) {
+    for b in worker.batcher.open.values_mut() {
+        b.members.retain(|m| m.stream != stream);
+    }
+    worker.batcher.open.retain(|_, b| !b.members.is_empty());
+    for (_, members) in worker.batcher.ready.iter_mut() {
+        members.retain(|m| m.stream != stream);
+    }
+    worker.batcher.ready.retain(|(_, m)| !m.is_empty());
+    worker.batcher.fates.remove(&stream);
+}

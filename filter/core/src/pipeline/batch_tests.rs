@@ -1,0 +1,132 @@
+//! The batching stage against the in-memory host: members gathered,
+//! flushed by the timer, answered from their parts or sent alone.
+
+use super::*;
+use crate::config::parse;
+use crate::mem_host::MemHost;
+
+const CFG: &str = r#"{"version":1,"routes":[
+  {"name":"q","match":{"prefix":"/q/"},"sla_ms":2000,
+   "batch":{"upstream":"demo_api","path":"/api/batch","window_ms":100,"max_size":3}},
+  {"name":"g","match":{"prefix":"/graphql"},"sla_ms":2000,
+   "batch":{"upstream":"demo_api","path":"/graphql","format":"graphql","window_ms":100,"max_size":3}}]}"#;
+
+fn setup() -> (Filter, Worker, MemHost) {
+    let mut host = MemHost::new();
+    let filter = Filter::new(parse(CFG.as_bytes()).unwrap(), &mut host);
+    let worker = Worker::new(&filter.config, &mut host);
+    (filter, worker, host)
+}
+
+fn get(
+    f: &Filter,
+    w: &mut Worker,
+    h: &mut MemHost,
+    stream: u32,
+    path: &str,
+) -> (Verdict, Option<Exchange>) {
+    h.request_headers = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), path.as_bytes().to_vec()),
+    ];
+    on_request_headers(f, w, h, stream)
+}
+
+#[test]
+fn members_are_sent_as_one_call_and_answered_from_their_parts() {
+    let (f, mut w, mut h) = setup();
+    h.now_ms = 1_000;
+    for s in 1..=2 {
+        assert_eq!(
+            get(&f, &mut w, &mut h, s, &format!("/q/{s}")).0,
+            Verdict::Pause
+        );
+    }
+    on_tick(&f, &mut w, &mut h);
+    assert!(h.callouts.is_empty(), "the window is still open");
+    h.now_ms = 1_200;
+    on_tick(&f, &mut w, &mut h);
+    assert_eq!(h.callouts.len(), 1);
+    let call = h.callouts[0].clone();
+    assert_eq!(call.target, "demo_api");
+    let sent: serde_json::Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+    let ids: Vec<String> = sent["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    h.callout_headers = vec![(":status".into(), b"200".to_vec())];
+    // Member 2's part is missing: it goes alone.
+    h.callout_body = serde_json::json!({"responses":[{"id": ids[0], "status": 201, "headers": {"content-type": "text/plain"}, "body": "one"}]})
+        .to_string()
+        .into_bytes();
+    let n = h.callout_body.len();
+    on_callout_response(&f, &mut w, &mut h, call.token, n);
+    assert_eq!(h.replies.len(), 1);
+    assert_eq!(
+        (
+            h.replies[0].stream,
+            h.replies[0].status,
+            h.replies[0].body.as_slice()
+        ),
+        (1, 201, &b"one"[..])
+    );
+    assert_eq!(h.replies[0].header("x-cache"), Some("BATCHED"));
+    assert_eq!(h.resumed, vec![2]);
+}
+
+#[test]
+fn a_full_batch_is_handed_to_the_timer_at_once_and_a_failed_call_releases_all() {
+    let (f, mut w, mut h) = setup();
+    for s in 1..=3 {
+        get(&f, &mut w, &mut h, s, &format!("/q/{s}"));
+    }
+    assert_eq!(
+        h.tick_periods.last(),
+        Some(&1),
+        "full: the timer sends it on its next 1 ms tick"
+    );
+    on_tick(&f, &mut w, &mut h);
+    let token = h.callouts[0].token;
+    h.callout_headers = vec![];
+    on_callout_response(&f, &mut w, &mut h, token, 0);
+    assert_eq!(h.resumed, vec![1, 2, 3]);
+}
+
+#[test]
+fn a_request_with_a_body_is_not_batched() {
+    let (f, mut w, mut h) = setup();
+    h.request_headers = vec![
+        (":method".into(), b"POST".to_vec()),
+        (":path".into(), b"/graphql".to_vec()),
+    ];
+    let (v, ex) = on_request_headers_eos(&f, &mut w, &mut h, 7, false);
+    assert_eq!(v, Verdict::Continue);
+    assert_eq!(ex.unwrap().batch, BatchStep::None);
+    h.now_ms += 500;
+    on_tick(&f, &mut w, &mut h);
+    assert!(h.callouts.is_empty());
+}
+
+#[test]
+fn a_batch_never_exceeds_its_max_size() {
+    let (f, mut w, mut h) = setup();
+    for s in 1..=5 {
+        get(&f, &mut w, &mut h, s, &format!("/q/{s}"));
+    }
+    on_tick(&f, &mut w, &mut h);
+    assert_eq!(
+        h.callouts.len(),
+        1,
+        "the full batch left; the rest waits for its window"
+    );
+    let sent: serde_json::Value =
+        serde_json::from_slice(h.callouts[0].body.as_ref().unwrap()).unwrap();
+    assert_eq!(sent["requests"].as_array().unwrap().len(), 3);
+    h.now_ms += 1_000;
+    on_tick(&f, &mut w, &mut h);
+    let sent: serde_json::Value =
+        serde_json::from_slice(h.callouts[1].body.as_ref().unwrap()).unwrap();
+    assert_eq!(sent["requests"].as_array().unwrap().len(), 2);
+}

@@ -1,0 +1,238 @@
+//! Issue 5, end to end on the real Envoy (two workers): many small calls
+//! become one upstream batch call.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use e2e::envoy_config::Options;
+use e2e::http::{self, Resp};
+use e2e::stack::Stack;
+use serde_json::{json, Value};
+
+fn stack(name: &str) -> Stack {
+    Stack::start(
+        name,
+        Options {
+            filter: json!({
+                "version": 1,
+                "routes": [
+                    {"name": "quotes", "match": {"prefix": "/api/quotes/"}, "sla_ms": 2000,
+                     "batch": {"upstream": "demo_api", "path": "/api/batch", "window_ms": 200, "max_size": 16}},
+                    {"name": "small", "match": {"prefix": "/api/sq/"}, "sla_ms": 4000,
+                     "batch": {"upstream": "demo_api", "path": "/api/batch", "window_ms": 1000, "max_size": 4}},
+                    {"name": "notes", "match": {"prefix": "/api/notes/"}, "sla_ms": 2000,
+                     "batch": {"upstream": "demo_api", "path": "/api/batch", "window_ms": 200, "max_size": 8}},
+                    {"name": "gql", "match": {"prefix": "/graphql", "methods": ["POST"]}, "sla_ms": 2000,
+                     "batch": {"upstream": "demo_api", "path": "/graphql", "format": "graphql",
+                               "window_ms": 200, "max_size": 8}}
+                ]
+            }),
+            jwt: false,
+        },
+    )
+}
+
+/// `n` requests released together, each on its own connection.
+fn burst(
+    s: &Stack,
+    n: usize,
+    method: &str,
+    path: impl Fn(usize) -> String,
+    body: impl Fn(usize) -> Option<Vec<u8>> + Sync,
+) -> Vec<(Resp, Duration)> {
+    let barrier = Barrier::new(n);
+    std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..n)
+            .map(|i| {
+                let (barrier, url, body) = (&barrier, s.url(&path(i)), &body);
+                sc.spawn(move || {
+                    barrier.wait();
+                    let t = Instant::now();
+                    let b = body(i);
+                    let r = http::request_fresh(
+                        method,
+                        &url,
+                        &[("content-type", "application/json")],
+                        b.as_deref(),
+                    );
+                    (r, t.elapsed())
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn singles(s: &Stack, prefix: &str) -> u64 {
+    s.demo.calls()["by_path"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p.starts_with(prefix))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum()
+}
+
+fn quotes(s: &Stack, n: usize) -> Vec<(Resp, Duration)> {
+    burst(s, n, "GET", |i| format!("/api/quotes/{}", i + 1), |_| None)
+}
+
+fn assert_own_ids(answers: &[(Resp, Duration)]) {
+    for (i, (r, _)) in answers.iter().enumerate() {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            r.json()["id"],
+            (i + 1).to_string(),
+            "each client gets its own member"
+        );
+    }
+}
+
+#[test]
+fn a_burst_becomes_at_most_two_batch_calls() {
+    let s = stack("batch-burst");
+    let answers = quotes(&s, 16);
+    assert_own_ids(&answers);
+    assert!(answers
+        .iter()
+        .all(|(r, _)| r.header("x-cache") == Some("BATCHED")));
+    assert!(answers
+        .iter()
+        .all(|(r, _)| r.header("x-request-id").is_some()));
+    let calls = s.demo.calls();
+    assert!(calls["batches"].as_u64().unwrap() <= 2, "{calls}");
+    assert_eq!(calls["batch_members"], 16);
+    assert_eq!(singles(&s, "/api/quotes/"), 0, "no single calls");
+    assert_eq!(
+        s.envoy
+            .stat("wasmcustom.cost_optimizer.route.quotes.batch.members"),
+        16
+    );
+}
+
+#[test]
+fn full_batches_leave_without_waiting_for_the_window_and_a_lone_request_after_it() {
+    let s = stack("batch-size");
+    let answers = burst(&s, 8, "GET", |i| format!("/api/sq/{}", i + 1), |_| None);
+    assert!(answers
+        .iter()
+        .all(|(r, _)| r.status == 200 && r.header("x-cache") == Some("BATCHED")));
+    // Batches are per worker: however the 8 spread over the two workers,
+    // one worker holds at least 4, and those leave as soon as the batch is
+    // full, far inside the 1 s window.
+    let fast = answers
+        .iter()
+        .filter(|(_, took)| *took < Duration::from_millis(500))
+        .count();
+    assert!(
+        fast >= 4,
+        "at least one full batch left at once: {:?}",
+        answers.iter().map(|(_, t)| *t).collect::<Vec<_>>()
+    );
+    assert!(
+        s.envoy
+            .stat("wasmcustom.cost_optimizer.route.small.batch.size_2_4")
+            >= 1
+    );
+    assert_eq!(singles(&s, "/api/sq/"), 0);
+
+    let t = Instant::now();
+    let lone = s.get("/api/quotes/99", &[]);
+    assert_eq!(
+        (lone.status, lone.header("x-cache")),
+        (200, Some("BATCHED"))
+    );
+    assert_eq!(lone.json()["id"], "99");
+    assert!(
+        t.elapsed() >= Duration::from_millis(40),
+        "it waited for the window"
+    );
+}
+
+#[test]
+fn a_failing_batch_call_sends_everyone_alone() {
+    let s = stack("batch-500");
+    s.demo
+        .fault(json!({"path_prefix": "/api/batch", "status": 500}));
+    let answers = quotes(&s, 16);
+    assert_own_ids(&answers);
+    assert!(answers
+        .iter()
+        .all(|(r, _)| r.header("x-cache") != Some("BATCHED")));
+    assert_eq!(singles(&s, "/api/quotes/"), 16);
+    assert_eq!(
+        s.envoy
+            .stat("wasmcustom.cost_optimizer.route.quotes.batch.fallback_failed"),
+        16
+    );
+}
+
+#[test]
+fn a_missing_member_goes_alone_and_garbage_sends_everyone_alone() {
+    let s = stack("batch-missing");
+    s.demo
+        .fault(json!({"path_prefix": "/api/batch", "drop_members": 1, "count": 1}));
+    let answers = quotes(&s, 8);
+    assert_own_ids(&answers);
+    let batched = answers
+        .iter()
+        .filter(|(r, _)| r.header("x-cache") == Some("BATCHED"))
+        .count();
+    assert!(batched >= 6, "{batched}");
+    assert_eq!(singles(&s, "/api/quotes/"), 8 - batched as u64);
+    assert!(
+        s.envoy
+            .stat("wasmcustom.cost_optimizer.route.quotes.batch.fallback_missing")
+            >= 1
+    );
+
+    s.demo.fault(json!({"clear": true}));
+    s.demo
+        .fault(json!({"path_prefix": "/api/batch", "garbage": true}));
+    let before = singles(&s, "/api/quotes/");
+    let answers = quotes(&s, 8);
+    assert_own_ids(&answers);
+    assert_eq!(
+        singles(&s, "/api/quotes/") - before,
+        8,
+        "garbage: every member alone, no panic"
+    );
+}
+
+#[test]
+fn requests_with_a_body_go_upstream_on_their_own_intact() {
+    // Envoy turns a pause at request headers into "stop all iteration", so
+    // the filter cannot buffer a body before the request would start
+    // upstream: such requests are not batched (see the README).
+    let s = stack("batch-body");
+    let text = "{\"text\":\"h\u{e9}llo \\\"quoted\\\" \u{1f600}\"}";
+    let answers = burst(
+        &s,
+        3,
+        "POST",
+        |i| format!("/api/notes/{i}"),
+        |_| Some(text.as_bytes().to_vec()),
+    );
+    for (r, _) in &answers {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_ne!(r.header("x-cache"), Some("BATCHED"));
+        let echo: Value = r.json();
+        assert_eq!(echo["body"], text, "the body arrived intact");
+    }
+    assert_eq!(singles(&s, "/api/notes/"), 3);
+    let gql = http::request_fresh(
+        "POST",
+        &s.url("/graphql"),
+        &[("content-type", "application/json")],
+        Some(
+            json!({"query": "{ quote }", "variables": {"id": "q1"}})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(gql.status, 200);
+    assert_eq!(gql.json()["data"]["quote"]["id"], "q1");
+    assert_eq!(s.demo.calls()["graphql_batches"], 0);
+}
