@@ -168,19 +168,27 @@ impl StreamContext {
     }
 }
 
+impl StreamContext {
+    /// Run `f` on this request's exchange with the worker state borrowed;
+    /// `None` when the request is not the filter's (no rule matched, no
+    /// config) or the worker state is busy (a re-entrant host call).
+    fn with_exchange<R>(
+        &mut self,
+        f: impl FnOnce(&Filter, &mut Worker, &mut ProxyHost, &mut Exchange, u32) -> R,
+    ) -> Option<R> {
+        let filter = self.filter.as_ref()?;
+        let mut worker = self.worker.as_ref()?.try_borrow_mut().ok()?;
+        let exchange = self.exchange.as_mut()?;
+        let mut host = ProxyHost::new(filter.config.host, self.id);
+        Some(f(filter, &mut worker, &mut host, exchange, self.id))
+    }
+}
+
 impl Context for StreamContext {
     fn on_done(&mut self) -> bool {
-        let (Some(filter), Some(worker), Some(exchange)) = (
-            self.filter.as_ref(),
-            self.worker.as_ref(),
-            self.exchange.as_mut(),
-        ) else {
-            return true;
-        };
-        let mut host = ProxyHost::new(filter.config.host, self.id);
-        if let Ok(mut worker) = worker.try_borrow_mut() {
-            exchange.on_done(filter, &mut worker, &mut host, self.id);
-        }
+        self.with_exchange(|filter, worker, host, exchange, id| {
+            exchange.on_done(filter, worker, host, id)
+        });
         true
     }
 }
@@ -206,32 +214,16 @@ impl HttpContext for StreamContext {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
-        let (Some(filter), Some(worker), Some(exchange)) = (
-            self.filter.as_ref(),
-            self.worker.as_ref(),
-            self.exchange.as_mut(),
-        ) else {
-            return Action::Continue;
-        };
-        let mut host = ProxyHost::new(filter.config.host, self.id);
-        let Ok(mut worker) = worker.try_borrow_mut() else {
-            return Action::Continue;
-        };
-        action(exchange.on_response_headers(filter, &mut worker, &mut host, self.id, end_of_stream))
+        self.with_exchange(|filter, worker, host, exchange, id| {
+            action(exchange.on_response_headers(filter, worker, host, id, end_of_stream))
+        })
+        .unwrap_or(Action::Continue)
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        let (Some(filter), Some(worker), Some(exchange)) = (
-            self.filter.as_ref(),
-            self.worker.as_ref(),
-            self.exchange.as_mut(),
-        ) else {
-            return Action::Continue;
-        };
-        let mut host = ProxyHost::new(filter.config.host, self.id);
-        let Ok(mut worker) = worker.try_borrow_mut() else {
-            return Action::Continue;
-        };
-        action(exchange.on_response_body(filter, &mut worker, &mut host, size, end_of_stream))
+        self.with_exchange(|filter, worker, host, exchange, _| {
+            action(exchange.on_response_body(filter, worker, host, size, end_of_stream))
+        })
+        .unwrap_or(Action::Continue)
     }
 }

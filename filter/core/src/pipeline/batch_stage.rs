@@ -175,16 +175,7 @@ fn join(
     worker.batcher.next_seq += 1;
     let id = codec::member_id(worker.batcher.next_seq);
     member.id = id.clone();
-    let mut own: Vec<(String, Vec<u8>)> = vec![(
-        filter.config.identity.request_id_header.clone(),
-        exchange.identity.request_id.as_bytes().to_vec(),
-    )];
-    own.extend(
-        exchange
-            .common_headers(filter)
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v)),
-    );
+    let own = exchange.own_headers(filter);
     let batch = worker
         .batcher
         .open

@@ -130,16 +130,7 @@ pub(super) fn on_request(
         }
         Role::Follower { seq } => {
             counters.followers.add(host, 1);
-            let mut own: Vec<(String, Vec<u8>)> = vec![(
-                filter.config.identity.request_id_header.clone(),
-                exchange.identity.request_id.as_bytes().to_vec(),
-            )];
-            own.extend(
-                exchange
-                    .common_headers(filter)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v)),
-            );
+            let own = exchange.own_headers(filter);
             worker.waiters.waiting.push(Waiter {
                 stream,
                 route: exchange.route,
@@ -158,7 +149,7 @@ pub(super) fn on_request(
         }
         Role::Late { seq } => match table::result(host, slot, seq, &co_key.material) {
             Some(entry) => {
-                let own = own_headers(filter, exchange);
+                let own = exchange.own_headers(filter);
                 if answer(host, stream, &entry, &own, method == "HEAD") {
                     counters.coalesced.add(host, 1);
                     return true;
@@ -169,20 +160,6 @@ pub(super) fn on_request(
         },
         Role::Alone => false,
     }
-}
-
-fn own_headers(filter: &Filter, exchange: &Exchange) -> Vec<(String, Vec<u8>)> {
-    let mut own: Vec<(String, Vec<u8>)> = vec![(
-        filter.config.identity.request_id_header.clone(),
-        exchange.identity.request_id.as_bytes().to_vec(),
-    )];
-    own.extend(
-        exchange
-            .common_headers(filter)
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v)),
-    );
-    own
 }
 
 /// Answer a follower with the leader's response.

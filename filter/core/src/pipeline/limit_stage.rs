@@ -100,20 +100,6 @@ fn refuse(
         .is_ok()
 }
 
-fn own_headers(filter: &Filter, exchange: &Exchange) -> Vec<(String, Vec<u8>)> {
-    let mut own: Vec<(String, Vec<u8>)> = vec![(
-        filter.config.identity.request_id_header.clone(),
-        exchange.identity.request_id.as_bytes().to_vec(),
-    )];
-    own.extend(
-        exchange
-            .common_headers(filter)
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v)),
-    );
-    own
-}
-
 pub(super) fn on_request(
     filter: &Filter,
     worker: &mut Worker,
@@ -154,7 +140,7 @@ pub(super) fn on_request(
         }
         Priority::Low => {
             counters.limited_low.add(host, 1);
-            refuse(host, stream, route, &d, &own_headers(filter, exchange));
+            refuse(host, stream, route, &d, &exchange.own_headers(filter));
             Outcome::Answered
         }
         Priority::Medium => {
@@ -168,7 +154,7 @@ pub(super) fn on_request(
             let deadline = exchange.identity.started_ms + route.sla_ms;
             if now + wait > deadline {
                 counters.limited_medium.add(host, 1);
-                refuse(host, stream, route, &d, &own_headers(filter, exchange));
+                refuse(host, stream, route, &d, &exchange.own_headers(filter));
                 return Outcome::Answered;
             }
             worker.limiter.next_seq += 1;
@@ -180,7 +166,7 @@ pub(super) fn on_request(
                 limit_key: key,
                 item: Waiting {
                     route: exchange.route,
-                    own_headers: own_headers(filter, exchange),
+                    own_headers: exchange.own_headers(filter),
                 },
             };
             let mine = worker
@@ -191,7 +177,7 @@ pub(super) fn on_request(
                 .count();
             if mine >= rule.queue_bound as usize || worker.limiter.queue.push(queued).is_err() {
                 counters.queue_rejects.add(host, 1);
-                refuse(host, stream, route, &d, &own_headers(filter, exchange));
+                refuse(host, stream, route, &d, &exchange.own_headers(filter));
                 return Outcome::Answered;
             }
             counters.queued.add(host, 1);

@@ -315,6 +315,22 @@ impl Exchange {
         out
     }
 
+    /// Headers every answer the filter makes for this request carries
+    /// (its request id and the debug headers), owned, for answers sent
+    /// later from another context.
+    pub fn own_headers(&self, filter: &Filter) -> Vec<(String, Vec<u8>)> {
+        let mut own = vec![(
+            filter.config.identity.request_id_header.clone(),
+            self.identity.request_id.as_bytes().to_vec(),
+        )];
+        own.extend(
+            self.common_headers(filter)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v)),
+        );
+        own
+    }
+
     /// Response headers from upstream.
     pub fn on_response_headers(
         &mut self,
