@@ -8,7 +8,7 @@ export DEMO_PORT ?= 8080
 export DEMO_B_PORT ?= 8082
 export CONTROL_PORT ?= 8081
 
-.PHONY: all install build wasm run test lint unit e2e bench demo clean
+.PHONY: all install build wasm run test lint bench clean
 
 all: build
 
@@ -37,9 +37,6 @@ test: lint build
 
 bench: install
 	@scripts/bench.sh
-
-demo:
-	@scripts/demo.sh
 
 clean:
 	$(CARGO) clean
