@@ -9,12 +9,13 @@ use crate::cache::reply::storable_header;
 use crate::coalesce::table::{self, Role, State};
 use std::rc::Rc;
 
-use crate::coalesce::waiters::{Action, Fate, Tick, Waiter};
+use crate::coalesce::waiters::{Action, Fate, Waiter};
 use crate::coalesce::{self as co};
 use crate::headers::Headers;
 use crate::host::{Host, HostKind, Level, StreamId};
 use crate::shared_keys::fnv1a;
 
+use super::timer::{set_tick, ACTIONS_PER_CALL};
 use super::{CacheStep, Exchange, Filter, Worker};
 
 /// The body collected from a leader's response, to share.
@@ -187,20 +188,6 @@ fn answer(
     host.send_reply(stream, *status, &out, body).is_ok()
 }
 
-/// Local replies a single host call may send. Envoy defers each one
-/// until the call returns and then runs them in a chain, in which every
-/// reply's own trip through this filter runs the next one: the depth grows
-/// with each reply, and about a hundred overflowed V8's stack on Envoy
-/// 1.40 (a trap that takes the worker's filter down). So a call answers at
-/// most this many and the timer, ticking at 1 ms meanwhile, does the rest.
-pub const ACTIONS_PER_CALL: usize = 24;
-
-/// Make the timer tick as the waiting requests need (the rate-limit queue
-/// shares it).
-pub(super) fn wake_timer(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
-    set_tick(filter, worker, host);
-}
-
 /// Answer or release queued followers, at most `ACTIONS_PER_CALL` now.
 fn drain(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     drain_within(filter, worker, host, ACTIONS_PER_CALL);
@@ -240,31 +227,6 @@ fn drain_within(filter: &Filter, worker: &mut Worker, host: &mut impl Host, budg
         }
     }
     set_tick(filter, worker, host);
-}
-
-/// Tick as fast as the waiters need, and no faster.
-fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
-    let queued = !worker.limiter.queue.is_empty() || worker.batcher.has_open();
-    let ready = worker.batcher.has_ready(&filter.config.routes);
-    let w = &mut worker.waiters;
-    let want = if !w.outbox.is_empty() || ready {
-        Tick::Drain
-    } else if !w.waiting.is_empty() || queued {
-        Tick::Fast
-    } else {
-        Tick::Slow
-    };
-    if want == w.tick {
-        return;
-    }
-    let ms = match want {
-        Tick::Drain => 1,
-        Tick::Fast => filter.config.coalesce_store.tick_ms,
-        Tick::Slow => SLOW_TICK_MS,
-    };
-    if host.set_tick_period(ms).is_ok() {
-        w.tick = want;
-    }
 }
 
 impl Leading {
@@ -481,6 +443,3 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host, alrea
         ACTIONS_PER_CALL.saturating_sub(already_sent),
     );
 }
-
-/// Timer period when nobody waits (housekeeping only).
-pub const SLOW_TICK_MS: u64 = 1_000;

@@ -168,7 +168,7 @@ fn many_followers_are_answered_a_bounded_number_per_host_call() {
         assert_eq!(gw.request(&mut a, s, "/live/many", 1).0, Verdict::Pause);
     }
     gw.respond(&mut a, &mut leader, 1, 200, b"ok");
-    assert_eq!(a.host.replies.len(), coalesce_stage::ACTIONS_PER_CALL);
+    assert_eq!(a.host.replies.len(), ACTIONS_PER_CALL);
     assert_eq!(
         a.host.tick_periods.last(),
         Some(&1),
@@ -180,10 +180,7 @@ fn many_followers_are_answered_a_bounded_number_per_host_call() {
         ticks += 1;
         assert!(ticks < 10);
     }
-    assert_eq!(
-        ticks,
-        100usize.div_ceil(coalesce_stage::ACTIONS_PER_CALL) - 1
-    );
+    assert_eq!(ticks, 100usize.div_ceil(ACTIONS_PER_CALL) - 1);
     assert_eq!(a.host.tick_periods.last(), Some(&SLOW_TICK_MS));
     assert_eq!(
         a.host

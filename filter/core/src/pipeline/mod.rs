@@ -9,6 +9,7 @@ mod batch_stage;
 mod cache_stage;
 mod coalesce_stage;
 mod limit_stage;
+mod timer;
 
 use crate::cache::{self, CacheState};
 use crate::coalesce::waiters::{Fate, Waiters};
@@ -22,8 +23,9 @@ use crate::routes;
 
 pub use batch_stage::{BatchFate, BatchStep, Batcher};
 pub use cache_stage::CacheStep;
-pub use coalesce_stage::{CoalesceStep, SLOW_TICK_MS};
+pub use coalesce_stage::CoalesceStep;
 pub use limit_stage::{LimitNote, Limiter};
+pub use timer::{ACTIONS_PER_CALL, SLOW_TICK_MS};
 
 /// What the host should do with the stream after a hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,7 +241,7 @@ pub fn on_request_headers_eos(
         }
         limit_stage::Outcome::Queued => {
             exchange.limit_queued = true;
-            coalesce_stage::wake_timer(filter, worker, host);
+            timer::set_tick(filter, worker, host);
             return (Verdict::Pause, Some(exchange));
         }
     }
@@ -256,7 +258,7 @@ pub fn on_request_headers_eos(
     if matches!(exchange.coalesce, CoalesceStep::None) {
         let now = exchange.identity.started_ms;
         if batch_stage::on_request(filter, worker, &mut exchange, &all, end_of_stream, now) {
-            coalesce_stage::wake_timer(filter, worker, host);
+            timer::set_tick(filter, worker, host);
             return (Verdict::Pause, Some(exchange));
         }
     }
@@ -272,13 +274,13 @@ pub fn on_callout_response(
     body_size: usize,
 ) {
     batch_stage::on_callout_response(filter, worker, host, token, body_size);
-    coalesce_stage::wake_timer(filter, worker, host);
+    timer::set_tick(filter, worker, host);
 }
 
 /// The worker's timer.
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     batch_stage::on_tick(filter, worker, host);
-    let sent = limit_stage::on_tick(filter, worker, host, coalesce_stage::ACTIONS_PER_CALL);
+    let sent = limit_stage::on_tick(filter, worker, host, timer::ACTIONS_PER_CALL);
     coalesce_stage::on_tick(filter, worker, host, sent);
 }
 

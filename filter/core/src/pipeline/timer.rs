@@ -1,0 +1,45 @@
+//! The worker's timer, shared by the stages that park requests: it ticks
+//! at 1 ms while answers are queued, every `tick_ms` while requests wait,
+//! and once a second otherwise.
+
+use crate::coalesce::waiters::Tick;
+use crate::host::Host;
+
+use super::{Filter, Worker};
+
+/// Local replies a single host call may send. Envoy defers each one
+/// until the call returns and then runs them in a chain, in which every
+/// reply's own trip through this filter runs the next one: the depth grows
+/// with each reply, and about a hundred overflowed V8's stack on Envoy
+/// 1.40 (a trap that takes the worker's filter down). So a call answers at
+/// most this many and the timer, ticking at 1 ms meanwhile, does the rest.
+pub const ACTIONS_PER_CALL: usize = 24;
+
+/// Tick as fast as the parked requests (coalescing followers, the
+/// rate-limit queue, open batches) need, and no faster.
+pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    let queued = !worker.limiter.queue.is_empty() || worker.batcher.has_open();
+    let ready = worker.batcher.has_ready(&filter.config.routes);
+    let w = &mut worker.waiters;
+    let want = if !w.outbox.is_empty() || ready {
+        Tick::Drain
+    } else if !w.waiting.is_empty() || queued {
+        Tick::Fast
+    } else {
+        Tick::Slow
+    };
+    if want == w.tick {
+        return;
+    }
+    let ms = match want {
+        Tick::Drain => 1,
+        Tick::Fast => filter.config.coalesce_store.tick_ms,
+        Tick::Slow => SLOW_TICK_MS,
+    };
+    if host.set_tick_period(ms).is_ok() {
+        w.tick = want;
+    }
+}
+
+/// Timer period when nobody waits (housekeeping only).
+pub const SLOW_TICK_MS: u64 = 1_000;
