@@ -88,7 +88,7 @@ fn a_hundred_thousand_distinct_keys_stay_within_the_configured_bound() {
                 == Some("HIT")
         })
         .count();
-    eprintln!("{hits} of the 50 newest keys still cached");
+    eprintln!("{hits} of the 50 newest keys still cached; stores {stores} evictions {evictions}");
     assert!(
         hits >= 45,
         "only {hits} of the 50 newest keys were still cached"
