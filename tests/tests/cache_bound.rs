@@ -76,21 +76,26 @@ fn a_hundred_thousand_distinct_keys_stay_within_the_configured_bound() {
         "Envoy grew by {growth} bytes, more than the configured {bound}"
     );
 
-    // The oldest keys were pushed out, the newest are still there.
+    // The oldest keys were pushed out, the newest are still there. (The
+    // parallel phase's last indexes are not its last stores: threads run
+    // at their own pace. So store 40 more, one after another.)
+    for i in 0..40 {
+        s.get(&format!("/api/items/last{i}?size=512"), &[]);
+    }
     let first = s.get("/api/items/k0?size=512", &[]);
     assert_eq!(first.header("x-cache"), Some("MISS"));
-    // Of the 50 newest keys nearly all are still there (two workers store
-    // concurrently, so the very last few writes into one slot may race).
-    let hits = (KEYS - 50..KEYS)
+    let hits = (0..40)
         .filter(|i| {
-            s.get(&format!("/api/items/k{i}?size=512"), &[])
+            s.get(&format!("/api/items/last{i}?size=512"), &[])
                 .header("x-cache")
                 == Some("HIT")
         })
         .count();
-    eprintln!("{hits} of the 50 newest keys still cached; stores {stores} evictions {evictions}");
+    eprintln!("{hits} of the 40 newest keys still cached; stores {stores} evictions {evictions}");
+    // 40 keys over 250 slots of 4 ways: a slot receiving 5 of them (odds
+    // about 1 in 5,000) pushes out one.
     assert!(
-        hits >= 45,
-        "only {hits} of the 50 newest keys were still cached"
+        hits >= 39,
+        "only {hits} of the 40 newest keys were still cached"
     );
 }
