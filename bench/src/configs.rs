@@ -52,12 +52,12 @@ pub fn strategy(feature: Feature) -> (&'static str, Value) {
         Feature::Coalesce => ("coalesce", json!({})),
         // A bucket no bench load can empty: the limiter runs and passes.
         Feature::Limit => (
-            "rate_limit",
-            json!({"per": "tenant", "rate_per_s": 100_000_000, "burst": 100_000_000}),
+            "limit",
+            json!({"by": "tenant", "token_bucket": {"capacity": 10_000_000, "refill_per_s": 10_000_000.0}}),
         ),
         Feature::Batch => (
             "batch",
-            json!({"format": "rest", "path": "/api/batch", "window_ms": 20, "max_size": 50}),
+            json!({"upstream": "demo_api", "path": "/api/batch", "format": "rest", "window_ms": 20, "max_size": 24}),
         ),
     }
 }
@@ -249,7 +249,7 @@ mod tests {
         let v = filter_json("items", "/api/items/", &[Feature::Cache, Feature::Limit]);
         let rule = &v["routes"][0];
         assert_eq!(rule["cache"], json!({}));
-        assert!(rule["rate_limit"].is_object());
+        assert!(rule["limit"]["token_bucket"].is_object());
         assert_eq!(rule["match"]["prefix"], "/api/items/");
     }
 
