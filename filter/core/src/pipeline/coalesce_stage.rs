@@ -7,6 +7,7 @@ use crate::cache::entry::{Body, Entry};
 use crate::cache::key;
 use crate::cache::reply::storable_header;
 use crate::coalesce::table::{self, Role, State};
+use crate::config::RouteCoalesce;
 use std::rc::Rc;
 
 use crate::coalesce::waiters::{Action, Fate, Waiter};
@@ -302,15 +303,7 @@ pub(super) fn on_response_headers(
     all: &[(String, Vec<u8>)],
     end_of_stream: bool,
 ) {
-    let CoalesceStep::Leader(lead) = &mut exchange.coalesce else {
-        return;
-    };
-    let Some(rule) = filter
-        .config
-        .routes
-        .get(exchange.route)
-        .and_then(|r| r.coalesce.as_ref())
-    else {
+    let Some((lead, rule)) = leading(filter, exchange) else {
         return;
     };
     let headers = Headers::new(all);
@@ -346,6 +339,23 @@ pub(super) fn on_response_headers(
     }
 }
 
+/// This exchange's leadership and its rule, when it leads a turn.
+fn leading<'a>(
+    filter: &'a Filter,
+    exchange: &'a mut Exchange,
+) -> Option<(&'a mut Leading, &'a RouteCoalesce)> {
+    let rule = filter
+        .config
+        .routes
+        .get(exchange.route)?
+        .coalesce
+        .as_ref()?;
+    match &mut exchange.coalesce {
+        CoalesceStep::Leader(lead) => Some((lead, rule)),
+        _ => None,
+    }
+}
+
 /// Whether the leader still needs the body.
 pub(super) fn wants_body(exchange: &Exchange) -> bool {
     matches!(&exchange.coalesce, CoalesceStep::Leader(l) if l.collecting)
@@ -359,15 +369,7 @@ pub(super) fn on_response_body(
     chunk: &[u8],
     end_of_stream: bool,
 ) {
-    let CoalesceStep::Leader(lead) = &mut exchange.coalesce else {
-        return;
-    };
-    let Some(rule) = filter
-        .config
-        .routes
-        .get(exchange.route)
-        .and_then(|r| r.coalesce.as_ref())
-    else {
+    let Some((lead, rule)) = leading(filter, exchange) else {
         return;
     };
     if !lead.collecting {
