@@ -121,12 +121,25 @@ fn wasm_filter(wasm: &Path, config: &serde_json::Value) -> String {
     )
 }
 
+/// Envoy's buffer filter right after ours: it holds the headers of a
+/// request whose body the filter gathers for a batch, so no upstream
+/// request starts before the filter decides (see `batch.bodies`).
+fn buffer_filter() -> String {
+    r#"          - name: envoy.filters.http.buffer
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+              max_request_bytes: 1048576
+"#
+    .to_string()
+}
+
 pub fn render(ports: &Ports, wasm: &Path, options: &Options) -> String {
     let mut filters = String::new();
     if options.jwt {
         filters.push_str(&jwt_filter());
     }
     filters.push_str(&wasm_filter(wasm, &options.filter));
+    filters.push_str(&buffer_filter());
     format!(
         "admin:\n  address:\n    socket_address: {{ address: 127.0.0.1, port_value: {admin} }}\nstatic_resources:\n  listeners:\n{main}{plain}  clusters:\n{c1}{c2}{c3}",
         admin = ports.admin,

@@ -23,6 +23,9 @@ fn stack(name: &str) -> Stack {
                     {"name": "small", "match": {"prefix": "/api/sq/"}, "sla_ms": 4000,
                      "batch": {"upstream": "demo_api", "path": "/api/batch", "window_ms": 1000, "max_size": 4}},
                     {"name": "notes", "match": {"prefix": "/api/notes/"}, "sla_ms": 2000,
+                     "batch": {"upstream": "demo_api", "path": "/api/batch", "window_ms": 200, "max_size": 8,
+                               "bodies": true, "max_body_bytes": 4096}},
+                    {"name": "memos", "match": {"prefix": "/api/memos/"}, "sla_ms": 2000,
                      "batch": {"upstream": "demo_api", "path": "/api/batch", "window_ms": 200, "max_size": 8}},
                     {"name": "gql", "match": {"prefix": "/graphql", "methods": ["POST"]}, "sla_ms": 2000,
                      "batch": {"upstream": "demo_api", "path": "/graphql", "format": "graphql",
@@ -202,37 +205,102 @@ fn a_missing_member_goes_alone_and_garbage_sends_everyone_alone() {
 }
 
 #[test]
-fn requests_with_a_body_go_upstream_on_their_own_intact() {
-    // Envoy turns a pause at request headers into "stop all iteration", so
-    // the filter cannot buffer a body before the request would start
-    // upstream: such requests are not batched (see the README).
+fn post_members_carry_their_bodies_intact_and_oversized_bodies_go_alone() {
     let s = stack("batch-body");
     let text = "{\"text\":\"h\u{e9}llo \\\"quoted\\\" \u{1f600}\"}";
     let answers = burst(
         &s,
-        3,
+        6,
         "POST",
         |i| format!("/api/notes/{i}"),
+        |i| Some(format!("{text}{}", " ".repeat(i)).into_bytes()),
+    );
+    for (i, (r, _)) in answers.iter().enumerate() {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-cache"), Some("BATCHED"));
+        let echo: Value = r.json();
+        assert_eq!(
+            echo["body"],
+            format!("{text}{}", " ".repeat(i)),
+            "member {i}'s body arrived intact in the envelope"
+        );
+        assert_eq!(echo["path"], format!("/api/notes/{i}"));
+    }
+    assert_eq!(singles(&s, "/api/notes/"), 0, "{}", s.demo.calls());
+    let calls = s.demo.calls();
+    let members = calls["members_by_path"].as_object().unwrap();
+    let noted: u64 = members
+        .iter()
+        .filter(|(p, _)| p.starts_with("/api/notes/"))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(noted, 6, "{calls}");
+
+    // Over max_body_bytes: upstream alone, body intact.
+    let big = format!("{{\"text\":\"{}\"}}", "x".repeat(5000));
+    let r = http::request_fresh(
+        "POST",
+        &s.url("/api/notes/big"),
+        &[("content-type", "application/json")],
+        Some(big.as_bytes()),
+    );
+    assert_eq!(r.status, 200);
+    assert_ne!(r.header("x-cache"), Some("BATCHED"));
+    assert_eq!(r.json()["body"], big);
+    assert_eq!(singles(&s, "/api/notes/"), 1);
+    assert_eq!(
+        s.envoy
+            .stat("wasmcustom.cost_optimizer.route.notes.batch.fallback_oversize"),
+        1
+    );
+
+    // A REST rule that does not batch bodies sends them alone.
+    let answers = burst(
+        &s,
+        3,
+        "POST",
+        |i| format!("/api/memos/{i}"),
         |_| Some(text.as_bytes().to_vec()),
     );
     for (r, _) in &answers {
         assert_eq!(r.status, 200, "{}", r.text());
         assert_ne!(r.header("x-cache"), Some("BATCHED"));
-        let echo: Value = r.json();
-        assert_eq!(echo["body"], text, "the body arrived intact");
+        assert_eq!(r.json()["body"], text, "the body arrived intact");
     }
-    assert_eq!(singles(&s, "/api/notes/"), 3);
-    let gql = http::request_fresh(
+    assert_eq!(singles(&s, "/api/memos/"), 3);
+}
+
+#[test]
+fn graphql_operations_are_batched_and_answered_by_position() {
+    let s = stack("batch-graphql");
+    let answers = burst(
+        &s,
+        8,
         "POST",
-        &s.url("/graphql"),
-        &[("content-type", "application/json")],
-        Some(
-            json!({"query": "{ quote }", "variables": {"id": "q1"}})
-                .to_string()
-                .as_bytes(),
-        ),
+        |_| "/graphql".to_string(),
+        |i| {
+            Some(
+                json!({"query": "query Q($id: ID!) { quote(id: $id) { id } }", "variables": {"id": format!("q{i}")}})
+                    .to_string()
+                    .into_bytes(),
+            )
+        },
     );
-    assert_eq!(gql.status, 200);
-    assert_eq!(gql.json()["data"]["quote"]["id"], "q1");
-    assert_eq!(s.demo.calls()["graphql_batches"], 0);
+    for (i, (r, _)) in answers.iter().enumerate() {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-cache"), Some("BATCHED"));
+        assert_eq!(
+            r.json()["data"]["quote"]["id"],
+            format!("q{i}"),
+            "each client got the answer in its own position"
+        );
+    }
+    let calls = s.demo.calls();
+    let batches = calls["graphql_batches"].as_u64().unwrap();
+    assert!((1..=2).contains(&batches), "{calls}");
+    assert_eq!(calls["members_by_path"]["/graphql"], 8, "{calls}");
+    assert_eq!(
+        calls["by_path"]["/graphql"], batches,
+        "only batch calls, no single operation: {calls}"
+    );
 }

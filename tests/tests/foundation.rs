@@ -384,6 +384,30 @@ fn shipped_envoy_config_validates_and_serves_through_the_filter() {
         .iter()
         .all(|r| r.status == 200 && r.header("x-cache") == Some("BATCHED")));
     assert!(stack.demo.calls()["batches"].as_u64().unwrap() <= 4);
+    // GraphQL operations too, answered by position; a POST quote keeps
+    // its body; a POST elsewhere passes the buffer filter untouched.
+    let ops: Vec<Resp> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let url = stack.url("/graphql");
+                let op =
+                    serde_json::json!({"query": "{ quote }", "variables": {"id": format!("g{i}")}});
+                sc.spawn(move || {
+                    http::request_fresh("POST", &url, &[], Some(op.to_string().as_bytes()))
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, r) in ops.iter().enumerate() {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-cache"), Some("BATCHED"));
+        assert_eq!(r.json()["data"]["quote"]["id"], format!("g{i}"));
+    }
+    assert!(stack.demo.calls()["graphql_batches"].as_u64().unwrap() >= 1);
+    let echo = http::request_fresh("POST", &stack.url("/api/notes/1"), &[], Some(b"plain"));
+    assert_eq!(echo.status, 200);
+    assert_eq!(echo.json()["body"], "plain");
     // Capacity 5 refilling 0.5/s: a sixth token only if these took 2 s.
     let admitted = statuses.iter().filter(|s| **s == 200).count();
     assert!((5..=6).contains(&admitted), "{statuses:?}");

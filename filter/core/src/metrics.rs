@@ -47,6 +47,8 @@ pub struct BatchCounters {
     pub fallback_failed: Counter,
     /// Members sent alone because their part was missing or unreadable.
     pub fallback_missing: Counter,
+    /// Requests sent alone because their body exceeded `max_body_bytes`.
+    pub fallback_oversize: Counter,
 }
 
 impl BatchCounters {
@@ -168,6 +170,7 @@ impl Metrics {
                         wait_ms: c("wait_ms"),
                         fallback_failed: c("fallback_failed"),
                         fallback_missing: c("fallback_missing"),
+                        fallback_oversize: c("fallback_oversize"),
                     }
                 } else {
                     BatchCounters::default()

@@ -213,6 +213,13 @@ impl HttpContext for StreamContext {
         action(verdict)
     }
 
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        self.with_exchange(|filter, worker, host, exchange, _| {
+            action(exchange.on_request_body(filter, worker, host, size, end_of_stream))
+        })
+        .unwrap_or(Action::Continue)
+    }
+
     fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         self.with_exchange(|filter, worker, host, exchange, id| {
             action(exchange.on_response_headers(filter, worker, host, id, end_of_stream))

@@ -29,6 +29,14 @@ pub struct RawRouteBatch {
     pub min_rate_rps: f64,
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// Batch requests that carry a body (POST, PUT, PATCH). Needs Envoy's
+    /// `envoy.filters.http.buffer` right after this filter: Envoy turns a
+    /// wasm pause at request headers into "stop all", so the filter lets
+    /// the headers go on and the buffer filter holds them (no upstream
+    /// request starts) while the filter gathers the body. Default: on for
+    /// `graphql` (its operations are bodies), off for `rest`.
+    #[serde(default)]
+    pub bodies: Option<bool>,
 }
 
 fn default_format() -> BatchFormat {
@@ -64,6 +72,7 @@ pub struct RouteBatch {
     pub max_body_bytes: u32,
     pub min_rate_rps: f64,
     pub timeout_ms: u64,
+    pub bodies: bool,
 }
 
 pub fn compile_route_batch(
@@ -127,5 +136,6 @@ pub fn compile_route_batch(
         max_body_bytes: raw.max_body_bytes,
         min_rate_rps: raw.min_rate_rps,
         timeout_ms: raw.timeout_ms,
+        bodies: raw.bodies.unwrap_or(raw.format == BatchFormat::Graphql),
     })
 }

@@ -54,6 +54,9 @@ pub struct Batcher {
     ready: Vec<(usize, Vec<Pending>)>,
     in_flight: HashMap<u32, InFlight>,
     rates: HashMap<usize, Rate>,
+    /// Request headers of requests gathering their body, kept from their
+    /// headers hook (the member is built when the body is complete).
+    awaiting: HashMap<StreamId, Vec<(String, Vec<u8>)>>,
     next_seq: u64,
     pub fates: HashMap<StreamId, BatchFate>,
 }
@@ -76,6 +79,8 @@ pub enum BatchStep {
     None,
     /// Paused in a batch; its fate is in `Batcher::fates`.
     Member,
+    /// Headers went on (held by the buffer filter); the body decides.
+    AwaitBody,
 }
 
 fn format(f: BatchFormat) -> Format {
@@ -93,8 +98,19 @@ fn policy(rule: &RouteBatch) -> Policy {
     }
 }
 
-/// Whether this request is batched. `true` means: pause it (it joined a
-/// batch).
+/// What the batching stage did with a request at its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AtHeaders {
+    /// Not batched: it goes on as an ordinary request.
+    No,
+    /// Joined a batch: pause it.
+    Joined,
+    /// Has a body: let the headers go on (Envoy's buffer filter after this
+    /// one holds them, see `RouteBatch::bodies`) and gather the body.
+    AwaitBody,
+}
+
+/// Whether this request is batched, decided at its headers.
 pub(super) fn on_request(
     filter: &Filter,
     worker: &mut Worker,
@@ -102,24 +118,82 @@ pub(super) fn on_request(
     all: &[(String, Vec<u8>)],
     end_of_stream: bool,
     now: u64,
-) -> bool {
+) -> AtHeaders {
     let route = &filter.config.routes[exchange.route];
     let Some(rule) = &route.batch else {
-        return false;
+        return AtHeaders::No;
     };
     let rate = worker.batcher.rates.entry(exchange.route).or_default();
     rate.observe(now);
     if window::window_ms(&policy(rule), rate.rps(now), rule.max_size).is_none() {
-        return false; // too little traffic to be worth a wait
+        return AtHeaders::No; // too little traffic to be worth a wait
     }
     if !end_of_stream {
-        // A request with a body is not batched: Envoy turns a pause at
-        // request headers into "stop all iteration", so the filter would
-        // never see the body, and letting the headers continue starts the
-        // upstream request. It goes upstream on its own.
+        // Envoy turns a wasm pause at request headers into "stop all
+        // iteration": a request paused here would never show its body.
+        // Without a buffer filter behind us, letting the headers go on
+        // would start the upstream request, so only rules that say one is
+        // there (`bodies`) gather bodies; the rest go upstream alone.
+        if !rule.bodies {
+            return AtHeaders::No;
+        }
+        exchange.batch = BatchStep::AwaitBody;
+        worker
+            .batcher
+            .awaiting
+            .insert(exchange.stream, all.to_vec());
+        return AtHeaders::AwaitBody;
+    }
+    let joined =
+        member_of(all, exchange, None).is_some_and(|m| join(filter, worker, exchange, m, now));
+    if joined {
+        AtHeaders::Joined
+    } else {
+        AtHeaders::No
+    }
+}
+
+/// A piece of the body of a request that waits for its body before it
+/// joins a batch (`BatchStep::AwaitBody`). `true` = hold it: keep
+/// buffering, or it joined a batch. `false` = it goes upstream alone (body
+/// too large, not batchable in the rule's format, or no batch to join).
+pub(super) fn on_request_body(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    exchange: &mut Exchange,
+    size: usize,
+    end_of_stream: bool,
+) -> bool {
+    let Some(rule) = filter.config.routes[exchange.route].batch.as_ref() else {
+        exchange.batch = BatchStep::None;
+        return false;
+    };
+    let stream = exchange.stream;
+    if size > rule.max_body_bytes as usize {
+        worker.batcher.awaiting.remove(&stream);
+        // Everything buffered so far goes on with the rest of the body.
+        filter
+            .counters(exchange.route)
+            .batch
+            .fallback_oversize
+            .add(host, 1);
+        exchange.batch = BatchStep::None;
         return false;
     }
-    member_of(all, exchange, None).is_some_and(|m| join(filter, worker, exchange, m, now))
+    if !end_of_stream {
+        return true; // the host keeps buffering; the next call sees it all
+    }
+    let body = host.request_body(size);
+    let all = worker.batcher.awaiting.remove(&stream).unwrap_or_default();
+    let now = host.now_ms();
+    exchange.batch = BatchStep::None;
+    let joined = member_of(&all, exchange, Some(body))
+        .is_some_and(|m| join(filter, worker, exchange, m, now));
+    if joined {
+        super::timer::set_tick(filter, worker, host);
+    }
+    joined
 }
 
 fn member_of(
@@ -364,4 +438,5 @@ pub(super) fn forget(worker: &mut Worker, stream: StreamId) {
     }
     worker.batcher.ready.retain(|(_, m)| !m.is_empty());
     worker.batcher.fates.remove(&stream);
+    worker.batcher.awaiting.remove(&stream);
 }

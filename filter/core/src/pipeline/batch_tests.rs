@@ -94,17 +94,92 @@ fn a_full_batch_is_handed_to_the_timer_at_once_and_a_failed_call_releases_all() 
     assert_eq!(h.resumed, vec![1, 2, 3]);
 }
 
-#[test]
-fn a_request_with_a_body_is_not_batched() {
-    let (f, mut w, mut h) = setup();
+fn post(f: &Filter, w: &mut Worker, h: &mut MemHost, stream: u32, path: &str) -> Exchange {
     h.request_headers = vec![
         (":method".into(), b"POST".to_vec()),
-        (":path".into(), b"/graphql".to_vec()),
+        (":path".into(), path.as_bytes().to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
     ];
-    let (v, ex) = on_request_headers_eos(&f, &mut w, &mut h, 7, false);
-    assert_eq!(v, Verdict::Continue);
-    assert_eq!(ex.unwrap().batch, BatchStep::None);
+    let (v, ex) = on_request_headers_eos(f, w, h, stream, false);
+    assert_eq!(v, Verdict::Continue, "headers go on to the buffer filter");
+    ex.expect("a rule matched")
+}
+
+#[test]
+fn a_rest_rule_without_bodies_sends_a_request_with_a_body_alone() {
+    let (f, mut w, mut h) = setup();
+    let ex = post(&f, &mut w, &mut h, 7, "/q/1");
+    assert_eq!(ex.batch, BatchStep::None);
     h.now_ms += 500;
+    on_tick(&f, &mut w, &mut h);
+    assert!(h.callouts.is_empty());
+}
+
+#[test]
+fn graphql_members_join_once_their_body_is_complete_and_are_answered_by_position() {
+    let (f, mut w, mut h) = setup();
+    h.now_ms = 1_000;
+    let ops = [
+        r#"{"query":"{ a }"}"#,
+        r#"{"query":"{ b }","variables":{"n":2}}"#,
+    ];
+    let mut exchanges = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let stream = 10 + i as u32;
+        let mut ex = post(&f, &mut w, &mut h, stream, "/graphql");
+        assert_eq!(ex.batch, BatchStep::AwaitBody);
+        h.request_body = op.as_bytes().to_vec();
+        let half = op.len() / 2;
+        assert_eq!(
+            ex.on_request_body(&f, &mut w, &mut h, half, false),
+            Verdict::Pause,
+            "keep buffering until the body is complete"
+        );
+        assert_eq!(
+            ex.on_request_body(&f, &mut w, &mut h, op.len(), true),
+            Verdict::Pause,
+            "joined its batch"
+        );
+        assert_eq!(ex.batch, BatchStep::Member);
+        exchanges.push(ex);
+    }
+    h.now_ms = 1_200;
+    on_tick(&f, &mut w, &mut h);
+    assert_eq!(h.callouts.len(), 1);
+    let call = h.callouts[0].clone();
+    let sent: serde_json::Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        serde_json::json!([{"query":"{ a }"},{"query":"{ b }","variables":{"n":2}}])
+    );
+    h.callout_headers = vec![(":status".into(), b"200".to_vec())];
+    h.callout_body = br#"[{"data":{"a":1}},{"data":{"b":2}}]"#.to_vec();
+    let n = h.callout_body.len();
+    on_callout_response(&f, &mut w, &mut h, call.token, n);
+    assert_eq!(h.replies.len(), 2);
+    assert_eq!(h.replies[0].stream, 10);
+    assert_eq!(h.replies[0].body, br#"{"data":{"a":1}}"#.to_vec());
+    assert_eq!(h.replies[1].stream, 11);
+    assert_eq!(h.replies[1].body, br#"{"data":{"b":2}}"#.to_vec());
+}
+
+#[test]
+fn an_oversized_or_unbatchable_body_goes_alone() {
+    let (f, mut w, mut h) = setup();
+    let mut ex = post(&f, &mut w, &mut h, 3, "/graphql");
+    assert_eq!(
+        ex.on_request_body(&f, &mut w, &mut h, 64 * 1024 + 1, false),
+        Verdict::Continue
+    );
+    assert_eq!(ex.batch, BatchStep::None);
+    let mut ex = post(&f, &mut w, &mut h, 4, "/graphql");
+    h.request_body = b"[1,2]".to_vec(); // not one GraphQL operation
+    assert_eq!(
+        ex.on_request_body(&f, &mut w, &mut h, 5, true),
+        Verdict::Continue
+    );
+    assert_eq!(ex.batch, BatchStep::None);
+    h.now_ms += 1_000;
     on_tick(&f, &mut w, &mut h);
     assert!(h.callouts.is_empty());
 }

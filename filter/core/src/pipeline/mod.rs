@@ -257,9 +257,12 @@ pub fn on_request_headers_eos(
     // its own response.
     if matches!(exchange.coalesce, CoalesceStep::None) {
         let now = exchange.identity.started_ms;
-        if batch_stage::on_request(filter, worker, &mut exchange, &all, end_of_stream, now) {
-            timer::set_tick(filter, worker, host);
-            return (Verdict::Pause, Some(exchange));
+        match batch_stage::on_request(filter, worker, &mut exchange, &all, end_of_stream, now) {
+            batch_stage::AtHeaders::Joined => {
+                timer::set_tick(filter, worker, host);
+                return (Verdict::Pause, Some(exchange));
+            }
+            batch_stage::AtHeaders::AwaitBody | batch_stage::AtHeaders::No => {}
         }
     }
     (Verdict::Continue, Some(exchange))
@@ -331,6 +334,26 @@ impl Exchange {
                 .map(|(k, v)| (k.to_string(), v)),
         );
         own
+    }
+
+    /// A piece of the request body. Only requests gathering their body for
+    /// a batch are held; the rest flow.
+    pub fn on_request_body(
+        &mut self,
+        filter: &Filter,
+        worker: &mut Worker,
+        host: &mut impl Host,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Verdict {
+        if self.batch != BatchStep::AwaitBody {
+            return Verdict::Continue;
+        }
+        if batch_stage::on_request_body(filter, worker, host, self, size, end_of_stream) {
+            Verdict::Pause
+        } else {
+            Verdict::Continue
+        }
     }
 
     /// Response headers from upstream.
