@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
 use crate::query::{Common, Query};
-use crate::{batch, echo, graphql, resource, respond, server, AppState};
+use crate::{batch, chat, echo, graphql, resource, respond, server, AppState};
 
 /// Largest request body read (bytes).
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -28,6 +28,8 @@ pub enum Route {
     Batch,
     /// `POST /graphql`.
     Graphql,
+    /// `POST /v1/chat/completions` (OpenAI-style, with `usage`).
+    Chat,
 }
 
 /// The API route of `method` and `path`, if any.
@@ -37,6 +39,9 @@ pub fn classify(method: &Method, path: &str) -> Option<Route> {
     }
     if path == "/graphql" && method == Method::POST {
         return Some(Route::Graphql);
+    }
+    if path == "/v1/chat/completions" && method == Method::POST {
+        return Some(Route::Chat);
     }
     if path.starts_with("/echo/") {
         return Some(Route::Echo);
@@ -151,6 +156,7 @@ pub async fn execute_leaf(state: &AppState, route: Route, req: &ApiRequest) -> R
         Route::Resource { resource, id } => resource::answer(state, req, &query, &resource, &id),
         Route::Write | Route::Echo => echo::answer(state, req),
         Route::Graphql => graphql::answer(state, req),
+        Route::Chat => chat::answer(state, req),
         Route::Batch => respond::error(StatusCode::BAD_REQUEST, "nested_batch"),
     };
     if let Some(status) = common.status {

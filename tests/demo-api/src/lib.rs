@@ -13,6 +13,7 @@
 pub mod api;
 pub mod app;
 pub mod batch;
+pub mod chat;
 pub mod counters;
 pub mod echo;
 pub mod faults;
