@@ -136,7 +136,9 @@ fn schemas() -> Value {
             "allowance_id": {"type": ["string", "null"], "description": "null when nothing was granted"},
             "tenant": string(), "service": string(), "gateway_id": string(),
             "granted_micros": int(), "expires_at_ms": int(),
-            "remaining_micros": {"type": ["integer", "null"], "description": "left after this grant; null: no budget (unlimited)"}
+            "remaining_micros": {"type": ["integer", "null"], "description": "left after this grant; null: no budget (unlimited)"},
+            "soft": {"type": "boolean", "description": "after this grant, spend + outstanding reached a soft limit of a budget that bounds this lease"},
+            "hard": {"type": "boolean", "description": "after this grant, nothing is left in a budget that bounds this lease"}
         })),
         "Release": obj(&["allowance_id", "returned_micros"], json!({"allowance_id": string(), "returned_micros": int()})),
         "PurgeRequest": {"type": "object", "required": ["tenant"], "description": "Exactly one of prefix, tag, key.",

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::body::{body, ident, json, short};
 use crate::auth::Gateway;
@@ -14,6 +14,16 @@ use crate::metrics::inc;
 use crate::model::{Allowance, AllowanceRequest};
 use crate::money::de_micros;
 use crate::state::AppState;
+
+/// The grant plus the budget's state after it, so a gateway learns of the
+/// soft limit without another request.
+#[derive(Serialize)]
+pub struct GrantAnswer {
+    #[serde(flatten)]
+    allowance: Allowance,
+    soft: bool,
+    hard: bool,
+}
 
 #[derive(Deserialize)]
 struct GrantBody {
@@ -30,7 +40,7 @@ pub async fn grant(
     _: Gateway,
     State(state): State<AppState>,
     raw: Result<Bytes, BytesRejection>,
-) -> Result<Json<Allowance>, ApiError> {
+) -> Result<Json<GrantAnswer>, ApiError> {
     let b: GrantBody = json(&body(raw)?)?;
     ident("gateway_id", &b.gateway_id, 200)?;
     ident("tenant", &b.tenant, 200)?;
@@ -69,7 +79,23 @@ pub async fn grant(
             a.granted_micros as u64,
         );
     }
-    Ok(Json(a))
+    // Budgets that bound this lease: the tenant-wide one and, when the
+    // lease names a service, that service's.
+    let now = state.now_ms();
+    let states = state.store.budgets(Some(&a.tenant), now).await?;
+    let bounding = states
+        .iter()
+        .filter(|s| s.service.is_empty() || s.service == a.service);
+    let (mut soft, mut hard) = (false, false);
+    for s in bounding {
+        soft |= s.soft;
+        hard |= s.hard;
+    }
+    Ok(Json(GrantAnswer {
+        allowance: a,
+        soft,
+        hard,
+    }))
 }
 
 pub async fn release(

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod cache;
 pub mod coalesce;
 pub mod config;
+pub mod cost;
 pub mod header_pairs;
 pub mod headers;
 pub mod host;

@@ -5,6 +5,7 @@ use super::cache::{compile_route_cache, compile_store, RouteCache, Store};
 use super::coalesce::{
     compile_coalesce_store, compile_route_coalesce, CoalesceStore, RouteCoalesce,
 };
+use super::cost::{compile_accounting, compile_route_cost, Accounting, RouteCost};
 use super::limit::{compile_limit_store, compile_route_limit, RouteLimit};
 use super::raw::{Priority, RawConfig, RawHost, RawIdentity, RawRoute, RawSource};
 use super::{ConfigError, SUPPORTED_VERSION};
@@ -22,6 +23,9 @@ pub struct Config {
     pub coalesce_store: CoalesceStore,
     /// Slots of the shared rate-limit table.
     pub limit_slots: u32,
+    /// The link to `cost-control`; absent = costs are priced (metrics,
+    /// headers) but not reported, and no rule may enforce a budget.
+    pub accounting: Option<Accounting>,
     pub routes: Vec<Route>,
 }
 
@@ -65,6 +69,7 @@ pub struct Route {
     pub coalesce: Option<RouteCoalesce>,
     pub limit: Option<RouteLimit>,
     pub batch: Option<RouteBatch>,
+    pub cost: Option<RouteCost>,
 }
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -81,9 +86,15 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let cache_store = compile_store(raw.cache_store)?;
     let coalesce_store = compile_coalesce_store(raw.coalesce_store)?;
     let limit_slots = compile_limit_store(raw.limit_store)?;
+    let accounting = raw.accounting.map(compile_accounting).transpose()?;
     let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.into_iter().enumerate() {
-        let route = compile_route(&format!("routes[{i}]"), r, &cache_store)?;
+        let route = compile_route(
+            &format!("routes[{i}]"),
+            r,
+            &cache_store,
+            accounting.is_some(),
+        )?;
         if routes.iter().any(|o| o.name == route.name) {
             return Err(ConfigError::at(
                 format!("routes[{i}].name"),
@@ -101,6 +112,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         cache_store,
         coalesce_store,
         limit_slots,
+        accounting,
         routes,
     })
 }
@@ -138,7 +150,12 @@ fn compile_sources(field: &str, raw: Vec<RawSource>) -> Result<Vec<Source>, Conf
         .collect()
 }
 
-fn compile_route(field: &str, raw: RawRoute, store: &Store) -> Result<Route, ConfigError> {
+fn compile_route(
+    field: &str,
+    raw: RawRoute,
+    store: &Store,
+    accounting: bool,
+) -> Result<Route, ConfigError> {
     if raw.name.is_empty()
         || raw.name.len() > 64
         || !raw
@@ -211,6 +228,15 @@ fn compile_route(field: &str, raw: RawRoute, store: &Store) -> Result<Route, Con
         )?),
         None => None,
     };
+    let cost = match raw.cost {
+        Some(c) => Some(compile_route_cost(
+            &format!("{field}.cost"),
+            c,
+            &raw.name,
+            accounting,
+        )?),
+        None => None,
+    };
     Ok(Route {
         name: raw.name,
         matcher: RouteMatch {
@@ -226,6 +252,7 @@ fn compile_route(field: &str, raw: RawRoute, store: &Store) -> Result<Route, Con
         coalesce,
         limit,
         batch,
+        cost,
     })
 }
 

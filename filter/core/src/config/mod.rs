@@ -9,6 +9,7 @@ mod batch;
 mod cache;
 mod coalesce;
 mod compile;
+mod cost;
 mod limit;
 mod raw;
 
@@ -16,6 +17,9 @@ pub use batch::{BatchFormat, RouteBatch, MAX_BATCH_SIZE};
 pub use cache::{RouteCache, Store};
 pub use coalesce::{CoalesceStore, RouteCoalesce};
 pub use compile::{Config, Identity, Route, RouteMatch, Source};
+pub use cost::{
+    Accounting, BatchPrice, Budgets, OnUnavailable, RouteBudget, RouteCost, TokenPricing,
+};
 pub use limit::{LimitBy, RouteLimit};
 pub use raw::{Priority, RawHost};
 
@@ -65,6 +69,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             cache_store: cache::RawStore::default(),
             coalesce_store: coalesce::RawCoalesceStore::default(),
             limit_store: limit::RawLimitStore::default(),
+            accounting: None,
             routes: Vec::new(),
         });
     }
@@ -77,5 +82,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     compile::compile(raw)
 }
 
+#[cfg(test)]
+mod cost_tests;
 #[cfg(test)]
 mod tests;

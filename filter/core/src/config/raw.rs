@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub limit_store: super::limit::RawLimitStore,
     #[serde(default)]
+    pub accounting: Option<super::cost::RawAccounting>,
+    #[serde(default)]
     pub routes: Vec<RawRoute>,
 }
 
@@ -152,6 +154,9 @@ pub struct RawRoute {
     /// Request batching for this rule; absent = none.
     #[serde(default)]
     pub batch: Option<super::batch::RawRouteBatch>,
+    /// Prices and budget enforcement for this rule; absent = not priced.
+    #[serde(default)]
+    pub cost: Option<super::cost::RawRouteCost>,
 }
 
 fn default_sla_ms() -> u64 {

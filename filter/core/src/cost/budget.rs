@@ -1,0 +1,495 @@
+//! This gateway's share of each tenant's budget, in shared data so every
+//! worker spends from the same pool.
+//!
+//! `cost-control` hands out allowances (leases on part of a tenant's
+//! remaining budget); a gateway spends only what it leased, so any number
+//! of gateways together never overspend. A request reserves its estimated
+//! cost from the pool (compare-and-swap), its response settles the actual
+//! cost, and the timer asks for a new lease when the pool runs low.
+//!
+//! Strictness rules kept here:
+//! - When a new lease arrives, what was left of the previous one is
+//!   dropped from the pool (a debt is kept). `cost-control` returns that
+//!   rest to the budget when the old lease expires; spending it here too
+//!   would count it twice.
+//! - A lease is not used past its expiry (minus a margin), for the same
+//!   reason.
+//!
+//! Layout: a fixed number of slot keys created at configure time (Envoy
+//! cannot insert a key atomically), each holding up to [`WAYS`] tenants in
+//! a versioned binary record. Damaged bytes or another version's record
+//! read as empty: the worst case is asking `cost-control` again.
+
+use serde::Deserialize;
+
+use crate::cache::generations::cas_update;
+use crate::config::OnUnavailable;
+use crate::host::{Host, HostError};
+use crate::shared_keys::{fnv1a, PREFIX};
+
+/// Tenants per slot.
+pub const WAYS: usize = 4;
+const VERSION: u8 = 1;
+const MAX_TENANT: usize = 200;
+const MAX_ID: usize = 200;
+
+fn slot_key(slot: u32) -> String {
+    format!("{PREFIX}/b/{slot}")
+}
+
+fn slot_of(tenant: &str, slots: u32) -> u32 {
+    (fnv1a(&[b"budget", tenant.as_bytes()]) % u64::from(slots.max(1))) as u32
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entry {
+    pub tenant: String,
+    /// The lease the pool spends from; empty = none.
+    pub allowance_id: String,
+    /// Granted minus reserved; negative after an overdraft.
+    pub pool_micros: i64,
+    pub expires_at_ms: u64,
+    /// `cost-control` granted nothing: the budget is spent.
+    pub exhausted: bool,
+    /// `cost-control` could not be reached.
+    pub unreachable: bool,
+    /// Past a soft limit.
+    pub soft: bool,
+    /// Do not ask again before this (after an empty grant or a failure).
+    pub retry_at_ms: u64,
+    /// A worker is asking for a lease until this time.
+    pub claim_until_ms: u64,
+    /// Spent on credit while `cost-control` was unreachable.
+    pub credit_used_micros: u64,
+}
+
+impl Entry {
+    fn new(tenant: &str) -> Self {
+        Entry {
+            tenant: tenant.to_string(),
+            ..Entry::default()
+        }
+    }
+
+    /// Holds nothing worth keeping: may give its way to another tenant.
+    fn evictable(&self, now: u64) -> bool {
+        self.allowance_id.is_empty()
+            && self.pool_micros == 0
+            && self.credit_used_micros == 0
+            && self.claim_until_ms <= now
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str, max: usize) {
+    let b = &s.as_bytes()[..s.len().min(max)];
+    out.push(b.len() as u8);
+    out.extend_from_slice(b);
+}
+
+pub fn encode(entries: &[Entry]) -> Vec<u8> {
+    let mut out = vec![VERSION, entries.len().min(WAYS) as u8];
+    for e in entries.iter().take(WAYS) {
+        put_str(&mut out, &e.tenant, MAX_TENANT);
+        put_str(&mut out, &e.allowance_id, MAX_ID);
+        out.extend_from_slice(&e.pool_micros.to_le_bytes());
+        for v in [
+            e.expires_at_ms,
+            e.retry_at_ms,
+            e.claim_until_ms,
+            e.credit_used_micros,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.push(u8::from(e.exhausted) | u8::from(e.unreachable) << 1 | u8::from(e.soft) << 2);
+    }
+    out
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    }
+    fn string(&mut self) -> Option<String> {
+        let n = self.u8()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+/// Entries of a slot record; anything unreadable reads as empty.
+pub fn decode(bytes: &[u8]) -> Vec<Entry> {
+    fn inner(bytes: &[u8]) -> Option<Vec<Entry>> {
+        let mut r = Reader(bytes);
+        if r.u8()? != VERSION {
+            return None;
+        }
+        let n = (r.u8()? as usize).min(WAYS);
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let tenant = r.string()?;
+            let allowance_id = r.string()?;
+            let pool_micros = r.u64()? as i64;
+            let expires_at_ms = r.u64()?;
+            let retry_at_ms = r.u64()?;
+            let claim_until_ms = r.u64()?;
+            let credit_used_micros = r.u64()?;
+            let flags = r.u8()?;
+            out.push(Entry {
+                tenant,
+                allowance_id,
+                pool_micros,
+                expires_at_ms,
+                exhausted: flags & 1 != 0,
+                unreachable: flags & 2 != 0,
+                soft: flags & 4 != 0,
+                retry_at_ms,
+                claim_until_ms,
+                credit_used_micros,
+            });
+        }
+        Some(out)
+    }
+    inner(bytes).unwrap_or_default()
+}
+
+/// Create every slot, empty, unless it exists.
+pub fn create(host: &mut impl Host, slots: u32) -> Result<(), HostError> {
+    let empty = encode(&[]);
+    for s in 0..slots {
+        host.shared_create(&slot_key(s), &empty)?;
+    }
+    Ok(())
+}
+
+/// Read-modify-write the tenant's entry. `change` sees the entry (a fresh
+/// one when the tenant has none yet) and returns whether to write.
+fn update<R>(
+    host: &mut impl Host,
+    slots: u32,
+    tenant: &str,
+    now: u64,
+    create: bool,
+    mut change: impl FnMut(&mut Entry) -> (bool, R),
+) -> Result<Option<R>, HostError> {
+    let key = slot_key(slot_of(tenant, slots));
+    let mut result = None;
+    let mut step = |bytes: &[u8]| {
+        let mut entries = decode(bytes);
+        let index = match entries.iter().position(|e| e.tenant == tenant) {
+            Some(i) => i,
+            None if !create => {
+                result = None;
+                return None;
+            }
+            None if entries.len() < WAYS => {
+                entries.push(Entry::new(tenant));
+                entries.len() - 1
+            }
+            None => match entries.iter().position(|e| e.evictable(now)) {
+                Some(i) => {
+                    entries[i] = Entry::new(tenant);
+                    i
+                }
+                None => {
+                    result = None;
+                    return None; // slot full of live tenants
+                }
+            },
+        };
+        let (write, r) = change(&mut entries[index]);
+        result = Some(r);
+        write.then(|| encode(&entries))
+    };
+    match cas_update(host, &key, &mut step) {
+        Err(HostError::NotFound) => {
+            host.shared_create(&key, &encode(&[]))?;
+            cas_update(host, &key, &mut step)?;
+        }
+        other => other?,
+    }
+    Ok(result)
+}
+
+/// One tenant's entry as it is now (for tests and debug).
+pub fn read(host: &impl Host, slots: u32, tenant: &str) -> Option<Entry> {
+    let (bytes, _) = host.shared_get(&slot_key(slot_of(tenant, slots))).ok()??;
+    decode(&bytes).into_iter().find(|e| e.tenant == tenant)
+}
+
+/// How a request may spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// `high` priority and the tenant is not a hard stop: may go past the
+    /// budget (with a warning).
+    pub allow_overdraft: bool,
+    pub on_unavailable: OnUnavailable,
+    pub credit_micros: u64,
+    /// Ask for more below this pool.
+    pub low_water_micros: u64,
+    /// Stop using a lease this long before it expires (and renew it).
+    pub renew_before_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Reserved from the lease.
+    Granted,
+    /// Over budget, reserved anyway (pool negative): pass with a warning.
+    Overdraft,
+    /// Reserved from the outage credit (`fail_open`).
+    Credit,
+    /// The budget is spent: refuse (429).
+    Exhausted,
+    /// No lease yet (or the pool ran dry): wait for the timer's lease.
+    Pending,
+    /// `cost-control` unreachable and no credit (or `fail_closed`): 503.
+    Unavailable,
+    /// No room in the shared table for this tenant: treated as
+    /// unavailable by the caller.
+    TableFull,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserve {
+    pub kind: Kind,
+    /// The lease the reservation is drawn from (reported with the spend).
+    pub allowance_id: Option<String>,
+    pub soft: bool,
+    /// The pool is low (or the lease near its end): ask for a lease.
+    pub needs_refill: bool,
+}
+
+impl Reserve {
+    /// Whether the request holds a reservation to settle later.
+    pub fn reserved(&self) -> bool {
+        matches!(self.kind, Kind::Granted | Kind::Overdraft | Kind::Credit)
+    }
+}
+
+/// Reserve `estimate` for a request of `tenant`.
+pub fn reserve(
+    host: &mut impl Host,
+    slots: u32,
+    tenant: &str,
+    estimate: u64,
+    now: u64,
+    p: Policy,
+) -> Result<Reserve, HostError> {
+    let est = i64::try_from(estimate).unwrap_or(i64::MAX);
+    let out = update(host, slots, tenant, now, true, |e| {
+        let mut created = false;
+        if e.allowance_id.is_empty() && e.pool_micros == 0 && e.expires_at_ms == 0 {
+            created = true;
+            e.expires_at_ms = 1; // marks the entry as written
+        }
+        // A lease near its end is not spent from any more.
+        let expired =
+            !e.allowance_id.is_empty() && now.saturating_add(p.renew_before_ms) >= e.expires_at_ms;
+        if expired {
+            e.allowance_id.clear();
+            e.pool_micros = e.pool_micros.min(0);
+        }
+        let id = (!e.allowance_id.is_empty()).then(|| e.allowance_id.clone());
+        let mut r = Reserve {
+            kind: Kind::Pending,
+            allowance_id: None,
+            soft: e.soft,
+            needs_refill: false,
+        };
+        if id.is_some() && e.pool_micros >= est {
+            e.pool_micros -= est;
+            r.kind = Kind::Granted;
+            r.allowance_id = id;
+        } else if e.unreachable {
+            let credit_ok = p.on_unavailable == OnUnavailable::FailOpen
+                && e.credit_used_micros.saturating_add(estimate) <= p.credit_micros;
+            if credit_ok {
+                e.credit_used_micros += estimate;
+                r.kind = Kind::Credit;
+            } else {
+                r.kind = Kind::Unavailable;
+            }
+        } else if e.exhausted {
+            if p.allow_overdraft {
+                e.pool_micros -= est;
+                r.kind = Kind::Overdraft;
+                r.allowance_id = id;
+            } else {
+                r.kind = Kind::Exhausted;
+            }
+        }
+        let low = e.pool_micros < i64::try_from(p.low_water_micros).unwrap_or(i64::MAX);
+        r.needs_refill = low || e.allowance_id.is_empty();
+        (r.kind != Kind::Pending || created || expired, r)
+    })?;
+    Ok(out.unwrap_or(Reserve {
+        kind: Kind::TableFull,
+        allowance_id: None,
+        soft: false,
+        needs_refill: false,
+    }))
+}
+
+/// The response is in: give back `estimate − actual` (or take more).
+pub fn settle(
+    host: &mut impl Host,
+    slots: u32,
+    tenant: &str,
+    estimate: u64,
+    actual: u64,
+    now: u64,
+) -> Result<(), HostError> {
+    let delta = i64::try_from(estimate)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(i64::try_from(actual).unwrap_or(i64::MAX));
+    if delta == 0 {
+        return Ok(());
+    }
+    update(host, slots, tenant, now, false, |e| {
+        e.pool_micros = e.pool_micros.saturating_add(delta);
+        (true, ())
+    })?;
+    Ok(())
+}
+
+/// Return unused credit (a request on credit that cost less).
+pub fn settle_credit(
+    host: &mut impl Host,
+    slots: u32,
+    tenant: &str,
+    estimate: u64,
+    actual: u64,
+    now: u64,
+) -> Result<(), HostError> {
+    update(host, slots, tenant, now, false, |e| {
+        e.credit_used_micros = e
+            .credit_used_micros
+            .saturating_sub(estimate)
+            .saturating_add(actual);
+        (estimate != actual, ())
+    })?;
+    Ok(())
+}
+
+/// Take the right to ask `cost-control` for a lease for `tenant`: one
+/// worker at a time (until `now + claim_ms`), not before a retry time,
+/// and only when the pool is low or the lease near its end.
+pub fn claim_refill(
+    host: &mut impl Host,
+    slots: u32,
+    tenant: &str,
+    now: u64,
+    claim_ms: u64,
+    p: Policy,
+) -> Result<bool, HostError> {
+    let out = update(host, slots, tenant, now, false, |e| {
+        let held = e.claim_until_ms > now;
+        let waiting = (e.exhausted || e.unreachable) && now < e.retry_at_ms;
+        let near_end = e.allowance_id.is_empty()
+            || now.saturating_add(p.renew_before_ms.saturating_mul(2)) >= e.expires_at_ms;
+        let low = e.pool_micros < i64::try_from(p.low_water_micros).unwrap_or(i64::MAX);
+        if held || waiting || !(low || near_end) {
+            return (false, false);
+        }
+        e.claim_until_ms = now + claim_ms;
+        (true, true)
+    })?;
+    Ok(out.unwrap_or(false))
+}
+
+/// `cost-control`'s answer to `POST /v1/allowances`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Grant {
+    #[serde(default)]
+    pub allowance_id: Option<String>,
+    pub granted_micros: i64,
+    #[serde(default)]
+    pub expires_at_ms: i64,
+    #[serde(default)]
+    pub soft: bool,
+    #[serde(default)]
+    pub hard: bool,
+}
+
+pub fn parse_grant(body: &[u8]) -> Option<Grant> {
+    let g: Grant = serde_json::from_slice(body).ok()?;
+    (g.granted_micros >= 0).then_some(g)
+}
+
+/// The body of `POST /v1/allowances`.
+pub fn lease_request(gateway_id: &str, tenant: &str, want_micros: u64, ttl_secs: u32) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "gateway_id": gateway_id,
+        "tenant": tenant,
+        "want_micros": want_micros,
+        "ttl_secs": ttl_secs,
+    }))
+    .unwrap_or_default()
+}
+
+/// Put a grant into the pool. A new lease replaces the old one: its
+/// unspent rest is dropped here (it returns to the budget when the old
+/// lease expires at `cost-control`), a debt from overdrafts is kept.
+pub fn apply_grant(
+    host: &mut impl Host,
+    slots: u32,
+    tenant: &str,
+    g: &Grant,
+    now: u64,
+    retry_ms: u64,
+) -> Result<(), HostError> {
+    update(host, slots, tenant, now, true, |e| {
+        e.claim_until_ms = 0;
+        e.unreachable = false;
+        e.credit_used_micros = 0;
+        e.soft = g.soft || g.hard;
+        match (&g.allowance_id, g.granted_micros > 0) {
+            (Some(id), true) => {
+                e.allowance_id = id.chars().take(MAX_ID).collect();
+                e.pool_micros = e.pool_micros.min(0).saturating_add(g.granted_micros);
+                e.expires_at_ms = u64::try_from(g.expires_at_ms).unwrap_or(0).max(1);
+                e.exhausted = false;
+            }
+            _ => {
+                e.exhausted = true;
+                e.retry_at_ms = now + retry_ms;
+            }
+        }
+        (true, ())
+    })?;
+    Ok(())
+}
+
+/// The lease call failed: serve by the rules' `on_unavailable` until a
+/// retry succeeds.
+pub fn apply_failure(
+    host: &mut impl Host,
+    slots: u32,
+    tenant: &str,
+    now: u64,
+    retry_ms: u64,
+) -> Result<(), HostError> {
+    update(host, slots, tenant, now, true, |e| {
+        e.claim_until_ms = 0;
+        e.unreachable = true;
+        e.retry_at_ms = now + retry_ms;
+        (true, ())
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "budget_tests.rs"]
+mod tests;

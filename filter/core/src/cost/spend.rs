@@ -1,0 +1,466 @@
+//! The worker's spend events on their way to `cost-control`.
+//!
+//! Events are buffered and sent by the timer as one batch at a time
+//! (`POST /v1/spend`). A batch keeps its id until `cost-control` accepts
+//! it, so a retry after a lost answer is recognised as a duplicate there
+//! and nothing is counted twice. The buffer is bounded: past the bound an
+//! event is folded into a per-tenant (and per-lease) sum, so money is
+//! never lost, only detail.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Field bounds `cost-control` enforces (a longer value would make it
+/// refuse the whole batch); values are cut to fit before they are stored.
+const MAX_NAME: usize = 200;
+const MAX_ROUTE: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendEvent {
+    pub tenant: String,
+    pub service: String,
+    pub route: String,
+    pub provider: String,
+    pub strategy: &'static str,
+    pub cost_micros: u64,
+    pub baseline_micros: u64,
+    pub ts_ms: u64,
+    pub allowance_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct WireEvent<'a> {
+    tenant: &'a str,
+    service: &'a str,
+    route: &'a str,
+    provider: &'a str,
+    strategy: &'a str,
+    cost_micros: u64,
+    baseline_micros: u64,
+    ts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowance_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct WireBatch<'a> {
+    batch_id: &'a str,
+    gateway_id: &'a str,
+    events: Vec<WireEvent<'a>>,
+}
+
+/// A batch on its way (or waiting for its retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingBatch {
+    pub batch_id: String,
+    pub body: Vec<u8>,
+    pub events: usize,
+}
+
+/// How `cost-control` answered a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushOutcome {
+    /// 2xx: stored (or a duplicate of a stored batch).
+    Accepted,
+    /// 400: the batch itself is invalid and will never be accepted.
+    Rejected,
+    /// No answer, timeout, 5xx, 401/403, 429: try again later.
+    Failed,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Folded {
+    cost_micros: u64,
+    baseline_micros: u64,
+    events: u64,
+    ts_ms: u64,
+}
+
+#[derive(Debug)]
+struct Current {
+    batch: OutgoingBatch,
+    attempts: u32,
+    /// `Some(t)`: sent at `t`, waiting for its answer.
+    sent_at_ms: Option<u64>,
+    retry_at_ms: u64,
+}
+
+#[derive(Debug)]
+pub struct SpendBuffer {
+    gateway_id: String,
+    nonce: u64,
+    seq: u64,
+    max_buffer: usize,
+    events: Vec<SpendEvent>,
+    folded: BTreeMap<(String, Option<String>), Folded>,
+    current: Option<Current>,
+    last_flush_ms: u64,
+    /// Events folded into sums since start (for a counter).
+    pub folded_total: u64,
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+impl SpendBuffer {
+    /// `nonce` tells this worker's batches apart from other workers' and
+    /// from an earlier run's (random per VM).
+    pub fn new(gateway_id: &str, nonce: u64, max_buffer: usize) -> Self {
+        SpendBuffer {
+            gateway_id: gateway_id.to_string(),
+            nonce,
+            seq: 0,
+            max_buffer: max_buffer.max(1),
+            events: Vec::new(),
+            folded: BTreeMap::new(),
+            current: None,
+            last_flush_ms: 0,
+            folded_total: 0,
+        }
+    }
+
+    pub fn push(&mut self, mut e: SpendEvent) {
+        e.tenant = cut(&e.tenant, MAX_NAME);
+        e.service = cut(&e.service, MAX_NAME);
+        e.route = cut(&e.route, MAX_ROUTE);
+        e.provider = cut(&e.provider, MAX_NAME);
+        if e.allowance_id
+            .as_ref()
+            .is_some_and(|id| id.len() > MAX_NAME)
+        {
+            e.allowance_id = None;
+        }
+        if self.events.len() < self.max_buffer {
+            self.events.push(e);
+            return;
+        }
+        let f = self.folded.entry((e.tenant, e.allowance_id)).or_default();
+        f.cost_micros = f.cost_micros.saturating_add(e.cost_micros);
+        f.baseline_micros = f.baseline_micros.saturating_add(e.baseline_micros);
+        f.events += 1;
+        f.ts_ms = f.ts_ms.max(e.ts_ms);
+        self.folded_total += 1;
+    }
+
+    /// Events (and folded sums) not yet in a batch.
+    pub fn pending(&self) -> usize {
+        self.events.len() + self.folded.len()
+    }
+
+    /// Whether a batch is out or waits for its retry.
+    pub fn busy(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// The batch to send now, if any: a failed batch again (same id, same
+    /// body) once its backoff is over, else a new batch when the flush
+    /// interval passed or `max_events` are waiting. Never two at once.
+    pub fn next_batch(
+        &mut self,
+        now_ms: u64,
+        flush_ms: u64,
+        max_events: usize,
+    ) -> Option<OutgoingBatch> {
+        if let Some(c) = &mut self.current {
+            if c.sent_at_ms.is_some() || now_ms < c.retry_at_ms {
+                return None;
+            }
+            c.sent_at_ms = Some(now_ms);
+            return Some(c.batch.clone());
+        }
+        let pending = self.pending();
+        if pending == 0 {
+            return None;
+        }
+        if pending < max_events && now_ms < self.last_flush_ms.saturating_add(flush_ms) {
+            return None;
+        }
+        self.last_flush_ms = now_ms;
+        let batch = self.build(max_events.max(1));
+        self.current = Some(Current {
+            batch: batch.clone(),
+            attempts: 0,
+            sent_at_ms: Some(now_ms),
+            retry_at_ms: 0,
+        });
+        Some(batch)
+    }
+
+    fn build(&mut self, max_events: usize) -> OutgoingBatch {
+        // Folded sums first: they are the oldest money.
+        let mut sums = Vec::new();
+        while sums.len() < max_events {
+            let Some((key, f)) = self.folded.pop_first() else {
+                break;
+            };
+            sums.push((key, f));
+        }
+        let take = (max_events - sums.len()).min(self.events.len());
+        let events: Vec<SpendEvent> = self.events.drain(..take).collect();
+        self.seq += 1;
+        let batch_id = format!("{}-{:016x}-{}", self.gateway_id, self.nonce, self.seq);
+        let mut wire: Vec<WireEvent<'_>> = sums
+            .iter()
+            .map(|((tenant, allowance), f)| WireEvent {
+                tenant,
+                service: "",
+                route: "",
+                provider: "",
+                strategy: "folded",
+                cost_micros: f.cost_micros,
+                baseline_micros: f.baseline_micros,
+                ts: f.ts_ms,
+                allowance_id: allowance.as_deref(),
+            })
+            .collect();
+        wire.extend(events.iter().map(|e| WireEvent {
+            tenant: &e.tenant,
+            service: &e.service,
+            route: &e.route,
+            provider: &e.provider,
+            strategy: e.strategy,
+            cost_micros: e.cost_micros,
+            baseline_micros: e.baseline_micros,
+            ts: e.ts_ms,
+            allowance_id: e.allowance_id.as_deref(),
+        }));
+        let count = wire.len();
+        let body = serde_json::to_vec(&WireBatch {
+            batch_id: &batch_id,
+            gateway_id: &self.gateway_id,
+            events: wire,
+        })
+        .unwrap_or_default();
+        OutgoingBatch {
+            batch_id,
+            body,
+            events: count,
+        }
+    }
+
+    /// The answer to the batch out. `jitter` is a random number; a failed
+    /// batch waits `min(max, min·2^attempts)` scaled into [50 %, 100 %]
+    /// ("equal jitter"), so many gateways do not retry in step. Returns the
+    /// number of events a rejected batch dropped.
+    pub fn on_result(
+        &mut self,
+        now_ms: u64,
+        outcome: FlushOutcome,
+        jitter: u64,
+        backoff_min_ms: u64,
+        backoff_max_ms: u64,
+    ) -> usize {
+        let Some(c) = &mut self.current else {
+            return 0;
+        };
+        match outcome {
+            FlushOutcome::Accepted => {
+                self.current = None;
+                0
+            }
+            FlushOutcome::Rejected => {
+                let n = c.batch.events;
+                self.current = None;
+                n
+            }
+            FlushOutcome::Failed => {
+                let delay = backoff_delay(c.attempts, backoff_min_ms, backoff_max_ms);
+                let half = delay / 2;
+                c.attempts = c.attempts.saturating_add(1);
+                c.sent_at_ms = None;
+                c.retry_at_ms = now_ms + half + jitter % (delay - half + 1);
+                0
+            }
+        }
+    }
+
+    /// A batch out for longer than `timeout_ms` (the host never answered)
+    /// counts as failed.
+    pub fn expire(
+        &mut self,
+        now_ms: u64,
+        timeout_ms: u64,
+        jitter: u64,
+        min: u64,
+        max: u64,
+    ) -> bool {
+        let stuck = self
+            .current
+            .as_ref()
+            .and_then(|c| c.sent_at_ms)
+            .is_some_and(|t| now_ms > t.saturating_add(timeout_ms));
+        if stuck {
+            self.on_result(now_ms, FlushOutcome::Failed, jitter, min, max);
+        }
+        stuck
+    }
+}
+
+/// `min·2^attempts`, capped at `max`.
+pub fn backoff_delay(attempts: u32, min: u64, max: u64) -> u64 {
+    let factor = 1u64.checked_shl(attempts.min(32)).unwrap_or(u64::MAX);
+    min.saturating_mul(factor).min(max).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn ev(tenant: &str, cost: u64) -> SpendEvent {
+        SpendEvent {
+            tenant: tenant.into(),
+            service: "svc".into(),
+            route: "r".into(),
+            provider: "p".into(),
+            strategy: "upstream",
+            cost_micros: cost,
+            baseline_micros: cost * 2,
+            ts_ms: 1_000,
+            allowance_id: Some("a1".into()),
+        }
+    }
+
+    fn totals(body: &[u8]) -> (u64, u64, usize) {
+        let v: Value = serde_json::from_slice(body).unwrap();
+        let evs = v["events"].as_array().unwrap();
+        (
+            evs.iter().map(|e| e["cost_micros"].as_u64().unwrap()).sum(),
+            evs.iter()
+                .map(|e| e["baseline_micros"].as_u64().unwrap())
+                .sum(),
+            evs.len(),
+        )
+    }
+
+    #[test]
+    fn the_wire_format_is_cost_controls_ingest_contract() {
+        let mut b = SpendBuffer::new("gw-1", 0xab, 100);
+        b.push(ev("acme", 2_000));
+        let mut no_lease = ev("acme", 5);
+        no_lease.allowance_id = None;
+        b.push(no_lease);
+        let out = b.next_batch(5_000, 1_000, 500).unwrap();
+        assert_eq!(out.batch_id, "gw-1-00000000000000ab-1");
+        let v: Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(v["gateway_id"], "gw-1");
+        assert_eq!(v["batch_id"], out.batch_id);
+        let e = &v["events"][0];
+        for (k, want) in [
+            ("tenant", Value::from("acme")),
+            ("service", "svc".into()),
+            ("route", "r".into()),
+            ("provider", "p".into()),
+            ("strategy", "upstream".into()),
+            ("cost_micros", 2_000.into()),
+            ("baseline_micros", 4_000.into()),
+            ("ts", 1_000.into()),
+            ("allowance_id", "a1".into()),
+        ] {
+            assert_eq!(e[k], want, "{k}");
+        }
+        assert!(v["events"][1].get("allowance_id").is_none());
+    }
+
+    #[test]
+    fn past_the_bound_events_fold_and_totals_stay_exact() {
+        let mut b = SpendBuffer::new("gw", 1, 10);
+        let mut want = (0, 0);
+        for i in 0..1_000u64 {
+            let t = if i % 3 == 0 { "a" } else { "b" };
+            b.push(ev(t, i));
+            want.0 += i;
+            want.1 += 2 * i;
+        }
+        assert_eq!(b.folded_total, 990);
+        assert_eq!(b.pending(), 10 + 2, "10 events and one sum per tenant");
+        let mut got = (0, 0);
+        let mut now = 10_000;
+        while let Some(out) = b.next_batch(now, 1, 4) {
+            assert!(out.events <= 4);
+            let (c, bl, _) = totals(&out.body);
+            got.0 += c;
+            got.1 += bl;
+            b.on_result(now, FlushOutcome::Accepted, 0, 10, 100);
+            now += 10;
+        }
+        assert_eq!(got, want, "money is never lost, only detail");
+    }
+
+    #[test]
+    fn a_failed_batch_is_retried_with_the_same_id_after_a_jittered_backoff() {
+        let mut b = SpendBuffer::new("gw", 1, 100);
+        b.push(ev("a", 1));
+        let first = b.next_batch(1_000, 100, 500).unwrap();
+        b.push(ev("a", 2));
+        assert_eq!(b.next_batch(5_000, 100, 500), None, "never two at once");
+        let mut now = 5_000;
+        let mut last_delay = 0;
+        for attempt in 0..8u32 {
+            b.on_result(
+                now,
+                FlushOutcome::Failed,
+                u64::MAX / 3 + u64::from(attempt),
+                200,
+                10_000,
+            );
+            assert_eq!(b.next_batch(now, 100, 500), None, "waits its backoff");
+            let full = backoff_delay(attempt, 200, 10_000);
+            let mut t = now;
+            let again = loop {
+                t += 1;
+                if let Some(x) = b.next_batch(t, 100, 500) {
+                    break x;
+                }
+            };
+            let waited = t - now;
+            assert!(waited >= full / 2 && waited <= full, "{waited} vs {full}");
+            assert_eq!(
+                again, first,
+                "same id, same body: idempotent at cost-control"
+            );
+            last_delay = full;
+            now = t;
+        }
+        assert_eq!(last_delay, 10_000, "capped");
+        b.on_result(now, FlushOutcome::Accepted, 0, 200, 10_000);
+        let next = b.next_batch(now + 1_000, 100, 500).unwrap();
+        assert_ne!(next.batch_id, first.batch_id);
+        assert_eq!(totals(&next.body).0, 2);
+    }
+
+    #[test]
+    fn a_rejected_batch_is_dropped_and_a_silent_one_expires() {
+        let mut b = SpendBuffer::new("gw", 1, 100);
+        b.push(ev("a", 1));
+        b.next_batch(1_000, 100, 500).unwrap();
+        assert_eq!(b.on_result(1_001, FlushOutcome::Rejected, 0, 10, 10), 1);
+        assert!(!b.busy());
+        b.push(ev("a", 1));
+        b.next_batch(2_000, 100, 500).unwrap();
+        assert!(!b.expire(2_500, 1_000, 0, 10, 10));
+        assert!(b.expire(3_001, 1_000, 0, 10, 10));
+        assert!(b.next_batch(3_100, 100, 500).is_some(), "retried");
+    }
+
+    #[test]
+    fn long_fields_are_cut_to_what_cost_control_accepts() {
+        let mut b = SpendBuffer::new("gw", 1, 100);
+        let mut e = ev(&"é".repeat(300), 1);
+        e.route = "r".repeat(5_000);
+        b.push(e);
+        let out = b.next_batch(10_000, 1, 10).unwrap();
+        let v: Value = serde_json::from_slice(&out.body).unwrap();
+        assert!(v["events"][0]["tenant"].as_str().unwrap().len() <= 200);
+        assert_eq!(v["events"][0]["route"].as_str().unwrap().len(), 1024);
+    }
+}
