@@ -1,9 +1,10 @@
 //! End-to-end harness: the real Envoy with the built `.wasm`, the demo API
-//! and (later) cost-control, on free loopback ports. Tests assert on
+//! and cost-control, on free loopback ports. Tests assert on
 //! responses and on what reached the upstream, never on log lines alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod control;
 pub mod envoy_config;
 pub mod http;
 pub mod jwt;

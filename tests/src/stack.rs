@@ -1,9 +1,11 @@
-//! A running test stack: the demo API (two providers) and a real Envoy
-//! with the built `.wasm`, on free loopback ports, torn down on drop.
+//! A running test stack: the demo API (two providers), a real Envoy with
+//! the built `.wasm` and optionally cost-control, on free loopback ports,
+//! torn down on drop.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::control::CostControl;
 use crate::envoy_config::{self, Options, Ports};
 use crate::http::{self, Resp};
 use crate::procs::{free_port, port_open, repo_root, scratch_dir, wait_for, Proc};
@@ -181,10 +183,42 @@ impl Envoy {
 pub struct Stack {
     pub ports: Ports,
     pub dir: PathBuf,
-    // Drop order: Envoy first, then the upstreams.
+    // Drop order: Envoy first, then cost-control and the upstreams.
     pub envoy: Envoy,
+    /// cost-control on `ports.control`, when started with it.
+    pub control: Option<CostControl>,
     pub demo: DemoApi,
     pub demo_b: DemoApi,
+}
+
+/// Another Envoy beside a stack's: its own listener, admin and plain
+/// ports, the same demo API and cost-control (a second gateway).
+pub struct SecondEnvoy {
+    /// `listen`, `admin` and `plain` are this Envoy's; the rest the stack's.
+    pub ports: Ports,
+    pub dir: PathBuf,
+    pub envoy: Envoy,
+}
+
+impl SecondEnvoy {
+    pub fn listen_port(&self) -> u16 {
+        self.ports.listen
+    }
+
+    /// URL through this Envoy's filter.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ports.listen)
+    }
+
+    /// URL through this Envoy's listener without the filter (only with
+    /// [`Stack::second_envoy`]; the shipped config has none).
+    pub fn plain_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ports.plain)
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        http::get(&self.url(path), headers)
+    }
 }
 
 pub fn ports() -> Ports {
@@ -203,18 +237,41 @@ impl Stack {
     pub fn start(name: &str, options: Options) -> Stack {
         let ports = ports();
         let yaml = envoy_config::render(&ports, &wasm_path(), &options);
-        Self::start_with_yaml(name, ports, &yaml, true)
+        Self::start_with_yaml(name, ports, &yaml, true, false)
+    }
+
+    /// Like [`Stack::start`], with cost-control on `ports.control`
+    /// (started before Envoy, so the filter finds it from its first
+    /// request). Its store is `cc.db` in the stack's directory.
+    pub fn start_with_control(name: &str, options: Options) -> Stack {
+        let ports = ports();
+        let yaml = envoy_config::render(&ports, &wasm_path(), &options);
+        Self::start_with_yaml(name, ports, &yaml, true, true)
     }
 
     /// The demo API and Envoy running the shipped `envoy/envoy.yaml`.
     pub fn start_shipped(name: &str) -> Stack {
         let ports = ports();
         let yaml = envoy_config::render_shipped(&ports, &wasm_path());
-        Self::start_with_yaml(name, ports, &yaml, false)
+        Self::start_with_yaml(name, ports, &yaml, false, false)
     }
 
-    fn start_with_yaml(name: &str, ports: Ports, yaml: &str, plain: bool) -> Stack {
+    /// Like [`Stack::start_shipped`], with cost-control on `ports.control`.
+    pub fn start_shipped_with_control(name: &str) -> Stack {
+        let ports = ports();
+        let yaml = envoy_config::render_shipped(&ports, &wasm_path());
+        Self::start_with_yaml(name, ports, &yaml, false, true)
+    }
+
+    fn start_with_yaml(
+        name: &str,
+        ports: Ports,
+        yaml: &str,
+        plain: bool,
+        with_control: bool,
+    ) -> Stack {
         let dir = scratch_dir(name);
+        let control = with_control.then(|| CostControl::start(ports.control, &dir));
         let demo = DemoApi::start("primary", ports.demo, &dir);
         let demo_b = DemoApi::start("secondary", ports.demo_b, &dir);
         let listen: Vec<u16> = if plain {
@@ -227,9 +284,65 @@ impl Stack {
             ports,
             dir,
             envoy,
+            control,
             demo,
             demo_b,
         }
+    }
+
+    /// cost-control, or a failure saying the stack was started without it.
+    pub fn control(&self) -> &CostControl {
+        self.control
+            .as_ref()
+            .unwrap_or_else(|| panic!("this stack has no cost-control: use start_with_control"))
+    }
+
+    /// Mutable cost-control (to stop or restart it).
+    pub fn control_mut(&mut self) -> &mut CostControl {
+        self.control
+            .as_mut()
+            .unwrap_or_else(|| panic!("this stack has no cost-control: use start_with_control"))
+    }
+
+    /// Another Envoy with the filter configured by `options`, on its own
+    /// listener, admin and plain ports, in front of this stack's demo APIs
+    /// and cost-control. Dropping the handle stops it.
+    pub fn second_envoy(&self, options: Options) -> SecondEnvoy {
+        let ports = self.second_ports();
+        let yaml = envoy_config::render(&ports, &wasm_path(), &options);
+        self.second_envoy_with_yaml(ports, &yaml, true)
+    }
+
+    /// Another Envoy running the shipped `envoy/envoy.yaml` (see
+    /// [`Stack::second_envoy`]).
+    pub fn second_envoy_shipped(&self) -> SecondEnvoy {
+        let ports = self.second_ports();
+        let yaml = envoy_config::render_shipped(&ports, &wasm_path());
+        self.second_envoy_with_yaml(ports, &yaml, false)
+    }
+
+    fn second_ports(&self) -> Ports {
+        Ports {
+            listen: free_port(),
+            admin: free_port(),
+            plain: free_port(),
+            ..self.ports
+        }
+    }
+
+    fn second_envoy_with_yaml(&self, ports: Ports, yaml: &str, plain: bool) -> SecondEnvoy {
+        // A directory of its own: Envoy::start writes envoy.yaml and
+        // envoy.log there, which would clobber the first Envoy's.
+        let dir = self.dir.join(format!("envoy-{}", ports.listen));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let listen: Vec<u16> = if plain {
+            vec![ports.listen, ports.plain]
+        } else {
+            vec![ports.listen]
+        };
+        let envoy = Envoy::start(yaml, ports.admin, &listen, &dir);
+        SecondEnvoy { ports, dir, envoy }
     }
 
     /// URL through the filter.
