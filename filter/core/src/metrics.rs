@@ -29,6 +29,61 @@ pub struct RouteCounters {
     pub coalesce: CoalesceCounters,
     pub limit: LimitCounters,
     pub batch: BatchCounters,
+    pub cost: CostCounters,
+    pub budget: BudgetCounters,
+}
+
+/// Money per strategy, in micro-USD (`cost.<strategy>.<what>`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StrategyCounters {
+    pub requests: Counter,
+    pub actual_micros: Counter,
+    pub baseline_micros: Counter,
+    pub saving_micros: Counter,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CostCounters {
+    /// Indexed like `Strategy::ALL`.
+    pub by_strategy: [StrategyCounters; 4],
+}
+
+impl CostCounters {
+    pub fn of(&self, s: crate::cost::model::Strategy) -> StrategyCounters {
+        let i = crate::cost::model::Strategy::ALL
+            .iter()
+            .position(|x| *x == s)
+            .unwrap_or(0);
+        self.by_strategy[i]
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BudgetCounters {
+    /// Reservations from a lease.
+    pub reserved: Counter,
+    /// Refused with 429: the budget is spent.
+    pub exceeded: Counter,
+    /// Passed over the budget (`high`).
+    pub overdraft: Counter,
+    /// Waited for the tenant's first lease.
+    pub waited: Counter,
+    /// Refused with 503: the budget could not be known.
+    pub unavailable: Counter,
+    /// Served on the outage credit.
+    pub credit: Counter,
+}
+
+/// Gateway-wide counters of the link to `cost-control`
+/// (`cost_optimizer.accounting.<what>`).
+#[derive(Debug, Clone, Default)]
+pub struct AccountingCounters {
+    pub batches: Counter,
+    pub failures: Counter,
+    /// Events in batches `cost-control` refused as invalid.
+    pub rejected: Counter,
+    pub lease_calls: Counter,
+    pub lease_failures: Counter,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -104,6 +159,7 @@ pub struct CacheCounters {
 pub struct Metrics {
     /// Indexed like `Config::routes`.
     pub routes: Vec<RouteCounters>,
+    pub spend: AccountingCounters,
 }
 
 pub const PREFIX: &str = "cost_optimizer";
@@ -175,6 +231,37 @@ impl Metrics {
                 } else {
                     BatchCounters::default()
                 };
+                let cost = if r.cost.is_some() {
+                    let mut by_strategy = [StrategyCounters::default(); 4];
+                    for (i, st) in crate::cost::model::Strategy::ALL.iter().enumerate() {
+                        let mut c = |what: &str| {
+                            Counter::define(host, &name(&format!("cost.{}.{what}", st.as_str())))
+                        };
+                        by_strategy[i] = StrategyCounters {
+                            requests: c("requests"),
+                            actual_micros: c("actual_micros"),
+                            baseline_micros: c("baseline_micros"),
+                            saving_micros: c("saving_micros"),
+                        };
+                    }
+                    CostCounters { by_strategy }
+                } else {
+                    CostCounters::default()
+                };
+                let budget = if r.cost.as_ref().is_some_and(|c| c.budget.is_some()) {
+                    let mut c =
+                        |what: &str| Counter::define(host, &name(&format!("budget.{what}")));
+                    BudgetCounters {
+                        reserved: c("reserved"),
+                        exceeded: c("exceeded"),
+                        overdraft: c("overdraft"),
+                        waited: c("waited"),
+                        unavailable: c("unavailable"),
+                        credit: c("credit"),
+                    }
+                } else {
+                    BudgetCounters::default()
+                };
                 RouteCounters {
                     requests: Counter::define(host, &name("requests")),
                     unauthenticated: Counter::define(host, &name("unauthenticated")),
@@ -182,9 +269,23 @@ impl Metrics {
                     coalesce,
                     limit,
                     batch,
+                    cost,
+                    budget,
                 }
             })
             .collect();
-        Metrics { routes }
+        let spend = if config.accounting.is_some() {
+            let mut c = |what: &str| Counter::define(host, &format!("{PREFIX}.accounting.{what}"));
+            AccountingCounters {
+                batches: c("spend_batches"),
+                failures: c("spend_failures"),
+                rejected: c("spend_rejected_events"),
+                lease_calls: c("lease_calls"),
+                lease_failures: c("lease_failures"),
+            }
+        } else {
+            AccountingCounters::default()
+        };
+        Metrics { routes, spend }
     }
 }

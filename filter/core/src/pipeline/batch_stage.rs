@@ -42,7 +42,12 @@ struct InFlight {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchFate {
-    Answered,
+    /// Answered from its part of a batch call of `size` members, in which
+    /// it was member `index` (its share of the call's price).
+    Answered {
+        size: u32,
+        index: u32,
+    },
     Released,
 }
 
@@ -398,7 +403,8 @@ pub fn on_callout_response(
     let body = host.callout_response_body(body_size);
     let ids: Vec<String> = flight.members.iter().map(|m| m.id.clone()).collect();
     let answers = codec::decode(format(rule.format), &body, &ids);
-    for (m, answer) in flight.members.into_iter().zip(answers) {
+    let size = flight.members.len() as u32;
+    for (index, (m, answer)) in flight.members.into_iter().zip(answers).enumerate() {
         let Some(a) = answer else {
             counters.fallback_missing.add(host, 1);
             if host.resume(m.stream).is_ok() {
@@ -421,7 +427,11 @@ pub fn on_callout_response(
         let head = m.member.method == "HEAD";
         let body: &[u8] = if head { b"" } else { &a.body };
         if host.send_reply(m.stream, a.status, &out, body).is_ok() {
-            worker.batcher.fates.insert(m.stream, BatchFate::Answered);
+            let fate = BatchFate::Answered {
+                size,
+                index: index as u32,
+            };
+            worker.batcher.fates.insert(m.stream, fate);
         }
     }
 }

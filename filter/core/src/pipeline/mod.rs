@@ -5,7 +5,9 @@
 //! Stages so far: identify, cache. Later stages (coalesce, limit, batch,
 //! route, account) slot in after the cache lookup.
 
+mod account_stage;
 mod batch_stage;
+mod budget_stage;
 mod cache_stage;
 mod coalesce_stage;
 mod limit_stage;
@@ -14,6 +16,7 @@ mod timer;
 use crate::cache::{self, CacheState};
 use crate::coalesce::waiters::{Fate, Waiters};
 use crate::config::Config;
+use crate::cost::model::Strategy;
 use crate::headers::Headers;
 use crate::host::{Host, HostError, Level, StreamId};
 use crate::identity::{self, Identity};
@@ -21,7 +24,9 @@ use crate::metrics::{Metrics, RouteCounters};
 use crate::request_id::RequestIds;
 use crate::routes;
 
+pub use account_stage::{Accountant, CostStep};
 pub use batch_stage::{BatchFate, BatchStep, Batcher};
+pub use budget_stage::{Budgeter, Held};
 pub use cache_stage::CacheStep;
 pub use coalesce_stage::CoalesceStep;
 pub use limit_stage::{LimitNote, Limiter};
@@ -60,6 +65,11 @@ impl Filter {
         if self.limits() {
             crate::limit::table::create(host, self.config.limit_slots)?;
         }
+        if let Some(acc) = &self.config.accounting {
+            if self.budgets() {
+                crate::cost::budget::create(host, acc.budgets.slots)?;
+            }
+        }
         Ok(())
     }
 
@@ -73,9 +83,20 @@ impl Filter {
         self.config.routes.iter().any(|r| r.limit.is_some())
     }
 
+    /// Whether any rule enforces a budget.
+    pub fn budgets(&self) -> bool {
+        self.config
+            .routes
+            .iter()
+            .any(|r| r.cost.as_ref().is_some_and(|c| c.budget.is_some()))
+    }
+
     /// Whether the worker's timer has work (then it must run).
     pub fn needs_timer(&self) -> bool {
-        self.coalesces() || self.limits() || self.config.routes.iter().any(|r| r.batch.is_some())
+        self.coalesces()
+            || self.limits()
+            || self.config.accounting.is_some()
+            || self.config.routes.iter().any(|r| r.batch.is_some())
     }
 
     fn counters(&self, route: usize) -> RouteCounters {
@@ -92,6 +113,8 @@ pub struct Worker {
     pub waiters: Waiters,
     pub limiter: Limiter,
     pub batcher: Batcher,
+    pub accountant: Accountant,
+    pub budgeter: Budgeter,
 }
 
 impl Worker {
@@ -102,7 +125,12 @@ impl Worker {
             host.random_u64(),
             host.random_u64() ^ host.now_ms(),
         ];
+        // Tells this worker's spend batches apart from other workers' and
+        // from an earlier run's.
+        let nonce = host.random_u64() ^ host.now_ms();
         Worker {
+            accountant: Accountant::new(config.accounting.as_ref(), nonce),
+            budgeter: Budgeter::default(),
             ids: RequestIds::new(seed),
             cache: CacheState::new(config),
             waiters: Waiters::default(),
@@ -139,6 +167,7 @@ pub struct Exchange {
     /// Paused in the rate-limit queue; the timer decides what follows.
     pub limit_queued: bool,
     pub batch: BatchStep,
+    pub cost: CostStep,
     /// The filter answered this request itself; its response hooks only
     /// pass.
     pub answered_locally: bool,
@@ -198,6 +227,7 @@ pub fn on_request_headers_eos(
         limit: None,
         limit_queued: false,
         batch: BatchStep::None,
+        cost: CostStep::default(),
         answered_locally: false,
     };
 
@@ -219,6 +249,7 @@ pub fn on_request_headers_eos(
 
     if cache_stage::on_request(filter, worker, host, stream, &mut exchange, &all) {
         exchange.answered_locally = true;
+        exchange.cost.served = Some(Strategy::Cache);
         return (Verdict::Pause, Some(exchange));
     }
 
@@ -246,9 +277,26 @@ pub fn on_request_headers_eos(
         }
     }
 
+    // Budgets after the limiter (a refused request reserves nothing) and
+    // before coalescing: a follower reserves too, and settles at 0 when
+    // the leader's answer serves it.
+    match budget_stage::on_request(filter, worker, host, stream, &mut exchange) {
+        budget_stage::Outcome::Pass => {}
+        budget_stage::Outcome::Answered => {
+            exchange.answered_locally = true;
+            return (Verdict::Pause, Some(exchange));
+        }
+        budget_stage::Outcome::Waiting => {
+            timer::set_tick(filter, worker, host);
+            return (Verdict::Pause, Some(exchange));
+        }
+    }
+
     if coalesce_stage::on_request(filter, worker, host, stream, &mut exchange, &all) {
         if !matches!(exchange.coalesce, CoalesceStep::Follower) {
+            // A late arrival answered with a finished leader's response.
             exchange.answered_locally = true;
+            exchange.cost.served = Some(Strategy::Coalesced);
         }
         return (Verdict::Pause, Some(exchange));
     }
@@ -276,14 +324,26 @@ pub fn on_callout_response(
     token: u32,
     body_size: usize,
 ) {
-    batch_stage::on_callout_response(filter, worker, host, token, body_size);
+    let handled = account_stage::on_callout_response(filter, worker, host, token)
+        || budget_stage::on_callout_response(filter, worker, host, token, body_size);
+    if !handled {
+        batch_stage::on_callout_response(filter, worker, host, token, body_size);
+    }
     timer::set_tick(filter, worker, host);
 }
 
 /// The worker's timer.
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    account_stage::on_tick(filter, worker, host);
     batch_stage::on_tick(filter, worker, host);
-    let sent = limit_stage::on_tick(filter, worker, host, timer::ACTIONS_PER_CALL);
+    let sent = budget_stage::on_tick(filter, worker, host, timer::ACTIONS_PER_CALL);
+    let sent = sent
+        + limit_stage::on_tick(
+            filter,
+            worker,
+            host,
+            timer::ACTIONS_PER_CALL.saturating_sub(sent),
+        );
     coalesce_stage::on_tick(filter, worker, host, sent);
 }
 
@@ -356,7 +416,7 @@ impl Exchange {
         }
     }
 
-    /// Response headers from upstream.
+    /// Response headers: from upstream, or of an answer the filter made.
     pub fn on_response_headers(
         &mut self,
         filter: &Filter,
@@ -365,10 +425,30 @@ impl Exchange {
         stream: StreamId,
         end_of_stream: bool,
     ) -> Verdict {
-        if self.answered_locally
-            || self.answered_by_coalescer(worker, stream)
-            || self.answered_by_batch(worker, stream)
-        {
+        if self.answered_locally {
+            if let Some(served) = self.cost.served {
+                account_stage::on_response_headers(filter, worker, host, self, served, 200);
+            }
+            return Verdict::Continue;
+        }
+        if self.answered_by_coalescer(worker, stream) {
+            account_stage::on_response_headers(
+                filter,
+                worker,
+                host,
+                self,
+                Strategy::Coalesced,
+                200,
+            );
+            return Verdict::Continue;
+        }
+        if self.answered_by_batch(filter, worker, stream) {
+            account_stage::on_response_headers(filter, worker, host, self, Strategy::Batched, 200);
+            return Verdict::Continue;
+        }
+        if budget_stage::take_outcome(worker, self) {
+            // The timer refused it while it waited for a lease.
+            self.answered_locally = true;
             return Verdict::Continue;
         }
         if self.limit_queued {
@@ -380,12 +460,18 @@ impl Exchange {
             self.limit_queued = false;
         }
         let route = filter.config.routes.get(self.route);
-        if route.is_some_and(|r| r.cache.is_some() || r.coalesce.is_some()) {
-            let all = host.response_headers();
-            let status: u16 = Headers::new(&all)
-                .get_str(":status")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
+        let stores = route.is_some_and(|r| r.cache.is_some() || r.coalesce.is_some());
+        let priced = route.is_some_and(|r| r.cost.is_some());
+        let all = if stores || priced {
+            host.response_headers()
+        } else {
+            Vec::new()
+        };
+        let status: u16 = Headers::new(&all)
+            .get_str(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if stores {
             if cache_stage::on_response_headers(
                 filter,
                 worker,
@@ -396,7 +482,10 @@ impl Exchange {
                 status,
                 end_of_stream,
             ) {
+                // A stale answer replaces an upstream error: the call was
+                // made, so it is priced as one.
                 self.answered_locally = true;
+                self.cost.served = Some(Strategy::Upstream);
                 return Verdict::Pause;
             }
             coalesce_stage::on_response_headers(
@@ -421,6 +510,7 @@ impl Exchange {
                 let _ = host.add_response_header("x-optimizer-warning", b"rate-limit-exceeded");
             }
         }
+        account_stage::on_response_headers(filter, worker, host, self, Strategy::Upstream, status);
         Verdict::Continue
     }
 
@@ -441,7 +531,8 @@ impl Exchange {
         }
         let cache_wants = cache_stage::wants_body(self);
         let leader_wants = coalesce_stage::wants_body(self);
-        if !cache_wants && !leader_wants {
+        let account_wants = account_stage::wants_body(filter, self);
+        if !cache_wants && !leader_wants && !account_wants {
             return Verdict::Continue;
         }
         let chunk = if size > 0 {
@@ -454,6 +545,9 @@ impl Exchange {
         }
         if leader_wants {
             coalesce_stage::on_response_body(filter, worker, host, self, &chunk, end_of_stream);
+        }
+        if account_wants {
+            account_stage::on_response_body(filter, worker, host, self, &chunk, end_of_stream);
         }
         Verdict::Continue
     }
@@ -469,16 +563,27 @@ impl Exchange {
         coalesce_stage::on_done(filter, worker, host, stream, self);
         limit_stage::forget(worker, stream);
         batch_stage::forget(worker, stream);
+        budget_stage::forget(worker, stream);
+        account_stage::on_done(filter, worker, host, self);
     }
 
     /// A batch member answered from its batch needs nothing more; one
     /// that was released goes on as an ordinary request.
-    fn answered_by_batch(&mut self, worker: &Worker, stream: StreamId) -> bool {
+    fn answered_by_batch(&mut self, filter: &Filter, worker: &Worker, stream: StreamId) -> bool {
         if self.batch != BatchStep::Member {
             return false;
         }
         match worker.batcher.fates.get(&stream) {
-            Some(BatchFate::Answered) => true,
+            Some(BatchFate::Answered { size, index }) => {
+                let cost = filter
+                    .config
+                    .routes
+                    .get(self.route)
+                    .and_then(|r| r.cost.as_ref());
+                self.cost.batch_share = cost
+                    .map(|c| crate::cost::model::member_share(c, *size as usize, *index as usize));
+                true
+            }
             _ => {
                 self.batch = BatchStep::None;
                 false

@@ -18,7 +18,9 @@ pub const ACTIONS_PER_CALL: usize = 24;
 /// Tick as fast as the parked requests (coalescing followers, the
 /// rate-limit queue, open batches) need, and no faster.
 pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
-    let queued = !worker.limiter.queue.is_empty() || worker.batcher.has_open();
+    let queued = !worker.limiter.queue.is_empty()
+        || worker.batcher.has_open()
+        || worker.budgeter.has_waiting();
     let ready = worker.batcher.has_ready(&filter.config.routes);
     let w = &mut worker.waiters;
     let want = if !w.outbox.is_empty() || ready {
@@ -34,7 +36,12 @@ pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Hos
     let ms = match want {
         Tick::Drain => 1,
         Tick::Fast => filter.config.coalesce_store.tick_ms,
-        Tick::Slow => SLOW_TICK_MS,
+        // Spend reports leave at least every `flush_ms`.
+        Tick::Slow => filter
+            .config
+            .accounting
+            .as_ref()
+            .map_or(SLOW_TICK_MS, |a| a.flush_ms.min(SLOW_TICK_MS)),
     };
     if host.set_tick_period(ms).is_ok() {
         w.tick = want;

@@ -1,0 +1,301 @@
+//! The account stage (DESIGN.md step 8): every response of a priced rule
+//! gets its actual cost, the baseline (what it would have cost without the
+//! optimizer) and the saving, attributed to tenant, service, route,
+//! provider and strategy. The figures go to counters, to debug headers,
+//! and as spend events to `cost-control` (buffered per worker, sent by the
+//! timer: see [`on_tick`]).
+
+use crate::config::{Accounting, Route, RouteCost};
+use crate::cost::model::{self, Priced, Strategy};
+use crate::cost::spend::{FlushOutcome, SpendBuffer, SpendEvent};
+use crate::headers::Headers;
+use crate::host::{Callout, Host, Level};
+
+use super::budget_stage::{self, Held};
+use super::{Exchange, Filter, Worker};
+
+/// Accounting state of one request.
+#[derive(Debug, Default)]
+pub struct CostStep {
+    /// How a locally answered request was served (cache, coalesced).
+    pub served: Option<Strategy>,
+    /// Its share when a batch answered it.
+    pub batch_share: Option<u64>,
+    /// The budget reservation it holds.
+    pub held: Option<Held>,
+    /// The response body, kept for per-token pricing.
+    body: Option<Vec<u8>>,
+    /// Priced and reported (exactly once).
+    pub done: bool,
+}
+
+/// Per-worker accounting state.
+#[derive(Debug)]
+pub struct Accountant {
+    pub spend: Option<SpendBuffer>,
+    /// The callout carrying the spend batch out.
+    pub spend_call: Option<u32>,
+}
+
+impl Accountant {
+    pub fn new(accounting: Option<&Accounting>, nonce: u64) -> Self {
+        Accountant {
+            spend: accounting
+                .map(|a| SpendBuffer::new(&a.gateway_id, nonce, a.max_buffer_events as usize)),
+            spend_call: None,
+        }
+    }
+}
+
+fn cost_of(filter: &Filter, route: usize) -> Option<(&Route, &RouteCost)> {
+    let r = filter.config.routes.get(route)?;
+    Some((r, r.cost.as_ref()?))
+}
+
+/// Whether the response body must be read to price this request.
+pub(super) fn wants_body(filter: &Filter, exchange: &Exchange) -> bool {
+    !exchange.cost.done
+        && exchange.cost.body.is_some()
+        && cost_of(filter, exchange.route).is_some_and(|(_, c)| c.tokens.is_some())
+}
+
+/// Response headers of a request the filter answered or that went
+/// upstream. `strategy` is how it was served; `status` its status. Adds
+/// the cost headers and reports the spend, unless per-token pricing must
+/// first see the body.
+pub(super) fn on_response_headers(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    exchange: &mut Exchange,
+    strategy: Strategy,
+    status: u16,
+) {
+    budget_stage::add_warnings(host, exchange);
+    let Some((_, cost)) = cost_of(filter, exchange.route) else {
+        return;
+    };
+    if exchange.cost.done {
+        return;
+    }
+    if strategy == Strategy::Upstream && cost.tokens.is_some() && (200..300).contains(&status) {
+        // The price is in the body's `usage`: settle at its end.
+        exchange.cost.body = Some(Vec::new());
+        return;
+    }
+    let priced = model::price(
+        strategy,
+        cost.cost_per_call_micros,
+        exchange.cost.batch_share,
+    );
+    add_cost_headers(filter, host, exchange, priced);
+    finish(filter, worker, host, exchange, strategy, priced);
+}
+
+/// A piece of the upstream body of a per-token priced request.
+pub(super) fn on_response_body(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    exchange: &mut Exchange,
+    chunk: &[u8],
+    end_of_stream: bool,
+) {
+    let Some((_, cost)) = cost_of(filter, exchange.route) else {
+        return;
+    };
+    let Some(tokens) = &cost.tokens else { return };
+    if let Some(body) = &mut exchange.cost.body {
+        // Past the bound the body is not kept: it prices as one call.
+        if body.len() + chunk.len() <= tokens.max_body_bytes as usize {
+            body.extend_from_slice(chunk);
+        } else {
+            body.clear();
+            body.push(0);
+        }
+    }
+    if !end_of_stream {
+        return;
+    }
+    let body = exchange.cost.body.take().unwrap_or_default();
+    let call = model::token_price(tokens, &body).unwrap_or(cost.cost_per_call_micros);
+    let priced = model::price(Strategy::Upstream, call, None);
+    finish(filter, worker, host, exchange, Strategy::Upstream, priced);
+}
+
+/// The stream ended: a per-token request whose body never completed is
+/// priced as one call (the call happened); a reservation never used is
+/// given back.
+pub(super) fn on_done(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    exchange: &mut Exchange,
+) {
+    if !exchange.cost.done && exchange.cost.body.is_some() {
+        if let Some((_, cost)) = cost_of(filter, exchange.route) {
+            let priced = model::price(Strategy::Upstream, cost.cost_per_call_micros, None);
+            finish(filter, worker, host, exchange, Strategy::Upstream, priced);
+        }
+    }
+    budget_stage::release_unused(filter, host, exchange);
+}
+
+fn add_cost_headers(filter: &Filter, host: &mut impl Host, exchange: &Exchange, priced: Priced) {
+    let debug = filter
+        .config
+        .routes
+        .get(exchange.route)
+        .is_some_and(|r| r.debug_headers);
+    if debug {
+        let _ = host.add_response_header(
+            "x-optimizer-cost",
+            priced.actual_micros.to_string().as_bytes(),
+        );
+        let _ =
+            host.add_response_header("x-optimizer-saving", priced.saving().to_string().as_bytes());
+    }
+}
+
+/// Count, settle the reservation, and buffer the spend event.
+fn finish(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    exchange: &mut Exchange,
+    strategy: Strategy,
+    priced: Priced,
+) {
+    exchange.cost.done = true;
+    let Some((route, cost)) = cost_of(filter, exchange.route) else {
+        return;
+    };
+    let c = filter.counters(exchange.route).cost.of(strategy);
+    c.requests.add(host, 1);
+    c.actual_micros.add(host, priced.actual_micros as i64);
+    c.baseline_micros.add(host, priced.baseline_micros as i64);
+    c.saving_micros.add(host, priced.saving() as i64);
+    let allowance_id = budget_stage::settle(filter, host, exchange, priced.actual_micros);
+    let Some(buffer) = worker.accountant.spend.as_mut() else {
+        return;
+    };
+    let id = &exchange.identity;
+    buffer.push(SpendEvent {
+        tenant: id.tenant_or_anonymous().to_string(),
+        service: id.service.clone().unwrap_or_default(),
+        route: route.name.clone(),
+        provider: cost.provider.clone(),
+        strategy: strategy.as_str(),
+        cost_micros: priced.actual_micros,
+        baseline_micros: priced.baseline_micros,
+        ts_ms: host.now_ms(),
+        allowance_id,
+    });
+}
+
+/// The timer: send the next spend batch when one is due (or a failed one
+/// once its backoff is over).
+pub(super) fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    let Some(acc) = &filter.config.accounting else {
+        return;
+    };
+    let now = host.now_ms();
+    let jitter = worker.ids.next_u64();
+    let Some(buffer) = worker.accountant.spend.as_mut() else {
+        return;
+    };
+    if buffer.expire(
+        now,
+        acc.timeout_ms + 1_000,
+        jitter,
+        acc.backoff_min_ms,
+        acc.backoff_max_ms,
+    ) {
+        worker.accountant.spend_call = None;
+        filter.metrics.spend.failures.add(host, 1);
+    }
+    let Some(batch) = buffer.next_batch(now, acc.flush_ms, acc.max_events as usize) else {
+        return;
+    };
+    let auth = format!("Bearer {}", acc.token);
+    let length = batch.body.len().to_string();
+    let call = Callout {
+        target: &acc.cost_control,
+        headers: vec![
+            (":method", b"POST"),
+            (":path", b"/v1/spend"),
+            (":authority", acc.authority.as_bytes()),
+            ("authorization", auth.as_bytes()),
+            ("content-type", b"application/json"),
+            ("content-length", length.as_bytes()),
+        ],
+        body: Some(&batch.body),
+        timeout_ms: acc.timeout_ms,
+    };
+    match host.http_call(&call) {
+        Ok(token) => {
+            worker.accountant.spend_call = Some(token);
+            filter.metrics.spend.batches.add(host, 1);
+        }
+        Err(e) => {
+            host.log(Level::Warn, &format!("spend report could not start: {e:?}"));
+            buffer.on_result(
+                now,
+                FlushOutcome::Failed,
+                jitter,
+                acc.backoff_min_ms,
+                acc.backoff_max_ms,
+            );
+            filter.metrics.spend.failures.add(host, 1);
+        }
+    }
+}
+
+/// Whether `token` is the spend batch's callout; if so, handle its answer.
+pub(super) fn on_callout_response(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    token: u32,
+) -> bool {
+    if worker.accountant.spend_call != Some(token) {
+        return false;
+    }
+    worker.accountant.spend_call = None;
+    let Some(acc) = &filter.config.accounting else {
+        return true;
+    };
+    let status: u16 = Headers::new(&host.callout_response_headers())
+        .get_str(":status")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let outcome = match status {
+        200..=299 => FlushOutcome::Accepted,
+        400 | 413 | 422 => FlushOutcome::Rejected,
+        _ => FlushOutcome::Failed,
+    };
+    let now = host.now_ms();
+    let jitter = worker.ids.next_u64();
+    let Some(buffer) = worker.accountant.spend.as_mut() else {
+        return true;
+    };
+    let dropped = buffer.on_result(now, outcome, jitter, acc.backoff_min_ms, acc.backoff_max_ms);
+    match outcome {
+        FlushOutcome::Accepted => {}
+        FlushOutcome::Rejected => {
+            host.log(
+                Level::Error,
+                &format!("cost-control refused a spend batch ({status}); {dropped} events dropped"),
+            );
+            filter.metrics.spend.rejected.add(host, dropped as i64);
+        }
+        FlushOutcome::Failed => {
+            host.log(
+                Level::Info,
+                &format!("spend report failed ({status}); kept for a retry"),
+            );
+            filter.metrics.spend.failures.add(host, 1);
+        }
+    }
+    true
+}

@@ -1,0 +1,460 @@
+//! The budget stage (DESIGN.md step 5, second half): a request of a rule
+//! with `cost.budget` reserves its estimated cost from the allowance this
+//! gateway leased for the tenant (shared data, compare-and-swap), and its
+//! response settles the actual cost. No request calls `cost-control`: the
+//! timer leases more when the pool runs low ([`on_tick`]), and the first
+//! request of a tenant waits, paused, for that first lease.
+
+use hashbrown::{HashMap, HashSet};
+
+use crate::config::{OnUnavailable, Priority, RouteBudget};
+use crate::cost::budget::{self, Kind, Policy};
+use crate::headers::Headers;
+use crate::host::{Callout, Host, Level, StreamId};
+
+use super::{Exchange, Filter, Worker};
+
+/// A reservation a request holds until its response settles it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub tenant: String,
+    pub estimate: u64,
+    pub allowance_id: Option<String>,
+    /// Drawn from the outage credit, not from a lease.
+    pub credit: bool,
+    /// Passed over the budget (`high`).
+    pub overdraft: bool,
+    /// Past the soft limit.
+    pub soft: bool,
+}
+
+/// A request waiting for its tenant's first lease.
+#[derive(Debug, Clone)]
+struct Waiting {
+    stream: StreamId,
+    route: usize,
+    tenant: String,
+    high: bool,
+    deadline_ms: u64,
+    own_headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Per-worker budget state.
+#[derive(Debug, Default)]
+pub struct Budgeter {
+    waiting: Vec<Waiting>,
+    /// Tenants whose pool is low: the timer asks for a lease.
+    refill: HashSet<String>,
+    /// Lease callouts in flight: token → tenant.
+    leases: HashMap<u32, String>,
+    /// Waiting requests the timer let go (their reservation) or refused
+    /// (`None`).
+    pub outcomes: HashMap<StreamId, Option<Held>>,
+}
+
+impl Budgeter {
+    pub fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+}
+
+pub(super) enum Outcome {
+    Pass,
+    /// Refused (429 or 503).
+    Answered,
+    /// Paused until the lease comes.
+    Waiting,
+}
+
+fn rule(filter: &Filter, route: usize) -> Option<&RouteBudget> {
+    let b = filter
+        .config
+        .routes
+        .get(route)?
+        .cost
+        .as_ref()?
+        .budget
+        .as_ref()?;
+    b.enforce.then_some(b)
+}
+
+fn policy(filter: &Filter, b: &RouteBudget, tenant: &str, high: bool) -> Policy {
+    let budgets = filter.config.accounting.as_ref().map(|a| &a.budgets);
+    let hard_stop = budgets.is_some_and(|b| b.hard_stop_tenants.iter().any(|t| t == tenant));
+    let ttl_ms = budgets.map_or(60_000, |b| u64::from(b.lease_ttl_secs) * 1000);
+    Policy {
+        allow_overdraft: high && !hard_stop,
+        on_unavailable: b.on_unavailable,
+        credit_micros: b.fail_open_credit_micros,
+        low_water_micros: budgets.map_or(0, |b| b.low_water_micros()),
+        // Stop spending a lease a quarter of its life (at most 5 s) before
+        // it ends: spend reported after its end would not settle it.
+        renew_before_ms: (ttl_ms / 4).min(5_000),
+    }
+}
+
+fn slots(filter: &Filter) -> u32 {
+    filter
+        .config
+        .accounting
+        .as_ref()
+        .map_or(1, |a| a.budgets.slots)
+}
+
+/// Refuse: 429 when the budget is spent, 503 when it cannot be known.
+fn refuse(
+    host: &mut impl Host,
+    stream: StreamId,
+    exhausted: bool,
+    own: &[(String, Vec<u8>)],
+) -> bool {
+    let (status, body): (u16, &[u8]) = if exhausted {
+        (
+            429,
+            br#"{"error":"budget_exceeded","message":"the tenant's budget for this period is spent"}"#,
+        )
+    } else {
+        (
+            503,
+            br#"{"error":"budget_unavailable","message":"the budget service cannot be reached"}"#,
+        )
+    };
+    let mut out: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
+    if exhausted {
+        out.push(("retry-after", b"60"));
+    }
+    out.extend(own.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+    host.send_reply(stream, status, &out, body).is_ok()
+}
+
+fn held(tenant: &str, estimate: u64, r: &budget::Reserve) -> Option<Held> {
+    r.reserved().then(|| Held {
+        tenant: tenant.to_string(),
+        estimate,
+        allowance_id: r.allowance_id.clone(),
+        credit: r.kind == Kind::Credit,
+        overdraft: r.kind == Kind::Overdraft,
+        soft: r.soft,
+    })
+}
+
+pub(super) fn on_request(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    stream: StreamId,
+    exchange: &mut Exchange,
+) -> Outcome {
+    let Some(b) = rule(filter, exchange.route) else {
+        return Outcome::Pass;
+    };
+    let counters = filter.counters(exchange.route).budget;
+    let tenant = exchange.identity.tenant_or_anonymous().to_string();
+    let high = exchange.identity.priority == Priority::High;
+    let now = exchange.identity.started_ms;
+    let p = policy(filter, b, &tenant, high);
+    let r = match budget::reserve(host, slots(filter), &tenant, b.estimate_micros, now, p) {
+        Ok(r) => r,
+        Err(e) => {
+            // The shared table is unreachable: the rule's outage policy.
+            host.log(
+                Level::Warn,
+                &format!("[{stream}] budget not checked: {e:?}"),
+            );
+            return match b.on_unavailable {
+                OnUnavailable::FailOpen => Outcome::Pass,
+                OnUnavailable::FailClosed => {
+                    counters.unavailable.add(host, 1);
+                    refuse(host, stream, false, &exchange.own_headers(filter));
+                    Outcome::Answered
+                }
+            };
+        }
+    };
+    if r.needs_refill {
+        worker.budgeter.refill.insert(tenant.clone());
+    }
+    match r.kind {
+        Kind::Granted | Kind::Credit | Kind::Overdraft => {
+            match r.kind {
+                Kind::Credit => counters.credit.add(host, 1),
+                Kind::Overdraft => counters.overdraft.add(host, 1),
+                _ => counters.reserved.add(host, 1),
+            }
+            exchange.cost.held = held(&tenant, b.estimate_micros, &r);
+            Outcome::Pass
+        }
+        Kind::Exhausted => {
+            counters.exceeded.add(host, 1);
+            refuse(host, stream, true, &exchange.own_headers(filter));
+            Outcome::Answered
+        }
+        Kind::Unavailable | Kind::TableFull => {
+            if r.kind == Kind::TableFull && b.on_unavailable == OnUnavailable::FailOpen {
+                return Outcome::Pass;
+            }
+            counters.unavailable.add(host, 1);
+            refuse(host, stream, false, &exchange.own_headers(filter));
+            Outcome::Answered
+        }
+        Kind::Pending => {
+            counters.waited.add(host, 1);
+            worker.budgeter.waiting.push(Waiting {
+                stream,
+                route: exchange.route,
+                tenant,
+                high,
+                deadline_ms: now + filter.config.routes[exchange.route].sla_ms,
+                own_headers: exchange.own_headers(filter),
+            });
+            Outcome::Waiting
+        }
+    }
+}
+
+/// Settle the request's reservation at its actual cost; returns the lease
+/// to report the spend against.
+pub(super) fn settle(
+    filter: &Filter,
+    host: &mut impl Host,
+    exchange: &mut Exchange,
+    actual: u64,
+) -> Option<String> {
+    let h = exchange.cost.held.take()?;
+    give_back(filter, host, &h, actual);
+    h.allowance_id
+}
+
+/// Settle `h` at `actual`: the rest of its estimate returns to the pool
+/// (or to the outage credit it came from).
+fn give_back(filter: &Filter, host: &mut impl Host, h: &Held, actual: u64) {
+    let now = host.now_ms();
+    let r = if h.credit {
+        budget::settle_credit(host, slots(filter), &h.tenant, h.estimate, actual, now)
+    } else {
+        budget::settle(host, slots(filter), &h.tenant, h.estimate, actual, now)
+    };
+    if let Err(e) = r {
+        host.log(
+            Level::Warn,
+            &format!("budget not settled for {}: {e:?}", h.tenant),
+        );
+    }
+}
+
+/// A reservation nobody spent (refused later, client gone) goes back.
+pub(super) fn release_unused(filter: &Filter, host: &mut impl Host, exchange: &mut Exchange) {
+    settle(filter, host, exchange, 0);
+}
+
+/// Warnings on the response: over the budget (passed as `high`) or past
+/// the soft limit.
+pub(super) fn add_warnings(host: &mut impl Host, exchange: &Exchange) {
+    if let Some(h) = &exchange.cost.held {
+        if h.overdraft {
+            let _ = host.add_response_header("x-optimizer-warning", b"budget-exceeded");
+        } else if h.soft {
+            let _ = host.add_response_header("x-optimizer-warning", b"budget-soft-limit");
+        }
+    }
+}
+
+/// A waiting request the timer let go picks up its reservation; `true`
+/// when the timer refused it instead.
+pub(super) fn take_outcome(worker: &mut Worker, exchange: &mut Exchange) -> bool {
+    match worker.budgeter.outcomes.remove(&exchange.stream) {
+        Some(Some(h)) => {
+            exchange.cost.held = Some(h);
+            false
+        }
+        Some(None) => true,
+        None => false,
+    }
+}
+
+/// The timer: ask for leases where pools run low, then retry waiting
+/// requests. Returns how many local replies it sent.
+pub fn on_tick(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    budget_left: usize,
+) -> usize {
+    let Some(acc) = &filter.config.accounting else {
+        return 0;
+    };
+    let now = host.now_ms();
+    let slots = acc.budgets.slots;
+    let claim_ms = acc.timeout_ms + 1_000;
+    let wanted: Vec<String> = worker.budgeter.refill.drain().collect();
+    for tenant in wanted {
+        // The policy here only decides "is the pool low"; any rule's will do.
+        let p = Policy {
+            allow_overdraft: false,
+            on_unavailable: OnUnavailable::FailOpen,
+            credit_micros: 0,
+            low_water_micros: acc.budgets.low_water_micros(),
+            renew_before_ms: (u64::from(acc.budgets.lease_ttl_secs) * 1000 / 4).min(5_000),
+        };
+        match budget::claim_refill(host, slots, &tenant, now, claim_ms, p) {
+            Ok(true) => lease(filter, worker, host, &tenant),
+            Ok(false) => {}
+            Err(e) => host.log(Level::Warn, &format!("lease claim for {tenant}: {e:?}")),
+        }
+    }
+    retry_waiting(filter, worker, host, now, budget_left)
+}
+
+fn lease(filter: &Filter, worker: &mut Worker, host: &mut impl Host, tenant: &str) {
+    let Some(acc) = &filter.config.accounting else {
+        return;
+    };
+    let body = budget::lease_request(
+        &acc.gateway_id,
+        tenant,
+        acc.budgets.lease_micros,
+        acc.budgets.lease_ttl_secs,
+    );
+    let auth = format!("Bearer {}", acc.token);
+    let length = body.len().to_string();
+    let call = Callout {
+        target: &acc.cost_control,
+        headers: vec![
+            (":method", b"POST"),
+            (":path", b"/v1/allowances"),
+            (":authority", acc.authority.as_bytes()),
+            ("authorization", auth.as_bytes()),
+            ("content-type", b"application/json"),
+            ("content-length", length.as_bytes()),
+        ],
+        body: Some(&body),
+        timeout_ms: acc.timeout_ms,
+    };
+    match host.http_call(&call) {
+        Ok(token) => {
+            worker.budgeter.leases.insert(token, tenant.to_string());
+            filter.metrics.spend.lease_calls.add(host, 1);
+        }
+        Err(e) => {
+            host.log(
+                Level::Warn,
+                &format!("lease call for {tenant} could not start: {e:?}"),
+            );
+            let now = host.now_ms();
+            let _ =
+                budget::apply_failure(host, acc.budgets.slots, tenant, now, acc.budgets.retry_ms);
+        }
+    }
+}
+
+/// Whether `token` is a lease callout; if so, put its answer in the pool.
+pub(super) fn on_callout_response(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    token: u32,
+    body_size: usize,
+) -> bool {
+    let Some(tenant) = worker.budgeter.leases.remove(&token) else {
+        return false;
+    };
+    let Some(acc) = &filter.config.accounting else {
+        return true;
+    };
+    let (slots, retry) = (acc.budgets.slots, acc.budgets.retry_ms);
+    let now = host.now_ms();
+    let status: u16 = Headers::new(&host.callout_response_headers())
+        .get_str(":status")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let grant = (status == 200)
+        .then(|| budget::parse_grant(&host.callout_response_body(body_size)))
+        .flatten();
+    let r = match &grant {
+        Some(g) => budget::apply_grant(host, slots, &tenant, g, now, retry),
+        None => {
+            host.log(
+                Level::Warn,
+                &format!("lease for {tenant} failed (status {status}); outage policy applies"),
+            );
+            filter.metrics.spend.lease_failures.add(host, 1);
+            budget::apply_failure(host, slots, &tenant, now, retry)
+        }
+    };
+    if let Err(e) = r {
+        host.log(
+            Level::Warn,
+            &format!("lease for {tenant} not stored: {e:?}"),
+        );
+    }
+    // Waiting requests of this tenant need not wait for the next tick.
+    retry_waiting(filter, worker, host, now, super::timer::ACTIONS_PER_CALL);
+    true
+}
+
+fn retry_waiting(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    now: u64,
+    budget_left: usize,
+) -> usize {
+    let mut sent = 0;
+    let mut keep = Vec::new();
+    for w in std::mem::take(&mut worker.budgeter.waiting) {
+        if sent >= budget_left {
+            keep.push(w);
+            continue;
+        }
+        let Some(b) = rule(filter, w.route) else {
+            let _ = host.resume(w.stream);
+            continue;
+        };
+        let p = policy(filter, b, &w.tenant, w.high);
+        let r = budget::reserve(host, slots(filter), &w.tenant, b.estimate_micros, now, p);
+        let counters = filter.counters(w.route).budget;
+        let kind = r.as_ref().map(|r| r.kind).unwrap_or(Kind::Unavailable);
+        let kind = if kind == Kind::Pending && now >= w.deadline_ms {
+            Kind::Unavailable // no lease within the SLA
+        } else {
+            kind
+        };
+        match kind {
+            Kind::Pending => {
+                worker.budgeter.refill.insert(w.tenant.clone());
+                keep.push(w);
+            }
+            Kind::Granted | Kind::Credit | Kind::Overdraft => {
+                let h = r.ok().and_then(|r| held(&w.tenant, b.estimate_micros, &r));
+                if host.resume(w.stream).is_ok() {
+                    worker.budgeter.outcomes.insert(w.stream, h);
+                } else if let Some(h) = h {
+                    // The client left: give the reservation back.
+                    give_back(filter, host, &h, 0);
+                }
+                counters.reserved.add(host, 1);
+            }
+            Kind::Exhausted => {
+                counters.exceeded.add(host, 1);
+                if refuse(host, w.stream, true, &w.own_headers) {
+                    worker.budgeter.outcomes.insert(w.stream, None);
+                }
+                sent += 1;
+            }
+            Kind::Unavailable | Kind::TableFull => {
+                counters.unavailable.add(host, 1);
+                if refuse(host, w.stream, false, &w.own_headers) {
+                    worker.budgeter.outcomes.insert(w.stream, None);
+                }
+                sent += 1;
+            }
+        }
+    }
+    worker.budgeter.waiting.extend(keep);
+    sent
+}
+
+pub(super) fn forget(worker: &mut Worker, stream: StreamId) {
+    worker.budgeter.waiting.retain(|w| w.stream != stream);
+    worker.budgeter.outcomes.remove(&stream);
+}
