@@ -8,7 +8,7 @@ export DEMO_PORT ?= 8080
 export DEMO_B_PORT ?= 8082
 export CONTROL_PORT ?= 8081
 
-.PHONY: all install build wasm run test lint bench clean
+.PHONY: all install build wasm run demo test lint bench clean
 
 all: build
 
@@ -24,6 +24,12 @@ build: wasm
 
 run: build
 	@scripts/run.sh
+
+# A fixed workload through the optimizer and one table of what it saved:
+# on the stack `make run` started, else on one of its own (free ports).
+# make demo DEMO_ARGS="--own-stack --seed 7"
+demo: build
+	@scripts/demo.sh $(DEMO_ARGS)
 
 lint: install
 	$(CARGO) fmt --all --check

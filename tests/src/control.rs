@@ -29,6 +29,8 @@ pub struct CostControl {
     proc: Option<Proc>,
     /// Processes started so far; each gets its own log file.
     starts: u32,
+    /// A server this handle did not start (see [`CostControl::attach`]).
+    attached: bool,
 }
 
 impl CostControl {
@@ -41,9 +43,29 @@ impl CostControl {
             store: dir.join("cc.db"),
             proc: None,
             starts: 0,
+            attached: false,
         };
         cc.spawn();
         cc
+    }
+
+    /// A handle on a server already running on `port` (e.g. `make run`'s),
+    /// for its helpers only: it cannot be stopped or restarted, and
+    /// dropping it leaves the server alone. `None` unless `/readyz`
+    /// answers 200.
+    pub fn attach(port: u16) -> Option<CostControl> {
+        let cc = CostControl {
+            port,
+            dir: PathBuf::new(),
+            store: PathBuf::new(),
+            proc: None,
+            starts: 0,
+            attached: true,
+        };
+        http::try_request("GET", &cc.url("/readyz"), &[], None)
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|_| cc)
     }
 
     fn spawn(&mut self) {
@@ -89,6 +111,11 @@ impl CostControl {
     /// Kill the process (SIGKILL, no graceful shutdown) and wait until its
     /// port is free. Nothing happens if it is not running.
     pub fn stop(&mut self) {
+        assert!(
+            !self.attached,
+            "cost-control on :{} was not started by this handle",
+            self.port
+        );
         if let Some(mut proc) = self.proc.take() {
             proc.kill();
             let port = self.port;
@@ -107,6 +134,9 @@ impl CostControl {
     }
 
     pub fn is_running(&mut self) -> bool {
+        if self.attached {
+            return port_open(self.port);
+        }
         match self.proc.as_mut() {
             Some(p) => p.exited().is_none(),
             None => false,
