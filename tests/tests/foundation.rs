@@ -349,7 +349,7 @@ fn shipped_envoy_config_validates_and_serves_through_the_filter() {
     );
     assert!(text.contains("OK"), "{text}");
 
-    let stack = Stack::start_shipped("shipped");
+    let stack = Stack::start_shipped_with_control("shipped");
     let r = stack.get("/api/items/1", &[("x-tenant-id", "acme")]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["resource"], "items");
@@ -408,6 +408,34 @@ fn shipped_envoy_config_validates_and_serves_through_the_filter() {
     let echo = http::request_fresh("POST", &stack.url("/api/notes/1"), &[], Some(b"plain"));
     assert_eq!(echo.status, 200);
     assert_eq!(echo.json()["body"], "plain");
+    // Costs are counted per route and strategy, which stats_tags turn
+    // into labels, and reported to cost-control.
+    let prom = http::get(
+        &format!("http://127.0.0.1:{}/stats/prometheus", stack.ports.admin),
+        &[],
+    )
+    .text();
+    assert!(
+        prom.lines().any(|l| l.starts_with(
+            "cost_optimizer_route_cost_saving_micros{route=\"items\",strategy=\"cache\"}"
+        )),
+        "no labelled cost counter in:\n{}",
+        prom.lines()
+            .filter(|l| l.contains("cost_optimizer"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    e2e::procs::wait_for(
+        "the items hit in the ledger",
+        std::time::Duration::from_secs(10),
+        || {
+            let r = stack.control().spend("acme", "strategy");
+            r["rows"]
+                .as_array()
+                .is_some_and(|rows| rows.iter().any(|r| r["key"] == "cache"))
+                .then_some(())
+        },
+    );
     // Capacity 5 refilling 0.5/s: a sixth token only if these took 2 s.
     let admitted = statuses.iter().filter(|s| **s == 200).count();
     assert!((5..=6).contains(&admitted), "{statuses:?}");
