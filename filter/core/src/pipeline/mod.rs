@@ -608,6 +608,8 @@ impl Exchange {
 }
 
 #[cfg(test)]
+mod account_tests;
+#[cfg(test)]
 mod batch_tests;
 #[cfg(test)]
 mod coalesce_tests;
