@@ -33,6 +33,11 @@ fn filter(gateway: &str, credit: &str) -> Options {
                           "budget": {"fail_open_credit": credit}}},
                 {"name": "cached", "match": {"prefix": "/api/cached/"}, "debug_headers": true,
                  "cache": {}, "cost": {"cost_per_call": 0.002}},
+                {"name": "items", "match": {"prefix": "/api/items/"}, "debug_headers": true,
+                 "coalesce": {}, "cost": {"cost_per_call": "0.002"}},
+                {"name": "quotes", "match": {"prefix": "/api/quotes/"}, "debug_headers": true,
+                 "batch": {"upstream": "demo_api", "path": "/api/batch", "window_ms": 200, "max_size": 8},
+                 "cost": {"cost_per_call": "0.002", "batch": {"per_batch": "0.001", "per_member": "0.0001"}}},
                 {"name": "chat", "match": {"prefix": "/v1/chat/completions"}, "debug_headers": true,
                  "cost": {"cost_per_call": "0.001",
                           "tokens": {"models": {
@@ -136,10 +141,17 @@ fn a_budget_holds_across_two_gateways_and_high_passes_with_a_warning() {
 
     // Another tenant is unaffected, on both gateways.
     for base in &urls {
-        assert_eq!(get(&format!("{base}/api/paid/free"), "free", None).status, 200);
+        assert_eq!(
+            get(&format!("{base}/api/paid/free"), "free", None).status,
+            200
+        );
     }
     // `high` passes over the budget, with a warning.
-    let r = get(&format!("{}/api/paid/high", urls[1]), "capped", Some("high"));
+    let r = get(
+        &format!("{}/api/paid/high", urls[1]),
+        "capped",
+        Some("high"),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-optimizer-warning"), Some("budget-exceeded"));
     assert_eq!(
@@ -253,7 +265,10 @@ fn tokens_are_priced_from_the_usage_object() {
         http::request_fresh(
             "POST",
             &s.url("/v1/chat/completions"),
-            &[("x-tenant-id", "chatty"), ("content-type", "application/json")],
+            &[
+                ("x-tenant-id", "chatty"),
+                ("content-type", "application/json"),
+            ],
             Some(body.to_string().as_bytes()),
         )
     };
@@ -279,4 +294,69 @@ fn tokens_are_priced_from_the_usage_object() {
     let report = ledger_settles(&s, "chatty", 3);
     assert_eq!(report["total"]["cost_micros"].as_u64().unwrap(), want);
     assert_eq!(report["total"]["baseline_micros"].as_u64().unwrap(), want);
+}
+
+/// `n` GETs released together, each on its own connection.
+fn burst(s: &Stack, n: usize, path: impl Fn(usize) -> String + Sync, tenant: &str) -> Vec<Resp> {
+    let barrier = std::sync::Barrier::new(n);
+    std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..n)
+            .map(|i| {
+                let (barrier, url) = (&barrier, s.url(&path(i)));
+                sc.spawn(move || {
+                    barrier.wait();
+                    get(&url, tenant, None)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn coalesced_followers_cost_nothing_and_batch_members_share_the_batch_price() {
+    let s = Stack::start_with_control("acct-strategies", filter("gw-s", "0.05"));
+    // Identical requests to a slow upstream: one call, the rest wait for it.
+    let answers = burst(&s, 8, |_| "/api/items/1?delay_ms=300".into(), "mixed");
+    assert!(answers.iter().all(|r| r.status == 200));
+    let calls = calls_under(&s, "/api/items/");
+    assert_eq!(calls, 1, "one upstream call for eight identical requests");
+    let coalesced = answers
+        .iter()
+        .filter(|r| r.header("x-optimizer-cost") == Some("0"))
+        .count() as u64;
+    assert_eq!(
+        coalesced,
+        8 - calls,
+        "every answer not from a call was free"
+    );
+    // Distinct quotes at once: batched, each pays its share.
+    let answers = burst(&s, 8, |i| format!("/api/quotes/{i}"), "mixed");
+    assert!(answers
+        .iter()
+        .all(|r| r.status == 200 && r.header("x-cache") == Some("BATCHED")));
+    let batches = s.demo.calls()["batches"].as_u64().unwrap();
+    let shares: u64 = answers
+        .iter()
+        .map(|r| {
+            r.header("x-optimizer-cost")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(
+        shares,
+        batches * 1_000 + 8 * 100,
+        "shares add up to the batch calls' price"
+    );
+
+    let report = ledger_settles(&s, "mixed", 16);
+    assert_eq!(row(&report, "coalesced")["events"], coalesced);
+    assert_eq!(row(&report, "coalesced")["cost_micros"], 0);
+    assert_eq!(row(&report, "upstream")["cost_micros"], calls * PRICE);
+    assert_eq!(row(&report, "batched")["events"], 8);
+    assert_eq!(row(&report, "batched")["cost_micros"], shares);
+    assert_eq!(row(&report, "batched")["baseline_micros"], 8 * PRICE);
+    assert_eq!(report["total"]["events"], 16);
 }
