@@ -171,3 +171,44 @@ fn a_spent_budget_refuses_low_and_medium_and_unused_reservations_return() {
     assert!(String::from_utf8_lossy(&reply.body).contains("budget_exceeded"));
     assert_eq!(h.counter("cost_optimizer.route.paid.budget.exceeded"), 1);
 }
+
+#[test]
+fn a_request_the_limiter_queued_meets_its_budget_when_admitted() {
+    const LIMITED: &str = r#"{"version":1,
+      "accounting":{"cost_control":"cc","token":"tok","gateway_id":"gw","budgets":{"slots":4}},
+      "routes":[{"name":"paid","match":{"prefix":"/paid/"},"priority":"medium","sla_ms":5000,
+       "limit":{"by":"tenant","token_bucket":{"capacity":1,"refill_per_s":1.0}},
+       "cost":{"cost_per_call":"0.002","budget":{}}}]}"#;
+    let mut h = MemHost::new();
+    let f = Filter::new(parse(LIMITED.as_bytes()).unwrap(), &mut h);
+    f.create_tables(&mut h).unwrap();
+    let mut w = Worker::new(&f.config, &mut h);
+    h.now_ms = 10_000;
+    let g = budget::Grant {
+        allowance_id: Some("L1".into()),
+        granted_micros: 2_000,
+        expires_at_ms: 100_000,
+        soft: false,
+        hard: false,
+    };
+    budget::apply_grant(&mut h, 4, "acme", &g, 10_000, 1_000).unwrap();
+    request(&mut h, "/paid/1");
+    let (v, _) = on_request_headers(&f, &mut w, &mut h, 1);
+    assert_eq!(v, Verdict::Continue, "token and budget for one call");
+    request(&mut h, "/paid/2");
+    let (v, _) = on_request_headers(&f, &mut w, &mut h, 2);
+    assert_eq!(v, Verdict::Pause, "no token: queued");
+    // The empty grant: nothing more to spend.
+    let empty = budget::Grant {
+        allowance_id: None,
+        granted_micros: 0,
+        ..g
+    };
+    budget::apply_grant(&mut h, 4, "acme", &empty, 10_000, 1_000).unwrap();
+    h.now_ms = 11_500; // a token is back
+    on_tick(&f, &mut w, &mut h);
+    assert!(h.resumed.is_empty(), "not let go past its budget");
+    let reply = h.replies.last().unwrap();
+    assert_eq!((reply.stream, reply.status), (2, 429));
+    assert!(String::from_utf8_lossy(&reply.body).contains("budget_exceeded"));
+}

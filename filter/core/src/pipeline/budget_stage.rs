@@ -138,41 +138,60 @@ fn held(tenant: &str, estimate: u64, r: &budget::Reserve) -> Option<Held> {
     })
 }
 
-pub(super) fn on_request(
+/// A request asking to spend: who, on which rule, until when.
+pub(super) struct Ask<'a> {
+    pub stream: StreamId,
+    pub route: usize,
+    pub tenant: &'a str,
+    pub high: bool,
+    pub deadline_ms: u64,
+    pub own_headers: &'a dyn Fn() -> Vec<(String, Vec<u8>)>,
+}
+
+/// What a request may do about its budget.
+pub(super) enum Admit {
+    /// Go on, holding this reservation (`None`: the rule has no budget, or
+    /// the table could not be read and the rule fails open).
+    Go(Option<Held>),
+    /// Refused (429 or 503), the answer is sent.
+    Answered,
+    /// Paused until its tenant's lease comes (the timer lets it go).
+    Waiting,
+}
+
+/// Reserve for `ask`, or refuse it, or park it until a lease comes.
+pub(super) fn admit(
     filter: &Filter,
     worker: &mut Worker,
     host: &mut impl Host,
-    stream: StreamId,
-    exchange: &mut Exchange,
-) -> Outcome {
-    let Some(b) = rule(filter, exchange.route) else {
-        return Outcome::Pass;
+    ask: Ask<'_>,
+    now: u64,
+) -> Admit {
+    let Some(b) = rule(filter, ask.route) else {
+        return Admit::Go(None);
     };
-    let counters = filter.counters(exchange.route).budget;
-    let tenant = exchange.identity.tenant_or_anonymous().to_string();
-    let high = exchange.identity.priority == Priority::High;
-    let now = exchange.identity.started_ms;
-    let p = policy(filter, b, &tenant, high);
-    let r = match budget::reserve(host, slots(filter), &tenant, b.estimate_micros, now, p) {
+    let counters = filter.counters(ask.route).budget;
+    let p = policy(filter, b, ask.tenant, ask.high);
+    let r = match budget::reserve(host, slots(filter), ask.tenant, b.estimate_micros, now, p) {
         Ok(r) => r,
         Err(e) => {
             // The shared table is unreachable: the rule's outage policy.
             host.log(
                 Level::Warn,
-                &format!("[{stream}] budget not checked: {e:?}"),
+                &format!("[{}] budget not checked: {e:?}", ask.stream),
             );
             return match b.on_unavailable {
-                OnUnavailable::FailOpen => Outcome::Pass,
+                OnUnavailable::FailOpen => Admit::Go(None),
                 OnUnavailable::FailClosed => {
                     counters.unavailable.add(host, 1);
-                    refuse(host, stream, false, &exchange.own_headers(filter));
-                    Outcome::Answered
+                    refuse(host, ask.stream, false, &(ask.own_headers)());
+                    Admit::Answered
                 }
             };
         }
     };
     if r.needs_refill {
-        worker.budgeter.refill.insert(tenant.clone());
+        worker.budgeter.refill.insert(ask.tenant.to_string());
     }
     match r.kind {
         Kind::Granted | Kind::Credit | Kind::Overdraft => {
@@ -181,34 +200,64 @@ pub(super) fn on_request(
                 Kind::Overdraft => counters.overdraft.add(host, 1),
                 _ => counters.reserved.add(host, 1),
             }
-            exchange.cost.held = held(&tenant, b.estimate_micros, &r);
-            Outcome::Pass
+            Admit::Go(held(ask.tenant, b.estimate_micros, &r))
         }
         Kind::Exhausted => {
             counters.exceeded.add(host, 1);
-            refuse(host, stream, true, &exchange.own_headers(filter));
-            Outcome::Answered
+            refuse(host, ask.stream, true, &(ask.own_headers)());
+            Admit::Answered
         }
         Kind::Unavailable | Kind::TableFull => {
             if r.kind == Kind::TableFull && b.on_unavailable == OnUnavailable::FailOpen {
-                return Outcome::Pass;
+                return Admit::Go(None);
             }
             counters.unavailable.add(host, 1);
-            refuse(host, stream, false, &exchange.own_headers(filter));
-            Outcome::Answered
+            refuse(host, ask.stream, false, &(ask.own_headers)());
+            Admit::Answered
         }
         Kind::Pending => {
             counters.waited.add(host, 1);
             worker.budgeter.waiting.push(Waiting {
-                stream,
-                route: exchange.route,
-                tenant,
-                high,
-                deadline_ms: now + filter.config.routes[exchange.route].sla_ms,
-                own_headers: exchange.own_headers(filter),
+                stream: ask.stream,
+                route: ask.route,
+                tenant: ask.tenant.to_string(),
+                high: ask.high,
+                deadline_ms: ask.deadline_ms,
+                own_headers: (ask.own_headers)(),
             });
-            Outcome::Waiting
+            Admit::Waiting
         }
+    }
+}
+
+pub(super) fn on_request(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    stream: StreamId,
+    exchange: &mut Exchange,
+) -> Outcome {
+    if rule(filter, exchange.route).is_none() {
+        return Outcome::Pass;
+    }
+    let tenant = exchange.identity.tenant_or_anonymous().to_string();
+    let now = exchange.identity.started_ms;
+    let own = || exchange.own_headers(filter);
+    let ask = Ask {
+        stream,
+        route: exchange.route,
+        tenant: &tenant,
+        high: exchange.identity.priority == Priority::High,
+        deadline_ms: now + filter.config.routes[exchange.route].sla_ms,
+        own_headers: &own,
+    };
+    match admit(filter, worker, host, ask, now) {
+        Admit::Go(h) => {
+            exchange.cost.held = h;
+            Outcome::Pass
+        }
+        Admit::Answered => Outcome::Answered,
+        Admit::Waiting => Outcome::Waiting,
     }
 }
 
@@ -227,7 +276,7 @@ pub(super) fn settle(
 
 /// Settle `h` at `actual`: the rest of its estimate returns to the pool
 /// (or to the outage credit it came from).
-fn give_back(filter: &Filter, host: &mut impl Host, h: &Held, actual: u64) {
+pub(super) fn give_back(filter: &Filter, host: &mut impl Host, h: &Held, actual: u64) {
     let now = host.now_ms();
     let r = if h.credit {
         budget::settle_credit(host, slots(filter), &h.tenant, h.estimate, actual, now)
@@ -454,7 +503,11 @@ fn retry_waiting(
     sent
 }
 
-pub(super) fn forget(worker: &mut Worker, stream: StreamId) {
+/// The stream ended: stop waiting for it, and give back a reservation
+/// the timer made for it that its response never picked up.
+pub(super) fn forget(filter: &Filter, worker: &mut Worker, host: &mut impl Host, stream: StreamId) {
     worker.budgeter.waiting.retain(|w| w.stream != stream);
-    worker.budgeter.outcomes.remove(&stream);
+    if let Some(Some(h)) = worker.budgeter.outcomes.remove(&stream) {
+        give_back(filter, host, &h, 0);
+    }
 }

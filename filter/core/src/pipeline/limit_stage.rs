@@ -12,12 +12,14 @@ use crate::limit::algo::Decision;
 use crate::limit::queue::{Queue, Queued};
 use crate::limit::{headers, table};
 
-use super::{Exchange, Filter, Worker};
+use super::{budget_stage, Exchange, Filter, Worker};
 
 /// What a paused medium-priority request needs when its turn comes.
 #[derive(Debug, Clone)]
 pub struct Waiting {
     route: usize,
+    /// For the budget check when its turn comes.
+    tenant: String,
     own_headers: Vec<(String, Vec<u8>)>,
 }
 
@@ -166,6 +168,7 @@ pub(super) fn on_request(
                 limit_key: key,
                 item: Waiting {
                     route: exchange.route,
+                    tenant: exchange.identity.tenant_or_anonymous().to_string(),
                     own_headers: exchange.own_headers(filter),
                 },
             };
@@ -247,11 +250,41 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host, budge
             host,
             now.saturating_sub(q.deadline_ms.saturating_sub(route.sla_ms)) as i64,
         );
-        if host.resume(q.stream).is_ok() {
-            worker
-                .limiter
-                .outcomes
-                .insert(q.stream, note(route, &d, false));
+        // Its budget, which it has not met yet (the limiter comes first):
+        // a queued request spends like any other.
+        let own = || q.item.own_headers.clone();
+        let ask = budget_stage::Ask {
+            stream: q.stream,
+            route: q.item.route,
+            tenant: &q.item.tenant,
+            high: false, // only medium requests queue
+            deadline_ms: q.deadline_ms,
+            own_headers: &own,
+        };
+        match budget_stage::admit(filter, worker, host, ask, now) {
+            budget_stage::Admit::Go(held) => {
+                if host.resume(q.stream).is_ok() {
+                    worker
+                        .limiter
+                        .outcomes
+                        .insert(q.stream, note(route, &d, false));
+                    if let Some(h) = held {
+                        worker.budgeter.outcomes.insert(q.stream, Some(h));
+                    }
+                } else if let Some(h) = held {
+                    budget_stage::give_back(filter, host, &h, 0);
+                }
+            }
+            budget_stage::Admit::Answered => {
+                worker.limiter.outcomes.insert(q.stream, None);
+            }
+            // The budget's timer lets it go; its rate-limit headers wait.
+            budget_stage::Admit::Waiting => {
+                worker
+                    .limiter
+                    .outcomes
+                    .insert(q.stream, note(route, &d, false));
+            }
         }
         sent += 1;
     }

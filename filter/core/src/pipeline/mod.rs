@@ -563,7 +563,7 @@ impl Exchange {
         coalesce_stage::on_done(filter, worker, host, stream, self);
         limit_stage::forget(worker, stream);
         batch_stage::forget(worker, stream);
-        budget_stage::forget(worker, stream);
+        budget_stage::forget(filter, worker, host, stream);
         account_stage::on_done(filter, worker, host, self);
     }
 
