@@ -191,6 +191,7 @@ fn finish(
         ts_ms: host.now_ms(),
         allowance_id,
     });
+    super::timer::set_tick(filter, worker, host);
 }
 
 /// The timer: send the next spend batch when one is due (or a failed one

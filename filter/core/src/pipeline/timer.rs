@@ -21,7 +21,12 @@ pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Hos
     let queued = !worker.limiter.queue.is_empty()
         || worker.batcher.has_open()
         || worker.budgeter.has_waiting();
-    let ready = worker.batcher.has_ready(&filter.config.routes);
+    // A full spend batch leaves on the next tick, not at the next flush.
+    let spend_full = match (&filter.config.accounting, &worker.accountant.spend) {
+        (Some(a), Some(b)) => !b.busy() && b.pending() >= a.max_events as usize,
+        _ => false,
+    };
+    let ready = worker.batcher.has_ready(&filter.config.routes) || spend_full;
     let w = &mut worker.waiters;
     let want = if !w.outbox.is_empty() || ready {
         Tick::Drain
