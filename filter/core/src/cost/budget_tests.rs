@@ -3,6 +3,7 @@
 //! eviction and damaged bytes.
 
 use super::*;
+use crate::cost::budget_record::MAX_TENANT;
 use crate::mem_host::{MemHost, SharedStore};
 use proptest::prelude::*;
 

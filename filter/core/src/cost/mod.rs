@@ -4,6 +4,7 @@
 //! tenant's budget in shared data ([`budget`]).
 
 pub mod budget;
+mod budget_record;
 pub mod model;
 pub mod money;
 pub mod spend;

@@ -218,22 +218,8 @@ pub(super) fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host
     let Some(batch) = buffer.next_batch(now, acc.flush_ms, acc.max_events as usize) else {
         return;
     };
-    let auth = format!("Bearer {}", acc.token);
-    let length = batch.body.len().to_string();
-    let call = Callout {
-        target: &acc.cost_control,
-        headers: vec![
-            (":method", b"POST"),
-            (":path", b"/v1/spend"),
-            (":authority", acc.authority.as_bytes()),
-            ("authorization", auth.as_bytes()),
-            ("content-type", b"application/json"),
-            ("content-length", length.as_bytes()),
-        ],
-        body: Some(&batch.body),
-        timeout_ms: acc.timeout_ms,
-    };
-    match host.http_call(&call) {
+    let call = control_call(acc, "/v1/spend", &batch.body);
+    match host.http_call(&call.callout()) {
         Ok(token) => {
             worker.accountant.spend_call = Some(token);
             filter.metrics.spend.batches.add(host, 1);
@@ -248,6 +234,49 @@ pub(super) fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host
                 acc.backoff_max_ms,
             );
             filter.metrics.spend.failures.add(host, 1);
+        }
+    }
+}
+
+/// A call to cost-control: a JSON POST with the gateway's bearer token.
+pub(super) fn control_call<'a>(
+    acc: &'a Accounting,
+    path: &'a str,
+    body: &'a [u8],
+) -> ControlCall<'a> {
+    ControlCall {
+        acc,
+        path,
+        body,
+        auth: format!("Bearer {}", acc.token),
+        length: body.len().to_string(),
+    }
+}
+
+/// The owned parts of a cost-control call ([`ControlCall::callout`]
+/// borrows them).
+pub(super) struct ControlCall<'a> {
+    acc: &'a Accounting,
+    path: &'a str,
+    body: &'a [u8],
+    auth: String,
+    length: String,
+}
+
+impl ControlCall<'_> {
+    pub(super) fn callout(&self) -> Callout<'_> {
+        Callout {
+            target: &self.acc.cost_control,
+            headers: vec![
+                (":method", b"POST"),
+                (":path", self.path.as_bytes()),
+                (":authority", self.acc.authority.as_bytes()),
+                ("authorization", self.auth.as_bytes()),
+                ("content-type", b"application/json"),
+                ("content-length", self.length.as_bytes()),
+            ],
+            body: Some(self.body),
+            timeout_ms: self.acc.timeout_ms,
         }
     }
 }

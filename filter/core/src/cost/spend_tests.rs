@@ -1,0 +1,152 @@
+//! The spend buffer: wire format, folding, retries with the same batch id.
+
+use super::*;
+use serde_json::Value;
+
+fn ev(tenant: &str, cost: u64) -> SpendEvent {
+    SpendEvent {
+        tenant: tenant.into(),
+        service: "svc".into(),
+        route: "r".into(),
+        provider: "p".into(),
+        strategy: "upstream",
+        cost_micros: cost,
+        baseline_micros: cost * 2,
+        ts_ms: 1_000,
+        allowance_id: Some("a1".into()),
+    }
+}
+
+fn totals(body: &[u8]) -> (u64, u64, usize) {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    let evs = v["events"].as_array().unwrap();
+    (
+        evs.iter().map(|e| e["cost_micros"].as_u64().unwrap()).sum(),
+        evs.iter()
+            .map(|e| e["baseline_micros"].as_u64().unwrap())
+            .sum(),
+        evs.len(),
+    )
+}
+
+#[test]
+fn the_wire_format_is_cost_controls_ingest_contract() {
+    let mut b = SpendBuffer::new("gw-1", 0xab, 100);
+    b.push(ev("acme", 2_000));
+    let mut no_lease = ev("acme", 5);
+    no_lease.allowance_id = None;
+    b.push(no_lease);
+    let out = b.next_batch(5_000, 1_000, 500).unwrap();
+    assert_eq!(out.batch_id, "gw-1-00000000000000ab-1");
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(v["gateway_id"], "gw-1");
+    assert_eq!(v["batch_id"], out.batch_id);
+    let e = &v["events"][0];
+    for (k, want) in [
+        ("tenant", Value::from("acme")),
+        ("service", "svc".into()),
+        ("route", "r".into()),
+        ("provider", "p".into()),
+        ("strategy", "upstream".into()),
+        ("cost_micros", 2_000.into()),
+        ("baseline_micros", 4_000.into()),
+        ("ts", 1_000.into()),
+        ("allowance_id", "a1".into()),
+    ] {
+        assert_eq!(e[k], want, "{k}");
+    }
+    assert!(v["events"][1].get("allowance_id").is_none());
+}
+
+#[test]
+fn past_the_bound_events_fold_and_totals_stay_exact() {
+    let mut b = SpendBuffer::new("gw", 1, 10);
+    let mut want = (0, 0);
+    for i in 0..1_000u64 {
+        let t = if i % 3 == 0 { "a" } else { "b" };
+        b.push(ev(t, i));
+        want.0 += i;
+        want.1 += 2 * i;
+    }
+    assert_eq!(b.folded_total, 990);
+    assert_eq!(b.pending(), 10 + 2, "10 events and one sum per tenant");
+    let mut got = (0, 0);
+    let mut now = 10_000;
+    while let Some(out) = b.next_batch(now, 1, 4) {
+        assert!(out.events <= 4);
+        let (c, bl, _) = totals(&out.body);
+        got.0 += c;
+        got.1 += bl;
+        b.on_result(now, FlushOutcome::Accepted, 0, 10, 100);
+        now += 10;
+    }
+    assert_eq!(got, want, "money is never lost, only detail");
+}
+
+#[test]
+fn a_failed_batch_is_retried_with_the_same_id_after_a_jittered_backoff() {
+    let mut b = SpendBuffer::new("gw", 1, 100);
+    b.push(ev("a", 1));
+    let first = b.next_batch(1_000, 100, 500).unwrap();
+    b.push(ev("a", 2));
+    assert_eq!(b.next_batch(5_000, 100, 500), None, "never two at once");
+    let mut now = 5_000;
+    let mut last_delay = 0;
+    for attempt in 0..8u32 {
+        b.on_result(
+            now,
+            FlushOutcome::Failed,
+            u64::MAX / 3 + u64::from(attempt),
+            200,
+            10_000,
+        );
+        assert_eq!(b.next_batch(now, 100, 500), None, "waits its backoff");
+        let full = backoff_delay(attempt, 200, 10_000);
+        let mut t = now;
+        let again = loop {
+            t += 1;
+            if let Some(x) = b.next_batch(t, 100, 500) {
+                break x;
+            }
+        };
+        let waited = t - now;
+        assert!(waited >= full / 2 && waited <= full, "{waited} vs {full}");
+        assert_eq!(
+            again, first,
+            "same id, same body: idempotent at cost-control"
+        );
+        last_delay = full;
+        now = t;
+    }
+    assert_eq!(last_delay, 10_000, "capped");
+    b.on_result(now, FlushOutcome::Accepted, 0, 200, 10_000);
+    let next = b.next_batch(now + 1_000, 100, 500).unwrap();
+    assert_ne!(next.batch_id, first.batch_id);
+    assert_eq!(totals(&next.body).0, 2);
+}
+
+#[test]
+fn a_rejected_batch_is_dropped_and_a_silent_one_expires() {
+    let mut b = SpendBuffer::new("gw", 1, 100);
+    b.push(ev("a", 1));
+    b.next_batch(1_000, 100, 500).unwrap();
+    assert_eq!(b.on_result(1_001, FlushOutcome::Rejected, 0, 10, 10), 1);
+    assert!(!b.busy());
+    b.push(ev("a", 1));
+    b.next_batch(2_000, 100, 500).unwrap();
+    assert!(!b.expire(2_500, 1_000, 0, 10, 10));
+    assert!(b.expire(3_001, 1_000, 0, 10, 10));
+    assert!(b.next_batch(3_100, 100, 500).is_some(), "retried");
+}
+
+#[test]
+fn long_fields_are_cut_to_what_cost_control_accepts() {
+    let mut b = SpendBuffer::new("gw", 1, 100);
+    let mut e = ev(&"é".repeat(300), 1);
+    e.route = "r".repeat(5_000);
+    b.push(e);
+    let out = b.next_batch(10_000, 1, 10).unwrap();
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert!(v["events"][0]["tenant"].as_str().unwrap().len() <= 200);
+    assert_eq!(v["events"][0]["route"].as_str().unwrap().len(), 1024);
+}
