@@ -9,7 +9,7 @@ use hashbrown::{HashMap, HashSet};
 
 use crate::config::{OnUnavailable, Priority, RouteBudget};
 use crate::cost::budget::{self, Kind, Policy};
-use crate::host::{Host, Level, StreamId};
+use crate::host::{Host, HostKind, Level, StreamId};
 
 use super::{Exchange, Filter, Worker};
 
@@ -214,6 +214,20 @@ pub(super) fn admit(
             refuse(host, ask.stream, false, &(ask.own_headers)());
             Admit::Answered
         }
+        // Kong cannot let a paused request go from the timer: there a
+        // request that finds no lease yet is served by the outage policy
+        // while the timer fetches one.
+        Kind::Pending if filter.config.host == HostKind::Kong => match b.on_unavailable {
+            OnUnavailable::FailOpen => {
+                counters.credit.add(host, 1);
+                Admit::Go(None)
+            }
+            OnUnavailable::FailClosed => {
+                counters.unavailable.add(host, 1);
+                refuse(host, ask.stream, false, &(ask.own_headers)());
+                Admit::Answered
+            }
+        },
         Kind::Pending => {
             counters.waited.add(host, 1);
             worker.budgeter.waiting.push(Waiting {
