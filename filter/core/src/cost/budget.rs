@@ -216,43 +216,42 @@ pub fn reserve(
     }))
 }
 
-/// The response is in: give back `estimate − actual` (or take more).
+/// Where a reservation was drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The pool of the tenant's lease.
+    Lease,
+    /// The outage credit (`fail_open` while cost-control was unreachable).
+    Credit,
+}
+
+/// The response is in: give back `estimate − actual` (or take more) to
+/// where the reservation came from.
 pub fn settle(
     host: &mut impl Host,
     slots: u32,
     tenant: &str,
-    estimate: u64,
-    actual: u64,
+    (estimate, actual): (u64, u64),
+    source: Source,
     now: u64,
 ) -> Result<(), HostError> {
+    if estimate == actual {
+        return Ok(());
+    }
     let delta = i64::try_from(estimate)
         .unwrap_or(i64::MAX)
         .saturating_sub(i64::try_from(actual).unwrap_or(i64::MAX));
-    if delta == 0 {
-        return Ok(());
-    }
     update(host, slots, tenant, now, false, |e| {
-        e.pool_micros = e.pool_micros.saturating_add(delta);
+        match source {
+            Source::Lease => e.pool_micros = e.pool_micros.saturating_add(delta),
+            Source::Credit => {
+                e.credit_used_micros = e
+                    .credit_used_micros
+                    .saturating_sub(estimate)
+                    .saturating_add(actual)
+            }
+        }
         (true, ())
-    })?;
-    Ok(())
-}
-
-/// Return unused credit (a request on credit that cost less).
-pub fn settle_credit(
-    host: &mut impl Host,
-    slots: u32,
-    tenant: &str,
-    estimate: u64,
-    actual: u64,
-    now: u64,
-) -> Result<(), HostError> {
-    update(host, slots, tenant, now, false, |e| {
-        e.credit_used_micros = e
-            .credit_used_micros
-            .saturating_sub(estimate)
-            .saturating_add(actual);
-        (estimate != actual, ())
     })?;
     Ok(())
 }

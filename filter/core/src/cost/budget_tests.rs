@@ -52,7 +52,7 @@ fn a_first_request_waits_for_a_lease_then_spends_it() {
     assert_eq!(r.kind, Kind::Granted);
     assert_eq!(r.allowance_id.as_deref(), Some("L1"));
     assert!(!r.needs_refill, "8000 left, above the low water");
-    settle(&mut h, SLOTS, "acme", 2_000, 500, T0).unwrap();
+    settle(&mut h, SLOTS, "acme", (2_000, 500), Source::Lease, T0).unwrap();
     assert_eq!(read(&h, SLOTS, "acme").unwrap().pool_micros, 9_500);
     for _ in 0..4 {
         assert_eq!(
@@ -249,7 +249,7 @@ proptest! {
                     if *settle_half {
                         let actual = estimate / 2;
                         store.borrow_mut().inject_conflicts(0);
-                        settle(h, SLOTS, "t", *estimate, actual, T0).unwrap();
+                        settle(h, SLOTS, "t", (*estimate, actual), Source::Lease, T0).unwrap();
                         reserved -= (*estimate - actual) as i64;
                     }
                 }

@@ -38,6 +38,18 @@ fn answer_callout(f: &Filter, w: &mut Worker, h: &mut MemHost, status: &str, bod
     on_callout_response(f, w, h, token, n);
 }
 
+fn lease(h: &mut MemHost, micros: i64) -> budget::Grant {
+    let g = budget::Grant {
+        allowance_id: (micros > 0).then(|| "L1".to_string()),
+        granted_micros: micros,
+        expires_at_ms: 100_000,
+        soft: false,
+        hard: false,
+    };
+    budget::apply_grant(h, 4, "acme", &g, 10_000, 1_000).unwrap();
+    g
+}
+
 fn upstream_ok(f: &Filter, w: &mut Worker, h: &mut MemHost, ex: &mut Exchange) {
     h.response_headers = vec![(":status".into(), b"200".to_vec())];
     ex.on_response_headers(f, w, h, ex.stream, true);
@@ -124,14 +136,7 @@ fn a_spent_budget_refuses_low_and_medium_and_unused_reservations_return() {
     let mut h = MemHost::new();
     let (f, mut w) = setup(&mut h);
     h.now_ms = 10_000;
-    let g = budget::Grant {
-        allowance_id: Some("L1".into()),
-        granted_micros: 2_000,
-        expires_at_ms: 100_000,
-        soft: false,
-        hard: false,
-    };
-    budget::apply_grant(&mut h, 4, "acme", &g, 10_000, 1_000).unwrap();
+    lease(&mut h, 2_000);
     request(&mut h, "/paid/1");
     let (v, ex) = on_request_headers(&f, &mut w, &mut h, 1);
     assert_eq!(v, Verdict::Continue);
@@ -140,12 +145,7 @@ fn a_spent_budget_refuses_low_and_medium_and_unused_reservations_return() {
     ex.on_done(&f, &mut w, &mut h, 1);
     assert_eq!(budget::read(&h, 4, "acme").unwrap().pool_micros, 2_000);
     // The budget is spent: an empty grant.
-    let empty = budget::Grant {
-        allowance_id: None,
-        granted_micros: 0,
-        ..g
-    };
-    budget::apply_grant(&mut h, 4, "acme", &empty, 10_000, 1_000).unwrap();
+    lease(&mut h, 0);
     // What is left of the current lease is still spendable; another
     // worker spends it.
     budget::reserve(
@@ -184,14 +184,7 @@ fn a_request_the_limiter_queued_meets_its_budget_when_admitted() {
     f.create_tables(&mut h).unwrap();
     let mut w = Worker::new(&f.config, &mut h);
     h.now_ms = 10_000;
-    let g = budget::Grant {
-        allowance_id: Some("L1".into()),
-        granted_micros: 2_000,
-        expires_at_ms: 100_000,
-        soft: false,
-        hard: false,
-    };
-    budget::apply_grant(&mut h, 4, "acme", &g, 10_000, 1_000).unwrap();
+    lease(&mut h, 2_000);
     request(&mut h, "/paid/1");
     let (v, _) = on_request_headers(&f, &mut w, &mut h, 1);
     assert_eq!(v, Verdict::Continue, "token and budget for one call");
@@ -199,12 +192,7 @@ fn a_request_the_limiter_queued_meets_its_budget_when_admitted() {
     let (v, _) = on_request_headers(&f, &mut w, &mut h, 2);
     assert_eq!(v, Verdict::Pause, "no token: queued");
     // The empty grant: nothing more to spend.
-    let empty = budget::Grant {
-        allowance_id: None,
-        granted_micros: 0,
-        ..g
-    };
-    budget::apply_grant(&mut h, 4, "acme", &empty, 10_000, 1_000).unwrap();
+    lease(&mut h, 0);
     h.now_ms = 11_500; // a token is back
     on_tick(&f, &mut w, &mut h);
     assert!(h.resumed.is_empty(), "not let go past its budget");

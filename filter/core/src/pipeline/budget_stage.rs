@@ -291,11 +291,19 @@ pub(super) fn settle(
 /// (or to the outage credit it came from).
 pub(super) fn give_back(filter: &Filter, host: &mut impl Host, h: &Held, actual: u64) {
     let now = host.now_ms();
-    let r = if h.credit {
-        budget::settle_credit(host, slots(filter), &h.tenant, h.estimate, actual, now)
+    let source = if h.credit {
+        budget::Source::Credit
     } else {
-        budget::settle(host, slots(filter), &h.tenant, h.estimate, actual, now)
+        budget::Source::Lease
     };
+    let r = budget::settle(
+        host,
+        slots(filter),
+        &h.tenant,
+        (h.estimate, actual),
+        source,
+        now,
+    );
     if let Err(e) = r {
         host.log(
             Level::Warn,
