@@ -15,29 +15,29 @@ use crate::batch::codec::{self, Format, Member};
 use crate::batch::window::{self, Policy, Rate};
 use crate::config::{BatchFormat, Route, RouteBatch};
 use crate::headers::Headers;
-use crate::host::{Callout, Host, Level, StreamId};
+use crate::host::{Host, StreamId};
 
 use super::{Exchange, Filter, Worker};
 
 #[derive(Debug)]
-struct Pending {
-    stream: StreamId,
-    id: String,
-    member: Member,
-    own_headers: Vec<(String, Vec<u8>)>,
-    joined_ms: u64,
+pub(super) struct Pending {
+    pub(super) stream: StreamId,
+    pub(super) id: String,
+    pub(super) member: Member,
+    pub(super) own_headers: Vec<(String, Vec<u8>)>,
+    pub(super) joined_ms: u64,
 }
 
 #[derive(Debug)]
-struct OpenBatch {
-    members: Vec<Pending>,
-    flush_at_ms: u64,
+pub(super) struct OpenBatch {
+    pub(super) members: Vec<Pending>,
+    pub(super) flush_at_ms: u64,
 }
 
 #[derive(Debug)]
-struct InFlight {
-    route: usize,
-    members: Vec<Pending>,
+pub(super) struct InFlight {
+    pub(super) route: usize,
+    pub(super) members: Vec<Pending>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +54,10 @@ pub enum BatchFate {
 /// Per-worker batching state.
 #[derive(Debug, Default)]
 pub struct Batcher {
-    open: HashMap<usize, OpenBatch>,
+    pub(super) open: HashMap<usize, OpenBatch>,
     /// Full batches waiting for the timer's next (1 ms) tick.
-    ready: Vec<(usize, Vec<Pending>)>,
-    in_flight: HashMap<u32, InFlight>,
+    pub(super) ready: Vec<(usize, Vec<Pending>)>,
+    pub(super) in_flight: HashMap<u32, InFlight>,
     rates: HashMap<usize, Rate>,
     /// Request headers of requests gathering their body, kept from their
     /// headers hook (the member is built when the body is complete).
@@ -88,7 +88,7 @@ pub enum BatchStep {
     AwaitBody,
 }
 
-fn format(f: BatchFormat) -> Format {
+pub(super) fn format(f: BatchFormat) -> Format {
     match f {
         BatchFormat::Rest => Format::Rest,
         BatchFormat::Graphql => Format::Graphql,
@@ -285,155 +285,6 @@ fn join(
 /// pipeline sets it before calling (see `Exchange::stream`).
 fn exchange_stream(exchange: &Exchange) -> StreamId {
     exchange.stream
-}
-
-/// The timer: send every batch whose window ended or that is full.
-/// Returns nothing; answers come with the call's response.
-pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
-    let now = host.now_ms();
-    for (route, members) in std::mem::take(&mut worker.batcher.ready) {
-        flush(filter, worker, host, route, members);
-    }
-    let due: Vec<usize> = worker
-        .batcher
-        .open
-        .iter()
-        .filter(|(_, b)| now >= b.flush_at_ms)
-        .map(|(r, _)| *r)
-        .collect();
-    for route in due {
-        if let Some(batch) = worker.batcher.open.remove(&route) {
-            flush(filter, worker, host, route, batch.members);
-        }
-    }
-}
-
-fn flush(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    route: usize,
-    members: Vec<Pending>,
-) {
-    let Some(rule) = filter.config.routes[route].batch.as_ref() else {
-        return;
-    };
-    let counters = filter.counters(route).batch;
-    let now = host.now_ms();
-    let list: Vec<Member> = members.iter().map(|p| p.member.clone()).collect();
-    let body = codec::encode(format(rule.format), &list);
-    let length = body.len().to_string();
-    let call = Callout {
-        target: &rule.upstream,
-        headers: vec![
-            (":method", b"POST"),
-            (":path", rule.path.as_bytes()),
-            (":authority", rule.upstream.as_bytes()),
-            ("content-type", b"application/json"),
-            ("content-length", length.as_bytes()),
-        ],
-        body: Some(&body),
-        timeout_ms: rule.timeout_ms,
-    };
-    counters.batches.add(host, 1);
-    counters.members.add(host, members.len() as i64);
-    counters.size_bucket(members.len()).add(host, 1);
-    counters.wait_ms.add(
-        host,
-        members
-            .iter()
-            .map(|m| now.saturating_sub(m.joined_ms) as i64)
-            .sum(),
-    );
-    match host.http_call(&call) {
-        Ok(token) => {
-            worker
-                .batcher
-                .in_flight
-                .insert(token, InFlight { route, members });
-        }
-        Err(e) => {
-            host.log(
-                Level::Warn,
-                &format!("batch call to {} failed to start: {e:?}", rule.upstream),
-            );
-            counters.fallback_failed.add(host, members.len() as i64);
-            release(worker, host, members);
-        }
-    }
-}
-
-fn release(worker: &mut Worker, host: &mut impl Host, members: Vec<Pending>) {
-    for m in members {
-        if host.resume(m.stream).is_ok() {
-            worker.batcher.fates.insert(m.stream, BatchFate::Released);
-        }
-    }
-}
-
-/// The answer to a batch call.
-pub fn on_callout_response(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    token: u32,
-    body_size: usize,
-) {
-    let Some(flight) = worker.batcher.in_flight.remove(&token) else {
-        return;
-    };
-    let route = flight.route;
-    let Some(rule) = filter.config.routes[route].batch.as_ref() else {
-        return;
-    };
-    let counters = filter.counters(route).batch;
-    let headers = host.callout_response_headers();
-    let status: u16 = Headers::new(&headers)
-        .get_str(":status")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    if !(200..300).contains(&status) {
-        // Failed or timed out (no headers at all): everyone goes alone.
-        counters
-            .fallback_failed
-            .add(host, flight.members.len() as i64);
-        release(worker, host, flight.members);
-        return;
-    }
-    let body = host.callout_response_body(body_size);
-    let ids: Vec<String> = flight.members.iter().map(|m| m.id.clone()).collect();
-    let answers = codec::decode(format(rule.format), &body, &ids);
-    let size = flight.members.len() as u32;
-    for (index, (m, answer)) in flight.members.into_iter().zip(answers).enumerate() {
-        let Some(a) = answer else {
-            counters.fallback_missing.add(host, 1);
-            if host.resume(m.stream).is_ok() {
-                worker.batcher.fates.insert(m.stream, BatchFate::Released);
-            }
-            continue;
-        };
-        let mut out: Vec<(&str, &[u8])> = a
-            .headers
-            .iter()
-            .filter(|(k, _)| crate::cache::reply::storable_header(k))
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        out.push(("x-cache", b"BATCHED"));
-        out.extend(
-            m.own_headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_slice())),
-        );
-        let head = m.member.method == "HEAD";
-        let body: &[u8] = if head { b"" } else { &a.body };
-        if host.send_reply(m.stream, a.status, &out, body).is_ok() {
-            let fate = BatchFate::Answered {
-                size,
-                index: index as u32,
-            };
-            worker.batcher.fates.insert(m.stream, fate);
-        }
-    }
 }
 
 /// A member's stream ended: a member still waiting in an open batch is

@@ -6,6 +6,7 @@
 //! route, account) slot in after the cache lookup.
 
 mod account_stage;
+mod batch_call;
 mod batch_stage;
 mod budget_lease;
 mod budget_stage;
@@ -329,7 +330,7 @@ pub fn on_callout_response(
     let handled = account_stage::on_callout_response(filter, worker, host, token)
         || budget_lease::on_callout_response(filter, worker, host, token, body_size);
     if !handled {
-        batch_stage::on_callout_response(filter, worker, host, token, body_size);
+        batch_call::on_callout_response(filter, worker, host, token, body_size);
     }
     timer::set_tick(filter, worker, host);
 }
@@ -337,7 +338,7 @@ pub fn on_callout_response(
 /// The worker's timer.
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     account_stage::on_tick(filter, worker, host);
-    batch_stage::on_tick(filter, worker, host);
+    batch_call::on_tick(filter, worker, host);
     let sent = budget_lease::on_tick(filter, worker, host, timer::ACTIONS_PER_CALL);
     let sent = sent
         + limit_stage::on_tick(
