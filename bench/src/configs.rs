@@ -198,6 +198,16 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             needs: vec![],
         },
         Config {
+            id: "J",
+            title: "filter, every request priced, budgeted and reported to cost-control"
+                .to_string(),
+            filters: Filters::Wasm(accounting_filter()),
+            route: proxy.clone(),
+            load: Load::Unique,
+            expect: Expect::Ok,
+            needs: vec![],
+        },
+        Config {
             id: "I",
             title: i_title,
             filters: Filters::Wasm(filter_json("items", "/api/items/", &i_needs)),
@@ -207,6 +217,24 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             needs: i_needs,
         },
     ]
+}
+
+/// Tenant J's spend is reported under (the ledger check reads it back).
+pub const J_TENANT: &str = "bench";
+
+/// J: one rule on `/api/items/` with a price and a budget, and the link to
+/// cost-control (which runs during the bench, with no budget set for the
+/// tenant, so every lease is granted; a large lease keeps leasing rare).
+pub fn accounting_filter() -> Value {
+    json!({
+        "version": 1,
+        "identity": {"tenant": [{"header": TENANT.0}]},
+        "accounting": {"cost_control": "cost_control", "token": "gateway-dev-token",
+                       "gateway_id": "bench", "flush_ms": 1000,
+                       "budgets": {"lease": "100"}},
+        "routes": [{"name": "items", "match": {"prefix": "/api/items/"}, "sla_ms": 5000,
+                    "cost": {"cost_per_call": "0.002", "budget": {}}}]
+    })
 }
 
 /// Strategies that apply to a single GET and are on in I. Batching is
@@ -233,11 +261,13 @@ pub fn baseline_filter() -> Filters {
 }
 
 /// The ratios the issue asks for: (numerator, denominator, goal).
-pub const RATIOS: [(&str, &str, f64); 4] = [
+pub const RATIOS: [(&str, &str, f64); 6] = [
     ("D", "F", 1.0),
     ("D", "B", 0.0),
     ("C", "A", 0.0),
     ("I", "A", 0.88),
+    ("J", "C", 0.0),
+    ("J", "A", 0.0),
 ];
 
 #[cfg(test)]

@@ -78,6 +78,7 @@ fn real_main() -> Result<bool, String> {
             root.join("target/wasm32-wasip1/release/cost_optimizer.wasm"),
         ),
         demo_api: path_from_env("DEMO_API_BIN", root.join("target/release/demo-api")),
+        cost_control: path_from_env("COST_CONTROL_BIN", root.join("target/release/cost-control")),
         out: root.join("target/bench"),
     };
     for (what, p, how) in [
@@ -87,6 +88,11 @@ fn real_main() -> Result<bool, String> {
             "the demo API (release)",
             &paths.demo_api,
             "cargo build --release -p demo-api",
+        ),
+        (
+            "cost-control (release)",
+            &paths.cost_control,
+            "cargo build --release -p cost-control",
         ),
     ] {
         if !p.exists() {
@@ -139,6 +145,12 @@ fn real_main() -> Result<bool, String> {
         .collect();
 
     let demo = bench.start_demo()?;
+    // J reports spend to cost-control; it runs for the whole bench.
+    let control = if configs.iter().any(|c| c.id == "J") {
+        Some(bench.start_control()?)
+    } else {
+        None
+    };
     for round in 1..=settings.rounds {
         for (cfg, row) in configs.iter().zip(rows.iter_mut()) {
             let Status::Done(samples) = &mut row.samples else {
@@ -159,6 +171,12 @@ fn real_main() -> Result<bool, String> {
             }
         }
     }
+
+    let accounting = match &control {
+        Some(_) => ledger_check(&bench, &rows),
+        None => skipped(),
+    };
+    drop(control);
 
     let (g_baseline, g_filter) = if wanted("G") {
         run_g(&bench)
@@ -184,6 +202,7 @@ fn real_main() -> Result<bool, String> {
         g_filter,
         h,
         spend: spend_result(),
+        accounting,
     };
     let ok = !any_failed(&report);
     let text = report::render(&report);
@@ -321,6 +340,7 @@ fn any_failed(r: &Report) -> bool {
         || matches!(r.g_filter, Status::Failed(_))
         || matches!(r.h.baseline, Status::Failed(_))
         || matches!(r.h.batched, Status::Failed(_))
+        || matches!(r.accounting, Status::Failed(_))
 }
 
 /// The raw samples, for anyone who wants more than the table.
@@ -354,6 +374,38 @@ fn write_json(r: &Report, path: &std::path::Path) -> Result<(), String> {
 
 /// cost-control's ingest benchmark, run by scripts/bench.sh before this
 /// program (its one-line result arrives in BENCH_SPEND_RESULT).
+/// J's requests really were priced and reported: the ledger holds at
+/// least one event per request wrk completed (probes and warm-ups add a
+/// few more). The filter flushes every second; wait for the count to
+/// reach the requests (polled, up to 20 s).
+fn ledger_check(bench: &Bench, rows: &[Row]) -> Status<String> {
+    let Some(Status::Done(samples)) = rows.iter().find(|r| r.id == "J").map(|r| &r.samples) else {
+        return skipped();
+    };
+    let measured: u64 = samples.iter().map(|s| s.requests).sum();
+    let start = std::time::Instant::now();
+    let mut events = 0;
+    while start.elapsed() < std::time::Duration::from_secs(20) {
+        match bench.ledger_events(configs::J_TENANT) {
+            Ok(n) => events = n,
+            Err(e) => return Status::Failed(format!("cost-control's ledger: {e}")),
+        }
+        if events >= measured {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let text = format!(
+        "J: cost-control's ledger holds {events} spend events for the {measured} requests wrk completed in J's measured runs (plus warm-ups and probes)."
+    );
+    println!("==> {text}");
+    if events >= measured {
+        Status::Done(text)
+    } else {
+        Status::Failed(text)
+    }
+}
+
 fn spend_result() -> Status<String> {
     match std::env::var("BENCH_SPEND_RESULT") {
         Ok(line) if line.contains("events_per_sec=") => Status::Done(format!(

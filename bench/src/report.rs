@@ -60,6 +60,8 @@ pub struct Report {
     pub g_filter: Status<Vec<GResult>>,
     pub h: HPair,
     pub spend: Status<String>,
+    /// J's ledger check: its requests are in cost-control's ledger.
+    pub accounting: Status<String>,
 }
 
 fn status_text<T>(s: &Status<T>) -> Option<String> {
@@ -122,6 +124,15 @@ pub fn render(r: &Report) -> String {
         o,
         "{}\n",
         match &r.spend {
+            Status::Done(t) => t.clone(),
+            other => status_text(other).unwrap_or_default(),
+        }
+    );
+    let _ = writeln!(o, "## J: accounting\n");
+    let _ = writeln!(
+        o,
+        "{}\n",
+        match &r.accounting {
             Status::Done(t) => t.clone(),
             other => status_text(other).unwrap_or_default(),
         }

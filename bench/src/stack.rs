@@ -15,6 +15,7 @@ pub struct Paths {
     pub envoy: PathBuf,
     pub wasm: PathBuf,
     pub demo_api: PathBuf,
+    pub cost_control: PathBuf,
     /// target/bench: report, chart, logs, rendered configs.
     pub out: PathBuf,
 }
@@ -48,6 +49,47 @@ impl Bench {
         let port = self.ports.demo;
         proc.wait_ready("the demo API's port", START_TIMEOUT, || port_open(port))?;
         Ok(proc)
+    }
+
+    /// Start cost-control (J reports to it) on a fresh SQLite store,
+    /// pinned to the client core like the demo API.
+    pub fn start_control(&self) -> Result<Proc, String> {
+        let db = self.paths.out.join("bench-cc.db");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        let args = vec![
+            "serve".to_string(),
+            "--listen".to_string(),
+            format!("127.0.0.1:{}", self.ports.control),
+            "--store".to_string(),
+            format!("sqlite:{}", db.display()),
+            "--dev-tokens".to_string(),
+        ];
+        let mut proc = Proc::spawn(
+            "cost-control",
+            self.pin.client,
+            &self.paths.cost_control,
+            &args,
+            &self.paths.out,
+        )?;
+        let port = self.ports.control;
+        proc.wait_ready("cost-control's port", START_TIMEOUT, || port_open(port))?;
+        Ok(proc)
+    }
+
+    /// Spend events cost-control's ledger holds for `tenant` this month.
+    pub fn ledger_events(&self, tenant: &str) -> Result<u64, String> {
+        let url = format!(
+            "http://127.0.0.1:{}/v1/spend?tenant={tenant}&group_by=strategy",
+            self.ports.control
+        );
+        let r = http::get(&url, &[("authorization", "Bearer admin-dev-token")])?;
+        let v: serde_json::Value = serde_json::from_slice(&r.body)
+            .map_err(|e| format!("ledger answer {}: {e}", r.status))?;
+        v["total"]["events"]
+            .as_u64()
+            .ok_or_else(|| format!("ledger answer without total.events: {v}"))
     }
 
     pub fn yaml(&self, filters: &Filters, route: &Route) -> String {
