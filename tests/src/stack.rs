@@ -99,6 +99,21 @@ impl DemoApi {
         self.calls()["by_path"][path].as_u64().unwrap_or(0)
     }
 
+    /// Calls counted for every path under `prefix` (a batch call counts
+    /// once, under the batch endpoint's path).
+    pub fn calls_under(&self, prefix: &str) -> u64 {
+        self.calls()["by_path"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(prefix))
+                    .filter_map(|(_, n)| n.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
     pub fn total_calls(&self) -> u64 {
         self.calls()["total"].as_u64().unwrap_or(0)
     }

@@ -58,17 +58,6 @@ fn get(url: &str, tenant: &str, priority: Option<&str>) -> Resp {
     http::request_fresh("GET", url, &h, None)
 }
 
-/// Upstream calls the demo API saw under `prefix`.
-fn calls_under(s: &Stack, prefix: &str) -> u64 {
-    s.demo.calls()["by_path"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(p, _)| p.starts_with(prefix))
-        .map(|(_, n)| n.as_u64().unwrap())
-        .sum()
-}
-
 /// Wait until the ledger holds `events` events of `tenant` (the filter
 /// flushes every 100 ms), then a little longer for any extra to show.
 fn ledger_settles(s: &Stack, tenant: &str, events: u64) -> Value {
@@ -134,7 +123,11 @@ fn a_budget_holds_across_two_gateways_and_high_passes_with_a_warning() {
         "spend {spent} over the $0.10 budget plus one call"
     );
     assert_eq!(spent, ok * PRICE, "every served call is in the ledger once");
-    assert_eq!(calls_under(&s, "/api/paid/"), ok, "calls the demo API saw");
+    assert_eq!(
+        s.demo.calls_under("/api/paid/"),
+        ok,
+        "calls the demo API saw"
+    );
     // Leftovers of leases sit in gateway pools until they expire; most of
     // the budget is still spent.
     assert!(ok >= 25, "only {ok} calls of the 50 the budget allows");
@@ -210,7 +203,7 @@ fn an_outage_of_cost_control_loses_nothing_and_counts_nothing_twice() {
     );
     let ok = ok.load(Ordering::SeqCst);
     let report = ledger_settles(&s, "steady", ok);
-    let calls = calls_under(&s, "/api/paid/");
+    let calls = s.demo.calls_under("/api/paid/");
     assert_eq!(calls, ok);
     assert_eq!(
         report["total"]["events"].as_u64().unwrap(),
@@ -248,7 +241,7 @@ fn cache_hits_are_reported_as_savings() {
     assert_eq!(total["savings_micros"], 90 * PRICE);
     assert_eq!(row(&report, "cache")["events"], 90);
     assert_eq!(row(&report, "upstream")["events"], 10);
-    assert_eq!(calls_under(&s, "/api/cached/"), 10);
+    assert_eq!(s.demo.calls_under("/api/cached/"), 10);
     assert_eq!(
         s.envoy
             .stat("wasmcustom.cost_optimizer.route.cached.cost.cache.saving_micros"),
@@ -319,7 +312,7 @@ fn coalesced_followers_cost_nothing_and_batch_members_share_the_batch_price() {
     // Identical requests to a slow upstream: one call, the rest wait for it.
     let answers = burst(&s, 8, |_| "/api/items/1?delay_ms=300".into(), "mixed");
     assert!(answers.iter().all(|r| r.status == 200));
-    let calls = calls_under(&s, "/api/items/");
+    let calls = s.demo.calls_under("/api/items/");
     assert_eq!(calls, 1, "one upstream call for eight identical requests");
     let coalesced = answers
         .iter()

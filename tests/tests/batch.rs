@@ -68,16 +68,6 @@ fn burst(
     })
 }
 
-fn singles(s: &Stack, prefix: &str) -> u64 {
-    s.demo.calls()["by_path"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(p, _)| p.starts_with(prefix))
-        .map(|(_, n)| n.as_u64().unwrap())
-        .sum()
-}
-
 fn quotes(s: &Stack, n: usize) -> Vec<(Resp, Duration)> {
     burst(s, n, "GET", |i| format!("/api/quotes/{}", i + 1), |_| None)
 }
@@ -107,7 +97,7 @@ fn a_burst_becomes_at_most_two_batch_calls() {
     let calls = s.demo.calls();
     assert!(calls["batches"].as_u64().unwrap() <= 2, "{calls}");
     assert_eq!(calls["batch_members"], 16);
-    assert_eq!(singles(&s, "/api/quotes/"), 0, "no single calls");
+    assert_eq!(s.demo.calls_under("/api/quotes/"), 0, "no single calls");
     assert_eq!(
         s.envoy
             .stat("wasmcustom.cost_optimizer.route.quotes.batch.members"),
@@ -139,7 +129,7 @@ fn full_batches_leave_without_waiting_for_the_window_and_a_lone_request_after_it
             .stat("wasmcustom.cost_optimizer.route.small.batch.size_2_4")
             >= 1
     );
-    assert_eq!(singles(&s, "/api/sq/"), 0);
+    assert_eq!(s.demo.calls_under("/api/sq/"), 0);
 
     let t = Instant::now();
     let lone = s.get("/api/quotes/99", &[]);
@@ -164,7 +154,7 @@ fn a_failing_batch_call_sends_everyone_alone() {
     assert!(answers
         .iter()
         .all(|(r, _)| r.header("x-cache") != Some("BATCHED")));
-    assert_eq!(singles(&s, "/api/quotes/"), 16);
+    assert_eq!(s.demo.calls_under("/api/quotes/"), 16);
     assert_eq!(
         s.envoy
             .stat("wasmcustom.cost_optimizer.route.quotes.batch.fallback_failed"),
@@ -184,7 +174,7 @@ fn a_missing_member_goes_alone_and_garbage_sends_everyone_alone() {
         .filter(|(r, _)| r.header("x-cache") == Some("BATCHED"))
         .count();
     assert!(batched >= 6, "{batched}");
-    assert_eq!(singles(&s, "/api/quotes/"), 8 - batched as u64);
+    assert_eq!(s.demo.calls_under("/api/quotes/"), 8 - batched as u64);
     assert!(
         s.envoy
             .stat("wasmcustom.cost_optimizer.route.quotes.batch.fallback_missing")
@@ -194,11 +184,11 @@ fn a_missing_member_goes_alone_and_garbage_sends_everyone_alone() {
     s.demo.fault(json!({"clear": true}));
     s.demo
         .fault(json!({"path_prefix": "/api/batch", "garbage": true}));
-    let before = singles(&s, "/api/quotes/");
+    let before = s.demo.calls_under("/api/quotes/");
     let answers = quotes(&s, 8);
     assert_own_ids(&answers);
     assert_eq!(
-        singles(&s, "/api/quotes/") - before,
+        s.demo.calls_under("/api/quotes/") - before,
         8,
         "garbage: every member alone, no panic"
     );
@@ -226,7 +216,7 @@ fn post_members_carry_their_bodies_intact_and_oversized_bodies_go_alone() {
         );
         assert_eq!(echo["path"], format!("/api/notes/{i}"));
     }
-    assert_eq!(singles(&s, "/api/notes/"), 0, "{}", s.demo.calls());
+    assert_eq!(s.demo.calls_under("/api/notes/"), 0, "{}", s.demo.calls());
     let calls = s.demo.calls();
     let members = calls["members_by_path"].as_object().unwrap();
     let noted: u64 = members
@@ -247,7 +237,7 @@ fn post_members_carry_their_bodies_intact_and_oversized_bodies_go_alone() {
     assert_eq!(r.status, 200);
     assert_ne!(r.header("x-cache"), Some("BATCHED"));
     assert_eq!(r.json()["body"], big);
-    assert_eq!(singles(&s, "/api/notes/"), 1);
+    assert_eq!(s.demo.calls_under("/api/notes/"), 1);
     assert_eq!(
         s.envoy
             .stat("wasmcustom.cost_optimizer.route.notes.batch.fallback_oversize"),
@@ -267,7 +257,7 @@ fn post_members_carry_their_bodies_intact_and_oversized_bodies_go_alone() {
         assert_ne!(r.header("x-cache"), Some("BATCHED"));
         assert_eq!(r.json()["body"], text, "the body arrived intact");
     }
-    assert_eq!(singles(&s, "/api/memos/"), 3);
+    assert_eq!(s.demo.calls_under("/api/memos/"), 3);
 }
 
 #[test]

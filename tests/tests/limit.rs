@@ -54,17 +54,6 @@ fn burst(s: &Stack, n: usize, path: &str, headers: &[(&str, &str)]) -> Vec<(Resp
     })
 }
 
-fn upstream_calls(s: &Stack, prefix: &str) -> u64 {
-    let calls = s.demo.calls();
-    calls["by_path"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(p, _)| p.starts_with(prefix))
-        .map(|(_, n)| n.as_u64().unwrap())
-        .sum()
-}
-
 fn assert_valid_429(r: &Resp) {
     assert_eq!(r.status, 429, "{}", r.text());
     let retry: u64 = r
@@ -96,7 +85,7 @@ fn low_priority_beyond_capacity_is_told_when_to_retry() {
         10,
         "exactly the capacity is admitted across both workers"
     );
-    assert_eq!(upstream_calls(&s, "/api/reports/"), 10);
+    assert_eq!(s.demo.calls_under("/api/reports/"), 10);
     for (r, _) in &answers {
         if r.status == 200 {
             assert!(
@@ -133,7 +122,7 @@ fn high_priority_passes_with_a_warning() {
         .filter(|(r, _)| r.header("x-optimizer-warning") == Some("rate-limit-exceeded"))
         .count();
     assert_eq!(warned, 5, "those over the capacity of 10 carry the warning");
-    assert_eq!(upstream_calls(&s, "/api/reports/"), 15);
+    assert_eq!(s.demo.calls_under("/api/reports/"), 15);
     assert_eq!(
         s.envoy
             .stat("wasmcustom.cost_optimizer.route.reports.limit.limited_high"),
@@ -153,7 +142,7 @@ fn medium_priority_waits_for_tokens_within_its_sla() {
             "answered within the SLA: {took:?}"
         );
     }
-    assert_eq!(upstream_calls(&s, "/api/steady/"), 15);
+    assert_eq!(s.demo.calls_under("/api/steady/"), 15);
     assert!(
         s.envoy
             .stat("wasmcustom.cost_optimizer.route.steady.limit.queued")
