@@ -218,21 +218,25 @@ pub fn reserve(
 
 /// Where a reservation was drawn from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The pool of the tenant's lease.
-    Lease,
+pub enum Source<'a> {
+    /// The pool, under this lease (`None`: an overdraft with no lease).
+    Lease(Option<&'a str>),
     /// The outage credit (`fail_open` while cost-control was unreachable).
     Credit,
 }
 
 /// The response is in: give back `estimate − actual` (or take more) to
-/// where the reservation came from.
+/// where the reservation came from. When the lease it was drawn from has
+/// been replaced since, a refund is not added to the new lease's pool:
+/// cost-control returns the old lease's unspent rest itself when that
+/// lease expires, so adding it here would count it twice. An extra cost
+/// is always taken.
 pub fn settle(
     host: &mut impl Host,
     slots: u32,
     tenant: &str,
     (estimate, actual): (u64, u64),
-    source: Source,
+    source: Source<'_>,
     now: u64,
 ) -> Result<(), HostError> {
     if estimate == actual {
@@ -243,7 +247,13 @@ pub fn settle(
         .saturating_sub(i64::try_from(actual).unwrap_or(i64::MAX));
     update(host, slots, tenant, now, false, |e| {
         match source {
-            Source::Lease => e.pool_micros = e.pool_micros.saturating_add(delta),
+            Source::Lease(id) => {
+                let same_lease = id.unwrap_or("") == e.allowance_id;
+                if !same_lease && delta > 0 {
+                    return (false, ());
+                }
+                e.pool_micros = e.pool_micros.saturating_add(delta);
+            }
             Source::Credit => {
                 e.credit_used_micros = e
                     .credit_used_micros

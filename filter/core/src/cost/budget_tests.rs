@@ -52,7 +52,15 @@ fn a_first_request_waits_for_a_lease_then_spends_it() {
     assert_eq!(r.kind, Kind::Granted);
     assert_eq!(r.allowance_id.as_deref(), Some("L1"));
     assert!(!r.needs_refill, "8000 left, above the low water");
-    settle(&mut h, SLOTS, "acme", (2_000, 500), Source::Lease, T0).unwrap();
+    settle(
+        &mut h,
+        SLOTS,
+        "acme",
+        (2_000, 500),
+        Source::Lease(Some("L1")),
+        T0,
+    )
+    .unwrap();
     assert_eq!(read(&h, SLOTS, "acme").unwrap().pool_micros, 9_500);
     for _ in 0..4 {
         assert_eq!(
@@ -107,6 +115,49 @@ fn a_new_lease_drops_the_rest_of_the_old_one() {
     apply_grant(&mut h, SLOTS, "acme", &grant("L2", 10_000), T0, 1_000).unwrap();
     let e = read(&h, SLOTS, "acme").unwrap();
     assert_eq!((e.allowance_id.as_str(), e.pool_micros), ("L2", 10_000));
+}
+
+#[test]
+fn a_refund_for_a_replaced_lease_does_not_reach_the_new_pool() {
+    let mut h = host();
+    apply_grant(&mut h, SLOTS, "acme", &grant("L1", 10_000), T0, 1_000).unwrap();
+    let r = reserve(&mut h, SLOTS, "acme", 4_000, T0, policy()).unwrap();
+    assert_eq!(r.allowance_id.as_deref(), Some("L1"));
+    apply_grant(&mut h, SLOTS, "acme", &grant("L2", 10_000), T0, 1_000).unwrap();
+    // The request cost 1000 of its 4000: L1's rest returns at
+    // cost-control when L1 expires, not here.
+    settle(
+        &mut h,
+        SLOTS,
+        "acme",
+        (4_000, 1_000),
+        Source::Lease(Some("L1")),
+        T0,
+    )
+    .unwrap();
+    assert_eq!(read(&h, SLOTS, "acme").unwrap().pool_micros, 10_000);
+    // An extra cost is always taken.
+    settle(
+        &mut h,
+        SLOTS,
+        "acme",
+        (1_000, 3_000),
+        Source::Lease(Some("L1")),
+        T0,
+    )
+    .unwrap();
+    assert_eq!(read(&h, SLOTS, "acme").unwrap().pool_micros, 8_000);
+    // Under the current lease a refund returns.
+    settle(
+        &mut h,
+        SLOTS,
+        "acme",
+        (3_000, 1_000),
+        Source::Lease(Some("L2")),
+        T0,
+    )
+    .unwrap();
+    assert_eq!(read(&h, SLOTS, "acme").unwrap().pool_micros, 10_000);
 }
 
 #[test]
@@ -249,7 +300,7 @@ proptest! {
                     if *settle_half {
                         let actual = estimate / 2;
                         store.borrow_mut().inject_conflicts(0);
-                        settle(h, SLOTS, "t", (*estimate, actual), Source::Lease, T0).unwrap();
+                        settle(h, SLOTS, "t", (*estimate, actual), Source::Lease(Some("L")), T0).unwrap();
                         reserved -= (*estimate - actual) as i64;
                     }
                 }

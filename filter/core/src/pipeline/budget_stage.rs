@@ -294,7 +294,7 @@ pub(super) fn give_back(filter: &Filter, host: &mut impl Host, h: &Held, actual:
     let source = if h.credit {
         budget::Source::Credit
     } else {
-        budget::Source::Lease
+        budget::Source::Lease(h.allowance_id.as_deref())
     };
     let r = budget::settle(
         host,
