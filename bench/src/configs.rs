@@ -118,6 +118,9 @@ pub struct Config {
     pub load: Load,
     pub expect: Expect,
     pub needs: Vec<Feature>,
+    /// Its requests are priced and reported to cost-control: each round
+    /// waits for the ledger to hold them before Envoy is stopped.
+    pub priced: bool,
 }
 
 /// A–I in the order they run within a round. `supported`: the strategies
@@ -160,6 +163,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             load: Load::Unique,
             expect: Expect::Ok,
             needs: vec![],
+            priced: false,
         },
         Config {
             id: "B",
@@ -169,6 +173,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             load: Load::Same,
             expect: Expect::Ok,
             needs: vec![],
+            priced: false,
         },
         Config {
             id: "C",
@@ -178,6 +183,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             load: Load::Unique,
             expect: Expect::Ok,
             needs: vec![],
+            priced: false,
         },
         Config {
             id: "D",
@@ -187,6 +193,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             load: Load::Same,
             expect: Expect::FilterHit,
             needs: vec![Feature::Cache],
+            priced: false,
         },
         Config {
             id: "F",
@@ -196,6 +203,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             load: Load::Same,
             expect: Expect::EnvoyHit,
             needs: vec![],
+            priced: false,
         },
         Config {
             id: "J",
@@ -206,6 +214,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             load: Load::Unique,
             expect: Expect::Ok,
             needs: vec![],
+            priced: true,
         },
         Config {
             id: "I",
@@ -215,12 +224,19 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             load: Load::Unique,
             expect: Expect::FilterMiss,
             needs: i_needs,
+            priced: false,
         },
     ]
 }
 
 /// Tenant J's spend is reported under (the ledger check reads it back).
-pub const J_TENANT: &str = "bench";
+pub const J_TENANT: &str = TENANT.1;
+
+/// J's price per call, as in its filter JSON and in micro-dollars: the
+/// ledger's cost divided by it is the number of requests priced, exact
+/// even when the filter folded events into sums.
+pub const J_COST_PER_CALL: &str = "0.002";
+pub const J_COST_PER_CALL_MICROS: i64 = 2_000;
 
 /// J: one rule on `/api/items/` with a price and a budget, and the link to
 /// cost-control (which runs during the bench, with no budget set for the
@@ -233,7 +249,7 @@ pub fn accounting_filter() -> Value {
                        "gateway_id": "bench", "flush_ms": 1000,
                        "budgets": {"lease": "100"}},
         "routes": [{"name": "items", "match": {"prefix": "/api/items/"}, "sla_ms": 5000,
-                    "cost": {"cost_per_call": "0.002", "budget": {}}}]
+                    "cost": {"cost_per_call": J_COST_PER_CALL, "budget": {}}}]
     })
 }
 
@@ -284,6 +300,17 @@ mod tests {
     }
 
     #[test]
+    fn j_price_in_micros_matches_its_json() {
+        let v = accounting_filter();
+        let text = v["routes"][0]["cost"]["cost_per_call"].as_str().unwrap();
+        let micros = (text.parse::<f64>().unwrap() * 1e6).round() as i64;
+        assert_eq!(micros, J_COST_PER_CALL_MICROS);
+        let cs = throughput_configs(&[]);
+        let priced: Vec<_> = cs.iter().filter(|c| c.priced).map(|c| c.id).collect();
+        assert_eq!(priced, vec!["J"]);
+    }
+
+    #[test]
     fn ids_are_unique() {
         let cs = throughput_configs(&[Feature::Cache]);
         let i = cs.iter().find(|c| c.id == "I").unwrap();
@@ -293,6 +320,7 @@ mod tests {
         let i = all.iter().find(|c| c.id == "I").unwrap();
         assert_eq!(i.needs, I_FEATURES.to_vec());
         let mut ids: Vec<_> = cs.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), cs.len());
     }

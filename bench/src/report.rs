@@ -187,7 +187,7 @@ fn table(o: &mut String, r: &Report) {
     }
     let _ = writeln!(
         o,
-        "\np50, p99, CPU and upstream calls are medians over the rounds. Envoy CPU is utime+stime of the Envoy process (all threads) from /proc over the measured run, divided by the requests completed. \"Other load\" is the CPU the rest of the machine used during a run (all busy time in /proc/stat minus Envoy, the demo API and wrk), the worst round shown: above a few tenths of a core, other work shared the machine and that round's req/s is disturbed (CPU µs/req much less so).\n"
+        "\np50, p99, CPU and upstream calls are medians over the rounds. Envoy CPU is utime+stime of the Envoy process (all threads) from /proc over the measured run, divided by the requests completed. \"Other load\" is the CPU the rest of the machine used during a run (all busy time in /proc/stat minus Envoy, the demo API, cost-control and wrk), the worst round shown: above a few tenths of a core, other work shared the machine and that round's req/s is disturbed (CPU µs/req much less so).\n"
     );
 }
 

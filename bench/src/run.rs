@@ -2,7 +2,11 @@
 //! configuration does what it claims, a warm-up, then the measured run
 //! with Envoy's CPU time and the upstream calls counted around it.
 
-use crate::configs::{Config, Expect, Load, BODY_BYTES, QUERY, TENANT};
+use std::time::{Duration, Instant};
+
+use crate::configs::{
+    Config, Expect, Load, BODY_BYTES, J_COST_PER_CALL_MICROS, J_TENANT, QUERY, TENANT,
+};
 use crate::http;
 use crate::load::Wrk;
 use crate::procs::{cpu_ticks, machine_busy_ticks};
@@ -30,7 +34,32 @@ pub struct Sample {
     /// CPU the rest of the machine used during the run (not Envoy, not
     /// the demo API, not wrk), in cores: other work disturbing the run.
     pub other_cores: f64,
+    /// For a priced configuration: what this round sent and what reached
+    /// cost-control's ledger.
+    pub ledger: Option<LedgerRound>,
 }
+
+/// One round of a priced configuration, from Envoy's start to its stop:
+/// probes, warm-up and measured run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LedgerRound {
+    /// Requests this Envoy answered 200 (`http.bench.downstream_rq_2xx`).
+    pub answered: u64,
+    /// Requests it received (`downstream_rq_total`; above `answered` when
+    /// wrk cut a request short at the end of a run).
+    pub received: u64,
+    /// Ledger rows added during the round.
+    pub events: u64,
+    /// Requests those rows price (their cost ÷ the price per call).
+    pub priced: u64,
+    /// From wrk's end until the ledger held every answered request (or
+    /// until the wait gave up).
+    pub drain_ms: u64,
+}
+
+/// How long a round waits for its last spend batches (the filter flushes
+/// every second, 500 events a batch, one batch in flight).
+const LEDGER_WAIT: Duration = Duration::from_secs(20);
 
 pub fn measure(
     bench: &Bench,
@@ -38,27 +67,36 @@ pub fn measure(
     cfg: &Config,
     round: u32,
     s: &Settings,
-    demo_pid: u32,
+    helper_pids: &[u32],
 ) -> Result<Sample, String> {
     let yaml = bench.yaml(&cfg.filters, &cfg.route);
     let envoy = bench.start_envoy(cfg.id, &yaml)?;
     let result = (|| {
+        let ledger0 = if cfg.priced {
+            Some(bench.ledger(J_TENANT)?)
+        } else {
+            None
+        };
         probe(bench, cfg, round)?;
         if s.warmup > 0 {
             wrk.run(cfg.load, s.warmup, &format!("w{round}-"))?;
         }
         let pid = envoy.proc.pid();
         let calls0 = bench.demo_total_calls()?;
-        let (busy0, demo0) = (machine_busy_ticks()?, cpu_ticks(demo_pid)?);
+        let (busy0, helpers0) = (machine_busy_ticks()?, helper_ticks(helper_pids)?);
         let ticks0 = cpu_ticks(pid)?;
         let r = wrk.run(cfg.load, s.seconds, &format!("m{round}-"))?;
         let ticks1 = cpu_ticks(pid)?;
-        let (busy1, demo1) = (machine_busy_ticks()?, cpu_ticks(demo_pid)?);
-        let ours = ticks1.saturating_sub(ticks0) + (demo1.saturating_sub(demo0)) + r.cpu_ticks;
+        let (busy1, helpers1) = (machine_busy_ticks()?, helper_ticks(helper_pids)?);
+        let ours = ticks1.saturating_sub(ticks0) + helpers1.saturating_sub(helpers0) + r.cpu_ticks;
         let other_ticks = busy1.saturating_sub(busy0).saturating_sub(ours);
         let other_cores =
             other_ticks as f64 / s.ticks_per_second as f64 / (r.duration_us.max(1) as f64 / 1e6);
         let calls1 = bench.demo_total_calls()?;
+        let ledger = match &ledger0 {
+            Some(l0) => Some(wait_for_ledger(bench, l0)?),
+            None => None,
+        };
         if r.requests == 0 {
             return Err("wrk completed no request".to_string());
         }
@@ -73,10 +111,41 @@ pub fn measure(
             requests: r.requests,
             errors: r.errors,
             other_cores,
+            ledger,
         })
     })();
     bench.stop_envoy(envoy)?;
     result
+}
+
+/// CPU ticks the bench's own servers used so far (the demo API, and
+/// cost-control while it runs): not "other load".
+fn helper_ticks(pids: &[u32]) -> Result<u64, String> {
+    pids.iter().map(|&p| cpu_ticks(p)).sum()
+}
+
+/// Before Envoy stops (and loses what its filter has not sent yet): poll
+/// cost-control's ledger until it prices every request this Envoy answered
+/// since `before` was read, or [`LEDGER_WAIT`] passed.
+fn wait_for_ledger(bench: &Bench, before: &crate::stack::Ledger) -> Result<LedgerRound, String> {
+    let start = Instant::now();
+    let answered = bench.envoy_counter("http.bench.downstream_rq_2xx")?;
+    let received = bench.envoy_counter("http.bench.downstream_rq_total")?;
+    loop {
+        let now = bench.ledger(J_TENANT)?;
+        let priced = (now.cost_micros - before.cost_micros).max(0) / J_COST_PER_CALL_MICROS;
+        let round = LedgerRound {
+            answered,
+            received,
+            events: now.events.saturating_sub(before.events),
+            priced: priced as u64,
+            drain_ms: start.elapsed().as_millis() as u64,
+        };
+        if round.priced >= answered || start.elapsed() >= LEDGER_WAIT {
+            return Ok(round);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Check that the configuration does what it claims before any number

@@ -30,6 +30,15 @@ pub struct Envoy {
     pub proc: Proc,
 }
 
+/// cost-control's ledger for one tenant (`GET /v1/spend`, by strategy).
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    /// Rows: one per request, or one per folded sum of several.
+    pub events: u64,
+    pub cost_micros: i64,
+    pub by_strategy: Vec<(String, u64)>,
+}
+
 impl Bench {
     /// Start the demo API, pinned to the client core (Envoy keeps its own).
     pub fn start_demo(&self) -> Result<Proc, String> {
@@ -78,8 +87,8 @@ impl Bench {
         Ok(proc)
     }
 
-    /// Spend events cost-control's ledger holds for `tenant` this month.
-    pub fn ledger_events(&self, tenant: &str) -> Result<u64, String> {
+    /// What cost-control's ledger holds for `tenant` this month.
+    pub fn ledger(&self, tenant: &str) -> Result<Ledger, String> {
         let url = format!(
             "http://127.0.0.1:{}/v1/spend?tenant={tenant}&group_by=strategy",
             self.ports.control
@@ -87,9 +96,53 @@ impl Bench {
         let r = http::get(&url, &[("authorization", "Bearer admin-dev-token")])?;
         let v: serde_json::Value = serde_json::from_slice(&r.body)
             .map_err(|e| format!("ledger answer {}: {e}", r.status))?;
-        v["total"]["events"]
-            .as_u64()
-            .ok_or_else(|| format!("ledger answer without total.events: {v}"))
+        let total = &v["total"];
+        let (Some(events), Some(cost_micros)) =
+            (total["events"].as_u64(), total["cost_micros"].as_i64())
+        else {
+            return Err(format!(
+                "ledger answer without total.events and cost_micros: {v}"
+            ));
+        };
+        let by_strategy = v["rows"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        let key = r["key"].as_str().unwrap_or("?");
+                        (key.to_string(), r["events"].as_u64().unwrap_or(0))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Ledger {
+            events,
+            cost_micros,
+            by_strategy,
+        })
+    }
+
+    /// An Envoy counter from its admin (`http.bench.downstream_rq_2xx`).
+    pub fn envoy_counter(&self, name: &str) -> Result<u64, String> {
+        // The filter is a regex matched anywhere: the exact name is picked
+        // from the lines below.
+        let url = format!("http://127.0.0.1:{}/stats?filter={name}", self.ports.admin);
+        let r = http::get(&url, &[])?;
+        let text = String::from_utf8_lossy(&r.body);
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(": ")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .ok_or_else(|| {
+                format!(
+                    "Envoy admin has no counter {name} (answer {}: {text})",
+                    r.status
+                )
+            })
     }
 
     pub fn yaml(&self, filters: &Filters, route: &Route) -> String {
