@@ -58,6 +58,19 @@ pub struct Callout<'a> {
     pub timeout_ms: u64,
 }
 
+/// How to wake a paused request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake<'a> {
+    /// Let it continue to the next filter (and upstream).
+    Resume,
+    /// Answer it locally with this status, headers and body.
+    Reply {
+        status: u16,
+        headers: &'a [(&'a str, &'a [u8])],
+        body: &'a [u8],
+    },
+}
+
 /// What the filter needs from a gateway. Methods that act on "the current
 /// stream" are only valid inside that stream's own hooks; methods that take
 /// a [`StreamId`] may be called from any context of the same worker (the
@@ -113,16 +126,14 @@ pub trait Host {
     fn callout_response_headers(&self) -> Vec<(String, Vec<u8>)>;
     /// Body of the answer to an HTTP call (in `on_http_call_response`).
     fn callout_response_body(&self, size: usize) -> Vec<u8>;
-    /// Answer `stream` locally with this status, headers and body.
-    fn send_reply(
-        &mut self,
-        stream: StreamId,
-        status: u16,
-        headers: &[(&str, &[u8])],
-        body: &[u8],
-    ) -> Result<(), HostError>;
-    /// Let a paused request continue upstream.
-    fn resume(&mut self, stream: StreamId) -> Result<(), HostError>;
+    /// Wake a paused request: answer it locally, or let it go upstream.
+    /// The one way the filter acts on a request outside that request's
+    /// own response hooks, because the hosts differ here (DESIGN.md "Host
+    /// facts"): Envoy lets any context of the worker wake a paused stream
+    /// (and answers `BadArgument` when its client is gone); Kong lets only
+    /// the stream itself do it, so there the adapter refuses other streams
+    /// with `Unsupported`. Only the pipeline's state machine calls it.
+    fn wake(&mut self, stream: StreamId, how: Wake<'_>) -> Result<(), HostError>;
 
     /// Timer period of this worker's root context (0 stops it). Callable
     /// from any context of the worker.

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
-use crate::host::{Callout, Host, HostError, Level, StreamId};
+use crate::host::{Callout, Host, HostError, Level, StreamId, Wake};
 
 /// Shared data as both hosts behave once a key exists: every write bumps the
 /// CAS token, and a write with a stale token fails.
@@ -310,33 +310,26 @@ impl Host for MemHost {
         Ok(token)
     }
 
-    fn send_reply(
-        &mut self,
-        stream: StreamId,
-        status: u16,
-        headers: &[(&str, &[u8])],
-        body: &[u8],
-    ) -> Result<(), HostError> {
+    fn wake(&mut self, stream: StreamId, how: Wake<'_>) -> Result<(), HostError> {
         if self.gone.contains(&stream) {
             return Err(HostError::BadArgument);
         }
-        self.replies.push(Reply {
-            stream,
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_vec()))
-                .collect(),
-            body: body.to_vec(),
-        });
-        Ok(())
-    }
-
-    fn resume(&mut self, stream: StreamId) -> Result<(), HostError> {
-        if self.gone.contains(&stream) {
-            return Err(HostError::BadArgument);
+        match how {
+            Wake::Resume => self.resumed.push(stream),
+            Wake::Reply {
+                status,
+                headers,
+                body,
+            } => self.replies.push(Reply {
+                stream,
+                status,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_vec()))
+                    .collect(),
+                body: body.to_vec(),
+            }),
         }
-        self.resumed.push(stream);
         Ok(())
     }
 

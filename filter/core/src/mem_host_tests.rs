@@ -38,12 +38,14 @@ fn set_on_missing_key_is_refused() {
 fn replies_to_gone_streams_fail() {
     let mut host = MemHost::new();
     host.gone.insert(7);
-    assert_eq!(
-        host.send_reply(7, 200, &[], b""),
-        Err(HostError::BadArgument)
-    );
-    assert_eq!(host.resume(7), Err(HostError::BadArgument));
-    assert!(host.send_reply(8, 200, &[("a", b"b")], b"x").is_ok());
+    let reply = |headers: &'static [(&'static str, &'static [u8])]| Wake::Reply {
+        status: 200,
+        headers,
+        body: b"x",
+    };
+    assert_eq!(host.wake(7, reply(&[])), Err(HostError::BadArgument));
+    assert_eq!(host.wake(7, Wake::Resume), Err(HostError::BadArgument));
+    assert!(host.wake(8, reply(&[("a", b"b")])).is_ok());
     assert_eq!(host.replies[0].header("A"), Some("b"));
 }
 

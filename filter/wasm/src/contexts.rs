@@ -1,13 +1,15 @@
 //! Root and HTTP contexts. The root parses config once per worker and
-//! builds the shared, immutable `Filter`; each HTTP context holds the
-//! request's `Exchange` and hands every hook to the core pipeline.
+//! builds the shared, immutable `Filter`; the worker's state (with every
+//! matched request's `Exchange`) is one `Worker` the root and the HTTP
+//! contexts share. An HTTP context keeps only its id and whether a rule
+//! matched, and hands every hook to the core pipeline.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use optimizer_core::config;
 use optimizer_core::host::{Host, HostKind, Level};
-use optimizer_core::pipeline::{self, Exchange, Filter, Verdict, Worker};
+use optimizer_core::pipeline::{self, Filter, Verdict, Worker};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 
@@ -19,6 +21,24 @@ pub struct FilterRoot {
     id: u32,
     filter: Option<Rc<Filter>>,
     worker: Option<Rc<RefCell<Worker>>>,
+    ended: Ended,
+}
+
+/// Streams that ended while the worker state was busy (a host call made
+/// from inside a hook ran another stream's `on_done`): their requests
+/// leave the worker's table at the next hook or tick, so none is kept
+/// forever.
+type Ended = Rc<RefCell<Vec<u32>>>;
+
+fn finish_ended(filter: &Filter, worker: &mut Worker, ended: &Ended) {
+    let ids = match ended.try_borrow_mut() {
+        Ok(mut e) if !e.is_empty() => std::mem::take(&mut *e),
+        _ => return,
+    };
+    for id in ids {
+        let mut host = ProxyHost::new(filter.config.host, id);
+        pipeline::on_done(filter, worker, &mut host, id);
+    }
 }
 
 impl FilterRoot {
@@ -27,6 +47,7 @@ impl FilterRoot {
             id,
             filter: None,
             worker: None,
+            ended: Ended::default(),
         }
     }
 
@@ -55,6 +76,7 @@ impl Context for FilterRoot {
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return;
         };
+        finish_ended(filter, &mut worker, &self.ended);
         pipeline::on_callout_response(filter, &mut worker, &mut host, token, body_size);
     }
 }
@@ -131,6 +153,7 @@ impl RootContext for FilterRoot {
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return;
         };
+        finish_ended(filter, &mut worker, &self.ended);
         pipeline::on_tick(filter, &mut worker, &mut host);
     }
 
@@ -139,7 +162,8 @@ impl RootContext for FilterRoot {
             id: context_id,
             filter: self.filter.clone(),
             worker: self.worker.clone(),
-            exchange: None,
+            ended: self.ended.clone(),
+            matched: false,
         }))
     }
 
@@ -152,7 +176,10 @@ struct StreamContext {
     id: u32,
     filter: Option<Rc<Filter>>,
     worker: Option<Rc<RefCell<Worker>>>,
-    exchange: Option<Exchange>,
+    ended: Ended,
+    /// A rule matched: the worker's table holds this request. Unmatched
+    /// requests skip every later hook without borrowing the worker.
+    matched: bool,
 }
 
 fn action(v: Verdict) -> Action {
@@ -163,32 +190,32 @@ fn action(v: Verdict) -> Action {
 }
 
 impl StreamContext {
-    fn host(&self, filter: &Filter) -> ProxyHost {
-        ProxyHost::new(filter.config.host, self.id)
-    }
-}
-
-impl StreamContext {
-    /// Run `f` on this request's exchange with the worker state borrowed;
-    /// `None` when the request is not the filter's (no rule matched, no
-    /// config) or the worker state is busy (a re-entrant host call).
-    fn with_exchange<R>(
+    /// Run `f` with the worker state borrowed; `None` when the request is
+    /// not the filter's (no rule matched, no config) or the worker state
+    /// is busy (a re-entrant host call).
+    fn with_worker<R>(
         &mut self,
-        f: impl FnOnce(&Filter, &mut Worker, &mut ProxyHost, &mut Exchange, u32) -> R,
+        f: impl FnOnce(&Filter, &mut Worker, &mut ProxyHost, u32) -> R,
     ) -> Option<R> {
+        if !self.matched {
+            return None;
+        }
         let filter = self.filter.as_ref()?;
         let mut worker = self.worker.as_ref()?.try_borrow_mut().ok()?;
-        let exchange = self.exchange.as_mut()?;
         let mut host = ProxyHost::new(filter.config.host, self.id);
-        Some(f(filter, &mut worker, &mut host, exchange, self.id))
+        Some(f(filter, &mut worker, &mut host, self.id))
     }
 }
 
 impl Context for StreamContext {
     fn on_done(&mut self) -> bool {
-        self.with_exchange(|filter, worker, host, exchange, id| {
-            exchange.on_done(filter, worker, host, id)
-        });
+        let done = self.with_worker(pipeline::on_done);
+        if self.matched && done.is_none() {
+            if let Ok(mut ended) = self.ended.try_borrow_mut() {
+                ended.push(self.id);
+            }
+        }
+        self.matched = false;
         true
     }
 }
@@ -198,38 +225,59 @@ impl HttpContext for StreamContext {
         let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
             return Action::Continue;
         };
-        let mut host = self.host(filter);
+        let mut host = ProxyHost::new(filter.config.host, self.id);
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return Action::Continue;
         };
-        let (verdict, exchange) = pipeline::on_request_headers_eos(
+        finish_ended(filter, &mut worker, &self.ended);
+        let verdict = pipeline::on_request_headers_eos(
             filter,
             &mut worker,
             &mut host,
             self.id,
             end_of_stream,
         );
-        self.exchange = exchange;
+        self.matched = worker.requests.contains_key(&self.id);
         action(verdict)
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        self.with_exchange(|filter, worker, host, exchange, _| {
-            action(exchange.on_request_body(filter, worker, host, size, end_of_stream))
+        self.with_worker(|filter, worker, host, id| {
+            action(pipeline::on_request_body(
+                filter,
+                worker,
+                host,
+                id,
+                size,
+                end_of_stream,
+            ))
         })
         .unwrap_or(Action::Continue)
     }
 
     fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
-        self.with_exchange(|filter, worker, host, exchange, id| {
-            action(exchange.on_response_headers(filter, worker, host, id, end_of_stream))
+        self.with_worker(|filter, worker, host, id| {
+            action(pipeline::on_response_headers(
+                filter,
+                worker,
+                host,
+                id,
+                end_of_stream,
+            ))
         })
         .unwrap_or(Action::Continue)
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        self.with_exchange(|filter, worker, host, exchange, _| {
-            action(exchange.on_response_body(filter, worker, host, size, end_of_stream))
+        self.with_worker(|filter, worker, host, id| {
+            action(pipeline::on_response_body(
+                filter,
+                worker,
+                host,
+                id,
+                size,
+                end_of_stream,
+            ))
         })
         .unwrap_or(Action::Continue)
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use optimizer_core::host::{Callout, Host, HostError, HostKind, Level, StreamId};
+use optimizer_core::host::{Callout, Host, HostError, HostKind, Level, StreamId, Wake};
 use proxy_wasm::hostcalls;
 
 use crate::abi;
@@ -211,26 +211,19 @@ impl Host for ProxyHost {
         .map_err(|s| error(s as u32))
     }
 
-    fn send_reply(
-        &mut self,
-        stream: StreamId,
-        status: u16,
-        headers: &[(&str, &[u8])],
-        body: &[u8],
-    ) -> Result<(), HostError> {
+    fn wake(&mut self, stream: StreamId, how: Wake<'_>) -> Result<(), HostError> {
         self.target(stream)?;
-        let r = result(abi::send_local_response(u32::from(status), headers, body));
+        let r = match how {
+            Wake::Resume => result(abi::continue_request()),
+            Wake::Reply {
+                status,
+                headers,
+                body,
+            } => result(abi::send_local_response(u32::from(status), headers, body)),
+        };
         self.back_home();
         r
     }
-
-    fn resume(&mut self, stream: StreamId) -> Result<(), HostError> {
-        self.target(stream)?;
-        let r = result(abi::continue_request());
-        self.back_home();
-        r
-    }
-
     fn set_tick_period(&mut self, ms: u64) -> Result<(), HostError> {
         result(abi::set_tick_period(u32::try_from(ms).unwrap_or(u32::MAX)))
     }

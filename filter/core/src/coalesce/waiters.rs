@@ -1,10 +1,9 @@
-//! Followers waiting on this worker, and what became of each, so their own
-//! HTTP contexts know whether the coalescer answered them or let them go.
+//! Followers waiting on this worker, grouped by the leader's turn they
+//! wait for, and those whose wait is over (answered or released a bounded
+//! number per host call).
 
 use std::collections::VecDeque;
 use std::rc::Rc;
-
-use hashbrown::HashMap;
 
 use crate::cache::entry::Entry;
 use crate::host::StreamId;
@@ -21,17 +20,6 @@ pub struct Waiter {
     pub deadline_ms: u64,
     pub head: bool,
     pub started_ms: u64,
-    /// Headers this follower's answer carries besides the leader's (its own
-    /// request id, debug headers).
-    pub own_headers: Vec<(String, Vec<u8>)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    /// Answered with the leader's response.
-    Answered,
-    /// Let go upstream on its own (leader failed, or waited too long).
-    Released,
 }
 
 /// What to do with a follower whose wait is over.
@@ -61,7 +49,6 @@ pub struct Waiters {
     /// Followers whose wait is over, answered or released a bounded number
     /// per host call (see `coalesce_stage::ACTIONS_PER_CALL`).
     pub outbox: VecDeque<(Waiter, Action)>,
-    pub fates: HashMap<StreamId, Fate>,
     pub tick: Tick,
 }
 
@@ -86,6 +73,5 @@ impl Waiters {
     pub fn forget(&mut self, stream: StreamId) {
         self.waiting.retain(|w| w.stream != stream);
         self.outbox.retain(|(w, _)| w.stream != stream);
-        self.fates.remove(&stream);
     }
 }

@@ -12,13 +12,12 @@ use crate::headers::Headers;
 use crate::host::{Callout, Host, Level};
 
 use super::budget_stage::{self, Held};
+use super::machine::Cx;
 use super::{Exchange, Filter, Worker};
 
 /// Accounting state of one request.
 #[derive(Debug, Default)]
 pub struct CostStep {
-    /// How a locally answered request was served (cache, coalesced).
-    pub served: Option<Strategy>,
     /// Its share when a batch answered it.
     pub batch_share: Option<u64>,
     /// The budget reservation it holds.
@@ -63,14 +62,18 @@ pub(super) fn wants_body(filter: &Filter, exchange: &Exchange) -> bool {
 /// upstream. `strategy` is how it was served; `status` its status. Adds
 /// the cost headers and reports the spend, unless per-token pricing must
 /// first see the body.
-pub(super) fn on_response_headers(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
+pub(super) fn on_response_headers<H: Host>(
+    cx: &mut Cx<'_, H>,
     exchange: &mut Exchange,
     strategy: Strategy,
     status: u16,
 ) {
+    let Cx {
+        filter,
+        worker,
+        host,
+    } = cx;
+    let (filter, worker, host) = (*filter, &mut **worker, &mut **host);
     budget_stage::add_warnings(host, exchange);
     let Some((_, cost)) = cost_of(filter, exchange.route) else {
         return;
@@ -93,14 +96,13 @@ pub(super) fn on_response_headers(
 }
 
 /// A piece of the upstream body of a per-token priced request.
-pub(super) fn on_response_body(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
+pub(super) fn on_response_body<H: Host>(
+    cx: &mut Cx<'_, H>,
     exchange: &mut Exchange,
     chunk: &[u8],
     end_of_stream: bool,
 ) {
+    let (filter, worker, host) = (cx.filter, &mut *cx.worker, &mut *cx.host);
     let Some((_, cost)) = cost_of(filter, exchange.route) else {
         return;
     };
@@ -126,12 +128,8 @@ pub(super) fn on_response_body(
 /// The stream ended: a per-token request whose body never completed is
 /// priced as one call (the call happened); a reservation never used is
 /// given back.
-pub(super) fn on_done(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    exchange: &mut Exchange,
-) {
+pub(super) fn on_done<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) {
+    let (filter, worker, host) = (cx.filter, &mut *cx.worker, &mut *cx.host);
     if !exchange.cost.done && exchange.cost.body.is_some() {
         if let Some((_, cost)) = cost_of(filter, exchange.route) {
             let priced = model::price(Strategy::Upstream, cost.cost_per_call_micros, None);

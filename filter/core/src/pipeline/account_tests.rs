@@ -50,10 +50,10 @@ fn lease(h: &mut MemHost, micros: i64) -> budget::Grant {
     g
 }
 
-fn upstream_ok(f: &Filter, w: &mut Worker, h: &mut MemHost, ex: &mut Exchange) {
+fn upstream_ok(f: &Filter, w: &mut Worker, h: &mut MemHost, stream: StreamId) {
     h.response_headers = vec![(":status".into(), b"200".to_vec())];
-    ex.on_response_headers(f, w, h, ex.stream, true);
-    ex.on_done(f, w, h, ex.stream);
+    on_response_headers(f, w, h, stream, true);
+    on_done(f, w, h, stream);
 }
 
 #[test]
@@ -62,9 +62,9 @@ fn a_priced_response_becomes_a_spend_event_in_the_timers_report() {
     let (f, mut w) = setup(&mut h);
     h.now_ms = 10_000;
     request(&mut h, "/free/1");
-    let (v, ex) = on_request_headers(&f, &mut w, &mut h, 1);
+    let v = on_request_headers(&f, &mut w, &mut h, 1);
     assert_eq!(v, Verdict::Continue, "no budget on this rule");
-    upstream_ok(&f, &mut w, &mut h, &mut ex.unwrap());
+    upstream_ok(&f, &mut w, &mut h, 1);
     assert_eq!(
         h.counter("cost_optimizer.route.free.cost.upstream.actual_micros"),
         3_000
@@ -105,9 +105,9 @@ fn a_first_request_waits_for_the_lease_and_its_response_settles() {
     let (f, mut w) = setup(&mut h);
     h.now_ms = 10_000;
     request(&mut h, "/paid/1");
-    let (v, ex) = on_request_headers(&f, &mut w, &mut h, 7);
+    let v = on_request_headers(&f, &mut w, &mut h, 7);
     assert_eq!(v, Verdict::Pause, "no lease yet: it waits");
-    let mut ex = ex.unwrap();
+    assert_eq!(w.requests[&7].phase, Phase::Parked(Wait::Lease));
     on_tick(&f, &mut w, &mut h);
     let lease = h.callouts.last().unwrap().clone();
     let body: serde_json::Value = serde_json::from_slice(lease.body.as_ref().unwrap()).unwrap();
@@ -121,7 +121,7 @@ fn a_first_request_waits_for_the_lease_and_its_response_settles() {
         r#"{"allowance_id":"L1","granted_micros":10000,"expires_at_ms":100000,"soft":true}"#,
     );
     assert_eq!(h.resumed, vec![7], "the lease let it go");
-    upstream_ok(&f, &mut w, &mut h, &mut ex);
+    upstream_ok(&f, &mut w, &mut h, 7);
     assert_eq!(h.response_header("x-optimizer-cost"), Some("2000"));
     assert_eq!(
         h.response_header("x-optimizer-warning"),
@@ -138,11 +138,10 @@ fn a_spent_budget_refuses_low_and_medium_and_unused_reservations_return() {
     h.now_ms = 10_000;
     lease(&mut h, 2_000);
     request(&mut h, "/paid/1");
-    let (v, ex) = on_request_headers(&f, &mut w, &mut h, 1);
+    let v = on_request_headers(&f, &mut w, &mut h, 1);
     assert_eq!(v, Verdict::Continue);
-    let mut ex = ex.unwrap();
     // The client leaves before any response: the reservation returns.
-    ex.on_done(&f, &mut w, &mut h, 1);
+    on_done(&f, &mut w, &mut h, 1);
     assert_eq!(budget::read(&h, 4, "acme").unwrap().pool_micros, 2_000);
     // The budget is spent: an empty grant.
     lease(&mut h, 0);
@@ -164,7 +163,7 @@ fn a_spent_budget_refuses_low_and_medium_and_unused_reservations_return() {
     )
     .unwrap();
     request(&mut h, "/paid/2");
-    let (v, _) = on_request_headers(&f, &mut w, &mut h, 2);
+    let v = on_request_headers(&f, &mut w, &mut h, 2);
     assert_eq!(v, Verdict::Pause);
     let reply = h.replies.last().unwrap();
     assert_eq!((reply.stream, reply.status), (2, 429));
@@ -186,10 +185,10 @@ fn a_request_the_limiter_queued_meets_its_budget_when_admitted() {
     h.now_ms = 10_000;
     lease(&mut h, 2_000);
     request(&mut h, "/paid/1");
-    let (v, _) = on_request_headers(&f, &mut w, &mut h, 1);
+    let v = on_request_headers(&f, &mut w, &mut h, 1);
     assert_eq!(v, Verdict::Continue, "token and budget for one call");
     request(&mut h, "/paid/2");
-    let (v, _) = on_request_headers(&f, &mut w, &mut h, 2);
+    let v = on_request_headers(&f, &mut w, &mut h, 2);
     assert_eq!(v, Verdict::Pause, "no token: queued");
     // The empty grant: nothing more to spend.
     lease(&mut h, 0);

@@ -7,7 +7,9 @@ use crate::batch::codec::{self, Member};
 use crate::headers::Headers;
 use crate::host::{Callout, Host, Level};
 
-use super::batch_stage::{format, BatchFate, InFlight, Pending};
+use super::batch_stage::{format, InFlight, Pending};
+use super::machine::{own_headers, release, Cx, Release, Reply};
+use super::phase::Served;
 use super::{Filter, Worker};
 
 /// The timer: send every batch whose window ended or that is full.
@@ -81,16 +83,20 @@ fn flush(
                 &format!("batch call to {} failed to start: {e:?}", rule.upstream),
             );
             counters.fallback_failed.add(host, members.len() as i64);
-            release(worker, host, members);
+            go_alone(filter, worker, host, members);
         }
     }
 }
 
-fn release(worker: &mut Worker, host: &mut impl Host, members: Vec<Pending>) {
+/// The members go upstream alone (the batch call failed).
+fn go_alone(filter: &Filter, worker: &mut Worker, host: &mut impl Host, members: Vec<Pending>) {
+    let mut cx = Cx {
+        filter,
+        worker,
+        host,
+    };
     for m in members {
-        if host.resume(m.stream).is_ok() {
-            worker.batcher.fates.insert(m.stream, BatchFate::Released);
-        }
+        release(&mut cx, m.stream, Release::Resume);
     }
 }
 
@@ -120,41 +126,45 @@ pub fn on_callout_response(
         counters
             .fallback_failed
             .add(host, flight.members.len() as i64);
-        release(worker, host, flight.members);
+        go_alone(filter, worker, host, flight.members);
         return;
     }
     let body = host.callout_response_body(body_size);
     let ids: Vec<String> = flight.members.iter().map(|m| m.id.clone()).collect();
     let answers = codec::decode(format(rule.format), &body, &ids);
     let size = flight.members.len() as u32;
+    let mut cx = Cx {
+        filter,
+        worker,
+        host,
+    };
     for (index, (m, answer)) in flight.members.into_iter().zip(answers).enumerate() {
         let Some(a) = answer else {
-            counters.fallback_missing.add(host, 1);
-            if host.resume(m.stream).is_ok() {
-                worker.batcher.fates.insert(m.stream, BatchFate::Released);
-            }
+            counters.fallback_missing.add(cx.host, 1);
+            release(&mut cx, m.stream, Release::Resume);
             continue;
         };
-        let mut out: Vec<(&str, &[u8])> = a
+        // A member whose client left has no exchange: skip it.
+        let Some(own) = own_headers(&cx, m.stream) else {
+            continue;
+        };
+        let mut headers: Vec<(String, Vec<u8>)> = a
             .headers
-            .iter()
+            .into_iter()
             .filter(|(k, _)| crate::cache::reply::storable_header(k))
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect();
-        out.push(("x-cache", b"BATCHED"));
-        out.extend(
-            m.own_headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_slice())),
-        );
+        headers.push(("x-cache".into(), b"BATCHED".to_vec()));
+        headers.extend(own);
         let head = m.member.method == "HEAD";
-        let body: &[u8] = if head { b"" } else { &a.body };
-        if host.send_reply(m.stream, a.status, &out, body).is_ok() {
-            let fate = BatchFate::Answered {
-                size,
-                index: index as u32,
-            };
-            worker.batcher.fates.insert(m.stream, fate);
-        }
+        let reply = Reply {
+            status: a.status,
+            headers,
+            body: if head { Vec::new() } else { a.body },
+        };
+        let served = Served::Batched {
+            size,
+            index: index as u32,
+        };
+        release(&mut cx, m.stream, Release::Answer(reply, served));
     }
 }

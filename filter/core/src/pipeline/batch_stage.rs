@@ -17,14 +17,15 @@ use crate::config::{BatchFormat, Route, RouteBatch};
 use crate::headers::Headers;
 use crate::host::{Host, StreamId};
 
-use super::{Exchange, Filter, Worker};
+use super::machine::{Cx, Outcome};
+use super::phase::Wait;
+use super::{CoalesceStep, Exchange, Filter, Worker};
 
 #[derive(Debug)]
 pub(super) struct Pending {
     pub(super) stream: StreamId,
     pub(super) id: String,
     pub(super) member: Member,
-    pub(super) own_headers: Vec<(String, Vec<u8>)>,
     pub(super) joined_ms: u64,
 }
 
@@ -40,17 +41,6 @@ pub(super) struct InFlight {
     pub(super) members: Vec<Pending>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchFate {
-    /// Answered from its part of a batch call of `size` members, in which
-    /// it was member `index` (its share of the call's price).
-    Answered {
-        size: u32,
-        index: u32,
-    },
-    Released,
-}
-
 /// Per-worker batching state.
 #[derive(Debug, Default)]
 pub struct Batcher {
@@ -59,11 +49,7 @@ pub struct Batcher {
     pub(super) ready: Vec<(usize, Vec<Pending>)>,
     pub(super) in_flight: HashMap<u32, InFlight>,
     rates: HashMap<usize, Rate>,
-    /// Request headers of requests gathering their body, kept from their
-    /// headers hook (the member is built when the body is complete).
-    awaiting: HashMap<StreamId, Vec<(String, Vec<u8>)>>,
     next_seq: u64,
-    pub fates: HashMap<StreamId, BatchFate>,
 }
 
 impl Batcher {
@@ -75,17 +61,6 @@ impl Batcher {
     pub fn has_ready(&self, _routes: &[Route]) -> bool {
         !self.ready.is_empty()
     }
-}
-
-/// Batching phase of an exchange.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub enum BatchStep {
-    #[default]
-    None,
-    /// Paused in a batch; its fate is in `Batcher::fates`.
-    Member,
-    /// Headers went on (held by the buffer filter); the body decides.
-    AwaitBody,
 }
 
 pub(super) fn format(f: BatchFormat) -> Format {
@@ -103,111 +78,88 @@ fn policy(rule: &RouteBatch) -> Policy {
     }
 }
 
-/// What the batching stage did with a request at its headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum AtHeaders {
-    /// Not batched: it goes on as an ordinary request.
-    No,
-    /// Joined a batch: pause it.
-    Joined,
-    /// Has a body: let the headers go on (Envoy's buffer filter after this
-    /// one holds them, see `RouteBatch::bodies`) and gather the body.
-    AwaitBody,
-}
-
-/// Whether this request is batched, decided at its headers.
-pub(super) fn on_request(
-    filter: &Filter,
-    worker: &mut Worker,
-    exchange: &mut Exchange,
-    all: &[(String, Vec<u8>)],
-    end_of_stream: bool,
-    now: u64,
-) -> AtHeaders {
+/// The batching stage: join an open batch (park), wait for the body
+/// first, or go on alone.
+pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -> Outcome {
+    let Cx { filter, worker, .. } = cx;
     let route = &filter.config.routes[exchange.route];
     let Some(rule) = &route.batch else {
-        return AtHeaders::No;
+        return Outcome::Pass;
     };
+    // A coalescing leader goes upstream itself: its followers wait for
+    // its own response.
+    if matches!(exchange.coalesce, CoalesceStep::Leader(_)) {
+        return Outcome::Pass;
+    }
+    let now = exchange.clock_ms;
     let rate = worker.batcher.rates.entry(exchange.route).or_default();
     rate.observe(now);
     if window::window_ms(&policy(rule), rate.rps(now), rule.max_size).is_none() {
-        return AtHeaders::No; // too little traffic to be worth a wait
+        return Outcome::Pass; // too little traffic to be worth a wait
     }
-    if !end_of_stream {
+    if exchange.has_body {
         // Envoy turns a wasm pause at request headers into "stop all
         // iteration": a request paused here would never show its body.
         // Without a buffer filter behind us, letting the headers go on
         // would start the upstream request, so only rules that say one is
         // there (`bodies`) gather bodies; the rest go upstream alone.
-        if !rule.bodies {
-            return AtHeaders::No;
-        }
-        exchange.batch = BatchStep::AwaitBody;
-        worker
-            .batcher
-            .awaiting
-            .insert(exchange.stream, all.to_vec());
-        return AtHeaders::AwaitBody;
+        return if rule.bodies {
+            Outcome::AwaitBody
+        } else {
+            Outcome::Pass
+        };
     }
-    let joined =
-        member_of(all, exchange, None).is_some_and(|m| join(filter, worker, exchange, m, now));
-    if joined {
-        AtHeaders::Joined
+    let member = member_of(&exchange.request, exchange, None);
+    if join(filter, worker, exchange, member, now) {
+        Outcome::Park(Wait::Batch)
     } else {
-        AtHeaders::No
+        Outcome::Pass
     }
 }
 
-/// A piece of the body of a request that waits for its body before it
-/// joins a batch (`BatchStep::AwaitBody`). `true` = hold it: keep
-/// buffering, or it joined a batch. `false` = it goes upstream alone (body
-/// too large, not batchable in the rule's format, or no batch to join).
-pub(super) fn on_request_body(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
+/// A piece of the body of a request gathering it to join a batch:
+/// `AwaitBody` = keep buffering; `Park` = it joined a batch; `Pass` = it
+/// goes upstream alone (body too large, not batchable in the rule's
+/// format, or no batch to join).
+pub(super) fn on_request_body<H: Host>(
+    cx: &mut Cx<'_, H>,
     exchange: &mut Exchange,
     size: usize,
     end_of_stream: bool,
-) -> bool {
+) -> Outcome {
+    let Cx {
+        filter,
+        worker,
+        host,
+    } = cx;
     let Some(rule) = filter.config.routes[exchange.route].batch.as_ref() else {
-        exchange.batch = BatchStep::None;
-        return false;
+        return Outcome::Pass;
     };
-    let stream = exchange.stream;
     if size > rule.max_body_bytes as usize {
-        worker.batcher.awaiting.remove(&stream);
         // Everything buffered so far goes on with the rest of the body.
         filter
             .counters(exchange.route)
             .batch
             .fallback_oversize
-            .add(host, 1);
-        exchange.batch = BatchStep::None;
-        return false;
+            .add(*host, 1);
+        return Outcome::Pass;
     }
     if !end_of_stream {
-        return true; // the host keeps buffering; the next call sees it all
+        return Outcome::AwaitBody; // the host keeps buffering
     }
     let body = host.request_body(size);
-    let all = worker.batcher.awaiting.remove(&stream).unwrap_or_default();
     let now = host.now_ms();
-    exchange.batch = BatchStep::None;
-    let joined = member_of(&all, exchange, Some(body))
-        .is_some_and(|m| join(filter, worker, exchange, m, now));
-    if joined {
-        super::timer::set_tick(filter, worker, host);
+    let member = member_of(&exchange.request, exchange, Some(body));
+    if join(filter, worker, exchange, member, now) {
+        Outcome::Park(Wait::Batch)
+    } else {
+        Outcome::Pass
     }
-    joined
 }
 
-fn member_of(
-    all: &[(String, Vec<u8>)],
-    exchange: &Exchange,
-    body: Option<Vec<u8>>,
-) -> Option<Member> {
+fn member_of(all: &[(String, Vec<u8>)], exchange: &Exchange, body: Option<Vec<u8>>) -> Member {
     let h = Headers::new(all);
-    let member = Member {
+    Member {
         id: String::new(),
         method: h.get_str(":method").unwrap_or("GET").to_string(),
         path: h.get_str(":path").unwrap_or("/").to_string(),
@@ -224,14 +176,13 @@ fn member_of(
             )))
             .collect(),
         body,
-    };
-    Some(member)
+    }
 }
 
 fn join(
     filter: &Filter,
     worker: &mut Worker,
-    exchange: &mut Exchange,
+    exchange: &Exchange,
     mut member: Member,
     now: u64,
 ) -> bool {
@@ -254,7 +205,6 @@ fn join(
     worker.batcher.next_seq += 1;
     let id = codec::member_id(worker.batcher.next_seq);
     member.id = id.clone();
-    let own = exchange.own_headers(filter);
     let batch = worker
         .batcher
         .open
@@ -264,10 +214,9 @@ fn join(
             flush_at_ms: now + window,
         });
     batch.members.push(Pending {
-        stream: exchange_stream(exchange),
+        stream: exchange.stream,
         id,
         member,
-        own_headers: own,
         joined_ms: now,
     });
     // Full: it leaves with the next tick, and the next request opens a
@@ -277,14 +226,7 @@ fn join(
             worker.batcher.ready.push((route, full.members));
         }
     }
-    exchange.batch = BatchStep::Member;
     true
-}
-
-/// The stream id is carried by the exchange's request id owner; the
-/// pipeline sets it before calling (see `Exchange::stream`).
-fn exchange_stream(exchange: &Exchange) -> StreamId {
-    exchange.stream
 }
 
 /// A member's stream ended: a member still waiting in an open batch is
@@ -298,6 +240,4 @@ pub(super) fn forget(worker: &mut Worker, stream: StreamId) {
         members.retain(|m| m.stream != stream);
     }
     worker.batcher.ready.retain(|(_, m)| !m.is_empty());
-    worker.batcher.fates.remove(&stream);
-    worker.batcher.awaiting.remove(&stream);
 }

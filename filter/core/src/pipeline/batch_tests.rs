@@ -18,18 +18,12 @@ fn setup() -> (Filter, Worker, MemHost) {
     (filter, worker, host)
 }
 
-fn get(
-    f: &Filter,
-    w: &mut Worker,
-    h: &mut MemHost,
-    stream: u32,
-    path: &str,
-) -> (Verdict, Option<Exchange>) {
+fn get(f: &Filter, w: &mut Worker, h: &mut MemHost, stream: u32, path: &str) -> (Verdict, ()) {
     h.request_headers = vec![
         (":method".into(), b"GET".to_vec()),
         (":path".into(), path.as_bytes().to_vec()),
     ];
-    on_request_headers(f, w, h, stream)
+    (on_request_headers(f, w, h, stream), ())
 }
 
 #[test]
@@ -94,22 +88,33 @@ fn a_full_batch_is_handed_to_the_timer_at_once_and_a_failed_call_releases_all() 
     assert_eq!(h.resumed, vec![1, 2, 3]);
 }
 
-fn post(f: &Filter, w: &mut Worker, h: &mut MemHost, stream: u32, path: &str) -> Exchange {
+fn post(f: &Filter, w: &mut Worker, h: &mut MemHost, stream: u32, path: &str) -> Phase {
     h.request_headers = vec![
         (":method".into(), b"POST".to_vec()),
         (":path".into(), path.as_bytes().to_vec()),
         ("content-type".into(), b"application/json".to_vec()),
     ];
-    let (v, ex) = on_request_headers_eos(f, w, h, stream, false);
+    let v = on_request_headers_eos(f, w, h, stream, false);
     assert_eq!(v, Verdict::Continue, "headers go on to the buffer filter");
-    ex.expect("a rule matched")
+    w.requests.get(&stream).expect("a rule matched").phase
+}
+
+fn body(
+    f: &Filter,
+    w: &mut Worker,
+    h: &mut MemHost,
+    stream: u32,
+    size: usize,
+    end: bool,
+) -> Verdict {
+    on_request_body(f, w, h, stream, size, end)
 }
 
 #[test]
 fn a_rest_rule_without_bodies_sends_a_request_with_a_body_alone() {
     let (f, mut w, mut h) = setup();
-    let ex = post(&f, &mut w, &mut h, 7, "/q/1");
-    assert_eq!(ex.batch, BatchStep::None);
+    let phase = post(&f, &mut w, &mut h, 7, "/q/1");
+    assert_eq!(phase, Phase::Upstream);
     h.now_ms += 500;
     on_tick(&f, &mut w, &mut h);
     assert!(h.callouts.is_empty());
@@ -123,25 +128,25 @@ fn graphql_members_join_once_their_body_is_complete_and_are_answered_by_position
         r#"{"query":"{ a }"}"#,
         r#"{"query":"{ b }","variables":{"n":2}}"#,
     ];
-    let mut exchanges = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let stream = 10 + i as u32;
-        let mut ex = post(&f, &mut w, &mut h, stream, "/graphql");
-        assert_eq!(ex.batch, BatchStep::AwaitBody);
+        assert_eq!(
+            post(&f, &mut w, &mut h, stream, "/graphql"),
+            Phase::GatheringBody
+        );
         h.request_body = op.as_bytes().to_vec();
         let half = op.len() / 2;
         assert_eq!(
-            ex.on_request_body(&f, &mut w, &mut h, half, false),
+            body(&f, &mut w, &mut h, stream, half, false),
             Verdict::Pause,
             "keep buffering until the body is complete"
         );
         assert_eq!(
-            ex.on_request_body(&f, &mut w, &mut h, op.len(), true),
+            body(&f, &mut w, &mut h, stream, op.len(), true),
             Verdict::Pause,
             "joined its batch"
         );
-        assert_eq!(ex.batch, BatchStep::Member);
-        exchanges.push(ex);
+        assert_eq!(w.requests[&stream].phase, Phase::Parked(Wait::Batch));
     }
     h.now_ms = 1_200;
     on_tick(&f, &mut w, &mut h);
@@ -166,19 +171,16 @@ fn graphql_members_join_once_their_body_is_complete_and_are_answered_by_position
 #[test]
 fn an_oversized_or_unbatchable_body_goes_alone() {
     let (f, mut w, mut h) = setup();
-    let mut ex = post(&f, &mut w, &mut h, 3, "/graphql");
+    post(&f, &mut w, &mut h, 3, "/graphql");
     assert_eq!(
-        ex.on_request_body(&f, &mut w, &mut h, 64 * 1024 + 1, false),
+        body(&f, &mut w, &mut h, 3, 64 * 1024 + 1, false),
         Verdict::Continue
     );
-    assert_eq!(ex.batch, BatchStep::None);
-    let mut ex = post(&f, &mut w, &mut h, 4, "/graphql");
+    assert_eq!(w.requests[&3].phase, Phase::Upstream);
+    post(&f, &mut w, &mut h, 4, "/graphql");
     h.request_body = b"[1,2]".to_vec(); // not one GraphQL operation
-    assert_eq!(
-        ex.on_request_body(&f, &mut w, &mut h, 5, true),
-        Verdict::Continue
-    );
-    assert_eq!(ex.batch, BatchStep::None);
+    assert_eq!(body(&f, &mut w, &mut h, 4, 5, true), Verdict::Continue);
+    assert_eq!(w.requests[&4].phase, Phase::Upstream);
     h.now_ms += 1_000;
     on_tick(&f, &mut w, &mut h);
     assert!(h.callouts.is_empty());

@@ -4,11 +4,12 @@
 //! the requests that waited for it.
 
 use crate::config::OnUnavailable;
-use crate::cost::budget::{self, Kind, Policy};
+use crate::cost::budget::{self, Policy};
 use crate::headers::Headers;
 use crate::host::{Host, Level};
 
-use super::budget_stage::{give_back, held, policy, refuse, rule, slots};
+use super::machine::{release, Cx, Release};
+use super::phase::{Phase, Wait};
 use super::{Filter, Worker};
 
 /// The timer: ask for leases where pools run low, then retry waiting
@@ -41,7 +42,7 @@ pub fn on_tick(
             Err(e) => host.log(Level::Warn, &format!("lease claim for {tenant}: {e:?}")),
         }
     }
-    retry_waiting(filter, worker, host, now, budget_left)
+    retry_waiting(filter, worker, host, budget_left)
 }
 
 fn lease(filter: &Filter, worker: &mut Worker, host: &mut impl Host, tenant: &str) {
@@ -113,68 +114,40 @@ pub(super) fn on_callout_response(
         );
     }
     // Waiting requests of this tenant need not wait for the next tick.
-    retry_waiting(filter, worker, host, now, super::timer::ACTIONS_PER_CALL);
+    retry_waiting(filter, worker, host, super::timer::ACTIONS_PER_CALL);
     true
 }
 
+/// Ask the budget again for each request waiting for a lease (oldest
+/// first): the state machine runs its budget stage, which reserves and
+/// sends it on, refuses it (spent, or no lease within its SLA), or parks
+/// it again. Returns how many of them left the wait.
 pub(super) fn retry_waiting(
     filter: &Filter,
     worker: &mut Worker,
     host: &mut impl Host,
-    now: u64,
     budget_left: usize,
 ) -> usize {
-    let mut sent = 0;
-    let mut keep = Vec::new();
-    for w in std::mem::take(&mut worker.budgeter.waiting) {
-        if sent >= budget_left {
-            keep.push(w);
-            continue;
+    let mut cx = Cx {
+        filter,
+        worker,
+        host,
+    };
+    let mut woken = 0;
+    for stream in cx.worker.budgeter.waiting.clone() {
+        if woken >= budget_left {
+            break;
         }
-        let Some(b) = rule(filter, w.route) else {
-            let _ = host.resume(w.stream);
-            continue;
-        };
-        let p = policy(filter, b, &w.tenant, w.high);
-        let r = budget::reserve(host, slots(filter), &w.tenant, b.estimate_micros, now, p);
-        let counters = filter.counters(w.route).budget;
-        let kind = r.as_ref().map(|r| r.kind).unwrap_or(Kind::Unavailable);
-        let kind = if kind == Kind::Pending && now >= w.deadline_ms {
-            Kind::Unavailable // no lease within the SLA
-        } else {
-            kind
-        };
-        match kind {
-            Kind::Pending => {
-                worker.budgeter.refill.insert(w.tenant.clone());
-                keep.push(w);
-            }
-            Kind::Granted | Kind::Credit | Kind::Overdraft => {
-                let h = r.ok().and_then(|r| held(&w.tenant, b.estimate_micros, &r));
-                if host.resume(w.stream).is_ok() {
-                    worker.budgeter.outcomes.insert(w.stream, h);
-                } else if let Some(h) = h {
-                    // The client left: give the reservation back.
-                    give_back(filter, host, &h, 0);
-                }
-                counters.reserved.add(host, 1);
-            }
-            Kind::Exhausted => {
-                counters.exceeded.add(host, 1);
-                if refuse(host, w.stream, true, &w.own_headers) {
-                    worker.budgeter.outcomes.insert(w.stream, None);
-                }
-                sent += 1;
-            }
-            Kind::Unavailable | Kind::TableFull => {
-                counters.unavailable.add(host, 1);
-                if refuse(host, w.stream, false, &w.own_headers) {
-                    worker.budgeter.outcomes.insert(w.stream, None);
-                }
-                sent += 1;
-            }
+        release(&mut cx, stream, Release::Resume);
+        let still = cx
+            .worker
+            .requests
+            .get(&stream)
+            .is_some_and(|ex| ex.phase == Phase::Parked(Wait::Lease));
+        if !still {
+            cx.worker.budgeter.waiting.retain(|w| *w != stream);
+            woken += 1;
         }
     }
-    worker.budgeter.waiting.extend(keep);
-    sent
+    woken
 }

@@ -11,6 +11,8 @@ use crate::config::{OnUnavailable, Priority, RouteBudget};
 use crate::cost::budget::{self, Kind, Policy};
 use crate::host::{Host, HostKind, Level, StreamId};
 
+use super::machine::{Cx, Outcome, Reply};
+use super::phase::{Served, Wait};
 use super::{Exchange, Filter, Worker};
 
 /// A reservation a request holds until its response settles it.
@@ -27,42 +29,21 @@ pub struct Held {
     pub soft: bool,
 }
 
-/// A request waiting for its tenant's first lease.
-#[derive(Debug, Clone)]
-pub(super) struct Waiting {
-    pub(super) stream: StreamId,
-    pub(super) route: usize,
-    pub(super) tenant: String,
-    pub(super) high: bool,
-    pub(super) deadline_ms: u64,
-    pub(super) own_headers: Vec<(String, Vec<u8>)>,
-}
-
 /// Per-worker budget state.
 #[derive(Debug, Default)]
 pub struct Budgeter {
-    pub(super) waiting: Vec<Waiting>,
+    /// Requests parked for their tenant's first lease, oldest first.
+    pub(super) waiting: Vec<StreamId>,
     /// Tenants whose pool is low: the timer asks for a lease.
     pub(super) refill: HashSet<String>,
     /// Lease callouts in flight: token → tenant.
     pub(super) leases: HashMap<u32, String>,
-    /// Waiting requests the timer let go (their reservation) or refused
-    /// (`None`).
-    pub outcomes: HashMap<StreamId, Option<Held>>,
 }
 
 impl Budgeter {
     pub fn has_waiting(&self) -> bool {
         !self.waiting.is_empty()
     }
-}
-
-pub(super) enum Outcome {
-    Pass,
-    /// Refused (429 or 503).
-    Answered,
-    /// Paused until the lease comes.
-    Waiting,
 }
 
 pub(super) fn rule(filter: &Filter, route: usize) -> Option<&RouteBudget> {
@@ -100,30 +81,31 @@ pub(super) fn slots(filter: &Filter) -> u32 {
         .map_or(1, |a| a.budgets.slots)
 }
 
-/// Refuse: 429 when the budget is spent, 503 when it cannot be known.
-pub(super) fn refuse(
-    host: &mut impl Host,
-    stream: StreamId,
-    exhausted: bool,
-    own: &[(String, Vec<u8>)],
-) -> bool {
-    let (status, body): (u16, &[u8]) = if exhausted {
-        (
+/// The refusal: 429 when the budget is spent, 503 when it cannot be
+/// known.
+pub(super) fn refusal(exhausted: bool, own: Vec<(String, Vec<u8>)>) -> Reply {
+    if exhausted {
+        Reply::json(
             429,
+            &[("retry-after", b"60")],
+            own,
             br#"{"error":"budget_exceeded","message":"the tenant's budget for this period is spent"}"#,
         )
     } else {
-        (
+        Reply::json(
             503,
+            &[],
+            own,
             br#"{"error":"budget_unavailable","message":"the budget service cannot be reached"}"#,
         )
-    };
-    let mut out: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
-    if exhausted {
-        out.push(("retry-after", b"60"));
     }
-    out.extend(own.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
-    host.send_reply(stream, status, &out, body).is_ok()
+}
+
+fn refused(exhausted: bool, exchange: &Exchange, filter: &Filter) -> Outcome {
+    Outcome::Answer(
+        refusal(exhausted, exchange.own_headers(filter)),
+        Served::Refused,
+    )
 }
 
 pub(super) fn held(tenant: &str, estimate: u64, r: &budget::Reserve) -> Option<Held> {
@@ -137,141 +119,96 @@ pub(super) fn held(tenant: &str, estimate: u64, r: &budget::Reserve) -> Option<H
     })
 }
 
-/// A request asking to spend: who, on which rule, until when.
-pub(super) struct Ask<'a> {
-    pub stream: StreamId,
-    pub route: usize,
-    pub tenant: &'a str,
-    pub high: bool,
-    pub deadline_ms: u64,
-    pub own_headers: &'a dyn Fn() -> Vec<(String, Vec<u8>)>,
-}
-
-/// What a request may do about its budget.
-pub(super) enum Admit {
-    /// Go on, holding this reservation (`None`: the rule has no budget, or
-    /// the table could not be read and the rule fails open).
-    Go(Option<Held>),
-    /// Refused (429 or 503), the answer is sent.
-    Answered,
-    /// Paused until its tenant's lease comes (the timer lets it go).
-    Waiting,
-}
-
-/// Reserve for `ask`, or refuse it, or park it until a lease comes.
-pub(super) fn admit(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    ask: Ask<'_>,
-    now: u64,
-) -> Admit {
-    let Some(b) = rule(filter, ask.route) else {
-        return Admit::Go(None);
+/// The budget stage at a request: reserve its estimate, or refuse it, or
+/// park it until its tenant's first lease comes (the timer then runs
+/// this again: `budget_lease::retry_waiting`).
+pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -> Outcome {
+    let Cx {
+        filter,
+        worker,
+        host,
+    } = cx;
+    let Some(b) = rule(filter, exchange.route) else {
+        return Outcome::Pass;
     };
-    let counters = filter.counters(ask.route).budget;
-    let p = policy(filter, b, ask.tenant, ask.high);
-    let r = match budget::reserve(host, slots(filter), ask.tenant, b.estimate_micros, now, p) {
+    let stream = exchange.stream;
+    let tenant = exchange.identity.tenant_or_anonymous();
+    let high = exchange.identity.priority == Priority::High;
+    let now = exchange.clock_ms;
+    let counters = filter.counters(exchange.route).budget;
+    let p = policy(filter, b, tenant, high);
+    let r = match budget::reserve(*host, slots(filter), tenant, b.estimate_micros, now, p) {
         Ok(r) => r,
         Err(e) => {
             // The shared table is unreachable: the rule's outage policy.
             host.log(
                 Level::Warn,
-                &format!("[{}] budget not checked: {e:?}", ask.stream),
+                &format!("[{stream}] budget not checked: {e:?}"),
             );
             return match b.on_unavailable {
-                OnUnavailable::FailOpen => Admit::Go(None),
+                OnUnavailable::FailOpen => Outcome::Pass,
                 OnUnavailable::FailClosed => {
-                    counters.unavailable.add(host, 1);
-                    refuse(host, ask.stream, false, &(ask.own_headers)());
-                    Admit::Answered
+                    counters.unavailable.add(*host, 1);
+                    refused(false, exchange, filter)
                 }
             };
         }
     };
     if r.needs_refill {
-        worker.budgeter.refill.insert(ask.tenant.to_string());
+        worker.budgeter.refill.insert(tenant.to_string());
     }
     match r.kind {
         Kind::Granted | Kind::Credit | Kind::Overdraft => {
             match r.kind {
-                Kind::Credit => counters.credit.add(host, 1),
-                Kind::Overdraft => counters.overdraft.add(host, 1),
-                _ => counters.reserved.add(host, 1),
+                Kind::Credit => counters.credit.add(*host, 1),
+                Kind::Overdraft => counters.overdraft.add(*host, 1),
+                _ => counters.reserved.add(*host, 1),
             }
-            Admit::Go(held(ask.tenant, b.estimate_micros, &r))
+            exchange.cost.held = held(tenant, b.estimate_micros, &r);
+            Outcome::Pass
         }
         Kind::Exhausted => {
-            counters.exceeded.add(host, 1);
-            refuse(host, ask.stream, true, &(ask.own_headers)());
-            Admit::Answered
+            counters.exceeded.add(*host, 1);
+            refused(true, exchange, filter)
         }
         Kind::Unavailable | Kind::TableFull => {
             if r.kind == Kind::TableFull && b.on_unavailable == OnUnavailable::FailOpen {
-                return Admit::Go(None);
+                return Outcome::Pass;
             }
-            counters.unavailable.add(host, 1);
-            refuse(host, ask.stream, false, &(ask.own_headers)());
-            Admit::Answered
+            counters.unavailable.add(*host, 1);
+            refused(false, exchange, filter)
         }
         // Kong cannot let a paused request go from the timer: there a
         // request that finds no lease yet is served by the outage policy
         // while the timer fetches one.
         Kind::Pending if filter.config.host == HostKind::Kong => match b.on_unavailable {
             OnUnavailable::FailOpen => {
-                counters.credit.add(host, 1);
-                Admit::Go(None)
+                counters.credit.add(*host, 1);
+                Outcome::Pass
             }
             OnUnavailable::FailClosed => {
-                counters.unavailable.add(host, 1);
-                refuse(host, ask.stream, false, &(ask.own_headers)());
-                Admit::Answered
+                counters.unavailable.add(*host, 1);
+                refused(false, exchange, filter)
             }
         },
+        // Past its SLA (the timer runs this again while it waits).
+        Kind::Pending if now >= exchange.identity.started_ms + sla_ms(filter, exchange.route) => {
+            counters.unavailable.add(*host, 1);
+            refused(false, exchange, filter)
+        }
         Kind::Pending => {
-            counters.waited.add(host, 1);
-            worker.budgeter.waiting.push(Waiting {
-                stream: ask.stream,
-                route: ask.route,
-                tenant: ask.tenant.to_string(),
-                high: ask.high,
-                deadline_ms: ask.deadline_ms,
-                own_headers: (ask.own_headers)(),
-            });
-            Admit::Waiting
+            if !worker.budgeter.waiting.contains(&stream) {
+                counters.waited.add(*host, 1);
+                worker.budgeter.waiting.push(stream);
+            }
+            worker.budgeter.refill.insert(tenant.to_string());
+            Outcome::Park(Wait::Lease)
         }
     }
 }
 
-pub(super) fn on_request(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    stream: StreamId,
-    exchange: &mut Exchange,
-) -> Outcome {
-    if rule(filter, exchange.route).is_none() {
-        return Outcome::Pass;
-    }
-    let tenant = exchange.identity.tenant_or_anonymous().to_string();
-    let now = exchange.identity.started_ms;
-    let own = || exchange.own_headers(filter);
-    let ask = Ask {
-        stream,
-        route: exchange.route,
-        tenant: &tenant,
-        high: exchange.identity.priority == Priority::High,
-        deadline_ms: now + filter.config.routes[exchange.route].sla_ms,
-        own_headers: &own,
-    };
-    match admit(filter, worker, host, ask, now) {
-        Admit::Go(h) => {
-            exchange.cost.held = h;
-            Outcome::Pass
-        }
-        Admit::Answered => Outcome::Answered,
-        Admit::Waiting => Outcome::Waiting,
-    }
+fn sla_ms(filter: &Filter, route: usize) -> u64 {
+    filter.config.routes.get(route).map_or(0, |r| r.sla_ms)
 }
 
 /// Settle the request's reservation at its actual cost; returns the lease
@@ -329,24 +266,7 @@ pub(super) fn add_warnings(host: &mut impl Host, exchange: &Exchange) {
     }
 }
 
-/// A waiting request the timer let go picks up its reservation; `true`
-/// when the timer refused it instead.
-pub(super) fn take_outcome(worker: &mut Worker, exchange: &mut Exchange) -> bool {
-    match worker.budgeter.outcomes.remove(&exchange.stream) {
-        Some(Some(h)) => {
-            exchange.cost.held = Some(h);
-            false
-        }
-        Some(None) => true,
-        None => false,
-    }
-}
-
-/// The stream ended: stop waiting for it, and give back a reservation
-/// the timer made for it that its response never picked up.
-pub(super) fn forget(filter: &Filter, worker: &mut Worker, host: &mut impl Host, stream: StreamId) {
-    worker.budgeter.waiting.retain(|w| w.stream != stream);
-    if let Some(Some(h)) = worker.budgeter.outcomes.remove(&stream) {
-        give_back(filter, host, &h, 0);
-    }
+/// The stream ended while it waited for a lease.
+pub(super) fn forget(worker: &mut Worker, stream: StreamId) {
+    worker.budgeter.waiting.retain(|w| *w != stream);
 }

@@ -10,8 +10,9 @@ use crate::cache::request::RequestFacts;
 use crate::cache::response::OnHeaders;
 use crate::cache::{self, reply, Forward, Fwd, Label, Outcome};
 use crate::headers::Headers;
-use crate::host::{Host, Level, StreamId};
+use crate::host::{Host, Level, StreamId, Wake};
 
+use super::machine::Cx;
 use super::{Exchange, Filter, Worker};
 
 /// What the cache decided for this exchange.
@@ -28,15 +29,17 @@ pub enum CacheStep {
     Write(Vec<u32>),
 }
 
-/// The cache at request headers; `true` when the request was answered.
-pub(super) fn on_request(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    stream: StreamId,
-    exchange: &mut Exchange,
-    all: &[(String, Vec<u8>)],
-) -> bool {
+/// The cache at request headers; `true` when the request was answered
+/// (a hit answers its own stream at once, from borrowed entry bytes: the
+/// hot path copies no body).
+pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -> bool {
+    let Cx {
+        filter,
+        worker,
+        host,
+    } = cx;
+    let stream = exchange.stream;
+    let all = &exchange.request;
     let route = &filter.config.routes[exchange.route];
     let Some(rule) = &route.cache else {
         return false;
@@ -54,35 +57,35 @@ pub(super) fn on_request(
         rand01,
         lease_ms: (route.sla_ms * 2).max(1000),
     };
+    let head = facts.headers.get(":method") == Some(b"HEAD");
     match cache::on_request(
         &filter.config.cache_store,
         rule,
         &mut worker.cache,
-        host,
+        *host,
         facts,
     ) {
         Outcome::Hit { entry, label } => {
-            let head = Headers::new(all).get(":method") == Some(b"HEAD");
             let now = exchange.identity.started_ms;
             let status = reply::hit_status(&entry, now);
             if answer_from(
-                filter, host, stream, exchange, &entry, label, &status, head, now,
+                filter, *host, stream, exchange, &entry, label, &status, head, now,
             ) {
                 match label {
-                    Label::Stale => counters.stale.add(host, 1),
-                    _ => counters.hits.add(host, 1),
+                    Label::Stale => counters.stale.add(*host, 1),
+                    _ => counters.hits.add(*host, 1),
                 }
                 return true;
             }
             true
         }
         Outcome::Forward(f) => {
-            counters.misses.add(host, 1);
+            counters.misses.add(*host, 1);
             exchange.cache = CacheStep::Forward(f);
             false
         }
         Outcome::Bypass { fwd } => {
-            counters.bypass.add(host, 1);
+            counters.bypass.add(*host, 1);
             exchange.cache = CacheStep::Bypass(fwd);
             false
         }
@@ -125,7 +128,12 @@ fn answer_from(
     out.push((id_header, exchange.identity.request_id.as_bytes()));
     out.extend(common.iter().map(|(k, v)| (*k, v.as_slice())));
     let body: &[u8] = if head { b"" } else { body };
-    match host.send_reply(stream, *status, &out, body) {
+    let reply = Wake::Reply {
+        status: *status,
+        headers: &out,
+        body,
+    };
+    match host.wake(stream, reply) {
         Ok(()) => true,
         Err(e) => {
             host.log(

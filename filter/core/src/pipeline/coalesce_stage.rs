@@ -10,12 +10,14 @@ use crate::coalesce::table::{self, Role, State};
 use crate::config::RouteCoalesce;
 use std::rc::Rc;
 
-use crate::coalesce::waiters::{Action, Fate, Waiter};
+use crate::coalesce::waiters::{Action, Waiter};
 use crate::coalesce::{self as co};
 use crate::headers::Headers;
-use crate::host::{Host, HostKind, Level, StreamId};
+use crate::host::{Host, HostKind, Level};
 use crate::shared_keys::fnv1a;
 
+use super::machine::{own_headers, release, Cx, Outcome, Release, Reply};
+use super::phase::{Served, Wait};
 use super::timer::{set_tick, ACTIONS_PER_CALL};
 use super::{CacheStep, Exchange, Filter, Worker};
 
@@ -33,13 +35,13 @@ pub struct Leading {
     finished: bool,
 }
 
+/// A request's part in coalescing (a follower's wait is its phase,
+/// `Parked(Leader)`).
 #[derive(Debug, Default)]
 pub enum CoalesceStep {
     #[default]
     None,
     Leader(Box<Leading>),
-    /// Paused as a follower; its fate is in `Worker::waiters`.
-    Follower,
 }
 
 pub const CACHE_STATUS: &str = "cost-optimizer; fwd=miss; collapsed";
@@ -56,29 +58,28 @@ fn eligible<'a>(
     }
 }
 
-/// The coalescing stage at request headers. `true` when the request is
-/// paused (a follower) or was answered (a late arrival).
-pub(super) fn on_request(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    stream: StreamId,
-    exchange: &mut Exchange,
-    all: &[(String, Vec<u8>)],
-) -> bool {
+/// The coalescing stage: lead a turn (go on), follow one (park), or
+/// take a just-finished leader's answer (a late arrival).
+pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -> Outcome {
+    let Cx {
+        filter,
+        worker,
+        host,
+    } = cx;
     let route = &filter.config.routes[exchange.route];
     // Kong cannot answer a paused request from another context: the
     // filter switches coalescing off there (logged at configure time).
     let (Some(rule), HostKind::Envoy) = (&route.coalesce, filter.config.host) else {
-        return false;
+        return Outcome::Pass;
     };
     if matches!(exchange.cache, CacheStep::Write(_)) {
-        return false;
+        return Outcome::Pass;
     }
-    let headers = Headers::new(all);
+    let stream = exchange.stream;
+    let headers = Headers::new(&exchange.request);
     let method = headers.get_str(":method").unwrap_or("GET");
     let Some(idempotency) = eligible(method, &headers, rule.idempotency_key) else {
-        return false;
+        return Outcome::Pass;
     };
     let tenant = exchange.identity.tenant_or_anonymous();
     let primary = match &exchange.cache {
@@ -97,6 +98,7 @@ pub(super) fn on_request(
         .get("authorization")
         .map(|a| format!("{:016x}", fnv1a(&[a])))
         .unwrap_or_default();
+    let head = method == "HEAD";
     let co_key = co::key(&primary, &format!("{method}{auth}"), idempotency);
     let slots = filter.config.coalesce_store.slots;
     let slot = co::slot_of(&co_key, slots);
@@ -104,19 +106,19 @@ pub(super) fn on_request(
     let now = host.now_ms();
     let counters = filter.counters(exchange.route).coalesce;
     let leader_until = now + (route.sla_ms * 2).max(5_000);
-    let role = match table::elect(host, slot, tag, now, leader_until) {
+    let role = match table::elect(*host, slot, tag, now, leader_until) {
         Ok(r) => r,
         Err(e) => {
             host.log(
                 Level::Warn,
                 &format!("[{stream}] coalescing skipped: {e:?}"),
             );
-            return false;
+            return Outcome::Pass;
         }
     };
     match role {
         Role::Leader { seq } => {
-            counters.leaders.add(host, 1);
+            counters.leaders.add(*host, 1);
             exchange.coalesce = CoalesceStep::Leader(Box::new(Leading {
                 slot,
                 tag,
@@ -128,11 +130,12 @@ pub(super) fn on_request(
                 collecting: false,
                 finished: false,
             }));
-            false
+            // A leader goes upstream itself: its followers wait for its
+            // own response, so it is not batched.
+            Outcome::Pass
         }
         Role::Follower { seq } => {
-            counters.followers.add(host, 1);
-            let own = exchange.own_headers(filter);
+            counters.followers.add(*host, 1);
             worker.waiters.waiting.push(Waiter {
                 stream,
                 route: exchange.route,
@@ -141,52 +144,45 @@ pub(super) fn on_request(
                 seq,
                 key: co_key.material,
                 deadline_ms: now + rule.max_wait_ms,
-                head: method == "HEAD",
+                head,
                 started_ms: now,
-                own_headers: own,
             });
-            exchange.coalesce = CoalesceStep::Follower;
-            set_tick(filter, worker, host);
-            true
+            Outcome::Park(Wait::Leader)
         }
-        Role::Late { seq } => match table::result(host, slot, seq, &co_key.material) {
-            Some(entry) => {
-                let own = exchange.own_headers(filter);
-                if answer(host, stream, &entry, &own, method == "HEAD") {
-                    counters.coalesced.add(host, 1);
-                    return true;
+        Role::Late { seq } => match table::result(*host, slot, seq, &co_key.material) {
+            Some(entry) => match reply_from(&entry, exchange.own_headers(filter), head) {
+                Some(reply) => {
+                    counters.coalesced.add(*host, 1);
+                    Outcome::Answer(reply, Served::Coalesced)
                 }
-                false
-            }
-            None => false,
+                None => Outcome::Pass,
+            },
+            None => Outcome::Pass,
         },
-        Role::Alone => false,
+        Role::Alone => Outcome::Pass,
     }
 }
 
-/// Answer a follower with the leader's response.
-fn answer(
-    host: &mut impl Host,
-    stream: StreamId,
-    entry: &Entry,
-    own: &[(String, Vec<u8>)],
-    head: bool,
-) -> bool {
+/// The answer a follower gets: the leader's response, marked.
+fn reply_from(entry: &Entry, own: Vec<(String, Vec<u8>)>, head: bool) -> Option<Reply> {
     let Body::Response {
         status,
         headers,
         body,
     } = &entry.body
     else {
-        return false;
+        return None;
     };
-    let mut out: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + own.len() + 2);
-    out.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
-    out.push(("x-cache", b"COALESCED"));
-    out.push(("cache-status", CACHE_STATUS.as_bytes()));
-    out.extend(own.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
-    let body: &[u8] = if head { b"" } else { body };
-    host.send_reply(stream, *status, &out, body).is_ok()
+    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(headers.len() + own.len() + 2);
+    out.extend(headers.iter().cloned());
+    out.push(("x-cache".into(), b"COALESCED".to_vec()));
+    out.push(("cache-status".into(), CACHE_STATUS.as_bytes().to_vec()));
+    out.extend(own);
+    Some(Reply {
+        status: *status,
+        headers: out,
+        body: if head { Vec::new() } else { body.clone() },
+    })
 }
 
 /// Answer or release queued followers, at most `ACTIONS_PER_CALL` now.
@@ -195,39 +191,37 @@ fn drain(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
 }
 
 fn drain_within(filter: &Filter, worker: &mut Worker, host: &mut impl Host, budget: usize) {
+    let mut cx = Cx {
+        filter,
+        worker,
+        host,
+    };
     for _ in 0..budget {
-        let Some((w, action)) = worker.waiters.outbox.pop_front() else {
+        let Some((w, action)) = cx.worker.waiters.outbox.pop_front() else {
             break;
         };
         let counters = filter.counters(w.route).coalesce;
-        let answered = match &action {
-            Action::Answer(entry) => answer(host, w.stream, entry, &w.own_headers, w.head),
-            Action::Release { .. } => false,
+        let reply = match &action {
+            Action::Answer(entry) => {
+                own_headers(&cx, w.stream).and_then(|own| reply_from(entry, own, w.head))
+            }
+            Action::Release { .. } => None,
         };
-        if answered {
-            worker.waiters.fates.insert(w.stream, Fate::Answered);
-            counters.coalesced.add(host, 1);
+        if let Some(reply) = reply {
+            if release(&mut cx, w.stream, Release::Answer(reply, Served::Coalesced)) {
+                counters.coalesced.add(cx.host, 1);
+            }
             continue;
         }
-        if host.resume(w.stream).is_ok() {
-            worker.waiters.fates.insert(w.stream, Fate::Released);
-            match action {
-                Action::Release { timeout: true } => counters.timeouts.add(host, 1),
-                Action::Release { timeout: false } => counters.released.add(host, 1),
-                Action::Answer(_) => {
-                    host.log(
-                        Level::Warn,
-                        &format!(
-                            "[{}] could not answer a follower; it goes upstream",
-                            w.stream
-                        ),
-                    );
-                    counters.released.add(host, 1);
-                }
-            }
+        match action {
+            Action::Release { timeout: true } => counters.timeouts.add(cx.host, 1),
+            Action::Release { timeout: false } => counters.released.add(cx.host, 1),
+            // Gone, or the leader's answer was not a response.
+            Action::Answer(_) => continue,
         }
+        release(&mut cx, w.stream, Release::Resume);
     }
-    set_tick(filter, worker, host);
+    set_tick(filter, cx.worker, cx.host);
 }
 
 impl Leading {
@@ -386,18 +380,16 @@ pub(super) fn on_response_body(
 }
 
 /// The stream ended. A leader that never published releases its
-/// followers (reset, timeout, client gone); a follower is forgotten.
+/// followers (reset, timeout, client gone).
 pub(super) fn on_done(
     filter: &Filter,
     worker: &mut Worker,
     host: &mut impl Host,
-    stream: StreamId,
     exchange: &mut Exchange,
 ) {
     if let CoalesceStep::Leader(lead) = &mut exchange.coalesce {
         lead.fail(filter, worker, host);
     }
-    worker.waiters.forget(stream);
 }
 
 /// The timer: answer or release followers whose leader ran elsewhere, and

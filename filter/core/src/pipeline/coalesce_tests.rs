@@ -6,7 +6,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::*;
-use crate::coalesce;
 use crate::config::parse;
 use crate::mem_host::{MemHost, SharedStore};
 
@@ -46,23 +45,31 @@ impl Gw {
         stream: StreamId,
         path: &str,
         now: u64,
-    ) -> (Verdict, Option<Exchange>) {
+    ) -> (Verdict, Option<StreamId>) {
         w.host.now_ms = now;
         w.host.request_headers = vec![
             (":method".into(), b"GET".to_vec()),
             (":path".into(), path.as_bytes().to_vec()),
         ];
-        on_request_headers(&self.filter, &mut w.worker, &mut w.host, stream)
+        let v = on_request_headers(&self.filter, &mut w.worker, &mut w.host, stream);
+        (v, w.worker.requests.contains_key(&stream).then_some(stream))
     }
 
-    fn respond(&self, w: &mut W, ex: &mut Exchange, stream: StreamId, status: u16, body: &[u8]) {
+    fn respond(&self, w: &mut W, stream: StreamId, status: u16, body: &[u8]) {
         w.host.response_headers = vec![
             (":status".into(), status.to_string().into_bytes()),
             ("content-type".into(), b"text/plain".to_vec()),
         ];
         w.host.response_chunk = body.to_vec();
-        ex.on_response_headers(&self.filter, &mut w.worker, &mut w.host, stream, false);
-        ex.on_response_body(&self.filter, &mut w.worker, &mut w.host, body.len(), true);
+        on_response_headers(&self.filter, &mut w.worker, &mut w.host, stream, false);
+        on_response_body(
+            &self.filter,
+            &mut w.worker,
+            &mut w.host,
+            stream,
+            body.len(),
+            true,
+        );
     }
 }
 
@@ -71,8 +78,7 @@ fn followers_on_both_workers_get_the_leaders_answer() {
     let gw = Gw::new();
     let (mut a, mut b) = (gw.worker(1), gw.worker(2));
     let (v, leader) = gw.request(&mut a, 1, "/live/x", 0);
-    assert_eq!(v, Verdict::Continue);
-    let mut leader = leader.unwrap();
+    assert_eq!((v, leader), (Verdict::Continue, Some(1)));
     gw.store.borrow_mut().inject_conflicts(3);
     let (va, _fa) = gw.request(&mut a, 2, "/live/x", 1);
     let (vb, _fb) = gw.request(&mut b, 7, "/live/x", 1);
@@ -83,7 +89,7 @@ fn followers_on_both_workers_get_the_leaders_answer() {
         "the waiting worker ticks fast"
     );
 
-    gw.respond(&mut a, &mut leader, 1, 200, b"hello");
+    gw.respond(&mut a, 1, 200, b"hello");
     // Same worker: answered at once from the leader's hook.
     let r = &a.host.replies[0];
     assert_eq!(
@@ -92,8 +98,8 @@ fn followers_on_both_workers_get_the_leaders_answer() {
     );
     assert_eq!(r.header("x-cache"), Some("COALESCED"));
     assert_eq!(
-        a.worker.waiters.fates.get(&2),
-        Some(&coalesce::waiters::Fate::Answered)
+        a.worker.requests[&2].phase,
+        Phase::Answered(Served::Coalesced)
     );
     // Other worker: answered by its timer.
     assert!(b.host.replies.is_empty());
@@ -109,18 +115,22 @@ fn followers_on_both_workers_get_the_leaders_answer() {
     assert_eq!(v, Verdict::Pause);
     assert_eq!(b.host.replies[1].stream, 8);
     // After it, a new leader.
-    let (v, ex) = gw.request(&mut b, 9, "/live/x", 500);
-    assert!(v == Verdict::Continue && matches!(ex.unwrap().coalesce, CoalesceStep::Leader(_)));
+    let (v, _) = gw.request(&mut b, 9, "/live/x", 500);
+    assert_eq!(v, Verdict::Continue);
+    assert!(matches!(
+        b.worker.requests[&9].coalesce,
+        CoalesceStep::Leader(_)
+    ));
 }
 
 #[test]
 fn a_failed_leader_releases_everyone_and_a_5xx_is_not_shared() {
     let gw = Gw::new();
     let (mut a, mut b) = (gw.worker(1), gw.worker(2));
-    let mut leader = gw.request(&mut a, 1, "/live/y", 0).1.unwrap();
+    gw.request(&mut a, 1, "/live/y", 0);
     gw.request(&mut a, 2, "/live/y", 1);
     gw.request(&mut b, 3, "/live/y", 1);
-    gw.respond(&mut a, &mut leader, 1, 503, b"down");
+    gw.respond(&mut a, 1, 503, b"down");
     assert_eq!(a.host.resumed, vec![2]);
     assert!(a.host.replies.is_empty());
     on_tick(&gw.filter, &mut b.worker, &mut b.host);
@@ -132,9 +142,9 @@ fn a_failed_leader_releases_everyone_and_a_5xx_is_not_shared() {
 fn a_leader_that_vanishes_releases_its_followers() {
     let gw = Gw::new();
     let mut a = gw.worker(1);
-    let mut leader = gw.request(&mut a, 1, "/live/z", 0).1.unwrap();
+    gw.request(&mut a, 1, "/live/z", 0);
     gw.request(&mut a, 2, "/live/z", 1);
-    leader.on_done(&gw.filter, &mut a.worker, &mut a.host, 1);
+    on_done(&gw.filter, &mut a.worker, &mut a.host, 1);
     assert_eq!(a.host.resumed, vec![2]);
 }
 
@@ -142,10 +152,10 @@ fn a_leader_that_vanishes_releases_its_followers() {
 fn a_follower_past_its_wait_goes_alone_and_a_gone_one_is_forgotten() {
     let gw = Gw::new();
     let (mut a, mut b) = (gw.worker(1), gw.worker(2));
-    let _leader = gw.request(&mut a, 1, "/live/w", 0).1.unwrap();
+    gw.request(&mut a, 1, "/live/w", 0);
     gw.request(&mut b, 5, "/live/w", 10);
-    let mut gone = gw.request(&mut b, 6, "/live/w", 10).1.unwrap();
-    gone.on_done(&gw.filter, &mut b.worker, &mut b.host, 6);
+    gw.request(&mut b, 6, "/live/w", 10);
+    on_done(&gw.filter, &mut b.worker, &mut b.host, 6);
     b.host.now_ms = 500;
     on_tick(&gw.filter, &mut b.worker, &mut b.host);
     assert!(b.host.resumed.is_empty(), "still within max_wait");
@@ -163,11 +173,11 @@ fn a_follower_past_its_wait_goes_alone_and_a_gone_one_is_forgotten() {
 fn many_followers_are_answered_a_bounded_number_per_host_call() {
     let gw = Gw::new();
     let mut a = gw.worker(1);
-    let mut leader = gw.request(&mut a, 1, "/live/many", 0).1.unwrap();
+    gw.request(&mut a, 1, "/live/many", 0);
     for s in 2..102 {
         assert_eq!(gw.request(&mut a, s, "/live/many", 1).0, Verdict::Pause);
     }
-    gw.respond(&mut a, &mut leader, 1, 200, b"ok");
+    gw.respond(&mut a, 1, 200, b"ok");
     assert_eq!(a.host.replies.len(), ACTIONS_PER_CALL);
     assert_eq!(
         a.host.tick_periods.last(),

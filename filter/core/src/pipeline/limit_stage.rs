@@ -4,24 +4,15 @@
 //! in this worker's queue for the timer to admit it (or is refused at once
 //! when its expected wait would break its SLA), `low` is refused.
 
-use hashbrown::HashMap;
-
 use crate::config::{LimitBy, Priority, Route};
 use crate::host::{Host, Level, StreamId};
 use crate::limit::algo::Decision;
 use crate::limit::queue::{Queue, Queued};
 use crate::limit::{headers, table};
 
-use super::{budget_stage, Exchange, Filter, Worker};
-
-/// What a paused medium-priority request needs when its turn comes.
-#[derive(Debug, Clone)]
-pub struct Waiting {
-    route: usize,
-    /// For the budget check when its turn comes.
-    tenant: String,
-    own_headers: Vec<(String, Vec<u8>)>,
-}
+use super::machine::{release, Cx, Outcome, Release, Reply};
+use super::phase::{Served, Wait};
+use super::{Exchange, Worker};
 
 /// Headers the response of a limited rule carries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,13 +23,12 @@ pub struct LimitNote {
     pub warning: bool,
 }
 
-/// Per-worker limiter state.
+/// Per-worker limiter state: the queue of parked medium-priority
+/// requests (each item is its rule's index), in admission order.
 #[derive(Debug, Default)]
 pub struct Limiter {
-    pub queue: Queue<Waiting>,
+    pub queue: Queue<usize>,
     next_seq: u64,
-    /// Queued requests the timer admitted (their note) or refused (`None`).
-    pub outcomes: HashMap<StreamId, Option<LimitNote>>,
 }
 
 impl Limiter {
@@ -46,17 +36,8 @@ impl Limiter {
         Limiter {
             queue: Queue::new(bound),
             next_seq: 0,
-            outcomes: HashMap::new(),
         }
     }
-}
-
-pub(super) enum Outcome {
-    Pass,
-    /// Refused with 429.
-    Answered,
-    /// Paused in the queue.
-    Queued,
 }
 
 fn limit_key(by: LimitBy, route: &Route, exchange: &Exchange) -> String {
@@ -80,44 +61,37 @@ fn note(route: &Route, d: &Decision, warning: bool) -> Option<LimitNote> {
 }
 
 /// The 429 answer, with the draft's fields, `retry-after` and a JSON body.
-fn refuse(
-    host: &mut impl Host,
-    stream: StreamId,
-    route: &Route,
-    d: &Decision,
-    own: &[(String, Vec<u8>)],
-) -> bool {
-    let Some(n) = note(route, d, false) else {
-        return false;
-    };
+fn refusal(route: &Route, d: &Decision, own: Vec<(String, Vec<u8>)>) -> Reply {
     let retry = headers::retry_after_s(d).to_string();
-    let mut out: Vec<(&str, &[u8])> = vec![
-        ("content-type", b"application/json"),
-        ("retry-after", retry.as_bytes()),
-        ("ratelimit-policy", n.policy.as_bytes()),
-        ("ratelimit", n.ratelimit.as_bytes()),
-    ];
-    out.extend(own.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
-    host.send_reply(stream, 429, &out, headers::body(d).as_bytes())
-        .is_ok()
+    let mut extra: Vec<(&str, &[u8])> = vec![("retry-after", retry.as_bytes())];
+    let n = note(route, d, false);
+    if let Some(n) = &n {
+        extra.push(("ratelimit-policy", n.policy.as_bytes()));
+        extra.push(("ratelimit", n.ratelimit.as_bytes()));
+    }
+    Reply::json(429, &extra, own, headers::body(d).as_bytes())
 }
 
-pub(super) fn on_request(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    stream: StreamId,
-    exchange: &mut Exchange,
-) -> Outcome {
+fn refused(route: &Route, d: &Decision, own: Vec<(String, Vec<u8>)>) -> Outcome {
+    Outcome::Answer(refusal(route, d, own), Served::Refused)
+}
+
+pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -> Outcome {
+    let Cx {
+        filter,
+        worker,
+        host,
+    } = cx;
     let route = &filter.config.routes[exchange.route];
     let Some(rule) = &route.limit else {
         return Outcome::Pass;
     };
+    let stream = exchange.stream;
     let counters = filter.counters(exchange.route).limit;
     let key = limit_key(rule.by, route, exchange);
-    let now = exchange.identity.started_ms;
+    let now = exchange.clock_ms;
     let slots = filter.config.limit_slots;
-    let d = match table::acquire(host, slots, &key, &rule.algorithm, now) {
+    let d = match table::acquire(*host, slots, &key, &rule.algorithm, now) {
         Ok(d) => d,
         Err(e) => {
             // Fail open: a limiter that cannot reach its table must not
@@ -130,20 +104,19 @@ pub(super) fn on_request(
         }
     };
     if d.admitted {
-        counters.admitted.add(host, 1);
+        counters.admitted.add(*host, 1);
         exchange.limit = note(route, &d, false);
         return Outcome::Pass;
     }
     match exchange.identity.priority {
         Priority::High => {
-            counters.limited_high.add(host, 1);
+            counters.limited_high.add(*host, 1);
             exchange.limit = note(route, &d, true);
             Outcome::Pass
         }
         Priority::Low => {
-            counters.limited_low.add(host, 1);
-            refuse(host, stream, route, &d, &exchange.own_headers(filter));
-            Outcome::Answered
+            counters.limited_low.add(*host, 1);
+            refused(route, &d, exchange.own_headers(filter))
         }
         Priority::Medium => {
             let ahead = worker
@@ -152,12 +125,11 @@ pub(super) fn on_request(
                 .iter()
                 .filter(|q| q.limit_key == key)
                 .count() as u32;
-            let wait = table::peek(host, slots, &key, &rule.algorithm, now, ahead);
+            let wait = table::peek(*host, slots, &key, &rule.algorithm, now, ahead);
             let deadline = exchange.identity.started_ms + route.sla_ms;
             if now + wait > deadline {
-                counters.limited_medium.add(host, 1);
-                refuse(host, stream, route, &d, &exchange.own_headers(filter));
-                return Outcome::Answered;
+                counters.limited_medium.add(*host, 1);
+                return refused(route, &d, exchange.own_headers(filter));
             }
             worker.limiter.next_seq += 1;
             let queued = Queued {
@@ -166,70 +138,65 @@ pub(super) fn on_request(
                 seq: worker.limiter.next_seq,
                 deadline_ms: deadline,
                 limit_key: key,
-                item: Waiting {
-                    route: exchange.route,
-                    tenant: exchange.identity.tenant_or_anonymous().to_string(),
-                    own_headers: exchange.own_headers(filter),
-                },
+                item: exchange.route,
             };
             let mine = worker
                 .limiter
                 .queue
                 .iter()
-                .filter(|q| q.item.route == exchange.route)
+                .filter(|q| q.item == exchange.route)
                 .count();
             if mine >= rule.queue_bound as usize || worker.limiter.queue.push(queued).is_err() {
-                counters.queue_rejects.add(host, 1);
-                refuse(host, stream, route, &d, &exchange.own_headers(filter));
-                return Outcome::Answered;
+                counters.queue_rejects.add(*host, 1);
+                return refused(route, &d, exchange.own_headers(filter));
             }
-            counters.queued.add(host, 1);
-            Outcome::Queued
+            counters.queued.add(*host, 1);
+            Outcome::Park(Wait::Limit)
         }
     }
 }
 
 /// The timer: refuse queued requests whose SLA ran out, admit the rest in
-/// order as tokens come back. Returns how many local replies it sent (the
+/// order as tokens come back (an admitted request goes on to its budget,
+/// coalescing and batching). Returns how many local replies it sent (the
 /// caller bounds replies per host call).
-pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host, budget: usize) -> usize {
-    let now = host.now_ms();
+pub fn on_tick<H: Host>(cx: &mut Cx<'_, H>, budget: usize) -> usize {
+    let filter = cx.filter;
+    let now = cx.host.now_ms();
     let mut sent = 0;
-    for q in worker.limiter.queue.expired(now) {
-        let route = &filter.config.routes[q.item.route];
-        if let Some(rule) = &route.limit {
-            let d = Decision {
-                admitted: false,
-                remaining: 0,
-                reset_ms: 0,
-                retry_after_ms: table::peek(
-                    host,
-                    filter.config.limit_slots,
-                    &q.limit_key,
-                    &rule.algorithm,
-                    now,
-                    0,
-                ),
-            };
-            filter
-                .counters(q.item.route)
-                .limit
-                .limited_medium
-                .add(host, 1);
-            if refuse(host, q.stream, route, &d, &q.item.own_headers) {
-                worker.limiter.outcomes.insert(q.stream, None);
-            }
-            sent += 1;
-        }
+    for q in cx.worker.limiter.queue.expired(now) {
+        let route = &filter.config.routes[q.item];
+        let Some(rule) = &route.limit else { continue };
+        let d = Decision {
+            admitted: false,
+            remaining: 0,
+            reset_ms: 0,
+            retry_after_ms: table::peek(
+                cx.host,
+                filter.config.limit_slots,
+                &q.limit_key,
+                &rule.algorithm,
+                now,
+                0,
+            ),
+        };
+        filter.counters(q.item).limit.limited_medium.add(cx.host, 1);
+        let Some(own) = super::machine::own_headers(cx, q.stream) else {
+            continue;
+        };
+        let reply = refusal(route, &d, own);
+        release(cx, q.stream, Release::Answer(reply, Served::Refused));
+        sent += 1;
     }
     while sent < budget {
-        let Some(front) = worker.limiter.queue.peek_front() else {
+        let Some(front) = cx.worker.limiter.queue.peek_front() else {
             break;
         };
-        let route = &filter.config.routes[front.item.route];
+        let route = &filter.config.routes[front.item];
         let Some(rule) = &route.limit else { break };
         let key = front.limit_key.clone();
-        let d = match table::acquire(host, filter.config.limit_slots, &key, &rule.algorithm, now) {
+        let slots = filter.config.limit_slots;
+        let d = match table::acquire(cx.host, slots, &key, &rule.algorithm, now) {
             Ok(d) => d,
             Err(_) => Decision {
                 admitted: true,
@@ -241,75 +208,27 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host, budge
         if !d.admitted {
             break;
         }
-        let Some(q) = worker.limiter.queue.pop_front() else {
+        let Some(q) = cx.worker.limiter.queue.pop_front() else {
             break;
         };
-        let counters = filter.counters(q.item.route).limit;
-        counters.admitted.add(host, 1);
+        let counters = filter.counters(q.item).limit;
+        counters.admitted.add(cx.host, 1);
         counters.queue_time_ms.add(
-            host,
+            cx.host,
             now.saturating_sub(q.deadline_ms.saturating_sub(route.sla_ms)) as i64,
         );
-        // Its budget, which it has not met yet (the limiter comes first):
-        // a queued request spends like any other.
-        let own = || q.item.own_headers.clone();
-        let ask = budget_stage::Ask {
-            stream: q.stream,
-            route: q.item.route,
-            tenant: &q.item.tenant,
-            high: false, // only medium requests queue
-            deadline_ms: q.deadline_ms,
-            own_headers: &own,
-        };
-        match budget_stage::admit(filter, worker, host, ask, now) {
-            budget_stage::Admit::Go(held) => {
-                if host.resume(q.stream).is_ok() {
-                    worker
-                        .limiter
-                        .outcomes
-                        .insert(q.stream, note(route, &d, false));
-                    if let Some(h) = held {
-                        worker.budgeter.outcomes.insert(q.stream, Some(h));
-                    }
-                } else if let Some(h) = held {
-                    budget_stage::give_back(filter, host, &h, 0);
-                }
-            }
-            budget_stage::Admit::Answered => {
-                worker.limiter.outcomes.insert(q.stream, None);
-            }
-            // The budget's timer lets it go; its rate-limit headers wait.
-            budget_stage::Admit::Waiting => {
-                worker
-                    .limiter
-                    .outcomes
-                    .insert(q.stream, note(route, &d, false));
-            }
+        if let Some(ex) = cx.worker.requests.get_mut(&q.stream) {
+            ex.limit = note(route, &d, false);
         }
+        release(cx, q.stream, Release::Resume);
+        // Every wake counts: resumes, like replies, run in the host's
+        // chain after this call.
         sent += 1;
     }
     sent
 }
 
-/// Headers for the response of a limited rule: `ratelimit` (and the
-/// policy) on every answer, the warning when it passed over the limit.
-pub(super) fn response_headers(
-    exchange: &mut Exchange,
-    worker: &mut Worker,
-    stream: StreamId,
-) -> Option<LimitNote> {
-    if let Some(outcome) = worker.limiter.outcomes.remove(&stream) {
-        return outcome;
-    }
-    exchange.limit.clone()
-}
-
-/// Whether the timer refused this queued request (its 429 is on the way).
-pub(super) fn refused(worker: &Worker, stream: StreamId) -> bool {
-    matches!(worker.limiter.outcomes.get(&stream), Some(None))
-}
-
+/// The stream ended while queued.
 pub(super) fn forget(worker: &mut Worker, stream: StreamId) {
     worker.limiter.queue.remove(stream);
-    worker.limiter.outcomes.remove(&stream);
 }

@@ -26,14 +26,14 @@ fn ask(
     stream: u32,
     priority: &str,
     now: u64,
-) -> (Verdict, Option<Exchange>) {
+) -> (Verdict, ()) {
     h.now_ms = now;
     h.request_headers = vec![
         (":method".into(), b"GET".to_vec()),
         (":path".into(), format!("/r/{stream}").into_bytes()),
         ("x-priority".into(), priority.as_bytes().to_vec()),
     ];
-    on_request_headers(f, w, h, stream)
+    (on_request_headers(f, w, h, stream), ())
 }
 
 #[test]
@@ -49,11 +49,10 @@ fn low_is_refused_with_the_drafts_fields_and_high_passes_with_a_warning() {
     assert!(r.header("ratelimit").unwrap().starts_with("\"r\";r=0;t="));
     assert!(String::from_utf8_lossy(&r.body).contains("\"rate_limited\""));
 
-    let (v, ex) = ask(&f, &mut w, &mut h, 3, "high", t);
+    let (v, _) = ask(&f, &mut w, &mut h, 3, "high", t);
     assert_eq!(v, Verdict::Continue);
-    let mut ex = ex.unwrap();
     h.response_headers.clear();
-    ex.on_response_headers(&f, &mut w, &mut h, 3, false);
+    on_response_headers(&f, &mut w, &mut h, 3, false);
     assert_eq!(
         h.response_header("x-optimizer-warning"),
         Some("rate-limit-exceeded")
@@ -66,8 +65,9 @@ fn medium_waits_and_the_timer_admits_it_when_a_token_is_back() {
     let (f, mut w, mut h) = setup();
     let t = 1_000_000;
     ask(&f, &mut w, &mut h, 1, "medium", t);
-    let (v, ex) = ask(&f, &mut w, &mut h, 2, "medium", t);
+    let (v, _) = ask(&f, &mut w, &mut h, 2, "medium", t);
     assert_eq!(v, Verdict::Pause);
+    assert_eq!(w.requests[&2].phase, Phase::Parked(Wait::Limit));
     assert!(h.replies.is_empty(), "queued, not refused");
     assert_eq!(
         h.tick_periods.last(),
@@ -80,9 +80,9 @@ fn medium_waits_and_the_timer_admits_it_when_a_token_is_back() {
     h.now_ms = t + 100;
     on_tick(&f, &mut w, &mut h);
     assert_eq!(h.resumed, vec![2]);
+    assert_eq!(w.requests[&2].phase, Phase::Upstream);
     // Its response carries the limiter's fields.
-    let mut ex = ex.unwrap();
-    ex.on_response_headers(&f, &mut w, &mut h, 2, false);
+    on_response_headers(&f, &mut w, &mut h, 2, false);
     assert!(h.response_header("ratelimit").is_some());
     on_tick(&f, &mut w, &mut h);
     assert_eq!(h.tick_periods.last(), Some(&SLOW_TICK_MS));

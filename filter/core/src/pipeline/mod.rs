@@ -1,9 +1,13 @@
 //! The per-request pipeline (DESIGN.md "What it does to a request") as a
-//! state machine over [`Host`]. The wasm HTTP context keeps one
-//! `Option<Exchange>` and hands each hook to it; one hook is one transition.
+//! state machine over [`Host`]. Every request a rule matched lives in its
+//! worker's table ([`Worker::requests`]) as an [`Exchange`] whose
+//! [`Phase`] says where it is; the wasm HTTP context keeps only its stream
+//! id and hands each hook here, and the timer finds parked requests in the
+//! same table. One hook, or one wake, is one transition.
 //!
-//! Stages so far: identify, cache. Later stages (coalesce, limit, batch,
-//! route, account) slot in after the cache lookup.
+//! Request stages: identify, cache, then limit, budget, coalesce, batch
+//! ([`machine::advance`]); routing is not built. Response stages: cache
+//! store, coalescing leader, account (`response.rs`).
 
 mod account_stage;
 mod batch_call;
@@ -13,26 +17,33 @@ mod budget_stage;
 mod cache_stage;
 mod coalesce_stage;
 mod limit_stage;
+pub mod machine;
+pub mod phase;
 mod response;
 mod timer;
 
+use hashbrown::HashMap;
+
 use crate::cache::{self, CacheState};
-use crate::coalesce::waiters::{Fate, Waiters};
+use crate::coalesce::waiters::Waiters;
 use crate::config::Config;
-use crate::cost::model::Strategy;
 use crate::headers::Headers;
-use crate::host::{Host, HostError, Level, StreamId};
+use crate::host::{Host, HostError, Level, StreamId, Wake};
 use crate::identity::{self, Identity};
 use crate::metrics::{Metrics, RouteCounters};
 use crate::request_id::RequestIds;
 use crate::routes;
 
 pub use account_stage::{Accountant, CostStep};
-pub use batch_stage::{BatchFate, BatchStep, Batcher};
+pub use batch_stage::Batcher;
 pub use budget_stage::{Budgeter, Held};
 pub use cache_stage::CacheStep;
 pub use coalesce_stage::CoalesceStep;
 pub use limit_stage::{LimitNote, Limiter};
+pub use machine::Cx;
+pub use phase::{Phase, Served, Stage, Wait};
+
+use machine::Step;
 pub use timer::{ACTIONS_PER_CALL, SLOW_TICK_MS};
 
 /// What the host should do with the stream after a hook.
@@ -111,6 +122,8 @@ impl Filter {
 /// thread).
 #[derive(Debug)]
 pub struct Worker {
+    /// Every request a rule matched that has not ended, by stream.
+    pub requests: HashMap<StreamId, Exchange>,
     pub ids: RequestIds,
     pub cache: CacheState,
     pub waiters: Waiters,
@@ -132,6 +145,7 @@ impl Worker {
         // from an earlier run's.
         let nonce = host.random_u64() ^ host.now_ms();
         Worker {
+            requests: HashMap::new(),
             accountant: Accountant::new(config.accounting.as_ref(), nonce),
             budgeter: Budgeter::default(),
             ids: RequestIds::new(seed),
@@ -157,23 +171,28 @@ impl Worker {
     }
 }
 
-/// A matched request on its way through the pipeline.
+/// A matched request on its way through the pipeline: where it is
+/// (`phase`) and what each stage decided for it.
 #[derive(Debug)]
 pub struct Exchange {
     pub stream: StreamId,
     pub route: usize,
     pub identity: Identity,
+    pub phase: Phase,
+    /// Its request headers, kept while it is in the request stages (a
+    /// parked request continues with them; a batch member is built from
+    /// them when its body is complete).
+    pub request: Vec<(String, Vec<u8>)>,
+    /// A body follows its headers.
+    pub has_body: bool,
+    /// When the current pass through the stages started: its headers, or
+    /// the wake that let it go on.
+    pub clock_ms: u64,
     pub cache: CacheStep,
     pub coalesce: CoalesceStep,
     /// Rate-limit headers for the response (limited rules only).
     pub limit: Option<LimitNote>,
-    /// Paused in the rate-limit queue; the timer decides what follows.
-    pub limit_queued: bool,
-    pub batch: BatchStep,
     pub cost: CostStep,
-    /// The filter answered this request itself; its response hooks only
-    /// pass.
-    pub answered_locally: bool,
 }
 
 /// First hook of a request without a body (tests, GETs).
@@ -182,33 +201,33 @@ pub fn on_request_headers(
     worker: &mut Worker,
     host: &mut impl Host,
     stream: StreamId,
-) -> (Verdict, Option<Exchange>) {
+) -> Verdict {
     on_request_headers_eos(filter, worker, host, stream, true)
 }
 
-/// First hook of a request. `None` means no rule matched: the filter has
-/// not touched the request and will not touch its response.
+/// First hook of a request. A request that no rule matches is not kept:
+/// the filter has not touched it and will not touch its response.
 pub fn on_request_headers_eos(
     filter: &Filter,
     worker: &mut Worker,
     host: &mut impl Host,
     stream: StreamId,
     end_of_stream: bool,
-) -> (Verdict, Option<Exchange>) {
+) -> Verdict {
     let routes = &filter.config.routes;
     // One cheap host call decides most unmatched traffic.
     let Some(path) = host.request_header(":path") else {
-        return (Verdict::Continue, None);
+        return Verdict::Continue;
     };
     if !routes::any_prefix_matches(routes, &path) {
-        return (Verdict::Continue, None);
+        return Verdict::Continue;
     }
     let all = host.request_headers();
     let headers = Headers::new(&all);
     let method = headers.get(":method").unwrap_or_default();
     let authority = headers.get(":authority").unwrap_or_default();
     let Some(index) = routes::first_match(routes, &path, method, authority) else {
-        return (Verdict::Continue, None);
+        return Verdict::Continue;
     };
     let route = &routes[index];
     let counters = filter.counters(index);
@@ -221,102 +240,140 @@ pub fn on_request_headers_eos(
         host,
         &mut worker.ids,
     );
+    if route.require_tenant && identity.tenant.is_none() {
+        counters.unauthenticated.add(host, 1);
+        let id = identity.request_id.as_bytes();
+        let sent = host.wake(
+            stream,
+            Wake::Reply {
+                status: 401,
+                headers: &[
+                    ("content-type", b"application/json"),
+                    (filter.config.identity.request_id_header.as_str(), id),
+                ],
+                body: br#"{"error":"unauthenticated","message":"this route requires a tenant identity"}"#,
+            },
+        );
+        log_failure(host, stream, "send 401", sent);
+        return Verdict::Pause;
+    }
     let mut exchange = Exchange {
         stream,
         route: index,
+        clock_ms: identity.started_ms,
         identity,
+        phase: Phase::Deciding,
+        request: all,
+        has_body: !end_of_stream,
         cache: CacheStep::None,
         coalesce: CoalesceStep::None,
         limit: None,
-        limit_queued: false,
-        batch: BatchStep::None,
         cost: CostStep::default(),
-        answered_locally: false,
     };
-
-    if route.require_tenant && exchange.identity.tenant.is_none() {
-        counters.unauthenticated.add(host, 1);
-        let id = exchange.identity.request_id.as_bytes();
-        let sent = host.send_reply(
-            stream,
-            401,
-            &[
-                ("content-type", b"application/json"),
-                (filter.config.identity.request_id_header.as_str(), id),
-            ],
-            br#"{"error":"unauthenticated","message":"this route requires a tenant identity"}"#,
-        );
-        log_failure(host, stream, "send 401", sent);
-        return (Verdict::Pause, None);
-    }
-
-    if cache_stage::on_request(filter, worker, host, stream, &mut exchange, &all) {
-        exchange.answered_locally = true;
-        exchange.cost.served = Some(Strategy::Cache);
-        return (Verdict::Pause, Some(exchange));
-    }
-
-    // Before any pause: a request resumed later goes upstream as it is now.
-    if exchange.identity.request_id_generated {
-        let header = filter.config.identity.request_id_header.as_str();
-        let set = host.set_request_header(header, Some(exchange.identity.request_id.as_bytes()));
-        log_failure(host, stream, "set the request id", set);
-    }
-
-    // Limits before coalescing: a request that would wait for an
-    // identical one in flight takes a token too (never more upstream calls
-    // than the limit allows, even when a leader fails and its followers go
-    // upstream themselves).
-    match limit_stage::on_request(filter, worker, host, stream, &mut exchange) {
-        limit_stage::Outcome::Pass => {}
-        limit_stage::Outcome::Answered => {
-            exchange.answered_locally = true;
-            return (Verdict::Pause, Some(exchange));
+    let mut cx = Cx {
+        filter,
+        worker,
+        host,
+    };
+    let verdict = if cache_stage::on_request(&mut cx, &mut exchange) {
+        exchange.enter(phase::Event::Answer(Served::Cache), cx.host);
+        exchange.request = Vec::new();
+        Verdict::Pause
+    } else {
+        // Before any pause: a request resumed later goes upstream as it
+        // is now.
+        if exchange.identity.request_id_generated {
+            let header = filter.config.identity.request_id_header.as_str();
+            let id = exchange.identity.request_id.as_bytes();
+            let set = cx.host.set_request_header(header, Some(id));
+            log_failure(cx.host, stream, "set the request id", set);
         }
-        limit_stage::Outcome::Queued => {
-            exchange.limit_queued = true;
-            timer::set_tick(filter, worker, host);
-            return (Verdict::Pause, Some(exchange));
+        match machine::advance(&mut cx, &mut exchange, Stage::Limit) {
+            Step::Go => Verdict::Continue,
+            Step::Hold => Verdict::Pause,
         }
-    }
+    };
+    cx.worker.requests.insert(stream, exchange);
+    verdict
+}
 
-    // Budgets after the limiter (a refused request reserves nothing) and
-    // before coalescing: a follower reserves too, and settles at 0 when
-    // the leader's answer serves it.
-    match budget_stage::on_request(filter, worker, host, stream, &mut exchange) {
-        budget_stage::Outcome::Pass => {}
-        budget_stage::Outcome::Answered => {
-            exchange.answered_locally = true;
-            return (Verdict::Pause, Some(exchange));
-        }
-        budget_stage::Outcome::Waiting => {
-            timer::set_tick(filter, worker, host);
-            return (Verdict::Pause, Some(exchange));
-        }
-    }
+/// Run `f` on the request `stream` (taken out of the table meanwhile, so
+/// the stages can reach other requests); `None` when it is not the
+/// filter's.
+fn with_request<H: Host, R>(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut H,
+    stream: StreamId,
+    f: impl FnOnce(&mut Cx<'_, H>, &mut Exchange) -> R,
+) -> Option<R> {
+    let mut exchange = worker.requests.remove(&stream)?;
+    let mut cx = Cx {
+        filter,
+        worker,
+        host,
+    };
+    let r = f(&mut cx, &mut exchange);
+    cx.worker.requests.insert(stream, exchange);
+    Some(r)
+}
 
-    if coalesce_stage::on_request(filter, worker, host, stream, &mut exchange, &all) {
-        if !matches!(exchange.coalesce, CoalesceStep::Follower) {
-            // A late arrival answered with a finished leader's response.
-            exchange.answered_locally = true;
-            exchange.cost.served = Some(Strategy::Coalesced);
-        }
-        return (Verdict::Pause, Some(exchange));
-    }
+/// A piece of the request body.
+pub fn on_request_body(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    stream: StreamId,
+    size: usize,
+    end_of_stream: bool,
+) -> Verdict {
+    with_request(filter, worker, host, stream, |cx, ex| {
+        ex.on_request_body(cx, size, end_of_stream)
+    })
+    .unwrap_or(Verdict::Continue)
+}
 
-    // A coalescing leader goes upstream itself: its followers wait for
-    // its own response.
-    if matches!(exchange.coalesce, CoalesceStep::None) {
-        let now = exchange.identity.started_ms;
-        match batch_stage::on_request(filter, worker, &mut exchange, &all, end_of_stream, now) {
-            batch_stage::AtHeaders::Joined => {
-                timer::set_tick(filter, worker, host);
-                return (Verdict::Pause, Some(exchange));
-            }
-            batch_stage::AtHeaders::AwaitBody | batch_stage::AtHeaders::No => {}
-        }
-    }
-    (Verdict::Continue, Some(exchange))
+/// Response headers: from upstream, or of an answer the filter made.
+pub fn on_response_headers(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    stream: StreamId,
+    end_of_stream: bool,
+) -> Verdict {
+    with_request(filter, worker, host, stream, |cx, ex| {
+        ex.on_response_headers(cx, end_of_stream)
+    })
+    .unwrap_or(Verdict::Continue)
+}
+
+/// A piece of the response body from upstream.
+pub fn on_response_body(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    stream: StreamId,
+    size: usize,
+    end_of_stream: bool,
+) -> Verdict {
+    with_request(filter, worker, host, stream, |cx, ex| {
+        ex.on_response_body(cx, size, end_of_stream)
+    })
+    .unwrap_or(Verdict::Continue)
+}
+
+/// The stream is over (answered, reset, or the client left): the request
+/// leaves the table.
+pub fn on_done(filter: &Filter, worker: &mut Worker, host: &mut impl Host, stream: StreamId) {
+    let Some(mut exchange) = worker.requests.remove(&stream) else {
+        return;
+    };
+    let mut cx = Cx {
+        filter,
+        worker,
+        host,
+    };
+    exchange.on_done(&mut cx);
 }
 
 /// The answer to an HTTP call the filter made (a batch).
@@ -340,13 +397,12 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     account_stage::on_tick(filter, worker, host);
     batch_call::on_tick(filter, worker, host);
     let sent = budget_lease::on_tick(filter, worker, host, timer::ACTIONS_PER_CALL);
-    let sent = sent
-        + limit_stage::on_tick(
-            filter,
-            worker,
-            host,
-            timer::ACTIONS_PER_CALL.saturating_sub(sent),
-        );
+    let mut cx = Cx {
+        filter,
+        worker,
+        host,
+    };
+    let sent = sent + limit_stage::on_tick(&mut cx, timer::ACTIONS_PER_CALL.saturating_sub(sent));
     coalesce_stage::on_tick(filter, worker, host, sent);
 }
 

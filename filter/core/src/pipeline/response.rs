@@ -1,85 +1,104 @@
 //! The hooks after a request's headers: its body (gathered for a batch),
 //! the response (from upstream or an answer the filter made), and the end
-//! of the stream. Each is one transition of the [`Exchange`].
+//! of the stream. Each `match`es on the request's phase.
 
 use crate::cost::model::Strategy;
 use crate::headers::Headers;
-use crate::host::{Host, StreamId};
+use crate::host::Host;
 
-use super::{
-    account_stage, batch_stage, budget_stage, cache_stage, coalesce_stage, limit_stage, BatchFate,
-    BatchStep, CoalesceStep, Exchange, Fate, Filter, Verdict, Worker,
-};
+use super::machine::{self, Cx, Outcome};
+use super::phase::{Event, Phase, Served};
+use super::{account_stage, cache_stage, coalesce_stage, timer, Exchange, Verdict};
+
+impl Served {
+    /// How an answer the filter made is priced (`None`: not at all).
+    pub fn strategy(self) -> Option<Strategy> {
+        match self {
+            Served::Cache => Some(Strategy::Cache),
+            Served::Coalesced => Some(Strategy::Coalesced),
+            Served::Batched { .. } => Some(Strategy::Batched),
+            // The upstream call was made: it is priced as one.
+            Served::StaleOnError => Some(Strategy::Upstream),
+            Served::Refused => None,
+        }
+    }
+}
 
 impl Exchange {
-    /// A piece of the request body. Only requests gathering their body for
-    /// a batch are held; the rest flow.
-    pub fn on_request_body(
+    /// A piece of the request body. Only a request gathering its body for
+    /// a batch is held; the rest flow.
+    pub(super) fn on_request_body<H: Host>(
         &mut self,
-        filter: &Filter,
-        worker: &mut Worker,
-        host: &mut impl Host,
+        cx: &mut Cx<'_, H>,
         size: usize,
         end_of_stream: bool,
     ) -> Verdict {
-        if self.batch != BatchStep::AwaitBody {
+        if self.phase != Phase::GatheringBody {
             return Verdict::Continue;
         }
-        if batch_stage::on_request_body(filter, worker, host, self, size, end_of_stream) {
-            Verdict::Pause
-        } else {
-            Verdict::Continue
+        match super::batch_stage::on_request_body(cx, self, size, end_of_stream) {
+            Outcome::AwaitBody => Verdict::Pause,
+            Outcome::Park(wait) => {
+                self.enter(Event::Park(wait), cx.host);
+                timer::set_tick(cx.filter, cx.worker, cx.host);
+                Verdict::Pause
+            }
+            Outcome::Answer(reply, served) => {
+                machine::answer(cx, self, &reply, served);
+                Verdict::Pause
+            }
+            Outcome::Pass => {
+                // Routing is the only stage after batching (not built).
+                self.enter(Event::Forward, cx.host);
+                self.request = Vec::new();
+                Verdict::Continue
+            }
         }
     }
 
     /// Response headers: from upstream, or of an answer the filter made.
-    pub fn on_response_headers(
+    pub(super) fn on_response_headers<H: Host>(
         &mut self,
-        filter: &Filter,
-        worker: &mut Worker,
-        host: &mut impl Host,
-        stream: StreamId,
+        cx: &mut Cx<'_, H>,
         end_of_stream: bool,
     ) -> Verdict {
-        if self.answered_locally {
-            if let Some(served) = self.cost.served {
-                account_stage::on_response_headers(filter, worker, host, self, served, 200);
+        match self.phase {
+            Phase::Answered(served) => {
+                if let Served::Batched { size, index } = served {
+                    self.cost.batch_share = cx
+                        .filter
+                        .config
+                        .routes
+                        .get(self.route)
+                        .and_then(|r| r.cost.as_ref())
+                        .map(|c| {
+                            crate::cost::model::member_share(c, size as usize, index as usize)
+                        });
+                }
+                if let Some(strategy) = served.strategy() {
+                    account_stage::on_response_headers(cx, self, strategy, 200);
+                }
+                Verdict::Continue
             }
-            return Verdict::Continue;
-        }
-        if self.answered_by_coalescer(worker, stream) {
-            account_stage::on_response_headers(
-                filter,
-                worker,
-                host,
-                self,
-                Strategy::Coalesced,
-                200,
-            );
-            return Verdict::Continue;
-        }
-        if self.answered_by_batch(filter, worker, stream) {
-            account_stage::on_response_headers(filter, worker, host, self, Strategy::Batched, 200);
-            return Verdict::Continue;
-        }
-        if budget_stage::take_outcome(worker, self) {
-            // The timer refused it while it waited for a lease.
-            self.answered_locally = true;
-            return Verdict::Continue;
-        }
-        if self.limit_queued {
-            if limit_stage::refused(worker, stream) {
-                self.answered_locally = true;
-                return Verdict::Continue;
+            // Upstream; or a response that came while the filter still
+            // held the request (another filter answered it): the same.
+            Phase::Upstream | Phase::Parked(_) | Phase::GatheringBody | Phase::Deciding => {
+                self.upstream_response_headers(cx, end_of_stream)
             }
-            self.limit = limit_stage::response_headers(self, worker, stream);
-            self.limit_queued = false;
         }
+    }
+
+    fn upstream_response_headers<H: Host>(
+        &mut self,
+        cx: &mut Cx<'_, H>,
+        end_of_stream: bool,
+    ) -> Verdict {
+        let filter = cx.filter;
         let route = filter.config.routes.get(self.route);
         let stores = route.is_some_and(|r| r.cache.is_some() || r.coalesce.is_some());
         let priced = route.is_some_and(|r| r.cost.is_some());
         let all = if stores || priced {
-            host.response_headers()
+            cx.host.response_headers()
         } else {
             Vec::new()
         };
@@ -90,30 +109,29 @@ impl Exchange {
         if stores {
             if cache_stage::on_response_headers(
                 filter,
-                worker,
-                host,
-                stream,
+                cx.worker,
+                cx.host,
+                self.stream,
                 self,
                 &all,
                 status,
                 end_of_stream,
             ) {
-                // A stale answer replaces an upstream error: the call was
-                // made, so it is priced as one.
-                self.answered_locally = true;
-                self.cost.served = Some(Strategy::Upstream);
+                // A stale answer replaces an upstream error.
+                self.enter(Event::Answer(Served::StaleOnError), cx.host);
                 return Verdict::Pause;
             }
             coalesce_stage::on_response_headers(
                 filter,
-                worker,
-                host,
+                cx.worker,
+                cx.host,
                 self,
                 status,
                 &all,
                 end_of_stream,
             );
         }
+        let host = &mut *cx.host;
         let id_header = filter.config.identity.request_id_header.as_str();
         let _ = host.add_response_header(id_header, self.identity.request_id.as_bytes());
         for (name, value) in self.common_headers(filter) {
@@ -126,36 +144,32 @@ impl Exchange {
                 let _ = host.add_response_header("x-optimizer-warning", b"rate-limit-exceeded");
             }
         }
-        account_stage::on_response_headers(filter, worker, host, self, Strategy::Upstream, status);
+        account_stage::on_response_headers(cx, self, Strategy::Upstream, status);
         Verdict::Continue
     }
 
     /// A piece of the response body from upstream.
-    pub fn on_response_body(
+    pub(super) fn on_response_body<H: Host>(
         &mut self,
-        filter: &Filter,
-        worker: &mut Worker,
-        host: &mut impl Host,
+        cx: &mut Cx<'_, H>,
         size: usize,
         end_of_stream: bool,
     ) -> Verdict {
-        if self.answered_locally
-            || matches!(self.coalesce, CoalesceStep::Follower)
-            || self.batch == BatchStep::Member
-        {
+        if matches!(self.phase, Phase::Answered(_)) {
             return Verdict::Continue;
         }
         let cache_wants = cache_stage::wants_body(self);
         let leader_wants = coalesce_stage::wants_body(self);
-        let account_wants = account_stage::wants_body(filter, self);
+        let account_wants = account_stage::wants_body(cx.filter, self);
         if !cache_wants && !leader_wants && !account_wants {
             return Verdict::Continue;
         }
         let chunk = if size > 0 {
-            host.response_body(size)
+            cx.host.response_body(size)
         } else {
             Vec::new()
         };
+        let (filter, worker, host) = (cx.filter, &mut *cx.worker, &mut *cx.host);
         if cache_wants {
             cache_stage::on_response_body(filter, worker, host, self, &chunk, end_of_stream);
         }
@@ -163,62 +177,19 @@ impl Exchange {
             coalesce_stage::on_response_body(filter, worker, host, self, &chunk, end_of_stream);
         }
         if account_wants {
-            account_stage::on_response_body(filter, worker, host, self, &chunk, end_of_stream);
+            account_stage::on_response_body(cx, self, &chunk, end_of_stream);
         }
         Verdict::Continue
     }
 
-    /// The stream is over (answered, reset, or the client left).
-    pub fn on_done(
-        &mut self,
-        filter: &Filter,
-        worker: &mut Worker,
-        host: &mut impl Host,
-        stream: StreamId,
-    ) {
-        coalesce_stage::on_done(filter, worker, host, stream, self);
-        limit_stage::forget(worker, stream);
-        batch_stage::forget(worker, stream);
-        budget_stage::forget(filter, worker, host, stream);
-        account_stage::on_done(filter, worker, host, self);
-    }
-
-    /// A batch member answered from its batch needs nothing more; one
-    /// that was released goes on as an ordinary request.
-    fn answered_by_batch(&mut self, filter: &Filter, worker: &Worker, stream: StreamId) -> bool {
-        if self.batch != BatchStep::Member {
-            return false;
+    /// The stream is over (answered, reset, or the client left): a parked
+    /// request leaves its stage's index, a leader that never published
+    /// lets its followers go, and the request is priced if it was not yet.
+    pub(super) fn on_done<H: Host>(&mut self, cx: &mut Cx<'_, H>) {
+        if let Phase::Parked(wait) = self.phase {
+            machine::unpark(cx.worker, self.stream, wait);
         }
-        match worker.batcher.fates.get(&stream) {
-            Some(BatchFate::Answered { size, index }) => {
-                let cost = filter
-                    .config
-                    .routes
-                    .get(self.route)
-                    .and_then(|r| r.cost.as_ref());
-                self.cost.batch_share = cost
-                    .map(|c| crate::cost::model::member_share(c, *size as usize, *index as usize));
-                true
-            }
-            _ => {
-                self.batch = BatchStep::None;
-                false
-            }
-        }
-    }
-
-    /// A follower answered by the coalescer needs nothing more; one that
-    /// was released goes on as an ordinary request.
-    fn answered_by_coalescer(&mut self, worker: &Worker, stream: StreamId) -> bool {
-        if !matches!(self.coalesce, CoalesceStep::Follower) {
-            return false;
-        }
-        match worker.waiters.fates.get(&stream) {
-            Some(Fate::Answered) => true,
-            _ => {
-                self.coalesce = CoalesceStep::None;
-                false
-            }
-        }
+        coalesce_stage::on_done(cx.filter, cx.worker, cx.host, self);
+        account_stage::on_done(cx, self);
     }
 }

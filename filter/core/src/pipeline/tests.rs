@@ -17,9 +17,9 @@ fn unmatched_request_is_untouched() {
     let mut host = MemHost::get("/other").with_header("x-tenant-id", "acme");
     let before = host.request_headers.clone();
     let (filter, mut worker) = setup(&mut host);
-    let (verdict, ex) = on_request_headers(&filter, &mut worker, &mut host, 1);
+    let verdict = on_request_headers(&filter, &mut worker, &mut host, 1);
     assert_eq!(verdict, Verdict::Continue);
-    assert!(ex.is_none());
+    assert!(worker.requests.is_empty());
     assert_eq!(host.request_headers, before);
     assert!(host.replies.is_empty());
     assert_eq!(host.counter("cost_optimizer.route.items.requests"), 0);
@@ -29,13 +29,13 @@ fn unmatched_request_is_untouched() {
 fn matched_request_gets_id_upstream_and_on_response() {
     let mut host = MemHost::get("/api/items/1").with_header("x-tenant-id", "acme");
     let (filter, mut worker) = setup(&mut host);
-    let (verdict, ex) = on_request_headers(&filter, &mut worker, &mut host, 1);
+    let verdict = on_request_headers(&filter, &mut worker, &mut host, 1);
     assert_eq!(verdict, Verdict::Continue);
-    let mut ex = ex.unwrap();
     let id = host.request_header_str("x-request-id").unwrap().to_string();
-    assert_eq!(id, ex.identity.request_id);
+    assert_eq!(id, worker.requests[&1].identity.request_id);
+    assert_eq!(worker.requests[&1].phase, Phase::Upstream);
     assert_eq!(
-        ex.on_response_headers(&filter, &mut worker, &mut host, 1, false),
+        on_response_headers(&filter, &mut worker, &mut host, 1, false),
         Verdict::Continue
     );
     assert_eq!(host.response_header("x-request-id"), Some(id.as_str()));
@@ -49,8 +49,8 @@ fn matched_request_gets_id_upstream_and_on_response() {
 fn sent_request_id_is_kept_and_not_rewritten() {
     let mut host = MemHost::get("/api/items/1").with_header("x-request-id", "client-1");
     let (filter, mut worker) = setup(&mut host);
-    let (_, ex) = on_request_headers(&filter, &mut worker, &mut host, 1);
-    assert_eq!(ex.unwrap().identity.request_id, "client-1");
+    on_request_headers(&filter, &mut worker, &mut host, 1);
+    assert_eq!(worker.requests[&1].identity.request_id, "client-1");
     let ids: Vec<_> = host
         .request_headers
         .iter()
@@ -63,9 +63,9 @@ fn sent_request_id_is_kept_and_not_rewritten() {
 fn require_tenant_answers_401_without_going_upstream() {
     let mut host = MemHost::get("/api/secure/1");
     let (filter, mut worker) = setup(&mut host);
-    let (verdict, ex) = on_request_headers(&filter, &mut worker, &mut host, 5);
+    let verdict = on_request_headers(&filter, &mut worker, &mut host, 5);
     assert_eq!(verdict, Verdict::Pause);
-    assert!(ex.is_none());
+    assert!(worker.requests.is_empty());
     let reply = &host.replies[0];
     assert_eq!((reply.stream, reply.status), (5, 401));
     assert!(reply.header("x-request-id").is_some());
@@ -77,17 +77,20 @@ fn require_tenant_answers_401_without_going_upstream() {
 
     let mut host = MemHost::get("/api/secure/1").with_header("x-tenant-id", "acme");
     let (filter, mut worker) = setup(&mut host);
-    let (verdict, ex) = on_request_headers(&filter, &mut worker, &mut host, 6);
+    let verdict = on_request_headers(&filter, &mut worker, &mut host, 6);
     assert_eq!(verdict, Verdict::Continue);
-    assert!(ex.is_some() && host.replies.is_empty());
+    assert!(worker.requests.contains_key(&6) && host.replies.is_empty());
 }
 
 #[test]
 fn request_without_path_passes() {
     let mut host = MemHost::new().with_header(":method", "GET");
     let (filter, mut worker) = setup(&mut host);
-    let (verdict, ex) = on_request_headers(&filter, &mut worker, &mut host, 1);
-    assert_eq!((verdict, ex.is_none()), (Verdict::Continue, true));
+    let verdict = on_request_headers(&filter, &mut worker, &mut host, 1);
+    assert_eq!(
+        (verdict, worker.requests.is_empty()),
+        (Verdict::Continue, true)
+    );
 }
 
 #[test]
