@@ -465,4 +465,8 @@ mod coalesce_tests;
 #[cfg(test)]
 mod limit_tests;
 #[cfg(test)]
+mod phase_tests;
+#[cfg(test)]
+mod resume_tests;
+#[cfg(test)]
 mod tests;
