@@ -440,8 +440,9 @@ impl Exchange {
     }
 
     /// Headers every answer the filter makes for this request carries
-    /// (its request id and the debug headers), owned, for answers sent
-    /// later from another context.
+    /// (its request id, the debug headers, and the rate limiter's fields
+    /// once it passed the limiter), owned, for answers sent later from
+    /// another context.
     pub fn own_headers(&self, filter: &Filter) -> Vec<(String, Vec<u8>)> {
         let mut own = vec![(
             filter.config.identity.request_id_header.clone(),
@@ -452,6 +453,16 @@ impl Exchange {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v)),
         );
+        if let Some(note) = &self.limit {
+            own.push(("ratelimit-policy".into(), note.policy.as_bytes().to_vec()));
+            own.push(("ratelimit".into(), note.ratelimit.as_bytes().to_vec()));
+            if note.warning {
+                own.push((
+                    "x-optimizer-warning".into(),
+                    b"rate-limit-exceeded".to_vec(),
+                ));
+            }
+        }
         own
     }
 }

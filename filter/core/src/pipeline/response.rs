@@ -131,18 +131,9 @@ impl Exchange {
                 end_of_stream,
             );
         }
-        let host = &mut *cx.host;
-        let id_header = filter.config.identity.request_id_header.as_str();
-        let _ = host.add_response_header(id_header, self.identity.request_id.as_bytes());
-        for (name, value) in self.common_headers(filter) {
-            let _ = host.add_response_header(name, &value);
-        }
-        if let Some(note) = &self.limit {
-            let _ = host.add_response_header("ratelimit-policy", note.policy.as_bytes());
-            let _ = host.add_response_header("ratelimit", note.ratelimit.as_bytes());
-            if note.warning {
-                let _ = host.add_response_header("x-optimizer-warning", b"rate-limit-exceeded");
-            }
+        // The same headers an answer of the filter's own would carry.
+        for (name, value) in self.own_headers(filter) {
+            let _ = cx.host.add_response_header(&name, &value);
         }
         account_stage::on_response_headers(cx, self, Strategy::Upstream, status);
         Verdict::Continue
