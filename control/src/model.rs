@@ -27,6 +27,14 @@ pub struct SpendEvent {
     pub baseline_micros: i64,
     pub ts_ms: i64,
     pub allowance_id: Option<String>,
+    /// How many requests this event stands for: 1, or more for a sum a
+    /// gateway folded when its buffer was full.
+    #[serde(default = "one")]
+    pub count: i64,
+}
+
+fn one() -> i64 {
+    1
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

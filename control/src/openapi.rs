@@ -111,7 +111,8 @@ fn schemas() -> Value {
             "cost_micros": money(),
             "baseline_micros": {"oneOf": [{"type": "integer"}, {"type": "string"}], "description": "What it would have cost without the optimizer; default cost_micros. Same encoding as cost_micros."},
             "ts": {"oneOf": [{"type": "integer", "description": "unix ms"}, {"type": "string", "description": "RFC 3339"}], "description": "At most 1 h in the future."},
-            "allowance_id": {"type": "string", "description": "The lease this spend settles."}
+            "allowance_id": {"type": "string", "description": "The lease this spend settles."},
+            "count": {"type": "integer", "minimum": 1, "maximum": 1000000000, "default": 1, "description": "Requests this event stands for: more than 1 for a sum a gateway folded when its buffer was full. Reports count events by it."}
         })),
         "SpendBatch": obj(&["batch_id", "gateway_id", "events"], json!({
             "batch_id": {"type": "string", "description": "Idempotency key: a replayed id is acknowledged and not counted twice."},

@@ -227,7 +227,33 @@ async fn windows_roll_over_with_the_clock(b: Backend) {
     assert_eq!(hard_daily, 2, "{v}");
 }
 
+/// A folded sum stands for `count` requests: reports count them all.
+async fn a_folded_sum_counts_as_its_requests(b: Backend) {
+    let h = Harness::new(b).await;
+    let mut folded = event("acme", "", 6_000, T0);
+    folded["strategy"] = json!("folded");
+    folded["count"] = json!(3);
+    h.spend("fold-1", vec![folded, event("acme", "a", 100, T0)])
+        .await;
+    let r = report(&h, "tenant=acme&group_by=strategy").await;
+    assert_eq!(r["total"]["events"].as_i64(), Some(4), "{r}");
+    assert_eq!(r["total"]["cost_micros"].as_i64(), Some(6_100));
+    let mut zero = event("acme", "a", 1, T0);
+    zero["count"] = json!(0);
+    let (s, v) = h
+        .call(
+            "POST",
+            "/v1/spend",
+            Some(GATEWAY),
+            Some(json!({"batch_id": "z", "gateway_id": "g", "events": [zero]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v.to_string().contains("events[0].count"), "{v}");
+}
+
 crate::both_stores!(
+    a_folded_sum_counts_as_its_requests,
     replayed_batch_counts_once,
     invalid_event_refuses_whole_batch,
     report_groups_and_filters,

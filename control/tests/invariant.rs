@@ -31,6 +31,7 @@ fn spend(tenant: &str, id: String, cost: i64, lease: Option<String>) -> SpendBat
             baseline_micros: cost,
             ts_ms: T0,
             allowance_id: lease,
+            count: 1,
         }],
     }
 }

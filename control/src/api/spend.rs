@@ -42,6 +42,9 @@ struct EventBody {
     ts: Ts,
     #[serde(default)]
     allowance_id: Option<String>,
+    /// Requests this event stands for (a folded sum); default 1.
+    #[serde(default)]
+    count: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +88,10 @@ fn validate(b: BatchBody, state: &AppState, now: i64) -> Result<SpendBatch, ApiE
         if let Some(id) = &e.allowance_id {
             ident(&f("allowance_id"), id, 200)?;
         }
+        let count = e.count.unwrap_or(1);
+        if !(1..=1_000_000_000).contains(&count) {
+            return Err(ApiError::invalid(f("count"), "must be 1..=1000000000"));
+        }
         events.push(SpendEvent {
             tenant: e.tenant,
             service: e.service,
@@ -95,6 +102,7 @@ fn validate(b: BatchBody, state: &AppState, now: i64) -> Result<SpendBatch, ApiE
             baseline_micros: e.baseline_micros.unwrap_or(e.cost_micros),
             ts_ms,
             allowance_id: e.allowance_id,
+            count,
         });
     }
     Ok(SpendBatch {

@@ -82,7 +82,7 @@ pub async fn alerts(t: &Tx<'_>, tenant: Option<&str>, limit: i64) -> StoreResult
 pub async fn report(t: &Tx<'_>, q: &ReportQuery) -> StoreResult<Vec<ReportRow>> {
     let key = q.group_by.map_or("'total'::TEXT", |g| g.column());
     let sql = format!(
-        "SELECT {key}, COUNT(*), COALESCE(SUM(cost_micros), 0)::BIGINT,
+        "SELECT {key}, COALESCE(SUM(count), 0)::BIGINT, COALESCE(SUM(cost_micros), 0)::BIGINT,
          COALESCE(SUM(baseline_micros), 0)::BIGINT
          FROM events WHERE tenant = $1 AND ts_ms >= $2 AND ts_ms < $3 GROUP BY 1 ORDER BY 1"
     );

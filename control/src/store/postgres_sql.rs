@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS events (
   id BIGSERIAL PRIMARY KEY, batch_id TEXT NOT NULL, tenant TEXT NOT NULL, service TEXT NOT NULL,
   route TEXT NOT NULL, provider TEXT NOT NULL, strategy TEXT NOT NULL, cost_micros BIGINT NOT NULL,
   baseline_micros BIGINT NOT NULL, ts_ms BIGINT NOT NULL, allowance_id TEXT);
+ALTER TABLE events ADD COLUMN IF NOT EXISTS count BIGINT NOT NULL DEFAULT 1;
 CREATE INDEX IF NOT EXISTS events_tenant_ts ON events (tenant, ts_ms);
 CREATE TABLE IF NOT EXISTS daily_spend (
   tenant TEXT NOT NULL, service TEXT NOT NULL, day_start_ms BIGINT NOT NULL,
@@ -213,11 +214,12 @@ pub async fn ingest(t: &Tx<'_>, batch: &SpendBatch, now: i64) -> StoreResult<Ing
     let base: Vec<i64> = ev.iter().map(|e| e.baseline_micros).collect();
     let ts: Vec<i64> = ev.iter().map(|e| e.ts_ms).collect();
     let al: Vec<Option<&str>> = ev.iter().map(|e| e.allowance_id.as_deref()).collect();
+    let count: Vec<i64> = ev.iter().map(|e| e.count).collect();
     t.execute(
         "INSERT INTO events (batch_id, tenant, service, route, provider, strategy, cost_micros,
-         baseline_micros, ts_ms, allowance_id)
+         baseline_micros, ts_ms, allowance_id, count)
          SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
-                                  $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[])",
+                                  $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::BIGINT[])",
         &[
             &batch.batch_id,
             &tn,
@@ -229,6 +231,7 @@ pub async fn ingest(t: &Tx<'_>, batch: &SpendBatch, now: i64) -> StoreResult<Ing
             &base,
             &ts,
             &al,
+            &count,
         ],
     )
     .await

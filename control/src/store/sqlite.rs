@@ -52,6 +52,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let conn = open_conn(&path)?;
         conn.execute_batch(q::SCHEMA).map_err(q::err)?;
+        q::migrate(&conn)?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())

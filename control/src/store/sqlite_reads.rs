@@ -87,7 +87,7 @@ pub fn alerts(c: &Connection, tenant: Option<&str>, limit: i64) -> StoreResult<V
 pub fn report(c: &Connection, q: &ReportQuery) -> StoreResult<Vec<ReportRow>> {
     let key = q.group_by.map_or("'total'", |g| g.column());
     let sql = format!(
-        "SELECT {key}, COUNT(*), COALESCE(SUM(cost_micros), 0), COALESCE(SUM(baseline_micros), 0)
+        "SELECT {key}, COALESCE(SUM(count), 0), COALESCE(SUM(cost_micros), 0), COALESCE(SUM(baseline_micros), 0)
          FROM events WHERE tenant = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 GROUP BY 1 ORDER BY 1"
     );
     let mut s = c.prepare(&sql).map_err(err)?;

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY, batch_id TEXT NOT NULL, tenant TEXT NOT NULL, service TEXT NOT NULL,
   route TEXT NOT NULL, provider TEXT NOT NULL, strategy TEXT NOT NULL, cost_micros INTEGER NOT NULL,
-  baseline_micros INTEGER NOT NULL, ts_ms INTEGER NOT NULL, allowance_id TEXT);
+  baseline_micros INTEGER NOT NULL, ts_ms INTEGER NOT NULL, allowance_id TEXT,
+  count INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS events_tenant_ts ON events (tenant, ts_ms);
 CREATE TABLE IF NOT EXISTS daily_spend (
   tenant TEXT NOT NULL, service TEXT NOT NULL, day_start_ms INTEGER NOT NULL,
@@ -44,6 +45,21 @@ CREATE TABLE IF NOT EXISTS alerts (
   limit_micros INTEGER NOT NULL, fired_ms INTEGER NOT NULL, delivered INTEGER NOT NULL,
   attempts INTEGER NOT NULL, UNIQUE (tenant, service, window, window_start_ms, level));
 ";
+
+/// Bring a store written by an earlier version up to this schema: events
+/// gained `count` (requests a folded sum stands for). SQLite has no
+/// `ADD COLUMN IF NOT EXISTS`, so look first.
+pub fn migrate(c: &Connection) -> StoreResult<()> {
+    let has_count = c
+        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'count'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(err)?;
+    if !has_count {
+        c.execute_batch("ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1")
+            .map_err(err)?;
+    }
+    Ok(())
+}
 
 pub fn err(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -168,7 +184,8 @@ pub fn ingest(c: &Connection, batch: &SpendBatch, now: i64) -> StoreResult<Inges
         let mut ins = c
             .prepare_cached(
                 "INSERT INTO events (batch_id, tenant, service, route, provider, strategy,
-                 cost_micros, baseline_micros, ts_ms, allowance_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                 cost_micros, baseline_micros, ts_ms, allowance_id, count)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
             )
             .map_err(err)?;
         let mut settle = c
@@ -188,7 +205,8 @@ pub fn ingest(c: &Connection, batch: &SpendBatch, now: i64) -> StoreResult<Inges
                 e.cost_micros,
                 e.baseline_micros,
                 e.ts_ms,
-                e.allowance_id
+                e.allowance_id,
+                e.count
             ])
             .map_err(err)?;
             if let Some(id) = &e.allowance_id {
