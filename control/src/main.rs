@@ -56,6 +56,10 @@ struct ServeArgs {
     /// Webhook URL for alerts (repeat, or comma-separated in the env).
     #[arg(long = "webhook", env = "COST_CONTROL_WEBHOOKS", value_delimiter = ',')]
     webhooks: Vec<String>,
+    /// Most events one spend batch may carry (a larger batch is refused
+    /// with 400; gateways then send its money again in smaller batches).
+    #[arg(long, env = "COST_CONTROL_MAX_BATCH_EVENTS", default_value_t = 10_000)]
+    max_batch_events: usize,
     /// Default allowance lease lifetime, seconds.
     #[arg(long, env = "COST_CONTROL_LEASE_TTL_SECS", default_value_t = 60)]
     lease_ttl_secs: u32,
@@ -127,6 +131,7 @@ async fn run(args: ServeArgs, tokens: cost_control::auth::Tokens) -> Result<(), 
     let limits = Limits {
         lease_ttl_ms: i64::from(args.lease_ttl_secs.max(1)) * 1000,
         max_body_bytes: args.max_body_bytes,
+        max_batch_events: args.max_batch_events.max(1),
         ..Limits::default()
     };
     let state = AppState::with(

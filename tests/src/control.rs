@@ -31,6 +31,8 @@ pub struct CostControl {
     starts: u32,
     /// A server this handle did not start (see [`CostControl::attach`]).
     attached: bool,
+    /// Extra `serve` arguments for the next start.
+    extra: Vec<String>,
 }
 
 impl CostControl {
@@ -44,6 +46,7 @@ impl CostControl {
             proc: None,
             starts: 0,
             attached: false,
+            extra: Vec::new(),
         };
         cc.spawn();
         cc
@@ -61,6 +64,7 @@ impl CostControl {
             proc: None,
             starts: 0,
             attached: true,
+            extra: Vec::new(),
         };
         http::try_request("GET", &cc.url("/readyz"), &[], None)
             .ok()
@@ -88,6 +92,7 @@ impl CostControl {
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(self.extra.iter().cloned())
         .collect();
         // A missing binary panics in `workspace_bin`, naming the build command.
         let mut proc = Proc::spawn(&name, &workspace_bin("cost-control"), &args, &self.dir);
@@ -131,6 +136,13 @@ impl CostControl {
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// Restart on the same store with these extra `serve` arguments (they
+    /// stay for later restarts).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use optimizer_core::config::parse;
 use optimizer_core::mem_host::MemHost;
-use optimizer_core::pipeline::{on_request_headers, Filter, Verdict, Worker};
+use optimizer_core::pipeline::{
+    on_done, on_request_headers, on_response_body, on_response_headers, Filter, Verdict, Worker,
+};
 
 const CONFIG: &str = r#"{"version":1,"routes":[
   {"name":"items","match":{"prefix":"/api/items/"},"cache":{},"coalesce":{}}]}"#;
@@ -48,11 +50,11 @@ fn main() {
 
     // Store one 1 KiB entry.
     request(&mut host, "/api/items/1?size=1024");
-    let (_, ex) = on_request_headers(&filter, &mut worker, &mut host, 1);
-    let Some(mut ex) = ex else {
+    on_request_headers(&filter, &mut worker, &mut host, 1);
+    if !worker.requests.contains_key(&1) {
         eprintln!("no exchange");
         std::process::exit(1);
-    };
+    }
     host.response_headers = vec![
         (":status".into(), b"200".to_vec()),
         ("content-type".into(), b"application/json".to_vec()),
@@ -60,17 +62,21 @@ fn main() {
         ("content-length".into(), b"1024".to_vec()),
     ];
     host.response_chunk = vec![b'x'; 1024];
-    ex.on_response_headers(&filter, &mut worker, &mut host, 1, false);
-    ex.on_response_body(&filter, &mut worker, &mut host, 1024, true);
+    on_response_headers(&filter, &mut worker, &mut host, 1, false);
+    on_response_body(&filter, &mut worker, &mut host, 1, 1024, true);
+    on_done(&filter, &mut worker, &mut host, 1);
 
     let start = Instant::now();
     for i in 0..n {
         host.replies.clear();
-        let (v, _) = on_request_headers(&filter, &mut worker, &mut host, 2 + i as u32);
+        let stream = 2 + i as u32;
+        let v = on_request_headers(&filter, &mut worker, &mut host, stream);
         if v != Verdict::Pause || host.replies.len() != 1 {
             eprintln!("not a hit");
             std::process::exit(1);
         }
+        // The stream ends, as the host's own would.
+        on_done(&filter, &mut worker, &mut host, stream);
     }
     let hit = start.elapsed().as_nanos() as f64 / n as f64;
 
@@ -82,11 +88,13 @@ fn main() {
     let start = Instant::now();
     for i in 0..n.min(50_000) {
         request(&mut host, &format!("/api/items/m{i}"));
-        let (v, ex) = on_request_headers(&filter, &mut worker, &mut host, 1_000_000 + i as u32);
-        if v != Verdict::Continue || ex.is_none() {
+        let stream = 1_000_000 + i as u32;
+        let v = on_request_headers(&filter, &mut worker, &mut host, stream);
+        if v != Verdict::Continue || !worker.requests.contains_key(&stream) {
             eprintln!("not a miss");
             std::process::exit(1);
         }
+        on_done(&filter, &mut worker, &mut host, stream);
     }
     let miss = start.elapsed().as_nanos() as f64 / n.min(50_000) as f64;
     println!("hotpath hit_ns={hit:.0} miss_ns={miss:.0} (native, in-memory host)");

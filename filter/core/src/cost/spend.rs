@@ -4,8 +4,14 @@
 //! (`POST /v1/spend`). A batch keeps its id until `cost-control` accepts
 //! it, so a retry after a lost answer is recognised as a duplicate there
 //! and nothing is counted twice. The buffer is bounded: past the bound an
-//! event is folded into a per-tenant (and per-lease) sum, so money is
-//! never lost, only detail.
+//! event is folded into a per-tenant (and per-lease) sum that tells
+//! `cost-control` how many requests it stands for (`count`), so money and
+//! request counts are never lost, only detail.
+//!
+//! A batch that `cost-control` refuses as invalid (400) is not dropped:
+//! its money is parked per tenant (as folded sums without a lease) and
+//! sent again, each tenant's sum in a batch of its own so one bad value
+//! cannot hold back the others, with a backoff of its own.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +47,12 @@ struct WireEvent<'a> {
     ts: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     allowance_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_one")]
+    count: u64,
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 #[derive(Serialize)]
@@ -77,9 +89,43 @@ struct Folded {
     ts_ms: u64,
 }
 
+impl Folded {
+    fn add(&mut self, cost: u64, baseline: u64, events: u64, ts_ms: u64) {
+        self.cost_micros = self.cost_micros.saturating_add(cost);
+        self.baseline_micros = self.baseline_micros.saturating_add(baseline);
+        self.events = self.events.saturating_add(events);
+        self.ts_ms = self.ts_ms.max(ts_ms);
+    }
+}
+
+/// Money of a refused batch, waiting to be sent again on its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Parked {
+    sum: Folded,
+    /// Times a batch holding it was refused.
+    refusals: u32,
+    retry_at_ms: u64,
+}
+
+/// Backoff of parked money after a refusal: it waits for an operator (or
+/// a fixed cost-control) more than for a network blip.
+const PARKED_MIN_MS: u64 = 5_000;
+const PARKED_MAX_MS: u64 = 600_000;
+
+/// What a batch carries, kept until it is accepted so a refused batch's
+/// money can be parked.
+#[derive(Debug, Default)]
+struct Content {
+    sums: Vec<((String, Option<String>), Folded)>,
+    events: Vec<SpendEvent>,
+    /// A parked tenant's sum sent again (alone), with its refusals so far.
+    parked: Option<u32>,
+}
+
 #[derive(Debug)]
 struct Current {
     batch: OutgoingBatch,
+    content: Content,
     attempts: u32,
     /// `Some(t)`: sent at `t`, waiting for its answer.
     sent_at_ms: Option<u64>,
@@ -94,6 +140,7 @@ pub struct SpendBuffer {
     max_buffer: usize,
     events: Vec<SpendEvent>,
     folded: BTreeMap<(String, Option<String>), Folded>,
+    parked: BTreeMap<String, Parked>,
     current: Option<Current>,
     last_flush_ms: u64,
     /// Events folded into sums since start (for a counter).
@@ -122,6 +169,7 @@ impl SpendBuffer {
             max_buffer: max_buffer.max(1),
             events: Vec::new(),
             folded: BTreeMap::new(),
+            parked: BTreeMap::new(),
             current: None,
             last_flush_ms: 0,
             folded_total: 0,
@@ -144,11 +192,16 @@ impl SpendBuffer {
             return;
         }
         let f = self.folded.entry((e.tenant, e.allowance_id)).or_default();
-        f.cost_micros = f.cost_micros.saturating_add(e.cost_micros);
-        f.baseline_micros = f.baseline_micros.saturating_add(e.baseline_micros);
-        f.events += 1;
-        f.ts_ms = f.ts_ms.max(e.ts_ms);
+        f.add(e.cost_micros, e.baseline_micros, 1, e.ts_ms);
         self.folded_total += 1;
+    }
+
+    /// Money parked after a refusal: (micros, requests), for tests and
+    /// logs.
+    pub fn parked(&self) -> (u64, u64) {
+        self.parked.values().fold((0, 0), |(c, n), p| {
+            (c.saturating_add(p.sum.cost_micros), n + p.sum.events)
+        })
     }
 
     /// Events (and folded sums) not yet in a batch.
@@ -177,17 +230,23 @@ impl SpendBuffer {
             c.sent_at_ms = Some(now_ms);
             return Some(c.batch.clone());
         }
-        let pending = self.pending();
-        if pending == 0 {
-            return None;
-        }
-        if pending < max_events && now_ms < self.last_flush_ms.saturating_add(flush_ms) {
-            return None;
-        }
-        self.last_flush_ms = now_ms;
-        let batch = self.build(max_events.max(1));
+        let content = if let Some(parked) = self.due_parked(now_ms) {
+            parked
+        } else {
+            let pending = self.pending();
+            if pending == 0 {
+                return None;
+            }
+            if pending < max_events && now_ms < self.last_flush_ms.saturating_add(flush_ms) {
+                return None;
+            }
+            self.last_flush_ms = now_ms;
+            self.take(max_events.max(1))
+        };
+        let batch = self.build(&content);
         self.current = Some(Current {
             batch: batch.clone(),
+            content,
             attempts: 0,
             sent_at_ms: Some(now_ms),
             retry_at_ms: 0,
@@ -195,7 +254,22 @@ impl SpendBuffer {
         Some(batch)
     }
 
-    fn build(&mut self, max_events: usize) -> OutgoingBatch {
+    /// A parked tenant's sum whose backoff is over, as a batch's content.
+    fn due_parked(&mut self, now_ms: u64) -> Option<Content> {
+        let tenant = self
+            .parked
+            .iter()
+            .find(|(_, p)| p.retry_at_ms <= now_ms)
+            .map(|(t, _)| t.clone())?;
+        let p = self.parked.remove(&tenant)?;
+        Some(Content {
+            sums: vec![((tenant, None), p.sum)],
+            events: Vec::new(),
+            parked: Some(p.refusals),
+        })
+    }
+
+    fn take(&mut self, max_events: usize) -> Content {
         // Folded sums first: they are the oldest money.
         let mut sums = Vec::new();
         while sums.len() < max_events {
@@ -205,7 +279,15 @@ impl SpendBuffer {
             sums.push((key, f));
         }
         let take = (max_events - sums.len()).min(self.events.len());
-        let events: Vec<SpendEvent> = self.events.drain(..take).collect();
+        Content {
+            sums,
+            events: self.events.drain(..take).collect(),
+            parked: None,
+        }
+    }
+
+    fn build(&mut self, content: &Content) -> OutgoingBatch {
+        let (sums, events) = (&content.sums, &content.events);
         self.seq += 1;
         let batch_id = format!("{}-{:016x}-{}", self.gateway_id, self.nonce, self.seq);
         let mut wire: Vec<WireEvent<'_>> = sums
@@ -220,6 +302,7 @@ impl SpendBuffer {
                 baseline_micros: f.baseline_micros,
                 ts: f.ts_ms,
                 allowance_id: allowance.as_deref(),
+                count: f.events.max(1),
             })
             .collect();
         wire.extend(events.iter().map(|e| WireEvent {
@@ -232,6 +315,7 @@ impl SpendBuffer {
             baseline_micros: e.baseline_micros,
             ts: e.ts_ms,
             allowance_id: e.allowance_id.as_deref(),
+            count: 1,
         }));
         let count = wire.len();
         let body = serde_json::to_vec(&WireBatch {
@@ -250,7 +334,7 @@ impl SpendBuffer {
     /// The answer to the batch out. `jitter` is a random number; a failed
     /// batch waits `min(max, min·2^attempts)` scaled into [50 %, 100 %]
     /// ("equal jitter"), so many gateways do not retry in step. Returns the
-    /// number of events a rejected batch dropped.
+    /// number of requests a refused batch parked.
     pub fn on_result(
         &mut self,
         now_ms: u64,
@@ -268,9 +352,10 @@ impl SpendBuffer {
                 0
             }
             FlushOutcome::Rejected => {
-                let n = c.batch.events;
-                self.current = None;
-                n
+                let Some(c) = self.current.take() else {
+                    return 0;
+                };
+                self.park(c.content, now_ms, jitter) as usize
             }
             FlushOutcome::Failed => {
                 let delay = backoff_delay(c.attempts, backoff_min_ms, backoff_max_ms);
@@ -302,6 +387,43 @@ impl SpendBuffer {
             self.on_result(now_ms, FlushOutcome::Failed, jitter, min, max);
         }
         stuck
+    }
+}
+
+impl SpendBuffer {
+    /// Park a refused batch's money per tenant, without its lease (an
+    /// unknown lease may be why it was refused; the spend still counts
+    /// against the tenant's budgets). Returns the requests it stands for.
+    fn park(&mut self, content: Content, now_ms: u64, jitter: u64) -> u64 {
+        let refusals = content.parked.map_or(1, |n| n.saturating_add(1));
+        let mut requests = 0;
+        let mut add = |tenant: String, cost: u64, baseline: u64, events: u64, ts: u64| {
+            let p = self.parked.entry(tenant).or_default();
+            // A timestamp cost-control found too far ahead must not be
+            // the reason it refuses the sum again.
+            p.sum.add(cost, baseline, events, ts.min(now_ms));
+            // Money that joins a parked sum never waits less than it.
+            p.refusals = p.refusals.max(refusals);
+            let delay = backoff_delay(p.refusals - 1, PARKED_MIN_MS, PARKED_MAX_MS);
+            let half = delay / 2;
+            p.retry_at_ms = p
+                .retry_at_ms
+                .max(now_ms + half + jitter % (delay - half + 1));
+            requests += events;
+        };
+        for ((tenant, _), f) in content.sums {
+            add(
+                tenant,
+                f.cost_micros,
+                f.baseline_micros,
+                f.events.max(1),
+                f.ts_ms,
+            );
+        }
+        for e in content.events {
+            add(e.tenant, e.cost_micros, e.baseline_micros, 1, e.ts_ms);
+        }
+        requests
     }
 }
 

@@ -17,6 +17,17 @@ fn ev(tenant: &str, cost: u64) -> SpendEvent {
     }
 }
 
+/// Requests a batch stands for (a folded sum's `count`, else 1 each).
+fn requests(body: &[u8]) -> u64 {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.get("count").map_or(1, |c| c.as_u64().unwrap()))
+        .sum()
+}
+
 fn totals(body: &[u8]) -> (u64, u64, usize) {
     let v: Value = serde_json::from_slice(body).unwrap();
     let evs = v["events"].as_array().unwrap();
@@ -71,16 +82,19 @@ fn past_the_bound_events_fold_and_totals_stay_exact() {
     assert_eq!(b.folded_total, 990);
     assert_eq!(b.pending(), 10 + 2, "10 events and one sum per tenant");
     let mut got = (0, 0);
+    let mut sent = 0;
     let mut now = 10_000;
     while let Some(out) = b.next_batch(now, 1, 4) {
         assert!(out.events <= 4);
         let (c, bl, _) = totals(&out.body);
         got.0 += c;
         got.1 += bl;
+        sent += requests(&out.body);
         b.on_result(now, FlushOutcome::Accepted, 0, 10, 100);
         now += 10;
     }
     assert_eq!(got, want, "money is never lost, only detail");
+    assert_eq!(sent, 1_000, "and every request is counted");
 }
 
 #[test]
@@ -126,12 +140,60 @@ fn a_failed_batch_is_retried_with_the_same_id_after_a_jittered_backoff() {
 }
 
 #[test]
-fn a_rejected_batch_is_dropped_and_a_silent_one_expires() {
-    let mut b = SpendBuffer::new("gw", 1, 100);
-    b.push(ev("a", 1));
-    b.next_batch(1_000, 100, 500).unwrap();
-    assert_eq!(b.on_result(1_001, FlushOutcome::Rejected, 0, 10, 10), 1);
+fn a_refused_batch_is_parked_per_tenant_and_sent_again_alone() {
+    let mut b = SpendBuffer::new("gw", 1, 2);
+    for (t, cost) in [("a", 10), ("b", 20), ("a", 30), ("b", 40)] {
+        b.push(ev(t, cost)); // two events, then two folded sums
+    }
+    let first = b.next_batch(1_000, 100, 500).unwrap();
+    assert_eq!((totals(&first.body).0, requests(&first.body)), (100, 4));
+    assert_eq!(b.on_result(1_001, FlushOutcome::Rejected, 0, 10, 10), 4);
     assert!(!b.busy());
+    assert_eq!(b.parked(), (100, 4), "nothing dropped");
+    // New spend goes on meanwhile; the parked money waits its backoff.
+    b.push(ev("c", 5));
+    let next = b.next_batch(2_000, 100, 500).unwrap();
+    assert_eq!(totals(&next.body).0, 5);
+    b.on_result(2_001, FlushOutcome::Accepted, 0, 10, 10);
+    assert_eq!(b.next_batch(3_000, 100, 500), None, "parked for 2.5..5 s");
+    let mut alone = Vec::new();
+    let mut now = 3_000;
+    while alone.len() < 2 {
+        now += 100;
+        if let Some(out) = b.next_batch(now, 100, 500) {
+            let v: Value = serde_json::from_slice(&out.body).unwrap();
+            assert_eq!(v["events"].as_array().unwrap().len(), 1, "one tenant alone");
+            let e = v["events"][0].clone();
+            assert_eq!(e["strategy"], "folded");
+            assert!(e.get("allowance_id").is_none(), "sent without its lease");
+            alone.push((
+                e["tenant"].as_str().unwrap().to_string(),
+                totals(&out.body).0,
+                requests(&out.body),
+            ));
+            let outcome = if e["tenant"] == "a" {
+                FlushOutcome::Accepted
+            } else {
+                FlushOutcome::Rejected
+            };
+            b.on_result(now, outcome, 0, 10, 10);
+        }
+    }
+    assert!(now <= 6_000, "retried within the first backoff: {now}");
+    alone.sort();
+    assert_eq!(alone, vec![("a".into(), 40, 2), ("b".into(), 60, 2)]);
+    assert_eq!(b.parked(), (60, 2), "b refused again: still parked");
+    // Its second refusal doubles the wait (5..10 s).
+    assert_eq!(b.next_batch(now + 4_000, 100, 500), None);
+    let again = b.next_batch(now + 10_000, 100, 500).unwrap();
+    assert_eq!((totals(&again.body).0, requests(&again.body)), (60, 2));
+    b.on_result(now + 10_001, FlushOutcome::Accepted, 0, 10, 10);
+    assert_eq!(b.parked(), (0, 0));
+}
+
+#[test]
+fn a_silent_batch_expires_and_is_retried() {
+    let mut b = SpendBuffer::new("gw", 1, 100);
     b.push(ev("a", 1));
     b.next_batch(2_000, 100, 500).unwrap();
     assert!(!b.expire(2_500, 1_000, 0, 10, 10));

@@ -285,6 +285,7 @@ pub(super) fn on_callout_response(
     worker: &mut Worker,
     host: &mut impl Host,
     token: u32,
+    body_size: usize,
 ) -> bool {
     if worker.accountant.spend_call != Some(token) {
         return false;
@@ -307,15 +308,22 @@ pub(super) fn on_callout_response(
     let Some(buffer) = worker.accountant.spend.as_mut() else {
         return true;
     };
-    let dropped = buffer.on_result(now, outcome, jitter, acc.backoff_min_ms, acc.backoff_max_ms);
+    let parked = buffer.on_result(now, outcome, jitter, acc.backoff_min_ms, acc.backoff_max_ms);
     match outcome {
         FlushOutcome::Accepted => {}
         FlushOutcome::Rejected => {
+            let why = String::from_utf8_lossy(&host.callout_response_body(body_size))
+                .chars()
+                .take(300)
+                .collect::<String>();
+            let (micros, requests) = buffer.parked();
             host.log(
                 Level::Error,
-                &format!("cost-control refused a spend batch ({status}); {dropped} events dropped"),
+                &format!(
+                    "cost-control refused a spend batch ({status}: {why}); the money of its {parked} requests is parked per tenant and sent again alone (parked now: {micros} micros, {requests} requests)"
+                ),
             );
-            filter.metrics.spend.rejected.add(host, dropped as i64);
+            filter.metrics.spend.rejected.add(host, parked as i64);
         }
         FlushOutcome::Failed => {
             host.log(

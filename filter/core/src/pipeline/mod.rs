@@ -384,7 +384,7 @@ pub fn on_callout_response(
     token: u32,
     body_size: usize,
 ) {
-    let handled = account_stage::on_callout_response(filter, worker, host, token)
+    let handled = account_stage::on_callout_response(filter, worker, host, token, body_size)
         || budget_lease::on_callout_response(filter, worker, host, token, body_size);
     if !handled {
         batch_call::on_callout_response(filter, worker, host, token, body_size);
