@@ -15,10 +15,11 @@ pub mod identity;
 pub mod limit;
 pub mod mem_host;
 pub mod metrics;
+pub mod money;
 pub mod pipeline;
 pub mod request_id;
 pub mod routes;
-pub mod shared_keys;
+pub mod shared;
 
 /// Version stamped into logs at VM start.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -10,11 +10,7 @@
 //! counter only ever cause an extra miss, never a stale hit.
 
 use crate::host::{Host, HostError};
-use crate::shared_keys::{fnv1a, gen_epoch, gen_table};
-
-/// How many times a compare-and-swap is retried before giving up; only
-/// writers contend here, and a lost bump is logged by the caller.
-const CAS_RETRIES: usize = 16;
+use crate::shared::{cas_update, fnv1a, gen_epoch, gen_table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope<'a> {
@@ -118,27 +114,6 @@ impl Generations {
             Some(read_u64(bytes).wrapping_add(1).to_le_bytes().to_vec())
         })
     }
-}
-
-/// Read-modify-write of one shared key with compare-and-swap, retried a
-/// bounded number of times. `change` returning `None` leaves it as is.
-pub fn cas_update(
-    host: &mut impl Host,
-    key: &str,
-    mut change: impl FnMut(&[u8]) -> Option<Vec<u8>>,
-) -> Result<(), HostError> {
-    for _ in 0..CAS_RETRIES {
-        let (current, cas) = host.shared_get(key)?.ok_or(HostError::NotFound)?;
-        let Some(next) = change(&current) else {
-            return Ok(());
-        };
-        match host.shared_set(key, &next, cas) {
-            Ok(()) => return Ok(()),
-            Err(HostError::CasMismatch) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(HostError::CasMismatch)
 }
 
 #[cfg(test)]

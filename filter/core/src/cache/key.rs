@@ -12,7 +12,7 @@ use std::cell::OnceCell;
 use sha2::{Digest, Sha256};
 
 use crate::headers::Headers;
-use crate::shared_keys::fnv1a;
+use crate::shared::fnv1a;
 
 pub type KeyHash = [u8; 32];
 

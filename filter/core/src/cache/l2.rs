@@ -9,11 +9,11 @@
 
 use crate::config::Store;
 use crate::host::{Host, HostError};
-use crate::shared_keys::{cache_data, cache_index};
+use crate::shared::{cache_data, cache_index};
 
 use super::entry::Entry;
-use super::generations::cas_update;
 use super::key::Key;
+use crate::shared::cas_update;
 
 const INDEX_MAGIC: [u8; 4] = *b"CIX\x01";
 const WAY_BYTES: usize = 32;

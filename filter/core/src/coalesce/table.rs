@@ -7,19 +7,12 @@
 //! only ever takes the result, or the failure, of the leader it joined.
 
 use crate::cache::entry::Entry;
-use crate::cache::generations::cas_update;
 use crate::host::{Host, HostError};
-use crate::shared_keys::PREFIX;
+use crate::shared::cas_update;
 
 const MAGIC: [u8; 4] = *b"CIF\x02";
 
-fn marker_key(slot: u32) -> String {
-    format!("{PREFIX}/f/m/{slot}")
-}
-
-fn result_key(slot: u32) -> String {
-    format!("{PREFIX}/f/r/{slot}")
-}
+use crate::shared::{coalesce_marker as marker_key, coalesce_result as result_key};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::ConfigError;
-use crate::cost::money::parse_usd;
+use crate::money::parse_usd;
 
 /// Money as config writes it: decimal dollars as a string (`"0.002"`) or a
 /// JSON number (`0.002`, read by its decimal text, never as a float).

@@ -23,16 +23,14 @@
 use serde::Deserialize;
 
 pub use super::budget_record::{decode, encode, Entry, WAYS};
-use crate::cache::generations::cas_update;
 use crate::config::OnUnavailable;
 use crate::host::{Host, HostError};
-use crate::shared_keys::{fnv1a, PREFIX};
+use crate::shared::cas_update;
+use crate::shared::fnv1a;
 
 use super::budget_record::MAX_ID;
 
-fn slot_key(slot: u32) -> String {
-    format!("{PREFIX}/b/{slot}")
-}
+use crate::shared::budget_slot as slot_key;
 
 fn slot_of(tenant: &str, slots: u32) -> u32 {
     (fnv1a(&[b"budget", tenant.as_bytes()]) % u64::from(slots.max(1))) as u32

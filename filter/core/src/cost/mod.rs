@@ -6,5 +6,4 @@
 pub mod budget;
 mod budget_record;
 pub mod model;
-pub mod money;
 pub mod spend;

@@ -8,13 +8,11 @@
 //! contended than the retry bound allows.
 
 use super::algo::{self, Algorithm, Decision};
-use crate::cache::generations::cas_update;
 use crate::host::{Host, HostError};
-use crate::shared_keys::{fnv1a, PREFIX};
+use crate::shared::cas_update;
+use crate::shared::fnv1a;
 
-fn slot_key(slot: u32) -> String {
-    format!("{PREFIX}/l/{slot}")
-}
+use crate::shared::limit_slot as slot_key;
 
 /// Create every slot with an empty record unless it exists (never
 /// overwrites a live state, so a reconfigure keeps the counts).

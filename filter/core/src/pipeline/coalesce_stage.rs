@@ -14,7 +14,7 @@ use crate::coalesce::waiters::{Action, Waiter};
 use crate::coalesce::{self as co};
 use crate::headers::Headers;
 use crate::host::{Host, HostKind, Level};
-use crate::shared_keys::fnv1a;
+use crate::shared::fnv1a;
 
 use super::machine::{own_headers, release, Cx, Outcome, Release, Reply};
 use super::phase::{Served, Wait};

@@ -1,0 +1,85 @@
+//! Shared data, the one place every table of the filter meets it: the
+//! names of all keys (each starts with the filter's prefix, because shared
+//! data is one namespace for all filters of a VM id; DESIGN.md host
+//! facts) and the compare-and-swap update they are all written with.
+//! Cache, coalescing, limits and budgets use this leaf; none uses another
+//! for it.
+
+use crate::host::{Host, HostError};
+
+pub const PREFIX: &str = "cost_optimizer";
+
+pub fn gen_epoch() -> String {
+    format!("{PREFIX}/gen/epoch")
+}
+
+pub fn gen_table() -> String {
+    format!("{PREFIX}/gen/table")
+}
+
+pub fn cache_index(slot: u32) -> String {
+    format!("{PREFIX}/c/i/{slot}")
+}
+
+pub fn cache_data(slot: u32, way: u32) -> String {
+    format!("{PREFIX}/c/d/{slot}/{way}")
+}
+
+/// A coalescing slot's marker (leader, turn, state).
+pub fn coalesce_marker(slot: u32) -> String {
+    format!("{PREFIX}/f/m/{slot}")
+}
+
+/// A coalescing slot's published result.
+pub fn coalesce_result(slot: u32) -> String {
+    format!("{PREFIX}/f/r/{slot}")
+}
+
+/// A rate-limit slot (bucket or window state).
+pub fn limit_slot(slot: u32) -> String {
+    format!("{PREFIX}/l/{slot}")
+}
+
+/// A budget allowance slot (leased pools of tenants).
+pub fn budget_slot(slot: u32) -> String {
+    format!("{PREFIX}/b/{slot}")
+}
+
+/// How many times a compare-and-swap is retried before giving up.
+const CAS_RETRIES: usize = 16;
+
+/// Read-modify-write of one shared key with compare-and-swap, retried a
+/// bounded number of times. `change` returning `None` leaves it as is.
+pub fn cas_update(
+    host: &mut impl Host,
+    key: &str,
+    mut change: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+) -> Result<(), HostError> {
+    for _ in 0..CAS_RETRIES {
+        let (current, cas) = host.shared_get(key)?.ok_or(HostError::NotFound)?;
+        let Some(next) = change(&current) else {
+            return Ok(());
+        };
+        match host.shared_set(key, &next, cas) {
+            Ok(()) => return Ok(()),
+            Err(HostError::CasMismatch) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(HostError::CasMismatch)
+}
+
+/// FNV-1a, for spreading names over fixed tables (not for security: a
+/// collision only makes two scopes share a slot).
+pub fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in *part {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
