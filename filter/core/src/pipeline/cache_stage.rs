@@ -38,7 +38,6 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         worker,
         host,
     } = cx;
-    let stream = exchange.stream;
     let all = &exchange.request;
     let route = &filter.config.routes[exchange.route];
     let Some(rule) = &route.cache else {
@@ -68,9 +67,13 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         Outcome::Hit { entry, label } => {
             let now = exchange.identity.started_ms;
             let status = reply::hit_status(&entry, now);
-            if answer_from(
-                filter, *host, stream, exchange, &entry, label, &status, head, now,
-            ) {
+            let how = Answer {
+                label,
+                cache_status: &status,
+                head,
+                now,
+            };
+            if answer_from(filter, *host, exchange, &entry, how) {
                 match label {
                     Label::Stale => counters.stale.add(*host, 1),
                     _ => counters.hits.add(*host, 1),
@@ -96,19 +99,30 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
     }
 }
 
-/// Send a stored response as the answer to `stream`.
-#[allow(clippy::too_many_arguments)]
+/// How a stored response answers a request.
+struct Answer<'a> {
+    label: Label,
+    cache_status: &'a str,
+    /// A HEAD request: headers only.
+    head: bool,
+    now: u64,
+}
+
+/// Send a stored response as the answer to the exchange's own stream.
 fn answer_from(
     filter: &Filter,
     host: &mut impl Host,
-    stream: StreamId,
     exchange: &Exchange,
     entry: &Entry,
-    label: Label,
-    cache_status: &str,
-    head: bool,
-    now: u64,
+    how: Answer<'_>,
 ) -> bool {
+    let Answer {
+        label,
+        cache_status,
+        head,
+        now,
+    } = how;
+    let stream = exchange.stream;
     let Body::Response {
         status,
         headers,
@@ -145,19 +159,17 @@ fn answer_from(
     }
 }
 
-/// The cache at response headers; `true` when the filter answered instead
-/// (a stale entry for an upstream error).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn on_response_headers(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    stream: StreamId,
+/// The cache at response headers (`all`, with its `status`); `true` when
+/// the filter answered instead (a stale entry for an upstream error).
+pub(super) fn on_response_headers<H: Host>(
+    cx: &mut Cx<'_, H>,
     exchange: &mut Exchange,
     all: &[(String, Vec<u8>)],
     status: u16,
     end_of_stream: bool,
 ) -> bool {
+    let (filter, worker, host) = (cx.filter, &mut *cx.worker, &mut *cx.host);
+    let stream = exchange.stream;
     let Some(rule) = filter
         .config
         .routes
@@ -196,17 +208,13 @@ pub(super) fn on_response_headers(
                 OnHeaders::ServeStale(entry) => {
                     let cs = reply::stale_if_error_status(&entry, now, status);
                     let entry: Rc<Entry> = entry;
-                    if answer_from(
-                        filter,
-                        host,
-                        stream,
-                        exchange,
-                        &entry,
-                        Label::Stale,
-                        &cs,
-                        false,
+                    let how = Answer {
+                        label: Label::Stale,
+                        cache_status: &cs,
+                        head: false,
                         now,
-                    ) {
+                    };
+                    if answer_from(filter, host, exchange, &entry, how) {
                         counters.stale.add(host, 1);
                         return true;
                     }

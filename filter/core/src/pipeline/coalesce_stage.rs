@@ -288,15 +288,14 @@ impl Leading {
 }
 
 /// The leader's response headers.
-pub(super) fn on_response_headers(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
+pub(super) fn on_response_headers<H: Host>(
+    cx: &mut Cx<'_, H>,
     exchange: &mut Exchange,
-    status: u16,
     all: &[(String, Vec<u8>)],
+    status: u16,
     end_of_stream: bool,
 ) {
+    let (filter, worker, host) = (cx.filter, &mut *cx.worker, &mut *cx.host);
     let Some((lead, rule)) = leading(filter, exchange) else {
         return;
     };

@@ -107,29 +107,12 @@ impl Exchange {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         if stores {
-            if cache_stage::on_response_headers(
-                filter,
-                cx.worker,
-                cx.host,
-                self.stream,
-                self,
-                &all,
-                status,
-                end_of_stream,
-            ) {
+            if cache_stage::on_response_headers(cx, self, &all, status, end_of_stream) {
                 // A stale answer replaces an upstream error.
                 self.enter(Event::Answer(Served::StaleOnError), cx.host);
                 return Verdict::Pause;
             }
-            coalesce_stage::on_response_headers(
-                filter,
-                cx.worker,
-                cx.host,
-                self,
-                status,
-                &all,
-                end_of_stream,
-            );
+            coalesce_stage::on_response_headers(cx, self, &all, status, end_of_stream);
         }
         // The same headers an answer of the filter's own would carry.
         for (name, value) in self.own_headers(filter) {
