@@ -80,9 +80,14 @@ impl Exchange {
                 }
                 Verdict::Continue
             }
-            // Upstream; or a response that came while the filter still
-            // held the request (another filter answered it): the same.
-            Phase::Upstream | Phase::Parked(_) | Phase::GatheringBody | Phase::Deciding => {
+            // A response that came while the filter still held the
+            // request (another filter answered it): nothing may wake it
+            // later; its response passes like an upstream one.
+            Phase::Parked(wait) => {
+                machine::unpark(cx.worker, self.stream, wait);
+                self.upstream_response_headers(cx, end_of_stream)
+            }
+            Phase::Upstream | Phase::GatheringBody | Phase::Deciding => {
                 self.upstream_response_headers(cx, end_of_stream)
             }
         }
