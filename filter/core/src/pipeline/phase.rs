@@ -123,6 +123,9 @@ impl Phase {
             (P::Deciding, E::AwaitBody) => Some(P::GatheringBody),
             (P::Parked(_), E::Wake) => Some(P::Deciding),
             (P::Parked(_), E::Answer(s)) => Some(P::Answered(s)),
+            // Its response came while it waited (another filter answered
+            // it): it waits no more.
+            (P::Parked(_), E::Forward) => Some(P::Upstream),
             (P::GatheringBody, E::Park(Wait::Batch)) => Some(P::Parked(Wait::Batch)),
             (P::GatheringBody, E::Forward) => Some(P::Upstream),
             (P::Upstream, E::Answer(Served::StaleOnError)) => {

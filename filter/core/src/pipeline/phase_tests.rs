@@ -39,6 +39,7 @@ fn expected(from: Phase, event: Event) -> Option<Phase> {
         Phase::Parked(_) => match event {
             Event::Wake => Some(Phase::Deciding),
             Event::Answer(s) => Some(Phase::Answered(s)),
+            Event::Forward => Some(Phase::Upstream),
             _ => None,
         },
         Phase::GatheringBody => match event {

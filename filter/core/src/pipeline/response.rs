@@ -85,6 +85,7 @@ impl Exchange {
             // later; its response passes like an upstream one.
             Phase::Parked(wait) => {
                 machine::unpark(cx.worker, self.stream, wait);
+                self.enter(Event::Forward, cx.host);
                 self.upstream_response_headers(cx, end_of_stream)
             }
             Phase::Upstream | Phase::GatheringBody | Phase::Deciding => {
