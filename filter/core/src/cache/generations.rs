@@ -16,11 +16,17 @@ use crate::shared_keys::{fnv1a, gen_epoch, gen_table};
 /// writers contend here, and a lost bump is logged by the caller.
 const CAS_RETRIES: usize = 16;
 
+/// What a counter stands for, within one tenant. `purges.rs` says which
+/// scopes an entry records and which a purge bumps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope<'a> {
+    /// A canonical path, any query (writes to it, prefix purges of it).
     Path(&'a str),
+    /// A path prefix: an ancestor directory, or a rule's related prefix.
     Prefix(&'a str),
+    /// A `cache-tag` / `surrogate-key` value, lowercase.
     Tag(&'a str),
+    /// One URL: canonical path and query (key purges).
     Key(&'a str),
 }
 

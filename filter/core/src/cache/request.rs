@@ -11,6 +11,7 @@ use super::control::{self, RequestMode};
 use super::entry::{Body, Entry};
 use super::generations::{slot, Scope};
 use super::key::{self, Key};
+use super::purges;
 use super::response::Capture;
 use super::{l2, CacheState, Fwd, Label};
 
@@ -69,18 +70,6 @@ fn is_write(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
 }
 
-/// Generation slots an entry for `path` depends on: its own path and each
-/// related prefix it falls under.
-fn read_scopes(rule: &RouteCache, tenant: &str, path: &str, slots: u32) -> Vec<u32> {
-    let mut s = vec![slot(tenant, Scope::Path(path), slots)];
-    for p in &rule.related_prefixes {
-        if path.starts_with(p.as_str()) {
-            s.push(slot(tenant, Scope::Prefix(p), slots));
-        }
-    }
-    s
-}
-
 /// Slots a successful write to `path` bumps: the path and every related
 /// prefix of the rule.
 fn write_scopes(rule: &RouteCache, tenant: &str, path: &str, slots: u32) -> Vec<u32> {
@@ -103,7 +92,7 @@ pub fn on_request(
     let headers = &facts.headers;
     let method = headers.get_str(":method").unwrap_or("GET");
     let path_and_query = headers.get(":path").unwrap_or(b"/");
-    let (path, _) = key::normalise(path_and_query, &[]);
+    let (path, query) = key::normalise(path_and_query, &rule.ignore_query);
     if is_write(method) {
         return Outcome::Write {
             slots: write_scopes(rule, facts.tenant, &path, store.generation_slots),
@@ -127,10 +116,11 @@ pub fn on_request(
         headers,
     );
     state.gens.refresh(host, store.generation_slots);
-    let gens: Vec<(u32, u32)> = read_scopes(rule, facts.tenant, &path, store.generation_slots)
-        .into_iter()
-        .map(|s| (s, state.gens.value(s)))
-        .collect();
+    let gens: Vec<(u32, u32)> =
+        purges::entry_slots(rule, facts.tenant, &path, &query, store.generation_slots)
+            .into_iter()
+            .map(|s| (s, state.gens.value(s)))
+            .collect();
     let mut forward = Forward {
         key,
         fwd: Fwd::Miss,

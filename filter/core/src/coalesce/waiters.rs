@@ -63,6 +63,8 @@ pub struct Waiters {
     pub outbox: VecDeque<(Waiter, Action)>,
     pub fates: HashMap<StreamId, Fate>,
     pub tick: Tick,
+    /// The period last set for `tick` (0 before the filter set one).
+    pub tick_ms: u64,
 }
 
 impl Waiters {

@@ -51,6 +51,8 @@ pub struct RawAccounting {
     pub backoff_min_ms: u64,
     #[serde(default = "default_backoff_max")]
     pub backoff_max_ms: u64,
+    #[serde(default = "default_purge_poll")]
+    pub purge_poll_ms: u64,
     #[serde(default)]
     pub budgets: RawBudgets,
 }
@@ -75,6 +77,9 @@ fn default_backoff_min() -> u64 {
 }
 fn default_backoff_max() -> u64 {
     10_000
+}
+fn default_purge_poll() -> u64 {
+    1_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,7 +120,21 @@ pub struct Accounting {
     pub timeout_ms: u64,
     pub backoff_min_ms: u64,
     pub backoff_max_ms: u64,
+    /// How often the gateway asks `cost-control` for purges (one worker
+    /// at a time); 0: never.
+    pub purge_poll_ms: u64,
     pub budgets: Budgets,
+}
+
+impl Accounting {
+    /// The longest the worker's timer may sleep: spend reports leave every
+    /// `flush_ms`, purges are polled every `purge_poll_ms`.
+    pub fn tick_ms(&self) -> u64 {
+        match self.purge_poll_ms {
+            0 => self.flush_ms,
+            p => self.flush_ms.min(p),
+        }
+    }
 }
 
 /// How this gateway leases budget from `cost-control`.
@@ -206,6 +225,12 @@ pub fn compile_accounting(raw: RawAccounting) -> Result<Accounting, ConfigError>
             "must be >= backoff_min_ms",
         ));
     }
+    if raw.purge_poll_ms != 0 && !(100..=3_600_000).contains(&raw.purge_poll_ms) {
+        return Err(ConfigError::at(
+            format!("{f}.purge_poll_ms"),
+            "must be 0 (off) or 100..=3600000",
+        ));
+    }
     let b = raw.budgets;
     let bf = format!("{f}.budgets");
     if !(1..=100_000).contains(&b.slots) {
@@ -244,6 +269,7 @@ pub fn compile_accounting(raw: RawAccounting) -> Result<Accounting, ConfigError>
         timeout_ms: raw.timeout_ms,
         backoff_min_ms: raw.backoff_min_ms,
         backoff_max_ms: raw.backoff_max_ms,
+        purge_poll_ms: raw.purge_poll_ms,
         budgets: Budgets {
             slots: b.slots,
             lease_micros,

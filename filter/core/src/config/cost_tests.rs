@@ -39,6 +39,29 @@ fn prices_read_as_exact_micros() {
     assert_eq!(acc.budgets.lease_micros, 20_000);
     assert_eq!(acc.budgets.low_water_micros(), 10_000);
     assert_eq!(acc.flush_ms, 1_000);
+    assert_eq!(acc.purge_poll_ms, 1_000, "purges are polled by default");
+    assert_eq!(acc.tick_ms(), 1_000);
+}
+
+#[test]
+fn the_purge_poll_interval_sets_the_timer_and_zero_turns_it_off() {
+    let acc = |extra: &str| {
+        parse(
+            format!(
+                r#"{{"version":1,"accounting":{{"cost_control":"cc","token":"t","gateway_id":"g",{extra}}}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+        .accounting
+        .unwrap()
+    };
+    let a = acc(r#""flush_ms":500,"purge_poll_ms":200"#);
+    assert_eq!((a.purge_poll_ms, a.tick_ms()), (200, 200));
+    let a = acc(r#""flush_ms":500,"purge_poll_ms":0"#);
+    assert_eq!((a.purge_poll_ms, a.tick_ms()), (0, 500));
+    let a = acc(r#""flush_ms":100,"purge_poll_ms":3600000"#);
+    assert_eq!(a.tick_ms(), 100);
 }
 
 #[test]
@@ -82,6 +105,18 @@ fn refusals_name_the_field() {
         (
             r#"{"version":1,"accounting":{"cost_control":"cc","gateway_id":"g"}}"#.to_string(),
             "accounting",
+        ),
+        (
+            r#"{"version":1,"accounting":{"cost_control":"cc","token":"t","gateway_id":"g","purge_poll_ms":99}}"#.to_string(),
+            "accounting.purge_poll_ms",
+        ),
+        (
+            r#"{"version":1,"accounting":{"cost_control":"cc","token":"t","gateway_id":"g","purge_poll_ms":3600001}}"#.to_string(),
+            "accounting.purge_poll_ms",
+        ),
+        (
+            r#"{"version":1,"accounting":{"cost_control":"cc","token":"t","gateway_id":"g","purge_poll_ms":-1}}"#.to_string(),
+            "accounting.purge_poll_ms",
         ),
     ];
     for (json, field) in cases {

@@ -13,6 +13,7 @@ mod budget_stage;
 mod cache_stage;
 mod coalesce_stage;
 mod limit_stage;
+mod purge_poll;
 mod response;
 mod timer;
 
@@ -328,7 +329,8 @@ pub fn on_callout_response(
     body_size: usize,
 ) {
     let handled = account_stage::on_callout_response(filter, worker, host, token)
-        || budget_lease::on_callout_response(filter, worker, host, token, body_size);
+        || budget_lease::on_callout_response(filter, worker, host, token, body_size)
+        || purge_poll::on_callout_response(filter, worker, host, token, body_size);
     if !handled {
         batch_call::on_callout_response(filter, worker, host, token, body_size);
     }
@@ -339,6 +341,7 @@ pub fn on_callout_response(
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     account_stage::on_tick(filter, worker, host);
     batch_call::on_tick(filter, worker, host);
+    purge_poll::on_tick(filter, worker, host);
     let sent = budget_lease::on_tick(filter, worker, host, timer::ACTIONS_PER_CALL);
     let sent = sent
         + limit_stage::on_tick(
