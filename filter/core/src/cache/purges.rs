@@ -40,7 +40,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::config::{Accounting, Config, RouteCache};
+use crate::config::{Accounting, Config, RouteCache, TICKS_PER_POLL};
 use crate::host::{Host, HostError, Level};
 use crate::shared_keys::{fnv1a, purge_applied, purge_poll};
 
@@ -61,11 +61,7 @@ const MAX_VERSION_LEN: usize = 200;
 /// Whether this config polls `cost-control` for purges: it needs the link
 /// (`accounting`), a non-zero `purge_poll_ms`, and something to purge.
 pub fn polling(config: &Config) -> Option<&Accounting> {
-    config
-        .accounting
-        .as_ref()
-        .filter(|a| a.purge_poll_ms > 0)
-        .filter(|_| config.routes.iter().any(|r| r.cache.is_some()))
+    config.purge_poll()
 }
 
 /// Create the shared keys unless they exist (every worker's
@@ -483,7 +479,11 @@ pub fn claim(
     // A time further ahead than this config could have set (a reload with
     // a shorter interval, a clock that went back) does not hold us up.
     let held = now < st.claim_until_ms && st.claim_until_ms <= now.saturating_add(claim_ms);
-    let waiting = now < st.next_at_ms && st.next_at_ms <= now.saturating_add(interval_ms);
+    // Due a tick early: timers tick TICKS_PER_POLL times per interval, so
+    // polls are between 3/4 and one interval apart, never late by a tick.
+    let early = interval_ms / TICKS_PER_POLL;
+    let waiting = now.saturating_add(early) < st.next_at_ms
+        && st.next_at_ms <= now.saturating_add(interval_ms);
     if held || waiting {
         return Ok(None);
     }

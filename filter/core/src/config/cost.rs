@@ -126,14 +126,30 @@ pub struct Accounting {
     pub budgets: Budgets,
 }
 
-impl Accounting {
-    /// The longest the worker's timer may sleep: spend reports leave every
-    /// `flush_ms`, purges are polled every `purge_poll_ms`.
-    pub fn tick_ms(&self) -> u64 {
-        match self.purge_poll_ms {
-            0 => self.flush_ms,
-            p => self.flush_ms.min(p),
-        }
+/// How many times per `purge_poll_ms` the timer looks whether a poll is
+/// due: the workers' timers are not in step, and a poll must not wait
+/// for the next whole interval because a tick came a moment early.
+pub const TICKS_PER_POLL: u64 = 4;
+
+impl super::Config {
+    /// The link to `cost-control` when this gateway polls it for purges:
+    /// a non-zero `purge_poll_ms`, and something to purge.
+    pub fn purge_poll(&self) -> Option<&Accounting> {
+        self.accounting
+            .as_ref()
+            .filter(|a| a.purge_poll_ms > 0)
+            .filter(|_| self.routes.iter().any(|r| r.cache.is_some()))
+    }
+
+    /// The longest the worker's timer may sleep while nothing waits:
+    /// spend reports leave every `flush_ms`, and a purge poll is looked at
+    /// [`TICKS_PER_POLL`] times per interval. `None` without `accounting`.
+    pub fn idle_tick_ms(&self) -> Option<u64> {
+        let a = self.accounting.as_ref()?;
+        Some(match self.purge_poll() {
+            Some(p) => a.flush_ms.min(p.purge_poll_ms / TICKS_PER_POLL),
+            None => a.flush_ms,
+        })
     }
 }
 

@@ -270,10 +270,10 @@ fn an_unanswered_poll_is_given_up_after_its_claim() {
 }
 
 #[test]
-fn the_timer_ticks_at_the_poll_interval() {
+fn the_timer_looks_at_the_poll_four_times_per_interval() {
     let (_, mut a, _) = gateway(CFG);
     a.tick(10_000);
-    assert_eq!(a.host.tick_periods.last(), Some(&200));
+    assert_eq!(a.host.tick_periods.last(), Some(&50), "four per interval");
     let (_, mut c, _) = gateway(&CFG.replace("\"purge_poll_ms\":200", "\"purge_poll_ms\":0"));
     assert_eq!(c.tick(10_000), None, "polling off");
     assert_eq!(c.host.tick_periods.last(), Some(&1000));

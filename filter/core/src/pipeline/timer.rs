@@ -38,13 +38,12 @@ pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Hos
     let ms = match want {
         Tick::Drain => 1,
         Tick::Fast => filter.config.coalesce_store.tick_ms,
-        // Spend reports leave at least every `flush_ms`, purges are polled
-        // every `purge_poll_ms`.
+        // Spend reports leave at least every `flush_ms`; purge polls are
+        // looked at several times per `purge_poll_ms`.
         Tick::Slow => filter
             .config
-            .accounting
-            .as_ref()
-            .map_or(SLOW_TICK_MS, |a| a.tick_ms().min(SLOW_TICK_MS)),
+            .idle_tick_ms()
+            .map_or(SLOW_TICK_MS, |ms| ms.min(SLOW_TICK_MS)),
     };
     // By period, not only by kind: the host starts the timer at
     // SLOW_TICK_MS, which a shorter slow period must replace.
