@@ -61,6 +61,7 @@ pub(super) fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host
     callout.body = None;
     match host.http_call(&callout) {
         Ok(token) => {
+            host.log(Level::Debug, &format!("purges: polling {path}"));
             worker.cache.purges.in_flight = Some(InFlight {
                 token,
                 until_ms: now + claim_ms,
