@@ -173,6 +173,18 @@ fn check_purge(
             }
         }
     }
+    // A filter's timer first fires a second after it is configured:
+    // measure from a gateway that has polled already.
+    for gw in gws {
+        wait_for(
+            &format!("a first poll from {}", gw.name),
+            Duration::from_secs(30),
+            || {
+                (stat(gw.admin, "wasmcustom.cost_optimizer.accounting.purge_polls") > 0)
+                    .then_some(())
+            },
+        );
+    }
     let at = Instant::now();
     let answer = s.control().purge("acme", kind, value);
     assert_eq!(answer["generation"], 1, "{answer}");
