@@ -26,18 +26,20 @@ pub enum Scope<'a> {
     Prefix(&'a str),
     /// A `cache-tag` / `surrogate-key` value, lowercase.
     Tag(&'a str),
-    /// One URL: canonical path and query (key purges).
-    Key(&'a str),
+    /// One URL: canonical path and query (key purges), kept apart so
+    /// that no request has to build the URL to find its counter.
+    Key { path: &'a str, query: &'a str },
 }
 
 pub fn slot(tenant: &str, scope: Scope<'_>, slots: u32) -> u32 {
-    let (kind, value): (&[u8], &str) = match scope {
-        Scope::Path(v) => (b"path", v),
-        Scope::Prefix(v) => (b"prefix", v),
-        Scope::Tag(v) => (b"tag", v),
-        Scope::Key(v) => (b"key", v),
+    let t = tenant.as_bytes();
+    let h = match scope {
+        Scope::Path(v) => fnv1a(&[t, b"path", v.as_bytes()]),
+        Scope::Prefix(v) => fnv1a(&[t, b"prefix", v.as_bytes()]),
+        Scope::Tag(v) => fnv1a(&[t, b"tag", v.as_bytes()]),
+        Scope::Key { path, query } => fnv1a(&[t, b"key", path.as_bytes(), query.as_bytes()]),
     };
-    (fnv1a(&[tenant.as_bytes(), kind, value.as_bytes()]) % u64::from(slots.max(1))) as u32
+    (h % u64::from(slots.max(1))) as u32
 }
 
 /// A worker's copy of the counters, valid for one epoch.

@@ -74,15 +74,6 @@ pub fn create(host: &mut impl Host, slots: u32) -> Result<(), HostError> {
 
 // --- the entry side -----------------------------------------------------------
 
-/// The URL of a cache key, as a `key` purge names it.
-fn url_key<'a>(path: &'a str, query: &str) -> Cow<'a, str> {
-    if query.is_empty() {
-        Cow::Borrowed(path)
-    } else {
-        Cow::Owned(format!("{path}?{query}"))
-    }
-}
-
 /// `/` and the ancestor directories of `path` (`/a/b/c` → `/a`, `/a/b`),
 /// at most [`MAX_PREFIX_DEPTH`] of them.
 fn ancestors(path: &str) -> impl Iterator<Item = &str> {
@@ -108,7 +99,7 @@ pub fn entry_slots(
 ) -> Vec<u32> {
     let mut s = Vec::with_capacity(3 + MAX_PREFIX_DEPTH + rule.related_prefixes.len());
     s.push(slot(tenant, Scope::Path(path), slots));
-    s.push(slot(tenant, Scope::Key(&url_key(path, query)), slots));
+    s.push(slot(tenant, Scope::Key { path, query }, slots));
     s.extend(ancestors(path).map(|p| slot(tenant, Scope::Prefix(p), slots)));
     for p in &rule.related_prefixes {
         if path.starts_with(p.as_str()) {
@@ -236,7 +227,8 @@ pub fn purge_slots(tenant: &str, kind: PurgeKind, value: &str, mapping: &Mapping
             let v = without_origin(value);
             for ignore in &mapping.ignore_sets {
                 let (path, query) = key::normalise(v.as_bytes(), ignore);
-                s.push(slot(tenant, Scope::Key(&url_key(&path, &query)), n));
+                let (path, query) = (path.as_str(), query.as_str());
+                s.push(slot(tenant, Scope::Key { path, query }, n));
             }
         }
         PurgeKind::Prefix => {

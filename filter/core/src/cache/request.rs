@@ -116,16 +116,23 @@ pub fn on_request(
         headers,
     );
     state.gens.refresh(host, store.generation_slots);
-    let gens: Vec<(u32, u32)> =
-        purges::entry_slots(rule, facts.tenant, &path, &query, store.generation_slots)
-            .into_iter()
-            .map(|s| (s, state.gens.value(s)))
-            .collect();
+    // What a stored answer will depend on, as the counters stand now (the
+    // worker's copy is not refreshed again in this call). Only requests
+    // that go upstream need it, so a hit does not pay for the hashing.
+    let go = |mut forward: Forward, state: &CacheState| -> Outcome {
+        forward.gens =
+            purges::entry_slots(rule, facts.tenant, &path, &query, store.generation_slots)
+                .into_iter()
+                .map(|s| (s, state.gens.value(s)))
+                .collect();
+        forward.request_headers = facts.all_headers.to_vec();
+        Outcome::Forward(Box::new(forward))
+    };
     let mut forward = Forward {
         key,
         fwd: Fwd::Miss,
         route: facts.route,
-        gens,
+        gens: Vec::new(),
         epoch: state.gens.epoch(),
         stale: None,
         storable: method == "GET",
@@ -135,13 +142,11 @@ pub fn on_request(
     };
     if mode == RequestMode::Revalidate {
         forward.fwd = Fwd::Request;
-        forward.request_headers = facts.all_headers.to_vec();
-        return Outcome::Forward(Box::new(forward));
+        return go(forward, state);
     }
     let now = facts.now_ms;
     let Some((entry, found_key)) = find(store, state, host, &forward.key, headers, now) else {
-        forward.request_headers = facts.all_headers.to_vec();
-        return Outcome::Forward(Box::new(forward));
+        return go(forward, state);
     };
     let claim = |host: &mut _| -> bool {
         match l2::lookup(host, store, &found_key, now) {
@@ -161,8 +166,7 @@ pub fn on_request(
         if early && claim(host) {
             forward.fwd = Fwd::Stale;
             forward.stale = Some(entry);
-            forward.request_headers = facts.all_headers.to_vec();
-            return Outcome::Forward(Box::new(forward));
+            return go(forward, state);
         }
         return Outcome::Hit {
             entry,
@@ -173,8 +177,7 @@ pub fn on_request(
         if claim(host) {
             forward.fwd = Fwd::Stale;
             forward.stale = Some(entry);
-            forward.request_headers = facts.all_headers.to_vec();
-            return Outcome::Forward(Box::new(forward));
+            return go(forward, state);
         }
         return Outcome::Hit {
             entry,
@@ -182,8 +185,7 @@ pub fn on_request(
         };
     }
     forward.stale = Some(entry);
-    forward.request_headers = facts.all_headers.to_vec();
-    Outcome::Forward(Box::new(forward))
+    go(forward, state)
 }
 
 /// The usable response entry for `key`, following a vary marker to the
