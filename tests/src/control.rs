@@ -52,6 +52,25 @@ impl CostControl {
         cc
     }
 
+    /// Another server on `port` over the same store file as `other` (a
+    /// second replica, or a way to write to the store while `other` is
+    /// down), logging to `dir`.
+    pub fn start_on_store_of(other: &CostControl, port: u16, dir: &Path) -> CostControl {
+        std::fs::create_dir_all(dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let mut cc = CostControl {
+            port,
+            dir: dir.to_path_buf(),
+            store: other.store.clone(),
+            proc: None,
+            starts: 0,
+            attached: false,
+            extra: Vec::new(),
+        };
+        cc.spawn();
+        cc
+    }
+
     /// A handle on a server already running on `port` (e.g. `make run`'s),
     /// for its helpers only: it cannot be stopped or restarted, and
     /// dropping it leaves the server alone. `None` unless `/readyz`
@@ -263,6 +282,30 @@ impl CostControl {
     /// What the same traffic would have cost without the optimizer, micro-USD.
     pub fn total_baseline(&self, tenant: &str) -> u64 {
         self.total(tenant, "baseline_micros")
+    }
+
+    /// `POST /v1/purge` of a tenant's `kind` (`prefix`, `tag` or `key`).
+    /// Answers `{tenant, kind, value, generation}`.
+    pub fn purge(&self, tenant: &str, kind: &str, value: &str) -> Value {
+        let mut body = serde_json::json!({"tenant": tenant});
+        body[kind] = Value::String(value.to_string());
+        self.ok_json("POST", "/v1/purge", ADMIN_TOKEN, Some(&body))
+    }
+
+    /// `GET /v1/snapshot` requests served so far, by status (from
+    /// `/metrics`): `(200s, 304s)`.
+    pub fn snapshot_polls(&self) -> (u64, u64) {
+        let text = http::request_fresh("GET", &self.url("/metrics"), &[], None).text();
+        let count = |status: &str| {
+            let prefix = format!(
+                "cost_control_http_requests_total{{method=\"GET\",route=\"/v1/snapshot\",status=\"{status}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (count("200"), count("304"))
     }
 
     /// Spend events of `tenant` this month.

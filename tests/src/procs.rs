@@ -36,11 +36,51 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The kernel's ephemeral port range, where outgoing connections take
+/// their local ports (Linux default 32768-60999).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
 /// A free loopback port, never handed out twice by this process.
+///
+/// Taken from below the ephemeral range when there is room: a port the
+/// kernel picks for `bind(:0)` lies inside it, and the tests open
+/// thousands of short connections whose local ports come from there too,
+/// so such a port was seen taken by one of them before the server it was
+/// meant for could bind it (Envoy: "Address already in use").
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let set = given.get_or_insert_with(HashSet::new);
+    let low = ephemeral_low();
+    // Above the demo stack's default ports (8080-8082, 9901, 10000).
+    if low > 13_000 {
+        let range = 11_000..low - 1_000;
+        let span = u32::from(range.end - range.start);
+        // Start somewhere different in each process, so that test binaries
+        // running side by side rarely probe the same ports.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+            ^ std::process::id().wrapping_mul(2_654_435_761);
+        let mut offset = seed % span;
+        for _ in 0..span {
+            offset = (offset + 7_919) % span;
+            let port = range.start + offset as u16;
+            if set.contains(&port) {
+                continue;
+            }
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                set.insert(port);
+                return port;
+            }
+        }
+    }
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

@@ -84,6 +84,12 @@ pub struct AccountingCounters {
     pub rejected: Counter,
     pub lease_calls: Counter,
     pub lease_failures: Counter,
+    /// Snapshot polls sent (one worker of the gateway at a time).
+    pub purge_polls: Counter,
+    /// Polls that got no usable answer.
+    pub purge_poll_failures: Counter,
+    /// Generation slots bumped for purges.
+    pub purge_bumps: Counter,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -282,6 +288,9 @@ impl Metrics {
                 rejected: c("spend_rejected_events"),
                 lease_calls: c("lease_calls"),
                 lease_failures: c("lease_failures"),
+                purge_polls: c("purge_polls"),
+                purge_poll_failures: c("purge_poll_failures"),
+                purge_bumps: c("purge_bumps"),
             }
         } else {
             AccountingCounters::default()

@@ -17,6 +17,16 @@ pub fn gen_table() -> String {
     format!("{PREFIX}/gen/table")
 }
 
+/// Per generation slot, the fingerprint of the purges last applied to it.
+pub fn purge_applied() -> String {
+    format!("{PREFIX}/purge/applied")
+}
+
+/// Who polls `cost-control` for purges, when next, and the version seen.
+pub fn purge_poll() -> String {
+    format!("{PREFIX}/purge/poll")
+}
+
 pub fn cache_index(slot: u32) -> String {
     format!("{PREFIX}/c/i/{slot}")
 }

@@ -12,22 +12,30 @@
 use crate::host::{Host, HostError};
 use crate::shared::{cas_update, fnv1a, gen_epoch, gen_table};
 
+/// What a counter stands for, within one tenant. `purges.rs` says which
+/// scopes an entry records and which a purge bumps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope<'a> {
+    /// A canonical path, any query (writes to it, prefix purges of it).
     Path(&'a str),
+    /// A path prefix: an ancestor directory, or a rule's related prefix.
     Prefix(&'a str),
+    /// A `cache-tag` / `surrogate-key` value, lowercase.
     Tag(&'a str),
-    Key(&'a str),
+    /// One URL: canonical path and query (key purges), kept apart so
+    /// that no request has to build the URL to find its counter.
+    Key { path: &'a str, query: &'a str },
 }
 
 pub fn slot(tenant: &str, scope: Scope<'_>, slots: u32) -> u32 {
-    let (kind, value): (&[u8], &str) = match scope {
-        Scope::Path(v) => (b"path", v),
-        Scope::Prefix(v) => (b"prefix", v),
-        Scope::Tag(v) => (b"tag", v),
-        Scope::Key(v) => (b"key", v),
+    let t = tenant.as_bytes();
+    let h = match scope {
+        Scope::Path(v) => fnv1a(&[t, b"path", v.as_bytes()]),
+        Scope::Prefix(v) => fnv1a(&[t, b"prefix", v.as_bytes()]),
+        Scope::Tag(v) => fnv1a(&[t, b"tag", v.as_bytes()]),
+        Scope::Key { path, query } => fnv1a(&[t, b"key", path.as_bytes(), query.as_bytes()]),
     };
-    (fnv1a(&[tenant.as_bytes(), kind, value.as_bytes()]) % u64::from(slots.max(1))) as u32
+    (h % u64::from(slots.max(1))) as u32
 }
 
 /// A worker's copy of the counters, valid for one epoch.

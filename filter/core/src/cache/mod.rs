@@ -13,6 +13,7 @@ pub mod generations;
 pub mod key;
 pub mod l1;
 pub mod l2;
+pub mod purges;
 pub mod reply;
 pub mod request;
 pub mod response;
@@ -29,6 +30,8 @@ pub struct CacheState {
     pub gens: generations::Generations,
     /// Indexed like `Config::routes`.
     pub adaptive: Vec<adaptive::Volatility>,
+    /// This worker's poll of `cost-control` for purges.
+    pub purges: purges::Poller,
 }
 
 impl CacheState {
@@ -38,6 +41,7 @@ impl CacheState {
             l1: l1::L1::new(s.l1_max_entries, s.l1_max_bytes),
             gens: generations::Generations::default(),
             adaptive: vec![adaptive::Volatility::default(); config.routes.len()],
+            purges: purges::Poller::default(),
         }
     }
 }
@@ -48,6 +52,9 @@ pub fn create_tables(config: &Config, host: &mut impl Host) -> Result<(), HostEr
         return Ok(());
     }
     generations::Generations::create(host, config.cache_store.generation_slots)?;
+    if purges::polling(config).is_some() {
+        purges::create(host, config.cache_store.generation_slots)?;
+    }
     l2::create(host, &config.cache_store)
 }
 

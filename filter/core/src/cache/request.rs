@@ -11,6 +11,7 @@ use super::control::{self, RequestMode};
 use super::entry::{Body, Entry};
 use super::generations::{slot, Scope};
 use super::key::{self, Key};
+use super::purges;
 use super::response::Capture;
 use super::{l2, CacheState, Fwd, Label};
 
@@ -69,18 +70,6 @@ fn is_write(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
 }
 
-/// Generation slots an entry for `path` depends on: its own path and each
-/// related prefix it falls under.
-fn read_scopes(rule: &RouteCache, tenant: &str, path: &str, slots: u32) -> Vec<u32> {
-    let mut s = vec![slot(tenant, Scope::Path(path), slots)];
-    for p in &rule.related_prefixes {
-        if path.starts_with(p.as_str()) {
-            s.push(slot(tenant, Scope::Prefix(p), slots));
-        }
-    }
-    s
-}
-
 /// Slots a successful write to `path` bumps: the path and every related
 /// prefix of the rule.
 fn write_scopes(rule: &RouteCache, tenant: &str, path: &str, slots: u32) -> Vec<u32> {
@@ -103,7 +92,7 @@ pub fn on_request(
     let headers = &facts.headers;
     let method = headers.get_str(":method").unwrap_or("GET");
     let path_and_query = headers.get(":path").unwrap_or(b"/");
-    let (path, _) = key::normalise(path_and_query, &[]);
+    let (path, query) = key::normalise(path_and_query, &rule.ignore_query);
     if is_write(method) {
         return Outcome::Write {
             slots: write_scopes(rule, facts.tenant, &path, store.generation_slots),
@@ -127,15 +116,23 @@ pub fn on_request(
         headers,
     );
     state.gens.refresh(host, store.generation_slots);
-    let gens: Vec<(u32, u32)> = read_scopes(rule, facts.tenant, &path, store.generation_slots)
-        .into_iter()
-        .map(|s| (s, state.gens.value(s)))
-        .collect();
+    // What a stored answer will depend on, as the counters stand now (the
+    // worker's copy is not refreshed again in this call). Only requests
+    // that go upstream need it, so a hit does not pay for the hashing.
+    let go = |mut forward: Forward, state: &CacheState| -> Outcome {
+        forward.gens =
+            purges::entry_slots(rule, facts.tenant, &path, &query, store.generation_slots)
+                .into_iter()
+                .map(|s| (s, state.gens.value(s)))
+                .collect();
+        forward.request_headers = facts.all_headers.to_vec();
+        Outcome::Forward(Box::new(forward))
+    };
     let mut forward = Forward {
         key,
         fwd: Fwd::Miss,
         route: facts.route,
-        gens,
+        gens: Vec::new(),
         epoch: state.gens.epoch(),
         stale: None,
         storable: method == "GET",
@@ -145,13 +142,11 @@ pub fn on_request(
     };
     if mode == RequestMode::Revalidate {
         forward.fwd = Fwd::Request;
-        forward.request_headers = facts.all_headers.to_vec();
-        return Outcome::Forward(Box::new(forward));
+        return go(forward, state);
     }
     let now = facts.now_ms;
     let Some((entry, found_key)) = find(store, state, host, &forward.key, headers, now) else {
-        forward.request_headers = facts.all_headers.to_vec();
-        return Outcome::Forward(Box::new(forward));
+        return go(forward, state);
     };
     let claim = |host: &mut _| -> bool {
         match l2::lookup(host, store, &found_key, now) {
@@ -171,8 +166,7 @@ pub fn on_request(
         if early && claim(host) {
             forward.fwd = Fwd::Stale;
             forward.stale = Some(entry);
-            forward.request_headers = facts.all_headers.to_vec();
-            return Outcome::Forward(Box::new(forward));
+            return go(forward, state);
         }
         return Outcome::Hit {
             entry,
@@ -183,8 +177,7 @@ pub fn on_request(
         if claim(host) {
             forward.fwd = Fwd::Stale;
             forward.stale = Some(entry);
-            forward.request_headers = facts.all_headers.to_vec();
-            return Outcome::Forward(Box::new(forward));
+            return go(forward, state);
         }
         return Outcome::Hit {
             entry,
@@ -192,8 +185,7 @@ pub fn on_request(
         };
     }
     forward.stale = Some(entry);
-    forward.request_headers = facts.all_headers.to_vec();
-    Outcome::Forward(Box::new(forward))
+    go(forward, state)
 }
 
 /// The usable response entry for `key`, following a vary marker to the

@@ -50,6 +50,8 @@ pub struct Waiters {
     /// per host call (see `coalesce_stage::ACTIONS_PER_CALL`).
     pub outbox: VecDeque<(Waiter, Action)>,
     pub tick: Tick,
+    /// The period last set for `tick` (0 before the filter set one).
+    pub tick_ms: u64,
 }
 
 impl Waiters {

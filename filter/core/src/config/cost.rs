@@ -51,6 +51,8 @@ pub struct RawAccounting {
     pub backoff_min_ms: u64,
     #[serde(default = "default_backoff_max")]
     pub backoff_max_ms: u64,
+    #[serde(default = "default_purge_poll")]
+    pub purge_poll_ms: u64,
     #[serde(default)]
     pub budgets: RawBudgets,
 }
@@ -75,6 +77,9 @@ fn default_backoff_min() -> u64 {
 }
 fn default_backoff_max() -> u64 {
     10_000
+}
+fn default_purge_poll() -> u64 {
+    1_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,7 +120,37 @@ pub struct Accounting {
     pub timeout_ms: u64,
     pub backoff_min_ms: u64,
     pub backoff_max_ms: u64,
+    /// How often the gateway asks `cost-control` for purges (one worker
+    /// at a time); 0: never.
+    pub purge_poll_ms: u64,
     pub budgets: Budgets,
+}
+
+/// How many times per `purge_poll_ms` the timer looks whether a poll is
+/// due: the workers' timers are not in step, and a poll must not wait
+/// for the next whole interval because a tick came a moment early.
+pub const TICKS_PER_POLL: u64 = 4;
+
+impl super::Config {
+    /// The link to `cost-control` when this gateway polls it for purges:
+    /// a non-zero `purge_poll_ms`, and something to purge.
+    pub fn purge_poll(&self) -> Option<&Accounting> {
+        self.accounting
+            .as_ref()
+            .filter(|a| a.purge_poll_ms > 0)
+            .filter(|_| self.routes.iter().any(|r| r.cache.is_some()))
+    }
+
+    /// The longest the worker's timer may sleep while nothing waits:
+    /// spend reports leave every `flush_ms`, and a purge poll is looked at
+    /// [`TICKS_PER_POLL`] times per interval. `None` without `accounting`.
+    pub fn idle_tick_ms(&self) -> Option<u64> {
+        let a = self.accounting.as_ref()?;
+        Some(match self.purge_poll() {
+            Some(p) => a.flush_ms.min(p.purge_poll_ms / TICKS_PER_POLL),
+            None => a.flush_ms,
+        })
+    }
 }
 
 /// How this gateway leases budget from `cost-control`.
@@ -206,6 +241,12 @@ pub fn compile_accounting(raw: RawAccounting) -> Result<Accounting, ConfigError>
             "must be >= backoff_min_ms",
         ));
     }
+    if raw.purge_poll_ms != 0 && !(100..=3_600_000).contains(&raw.purge_poll_ms) {
+        return Err(ConfigError::at(
+            format!("{f}.purge_poll_ms"),
+            "must be 0 (off) or 100..=3600000",
+        ));
+    }
     let b = raw.budgets;
     let bf = format!("{f}.budgets");
     if !(1..=100_000).contains(&b.slots) {
@@ -244,6 +285,7 @@ pub fn compile_accounting(raw: RawAccounting) -> Result<Accounting, ConfigError>
         timeout_ms: raw.timeout_ms,
         backoff_min_ms: raw.backoff_min_ms,
         backoff_max_ms: raw.backoff_max_ms,
+        purge_poll_ms: raw.purge_poll_ms,
         budgets: Budgets {
             slots: b.slots,
             lease_micros,

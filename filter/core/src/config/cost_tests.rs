@@ -35,10 +35,43 @@ fn prices_read_as_exact_micros() {
     assert_eq!(b.estimate_micros, 10_000);
     assert_eq!(b.on_unavailable, OnUnavailable::FailClosed);
     assert_eq!(b.fail_open_credit_micros, 50_000);
-    let acc = c.accounting.unwrap();
+    let acc = c.accounting.clone().unwrap();
     assert_eq!(acc.budgets.lease_micros, 20_000);
     assert_eq!(acc.budgets.low_water_micros(), 10_000);
     assert_eq!(acc.flush_ms, 1_000);
+    assert_eq!(acc.purge_poll_ms, 1_000, "purges are polled by default");
+    assert_eq!(
+        c.idle_tick_ms(),
+        Some(1_000),
+        "no cache rule: nothing to poll"
+    );
+    assert!(c.purge_poll().is_none());
+}
+
+#[test]
+fn purges_are_polled_with_a_cache_rule_and_the_timer_ticks_four_times_per_interval() {
+    let cfg = |acc: &str, cache: bool| {
+        let cache = if cache { r#","cache":{}"# } else { "" };
+        parse(
+            format!(
+                r#"{{"version":1,"accounting":{{"cost_control":"cc","token":"t","gateway_id":"g",{acc}}},
+                    "routes":[{{"name":"r","match":{{"prefix":"/"}}{cache}}}]}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    };
+    let c = cfg(r#""flush_ms":500,"purge_poll_ms":200"#, true);
+    assert_eq!(c.purge_poll().map(|a| a.purge_poll_ms), Some(200));
+    assert_eq!(c.idle_tick_ms(), Some(50));
+    let c = cfg(r#""flush_ms":500"#, true);
+    assert_eq!(c.idle_tick_ms(), Some(250), "default: every second");
+    let c = cfg(r#""flush_ms":500,"purge_poll_ms":0"#, true);
+    assert!(c.purge_poll().is_none(), "0: off");
+    assert_eq!(c.idle_tick_ms(), Some(500));
+    let c = cfg(r#""flush_ms":100,"purge_poll_ms":3600000"#, true);
+    assert_eq!(c.idle_tick_ms(), Some(100));
+    assert_eq!(parse(br#"{"version":1}"#).unwrap().idle_tick_ms(), None);
 }
 
 #[test]
@@ -82,6 +115,18 @@ fn refusals_name_the_field() {
         (
             r#"{"version":1,"accounting":{"cost_control":"cc","gateway_id":"g"}}"#.to_string(),
             "accounting",
+        ),
+        (
+            r#"{"version":1,"accounting":{"cost_control":"cc","token":"t","gateway_id":"g","purge_poll_ms":99}}"#.to_string(),
+            "accounting.purge_poll_ms",
+        ),
+        (
+            r#"{"version":1,"accounting":{"cost_control":"cc","token":"t","gateway_id":"g","purge_poll_ms":3600001}}"#.to_string(),
+            "accounting.purge_poll_ms",
+        ),
+        (
+            r#"{"version":1,"accounting":{"cost_control":"cc","token":"t","gateway_id":"g","purge_poll_ms":-1}}"#.to_string(),
+            "accounting.purge_poll_ms",
         ),
     ];
     for (json, field) in cases {

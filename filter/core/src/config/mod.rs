@@ -19,6 +19,7 @@ pub use coalesce::{CoalesceStore, RouteCoalesce};
 pub use compile::{Config, Identity, Route, RouteMatch, Source};
 pub use cost::{
     Accounting, BatchPrice, Budgets, OnUnavailable, RouteBudget, RouteCost, TokenPricing,
+    TICKS_PER_POLL,
 };
 pub use limit::{LimitBy, RouteLimit};
 pub use raw::{Priority, RawHost};

@@ -19,6 +19,7 @@ mod coalesce_stage;
 mod limit_stage;
 pub mod machine;
 pub mod phase;
+mod purge_poll;
 mod response;
 mod timer;
 
@@ -385,7 +386,8 @@ pub fn on_callout_response(
     body_size: usize,
 ) {
     let handled = account_stage::on_callout_response(filter, worker, host, token, body_size)
-        || budget_lease::on_callout_response(filter, worker, host, token, body_size);
+        || budget_lease::on_callout_response(filter, worker, host, token, body_size)
+        || purge_poll::on_callout_response(filter, worker, host, token, body_size);
     if !handled {
         batch_call::on_callout_response(filter, worker, host, token, body_size);
     }
@@ -396,6 +398,7 @@ pub fn on_callout_response(
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     account_stage::on_tick(filter, worker, host);
     batch_call::on_tick(filter, worker, host);
+    purge_poll::on_tick(filter, worker, host);
     let sent = budget_lease::on_tick(filter, worker, host, timer::ACTIONS_PER_CALL);
     let mut cx = Cx {
         filter,

@@ -35,21 +35,24 @@ pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Hos
     } else {
         Tick::Slow
     };
-    if want == w.tick {
-        return;
-    }
     let ms = match want {
         Tick::Drain => 1,
         Tick::Fast => filter.config.coalesce_store.tick_ms,
-        // Spend reports leave at least every `flush_ms`.
+        // Spend reports leave at least every `flush_ms`; purge polls are
+        // looked at several times per `purge_poll_ms`.
         Tick::Slow => filter
             .config
-            .accounting
-            .as_ref()
-            .map_or(SLOW_TICK_MS, |a| a.flush_ms.min(SLOW_TICK_MS)),
+            .idle_tick_ms()
+            .map_or(SLOW_TICK_MS, |ms| ms.min(SLOW_TICK_MS)),
     };
+    // By period, not only by kind: the host starts the timer at
+    // SLOW_TICK_MS, which a shorter slow period must replace.
+    if (want, ms) == (w.tick, w.tick_ms) {
+        return;
+    }
     if host.set_tick_period(ms).is_ok() {
         w.tick = want;
+        w.tick_ms = ms;
     }
 }
 

@@ -1,0 +1,364 @@
+//! Issue 13, end to end: a purge in cost-control (by key, prefix and tag)
+//! turns a cached HIT into a MISS on both workers of two Envoys within the
+//! poll interval, touches no other tenant, reaches a gateway that could not
+//! see cost-control when it was made once it is back, and one worker per
+//! gateway polls.
+//!
+//! Probes are HEAD requests on fresh connections: a HEAD is answered from
+//! the GET's entry (HIT) but never stores one, so a probe that finds the
+//! entry purged does not put it back for the next probe, and probes can
+//! go on until both workers answered some (Envoy's per-worker connection
+//! counters say which did).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use e2e::control::CostControl;
+use e2e::envoy_config::Options;
+use e2e::http::{self, Resp};
+use e2e::procs::{free_port, wait_for};
+use e2e::stack::Stack;
+use serde_json::json;
+
+/// How often the filter polls in these tests.
+const POLL_MS: u64 = 200;
+/// How long a purge may take to show, at most (many poll intervals: the
+/// machine may be busy; the time it took is printed).
+const PURGE_DEADLINE: Duration = Duration::from_secs(10);
+
+fn filter(gateway: &str) -> Options {
+    Options {
+        filter: json!({
+            "version": 1,
+            "cache_store": {"max_entries": 1024, "ways": 4},
+            "accounting": {
+                "cost_control": "cost_control", "token": "gateway-dev-token",
+                "gateway_id": gateway, "timeout_ms": 1000, "purge_poll_ms": POLL_MS
+            },
+            "routes": [
+                {"name": "things", "match": {"prefix": "/api/things/"},
+                 "cache": {"ignore_query": ["utm_source"]}},
+                {"name": "api", "match": {"prefix": "/api/"}, "debug_headers": true, "cache": {}}
+            ]
+        }),
+        jwt: false,
+    }
+}
+
+/// A counter from an Envoy admin's `/stats` (0 when absent).
+fn stat(admin: u16, name: &str) -> u64 {
+    http::request_fresh(
+        "GET",
+        &format!("http://127.0.0.1:{admin}/stats?filter={name}"),
+        &[],
+        None,
+    )
+    .text()
+    .lines()
+    .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+    .and_then(|v| v.trim().parse().ok())
+    .unwrap_or(0)
+}
+
+fn poll_failures(admin: u16) -> u64 {
+    stat(
+        admin,
+        "wasmcustom.cost_optimizer.accounting.purge_poll_failures",
+    )
+}
+
+/// One gateway as the probes see it.
+struct Gw {
+    name: &'static str,
+    base: String,
+    listen: u16,
+    admin: u16,
+}
+
+impl Gw {
+    fn send(&self, method: &str, tenant: &str, path: &str) -> Resp {
+        http::request_fresh(
+            method,
+            &format!("{}{path}", self.base),
+            &[("x-tenant-id", tenant)],
+            None,
+        )
+    }
+
+    fn x_cache(&self, method: &str, tenant: &str, path: &str) -> String {
+        let r = self.send(method, tenant, path);
+        assert_eq!(
+            r.status,
+            200,
+            "{method} {path} on {}: {}",
+            self.name,
+            r.text()
+        );
+        r.header("x-cache").unwrap_or("<none>").to_string()
+    }
+
+    /// Connections each worker has accepted so far.
+    fn worker_connections(&self) -> [u64; 2] {
+        [0, 1].map(|w| {
+            stat(
+                self.admin,
+                &format!(
+                    "listener.127.0.0.1_{}.worker_{w}.downstream_cx_total",
+                    self.listen
+                ),
+            )
+        })
+    }
+
+    /// Probe `paths` with HEADs on fresh connections until both workers
+    /// answered at least one: every answer must be `want`.
+    fn every_worker_says(&self, want: &str, tenant: &str, paths: &[&str]) {
+        let before = self.worker_connections();
+        for round in 0..40 {
+            for p in paths {
+                assert_eq!(
+                    self.x_cache("HEAD", tenant, p),
+                    want,
+                    "HEAD {p} as {tenant} on {} (round {round})",
+                    self.name
+                );
+            }
+            let now = self.worker_connections();
+            if now[0] > before[0] && now[1] > before[1] {
+                return;
+            }
+        }
+        panic!(
+            "{}: 40 rounds of fresh connections never reached both workers ({before:?} → {:?})",
+            self.name,
+            self.worker_connections()
+        );
+    }
+
+    /// Store `path` (the first GET is a MISS) and check it is a HIT on
+    /// both workers.
+    fn cache(&self, tenant: &str, path: &str) {
+        assert_eq!(self.x_cache("GET", tenant, path), "MISS", "{path}");
+        self.every_worker_says("HIT", tenant, &[path]);
+    }
+
+    /// Wait until a HEAD of `path` is a MISS; the time it took.
+    fn wait_for_miss(&self, tenant: &str, path: &str, since: Instant) -> Duration {
+        wait_for(
+            &format!("HEAD {path} as {tenant} to be a MISS on {}", self.name),
+            PURGE_DEADLINE,
+            || (self.x_cache("HEAD", tenant, path) == "MISS").then_some(()),
+        );
+        since.elapsed()
+    }
+}
+
+/// For one purge: `purged` paths go (on both workers of every gateway),
+/// `kept` paths of the same tenant and every path of `other` stay.
+#[allow(clippy::too_many_arguments)]
+fn check_purge(
+    gws: &[Gw],
+    s: &Stack,
+    kind: &str,
+    value: &str,
+    purged: &[&str],
+    kept: &[&str],
+    other: &str,
+) {
+    for gw in gws {
+        for tenant in ["acme", other] {
+            for p in purged.iter().chain(kept) {
+                gw.cache(tenant, p);
+            }
+        }
+    }
+    // A filter's timer first fires a second after it is configured:
+    // measure from a gateway that has polled already.
+    for gw in gws {
+        wait_for(
+            &format!("a first poll from {}", gw.name),
+            Duration::from_secs(30),
+            || {
+                (stat(gw.admin, "wasmcustom.cost_optimizer.accounting.purge_polls") > 0)
+                    .then_some(())
+            },
+        );
+    }
+    let at = Instant::now();
+    let answer = s.control().purge("acme", kind, value);
+    assert_eq!(answer["generation"], 1, "{answer}");
+    // Each gateway polls on its own: wait for the first MISS on all of
+    // them in one loop, so each time measured is its own.
+    let mut took: Vec<Option<Duration>> = vec![None; gws.len()];
+    wait_for(
+        &format!(
+            "{kind} purge {value:?}: HEAD {} a MISS on every gateway",
+            purged[0]
+        ),
+        PURGE_DEADLINE,
+        || {
+            for (gw, t) in gws.iter().zip(took.iter_mut()) {
+                if t.is_none() && gw.x_cache("HEAD", "acme", purged[0]) == "MISS" {
+                    *t = Some(at.elapsed());
+                }
+            }
+            took.iter().all(Option::is_some).then_some(())
+        },
+    );
+    for (gw, t) in gws.iter().zip(&took) {
+        eprintln!(
+            "{kind} purge {value:?}: MISS on {} after {} ms (poll every {POLL_MS} ms)",
+            gw.name,
+            t.unwrap_or_default().as_millis()
+        );
+    }
+    for gw in gws {
+        gw.every_worker_says("MISS", "acme", purged);
+        gw.every_worker_says("HIT", "acme", kept);
+        let all: Vec<&str> = purged.iter().chain(kept).copied().collect();
+        gw.every_worker_says("HIT", other, &all);
+    }
+}
+
+#[test]
+fn purges_by_key_prefix_and_tag_reach_both_workers_of_two_gateways() {
+    let s = Stack::start_with_control("purge-kinds", filter("gw-a"));
+    let second = s.second_envoy(filter("gw-b"));
+    let gws = [
+        Gw {
+            name: "gateway A",
+            base: s.url(""),
+            listen: s.ports.listen,
+            admin: s.ports.admin,
+        },
+        Gw {
+            name: "gateway B",
+            base: second.url(""),
+            listen: second.listen_port(),
+            admin: second.ports.admin,
+        },
+    ];
+
+    // Prefix: the path and everything below it, on whole segments.
+    check_purge(
+        &gws,
+        &s,
+        "prefix",
+        "/api/pa",
+        &["/api/pa/1?x=1", "/api/pa/2"],
+        &["/api/pax/1", "/api/pb/1"],
+        "globex",
+    );
+    // Tag: every entry whose answer carried it, in any rule, any case.
+    check_purge(
+        &gws,
+        &s,
+        "tag",
+        "Blue",
+        &[
+            "/api/ta/1?cache-tag=blue,t1",
+            "/api/things/t2?cache-tag=BLUE",
+        ],
+        &["/api/ta/3?cache-tag=red", "/api/ta/4"],
+        "globex",
+    );
+    // Key: one URL as a user writes it (its rule ignores utm_source, the
+    // parameter order does not matter), not its siblings.
+    check_purge(
+        &gws,
+        &s,
+        "key",
+        "/api/things/k1?utm_source=news&b=2&a=1",
+        &["/api/things/k1?a=1&b=2"],
+        &[
+            "/api/things/k1?a=1&b=3",
+            "/api/things/k1",
+            "/api/things/k2?a=1&b=2",
+        ],
+        "globex",
+    );
+}
+
+#[test]
+fn one_worker_per_gateway_polls_and_an_unchanged_snapshot_is_a_304() {
+    let s = Stack::start_with_control("purge-poll", filter("gw-poll"));
+    let cc = s.control();
+    // The first polls fetch the snapshot; after that nothing changes.
+    wait_for("the first snapshot poll", Duration::from_secs(30), || {
+        (cc.snapshot_polls().0 >= 1).then_some(())
+    });
+    let (ok0, nm0) = cc.snapshot_polls();
+    let at = Instant::now();
+    let polls = 10;
+    let (ok1, nm1) = wait_for(
+        &format!("{polls} more snapshot polls"),
+        Duration::from_secs(30),
+        || {
+            let (ok, nm) = cc.snapshot_polls();
+            (ok + nm >= ok0 + nm0 + polls).then_some((ok, nm))
+        },
+    );
+    let took = at.elapsed();
+    eprintln!(
+        "{} polls in {} ms ({} answered 304), one gateway polling every {POLL_MS} ms",
+        ok1 + nm1 - ok0 - nm0,
+        took.as_millis(),
+        nm1 - nm0
+    );
+    // Two workers and Envoy's main thread all tick, four times per
+    // interval; polling each on its own would take a twelfth of this.
+    // Polls of one gateway are at least 3/4 of the interval apart, so 10
+    // of them span at least 9 × 3/4 intervals.
+    assert!(
+        took >= Duration::from_millis(9 * POLL_MS * 3 / 4),
+        "{polls} polls in {took:?}: more than one poller per {POLL_MS} ms"
+    );
+    // Unchanged: 304 (the version also moves once a minute).
+    assert!(nm1 - nm0 >= polls - 2, "{} of {polls} were 304", nm1 - nm0);
+    assert_eq!(
+        s.envoy
+            .stat("wasmcustom.cost_optimizer.accounting.purge_poll_failures"),
+        0
+    );
+}
+
+#[test]
+fn while_cost_control_is_down_hits_go_on_and_a_purge_made_meanwhile_applies_when_it_is_back() {
+    let mut s = Stack::start_with_control("purge-outage", filter("gw-outage"));
+    let gw = Gw {
+        name: "gateway",
+        base: s.url(""),
+        listen: s.ports.listen,
+        admin: s.ports.admin,
+    };
+    let paths = ["/api/outage/1", "/api/outage/2?x=1"];
+    for p in paths {
+        gw.cache("acme", p);
+    }
+    assert_eq!(poll_failures(gw.admin), 0);
+
+    s.control_mut().stop();
+    // A purge made while this gateway cannot reach cost-control: another
+    // server over the same store takes it.
+    let side = CostControl::start_on_store_of(s.control(), free_port(), &s.dir.join("side"));
+    let answer = side.purge("acme", "prefix", "/api/outage");
+    assert_eq!(answer["generation"], 1, "{answer}");
+    drop(side);
+    let f0 = poll_failures(gw.admin);
+    wait_for(
+        "the filter's polls to fail twice more",
+        Duration::from_secs(30),
+        || (poll_failures(gw.admin) >= f0 + 2).then_some(()),
+    );
+    // Caches keep serving.
+    gw.every_worker_says("HIT", "acme", &paths);
+
+    s.control_mut().restart();
+    let took = gw.wait_for_miss("acme", paths[0], Instant::now());
+    eprintln!(
+        "purge made during the outage: MISS {} ms after cost-control came back",
+        took.as_millis()
+    );
+    gw.every_worker_says("MISS", "acme", &paths);
+}
