@@ -17,6 +17,7 @@ pub mod purges;
 pub mod reply;
 pub mod request;
 pub mod response;
+pub mod snapshot;
 
 use crate::config::Config;
 use crate::host::{Host, HostError};
