@@ -16,6 +16,7 @@ mod budget_lease;
 mod budget_stage;
 mod cache_stage;
 mod coalesce_stage;
+mod hooks;
 mod limit_stage;
 pub mod machine;
 pub mod phase;
@@ -28,23 +29,24 @@ use hashbrown::HashMap;
 use crate::cache::{self, CacheState};
 use crate::coalesce::waiters::Waiters;
 use crate::config::Config;
-use crate::headers::Headers;
-use crate::host::{Host, HostError, Level, StreamId, Wake};
-use crate::identity::{self, Identity};
+use crate::host::{Host, HostError, StreamId};
+use crate::identity::Identity;
 use crate::metrics::{Metrics, RouteCounters};
 use crate::request_id::RequestIds;
-use crate::routes;
 
 pub use account_stage::{Accountant, CostStep};
 pub use batch_stage::Batcher;
 pub use budget_stage::{Budgeter, Held};
 pub use cache_stage::CacheStep;
 pub use coalesce_stage::CoalesceStep;
+pub use hooks::{
+    on_callout_response, on_done, on_request_body, on_request_headers, on_request_headers_eos,
+    on_response_body, on_response_headers, on_tick,
+};
 pub use limit_stage::{LimitNote, Limiter};
 pub use machine::Cx;
 pub use phase::{Phase, Served, Stage, Wait};
 
-use machine::Step;
 pub use timer::{ACTIONS_PER_CALL, SLOW_TICK_MS};
 
 /// What the host should do with the stream after a hook.
@@ -194,225 +196,6 @@ pub struct Exchange {
     /// Rate-limit headers for the response (limited rules only).
     pub limit: Option<LimitNote>,
     pub cost: CostStep,
-}
-
-/// First hook of a request without a body (tests, GETs).
-pub fn on_request_headers(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    stream: StreamId,
-) -> Verdict {
-    on_request_headers_eos(filter, worker, host, stream, true)
-}
-
-/// First hook of a request. A request that no rule matches is not kept:
-/// the filter has not touched it and will not touch its response.
-pub fn on_request_headers_eos(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    stream: StreamId,
-    end_of_stream: bool,
-) -> Verdict {
-    let routes = &filter.config.routes;
-    // One cheap host call decides most unmatched traffic.
-    let Some(path) = host.request_header(":path") else {
-        return Verdict::Continue;
-    };
-    if !routes::any_prefix_matches(routes, &path) {
-        return Verdict::Continue;
-    }
-    let all = host.request_headers();
-    let headers = Headers::new(&all);
-    let method = headers.get(":method").unwrap_or_default();
-    let authority = headers.get(":authority").unwrap_or_default();
-    let Some(index) = routes::first_match(routes, &path, method, authority) else {
-        return Verdict::Continue;
-    };
-    let route = &routes[index];
-    let counters = filter.counters(index);
-    counters.requests.add(host, 1);
-
-    let identity = identity::identify(
-        &filter.config.identity,
-        route,
-        &headers,
-        host,
-        &mut worker.ids,
-    );
-    if route.require_tenant && identity.tenant.is_none() {
-        counters.unauthenticated.add(host, 1);
-        let id = identity.request_id.as_bytes();
-        let sent = host.wake(
-            stream,
-            Wake::Reply {
-                status: 401,
-                headers: &[
-                    ("content-type", b"application/json"),
-                    (filter.config.identity.request_id_header.as_str(), id),
-                ],
-                body: br#"{"error":"unauthenticated","message":"this route requires a tenant identity"}"#,
-            },
-        );
-        log_failure(host, stream, "send 401", sent);
-        return Verdict::Pause;
-    }
-    let mut exchange = Exchange {
-        stream,
-        route: index,
-        clock_ms: identity.started_ms,
-        identity,
-        phase: Phase::Deciding,
-        request: all,
-        has_body: !end_of_stream,
-        cache: CacheStep::None,
-        coalesce: CoalesceStep::None,
-        limit: None,
-        cost: CostStep::default(),
-    };
-    let mut cx = Cx {
-        filter,
-        worker,
-        host,
-    };
-    let verdict = if cache_stage::on_request(&mut cx, &mut exchange) {
-        exchange.enter(phase::Event::Answer(Served::Cache), cx.host);
-        exchange.request = Vec::new();
-        Verdict::Pause
-    } else {
-        // Before any pause: a request resumed later goes upstream as it
-        // is now.
-        if exchange.identity.request_id_generated {
-            let header = filter.config.identity.request_id_header.as_str();
-            let id = exchange.identity.request_id.as_bytes();
-            let set = cx.host.set_request_header(header, Some(id));
-            log_failure(cx.host, stream, "set the request id", set);
-        }
-        match machine::advance(&mut cx, &mut exchange, Stage::Limit) {
-            Step::Go => Verdict::Continue,
-            Step::Hold => Verdict::Pause,
-        }
-    };
-    cx.worker.requests.insert(stream, exchange);
-    verdict
-}
-
-/// Run `f` on the request `stream` (taken out of the table meanwhile, so
-/// the stages can reach other requests); `None` when it is not the
-/// filter's.
-fn with_request<H: Host, R>(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut H,
-    stream: StreamId,
-    f: impl FnOnce(&mut Cx<'_, H>, &mut Exchange) -> R,
-) -> Option<R> {
-    let mut exchange = worker.requests.remove(&stream)?;
-    let mut cx = Cx {
-        filter,
-        worker,
-        host,
-    };
-    let r = f(&mut cx, &mut exchange);
-    cx.worker.requests.insert(stream, exchange);
-    Some(r)
-}
-
-/// A piece of the request body.
-pub fn on_request_body(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    stream: StreamId,
-    size: usize,
-    end_of_stream: bool,
-) -> Verdict {
-    with_request(filter, worker, host, stream, |cx, ex| {
-        ex.on_request_body(cx, size, end_of_stream)
-    })
-    .unwrap_or(Verdict::Continue)
-}
-
-/// Response headers: from upstream, or of an answer the filter made.
-pub fn on_response_headers(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    stream: StreamId,
-    end_of_stream: bool,
-) -> Verdict {
-    with_request(filter, worker, host, stream, |cx, ex| {
-        ex.on_response_headers(cx, end_of_stream)
-    })
-    .unwrap_or(Verdict::Continue)
-}
-
-/// A piece of the response body from upstream.
-pub fn on_response_body(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    stream: StreamId,
-    size: usize,
-    end_of_stream: bool,
-) -> Verdict {
-    with_request(filter, worker, host, stream, |cx, ex| {
-        ex.on_response_body(cx, size, end_of_stream)
-    })
-    .unwrap_or(Verdict::Continue)
-}
-
-/// The stream is over (answered, reset, or the client left): the request
-/// leaves the table.
-pub fn on_done(filter: &Filter, worker: &mut Worker, host: &mut impl Host, stream: StreamId) {
-    let Some(mut exchange) = worker.requests.remove(&stream) else {
-        return;
-    };
-    let mut cx = Cx {
-        filter,
-        worker,
-        host,
-    };
-    exchange.on_done(&mut cx);
-}
-
-/// The answer to an HTTP call the filter made (a batch).
-pub fn on_callout_response(
-    filter: &Filter,
-    worker: &mut Worker,
-    host: &mut impl Host,
-    token: u32,
-    body_size: usize,
-) {
-    let handled = account_stage::on_callout_response(filter, worker, host, token, body_size)
-        || budget_lease::on_callout_response(filter, worker, host, token, body_size)
-        || purge_poll::on_callout_response(filter, worker, host, token, body_size);
-    if !handled {
-        batch_call::on_callout_response(filter, worker, host, token, body_size);
-    }
-    timer::set_tick(filter, worker, host);
-}
-
-/// The worker's timer.
-pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
-    account_stage::on_tick(filter, worker, host);
-    batch_call::on_tick(filter, worker, host);
-    purge_poll::on_tick(filter, worker, host);
-    let sent = budget_lease::on_tick(filter, worker, host, timer::ACTIONS_PER_CALL);
-    let mut cx = Cx {
-        filter,
-        worker,
-        host,
-    };
-    let sent = sent + limit_stage::on_tick(&mut cx, timer::ACTIONS_PER_CALL.saturating_sub(sent));
-    coalesce_stage::on_tick(filter, worker, host, sent);
-}
-
-fn log_failure(host: &impl Host, stream: StreamId, what: &str, r: Result<(), HostError>) {
-    if let Err(e) = r {
-        host.log(Level::Warn, &format!("[{stream}] could not {what}: {e:?}"));
-    }
 }
 
 impl Exchange {
