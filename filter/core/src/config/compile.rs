@@ -1,11 +1,12 @@
 //! From the JSON shape to the checked, ready-to-use config.
 
+use super::accounting::{compile_accounting, Accounting};
 use super::batch::{compile_route_batch, RouteBatch};
 use super::cache::{compile_route_cache, compile_store, RouteCache, Store};
 use super::coalesce::{
     compile_coalesce_store, compile_route_coalesce, CoalesceStore, RouteCoalesce,
 };
-use super::cost::{compile_accounting, compile_route_cost, Accounting, RouteCost};
+use super::cost::{compile_route_cost, RouteCost};
 use super::limit::{compile_limit_store, compile_route_limit, RouteLimit};
 use super::raw::{Priority, RawConfig, RawHost, RawIdentity, RawRoute, RawSource};
 use super::{ConfigError, SUPPORTED_VERSION};

@@ -5,6 +5,7 @@
 //! (`routes[2].sla_ms: must be > 0`), so the gateway refuses the filter
 //! with a message that says what to fix.
 
+mod accounting;
 mod batch;
 mod cache;
 mod coalesce;
@@ -13,14 +14,12 @@ mod cost;
 mod limit;
 mod raw;
 
+pub use accounting::{Accounting, Budgets, TICKS_PER_POLL};
 pub use batch::{BatchFormat, RouteBatch, MAX_BATCH_SIZE};
 pub use cache::{RouteCache, Store};
 pub use coalesce::{CoalesceStore, RouteCoalesce};
 pub use compile::{Config, Identity, Route, RouteMatch, Source};
-pub use cost::{
-    Accounting, BatchPrice, Budgets, OnUnavailable, RouteBudget, RouteCost, TokenPricing,
-    TICKS_PER_POLL,
-};
+pub use cost::{BatchPrice, OnUnavailable, RouteBudget, RouteCost, TokenPricing};
 pub use limit::{LimitBy, RouteLimit};
 pub use raw::{Priority, RawHost};
 

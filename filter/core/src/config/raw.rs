@@ -19,7 +19,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub limit_store: super::limit::RawLimitStore,
     #[serde(default)]
-    pub accounting: Option<super::cost::RawAccounting>,
+    pub accounting: Option<super::accounting::RawAccounting>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
 }
