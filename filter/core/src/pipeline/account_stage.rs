@@ -245,9 +245,20 @@ pub(super) fn control_call<'a>(
     ControlCall {
         acc,
         path,
-        body,
+        body: Some(body),
         auth: format!("Bearer {}", acc.token),
         length: body.len().to_string(),
+    }
+}
+
+/// A GET to cost-control with the gateway's bearer token.
+pub(super) fn control_get<'a>(acc: &'a Accounting, path: &'a str) -> ControlCall<'a> {
+    ControlCall {
+        acc,
+        path,
+        body: None,
+        auth: format!("Bearer {}", acc.token),
+        length: String::new(),
     }
 }
 
@@ -256,24 +267,31 @@ pub(super) fn control_call<'a>(
 pub(super) struct ControlCall<'a> {
     acc: &'a Accounting,
     path: &'a str,
-    body: &'a [u8],
+    /// `None`: a GET.
+    body: Option<&'a [u8]>,
     auth: String,
     length: String,
 }
 
 impl ControlCall<'_> {
     pub(super) fn callout(&self) -> Callout<'_> {
+        let mut headers: Vec<(&str, &[u8])> = vec![
+            (
+                ":method",
+                if self.body.is_some() { b"POST" } else { b"GET" },
+            ),
+            (":path", self.path.as_bytes()),
+            (":authority", self.acc.authority.as_bytes()),
+            ("authorization", self.auth.as_bytes()),
+        ];
+        if self.body.is_some() {
+            headers.push(("content-type", b"application/json"));
+            headers.push(("content-length", self.length.as_bytes()));
+        }
         Callout {
             target: &self.acc.cost_control,
-            headers: vec![
-                (":method", b"POST"),
-                (":path", self.path.as_bytes()),
-                (":authority", self.acc.authority.as_bytes()),
-                ("authorization", self.auth.as_bytes()),
-                ("content-type", b"application/json"),
-                ("content-length", self.length.as_bytes()),
-            ],
-            body: Some(self.body),
+            headers,
+            body: self.body,
             timeout_ms: self.acc.timeout_ms,
         }
     }

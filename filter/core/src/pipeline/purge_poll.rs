@@ -11,7 +11,7 @@ use crate::cache::purges::{self, InFlight, Mapping, PollEnd};
 use crate::headers::Headers;
 use crate::host::{Host, Level};
 
-use super::account_stage::control_call;
+use super::account_stage::control_get;
 use super::{Filter, Worker};
 
 /// The timer: poll when it is due and no other worker does.
@@ -46,20 +46,8 @@ pub(super) fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host
         Some(v) => format!("/v1/snapshot?since={}", purges::query_value(v)),
         None => "/v1/snapshot".to_string(),
     };
-    let call = control_call(acc, &path, b"");
-    let mut callout = call.callout();
-    // The helper builds cost-control's JSON POSTs (target, authority,
-    // token, timeout); a snapshot is a GET without a body.
-    callout
-        .headers
-        .retain(|(k, _)| !matches!(*k, "content-type" | "content-length"));
-    for h in callout.headers.iter_mut() {
-        if h.0 == ":method" {
-            h.1 = b"GET";
-        }
-    }
-    callout.body = None;
-    match host.http_call(&callout) {
+    let call = control_get(acc, &path);
+    match host.http_call(&call.callout()) {
         Ok(token) => {
             host.log(Level::Debug, &format!("purges: polling {path}"));
             worker.cache.purges.in_flight = Some(InFlight {
