@@ -8,7 +8,7 @@ export DEMO_PORT ?= 8080
 export DEMO_B_PORT ?= 8082
 export CONTROL_PORT ?= 8081
 
-.PHONY: all install build wasm run demo test lint bench clean
+.PHONY: all install build wasm run demo test lint bench clean kong-host
 
 all: build
 
@@ -43,6 +43,11 @@ test: lint build
 
 bench: install
 	@scripts/bench.sh
+
+# Kong's wasm engine (nginx + ngx_wasm_module + wasmtime) for tests, built
+# into a cache outside the work tree (KONG_HOST_CACHE); prints nginx's path.
+kong-host:
+	@scripts/kong-host.sh
 
 clean:
 	$(CARGO) clean
