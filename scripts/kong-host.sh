@@ -113,12 +113,12 @@ ensure_packages() {
         command -v sudo >/dev/null || die "missing Debian packages: $missing; run as root: apt-get install -y $missing"
         sudo=(sudo)
     fi
-    say "installing Debian packages: $missing"
+    local log="$CACHE/apt.log"
+    say "installing Debian packages: $missing(log: $log)"
+    : >"$log"
+    run_logged "$log" "${sudo[@]}" apt-get update
     # shellcheck disable=SC2086
-    "${sudo[@]}" apt-get update -qq >&2 || die "apt-get update failed"
-    # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq $missing >&2 \
-        || die "apt-get install $missing failed"
+    run_logged "$log" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y $missing
     missing=$(missing_packages | tr '\n' ' ')
     [ -z "${missing// /}" ] || die "still missing after apt-get install: $missing"
 }
@@ -291,7 +291,7 @@ log="$build/build.log"
 : >"$log"
 unpack_verified "$SOURCES/$NGINX_TARBALL" "$build/nginx" "$NGINX_SHA256" "$NGINX_TREE_SHA256"
 unpack_verified "$SOURCES/$NGX_WASM_TARBALL" "$build/ngx_wasm_module" "$NGX_WASM_SHA256" "$NGX_WASM_TREE_SHA256"
-say "sources verified (sha256 and tree checksums)"
+if [ "$SOURCES_KIND" = download ]; then say "sources verified (tree checksums)"; else say "sources verified (sha256 and tree checksums)"; fi
 
 say "configuring and building nginx $NGINX_VERSION + ngx_wasm_module ${NGX_WASM_COMMIT:0:8} ($JOBS jobs; log: $log)"
 (
