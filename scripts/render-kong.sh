@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Prints kong/nginx.conf.template rendered for the Kong-engine test host,
-# with the filter config read from FILE (JSON; it needs "host": "kong" and
-# callout targets as IP:port) and ports from the environment:
+# Writes RUN_DIR/nginx.conf: kong/nginx.conf.template rendered for the
+# Kong-engine test host, with the filter config read from FILE (JSON; it
+# needs "host": "kong" and callout targets as IP:port) and ports from the
+# environment. Prints the command that starts nginx on it (in the
+# foreground; Ctrl-C stops it):
 #
-#   scripts/render-kong.sh FILE RUN_DIR > RUN_DIR/nginx.conf
-#   "$(scripts/kong-host.sh)" -p RUN_DIR -c RUN_DIR/nginx.conf -e RUN_DIR/error.log
+#   scripts/render-kong.sh FILE RUN_DIR
+#   "$(scripts/kong-host.sh)" -p RUN_DIR/ -c RUN_DIR/nginx.conf -e RUN_DIR/error.log
 #
 # KONG_PORT (10000), DEMO_PORT (8080), SHM_KV_SIZE (64m),
 # OPTIMIZER_WASM (target/wasm32-wasip1/release/cost_optimizer.wasm).
@@ -19,7 +21,7 @@ config_file=$1
 prefix=$(mkdir -p "$2" && cd "$2" && pwd -P)
 wasm=${OPTIMIZER_WASM:-$PWD/target/wasm32-wasip1/release/cost_optimizer.wasm}
 [ -f "$wasm" ] || { echo "render-kong: $wasm is missing: run make build" >&2; exit 1; }
-[ -f "$config_file" ] || { echo "render-kong: $config_file is missing" >&2; exit 1; }
+[ -r "$config_file" ] || { echo "render-kong: cannot read $config_file" >&2; exit 1; }
 grep -Eq '"host"[[:space:]]*:[[:space:]]*"kong"' "$config_file" \
     || { echo "render-kong: $config_file lacks \"host\": \"kong\"" >&2; exit 1; }
 
@@ -44,4 +46,6 @@ if grep -Eo '@[A-Z_]+@' <<<"$out" | grep -v '^$' >&2; then
     echo "render-kong: placeholders left unreplaced (above)" >&2
     exit 1
 fi
-printf '%s\n' "$out"
+printf '%s\n' "$out" >"$prefix/nginx.conf"
+echo "render-kong: wrote $prefix/nginx.conf; start it with:" >&2
+echo "\"\$(scripts/kong-host.sh)\" -p $prefix/ -c $prefix/nginx.conf -e $prefix/error.log"
