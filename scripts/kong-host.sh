@@ -159,13 +159,19 @@ pick_sources() {
     say "sources: $SOURCES ($SOURCES_KIND)"
 }
 
-# Unpack $1 into $2 (without its top folder) and check its checksums.
+# The pinned sha256 of a tarball (not for downloads: GitHub's archives
+# have other bytes; their trees are checked when unpacked).
+check_tarball() {
+    local tarball=$1 file_sha=$2 got
+    [ "$SOURCES_KIND" = download ] && return 0
+    got=$(sha256_of "$tarball")
+    [ "$got" = "$file_sha" ] || die "checksum mismatch for $tarball: sha256 $got, expected $file_sha"
+}
+
+# Unpack $1 into $2 (without its top folder) and check its tree checksum.
 unpack_verified() {
     local tarball=$1 dest=$2 file_sha=$3 tree_sha=$4 got
-    if [ "$SOURCES_KIND" != download ]; then
-        got=$(sha256_of "$tarball")
-        [ "$got" = "$file_sha" ] || die "checksum mismatch for $tarball: sha256 $got, expected $file_sha"
-    fi
+    check_tarball "$tarball" "$file_sha"
     mkdir -p "$dest"
     tar -xzf "$tarball" -C "$dest" --strip-components=1 || die "cannot unpack $tarball"
     got=$(tree_sha256 "$dest") || die "cannot checksum $dest"
@@ -222,12 +228,16 @@ if [ -f "$HOST_DIR/.done" ] && [ -x "$NGINX_BIN" ]; then
 fi
 
 # ---- Cold build -------------------------------------------------------------
-say "building into $CACHE (key $HOST_KEY); the first build takes about 8 minutes on 2 cores"
+say "building into $CACHE (key $HOST_KEY); the first build takes 8 to 17 minutes on 2 cores (most of it wasmtime)"
 command -v cargo >/dev/null || die "cargo is needed (Rust toolchain, see README)"
 command -v cc >/dev/null || die "a C compiler (cc) is needed: apt-get install build-essential"
 command -v make >/dev/null || die "make is needed: apt-get install build-essential"
 command -v python3 >/dev/null || die "python3 is needed (reads cargo metadata)"
 ensure_packages
+# Sources first: a missing or wrong tarball fails now, not after wasmtime.
+pick_sources
+check_tarball "$SOURCES/$NGINX_TARBALL" "$NGINX_SHA256"
+check_tarball "$SOURCES/$NGX_WASM_TARBALL" "$NGX_WASM_SHA256"
 
 # -- wasmtime C API: static library + headers
 if [ ! -f "$WASMTIME_DIR/.done" ]; then
@@ -283,7 +293,6 @@ fi
 
 # -- nginx + ngx_wasm_module, linked with the static libwasmtime.a
 t0=$(date +%s)
-pick_sources
 build="$HOST_DIR.build"
 rm -rf "$build" "$HOST_DIR.partial"
 mkdir -p "$build"
