@@ -143,8 +143,9 @@ pick_sources() {
     if [ -n "${KONG_HOST_SOURCES:-}" ]; then
         SOURCES=$KONG_HOST_SOURCES
         SOURCES_KIND="KONG_HOST_SOURCES"
-        [ -f "$SOURCES/$NGINX_TARBALL" ] && [ -f "$SOURCES/$NGX_WASM_TARBALL" ] \
-            || die "KONG_HOST_SOURCES=$SOURCES must hold $NGINX_TARBALL and $NGX_WASM_TARBALL"
+        if [ ! -f "$SOURCES/$NGINX_TARBALL" ] || [ ! -f "$SOURCES/$NGX_WASM_TARBALL" ]; then
+            die "KONG_HOST_SOURCES=$SOURCES must hold $NGINX_TARBALL and $NGX_WASM_TARBALL"
+        fi
     elif [ -f "$REPO_ROOT/../shared/vendor/kong-host/$NGINX_TARBALL" ] \
         && [ -f "$REPO_ROOT/../shared/vendor/kong-host/$NGX_WASM_TARBALL" ]; then
         SOURCES=$(cd "$REPO_ROOT/../shared/vendor/kong-host" && pwd -P)
@@ -179,8 +180,9 @@ unpack_verified() {
 }
 
 # ---- Keys -------------------------------------------------------------------
-[ -f "$WRAPPER_SRC/Cargo.toml" ] && [ -f "$WRAPPER_SRC/Cargo.lock" ] && [ -f "$WRAPPER_SRC/lib.rs" ] \
-    || die "$WRAPPER_SRC is incomplete (Cargo.toml, Cargo.lock, lib.rs)"
+for f in Cargo.toml Cargo.lock lib.rs; do
+    [ -f "$WRAPPER_SRC/$f" ] || die "$WRAPPER_SRC/$f is missing"
+done
 for f in $WASMTIME_FEATURES; do
     grep -q "\"$f\"" "$WRAPPER_SRC/Cargo.toml" || die "feature $f is in this script but not in $WRAPPER_SRC/Cargo.toml"
 done
