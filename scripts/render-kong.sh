@@ -10,6 +10,7 @@
 #
 # KONG_PORT (10000), DEMO_PORT (8080), SHM_KV_SIZE (64m),
 # OPTIMIZER_WASM (target/wasm32-wasip1/release/cost_optimizer.wasm).
+# wasmtime's compilation cache goes to RUN_DIR/wasmtime-cache.
 # tests/src/kong.rs renders the same template for the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,10 +36,15 @@ fi
 
 # A literal replacement: bash 5.2 would read & in it as the match.
 shopt -u patsub_replacement 2>/dev/null || true
+cache_config="$prefix/wasmtime-cache.toml"
+# nginx's workers drop root for `nobody` and write the cache themselves.
+mkdir -p "$prefix/wasmtime-cache" && chmod 1777 "$prefix/wasmtime-cache"
+printf '[cache]\nenabled = true\ndirectory = "%s"\n' "$prefix/wasmtime-cache" >"$cache_config"
 out=$(<kong/nginx.conf.template)
 out=${out//@PREFIX@/$prefix}
 out=${out//@WASM@/$wasm}
 out=${out//@SHM_KV_SIZE@/${SHM_KV_SIZE:-64m}}
+out=${out//@WASMTIME_CACHE_CONFIG@/$cache_config}
 out=${out//@LISTEN_PORT@/${KONG_PORT:-10000}}
 out=${out//@DEMO_PORT@/${DEMO_PORT:-8080}}
 out=${out//@FILTER_CONFIG@/$config}

@@ -4,6 +4,7 @@
 //! the demo API, on free loopback ports. Stopped on drop; its error log is
 //! checked for wasm traps, panics and workers dying on a signal.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -79,6 +80,37 @@ pub fn nginx_bin() -> PathBuf {
     }
 }
 
+/// A wasmtime cache config shared by every test run, its cache in
+/// `target/e2e/wasmtime-cache`: wasmtime compiles the module in every
+/// worker at start (about 4 s each on a quiet 2-core machine, 35 s seen
+/// with four workers starting on a busy one); with the cache only the
+/// first start after the `.wasm` changed compiles.
+pub fn wasmtime_cache_config() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let e2e = repo_root().join("target/e2e");
+        let dir = e2e.join("wasmtime-cache");
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        // nginx's workers drop root for `nobody` and write the cache
+        // themselves: the folder is open to all, like /tmp.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", dir.display()));
+        let path = e2e.join("wasmtime-cache.toml");
+        let text = format!(
+            "[cache]\nenabled = true\ndirectory = \"{}\"\n",
+            dir.display()
+        );
+        // Written under a name of this process and renamed: test binaries
+        // may start hosts side by side.
+        let tmp = e2e.join(format!("wasmtime-cache.toml.{}", std::process::id()));
+        std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+        std::fs::rename(&tmp, &path)
+            .unwrap_or_else(|e| panic!("rename to {}: {e}", path.display()));
+        path
+    })
+    .clone()
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct KongPorts {
     /// The gateway, with the filter on `location /`.
@@ -99,7 +131,13 @@ pub fn quote_filter_config(filter: &serde_json::Value) -> String {
 /// `kong/nginx.conf.template` rendered for a run directory, the built
 /// filter and `filter` (which must say `"host": "kong"`; callout targets on
 /// Kong are `IP:port`).
-pub fn render(prefix: &Path, wasm: &Path, ports: &KongPorts, filter: &serde_json::Value) -> String {
+pub fn render(
+    prefix: &Path,
+    wasm: &Path,
+    cache_config: &Path,
+    ports: &KongPorts,
+    filter: &serde_json::Value,
+) -> String {
     assert_eq!(
         filter["host"], "kong",
         "a filter config for the Kong host needs \"host\": \"kong\": {filter}"
@@ -110,7 +148,7 @@ pub fn render(prefix: &Path, wasm: &Path, ports: &KongPorts, filter: &serde_json
         "the filter config is {} bytes on one line; nginx refuses a parameter of 4096 bytes or more",
         config.len()
     );
-    for p in [prefix, wasm] {
+    for p in [prefix, wasm, cache_config] {
         let s = p.display().to_string();
         assert!(
             !s.contains(['"', '\\', '$']),
@@ -126,6 +164,7 @@ pub fn render(prefix: &Path, wasm: &Path, ports: &KongPorts, filter: &serde_json
         ("PREFIX", prefix.display().to_string()),
         ("WASM", wasm.display().to_string()),
         ("SHM_KV_SIZE", "64m".to_string()),
+        ("WASMTIME_CACHE_CONFIG", cache_config.display().to_string()),
         ("LISTEN_PORT", ports.listen.to_string()),
         ("DEMO_PORT", ports.demo.to_string()),
     ] {
@@ -195,8 +234,12 @@ impl Kong {
     pub fn start(ports: KongPorts, filter: &serde_json::Value, dir: &Path) -> Kong {
         let nginx = nginx_bin();
         let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, render(dir, &wasm_path(), &ports, filter))
-            .unwrap_or_else(|e| panic!("write {}: {e}", conf.display()));
+        let cache_config = wasmtime_cache_config();
+        std::fs::write(
+            &conf,
+            render(dir, &wasm_path(), &cache_config, &ports, filter),
+        )
+        .unwrap_or_else(|e| panic!("write {}: {e}", conf.display()));
         let error_log = dir.join("error.log");
         let args: Vec<String> = vec![
             "-p".into(),
@@ -407,12 +450,14 @@ mod tests {
         let conf = render(
             Path::new("/tmp/run"),
             Path::new("/x/f.wasm"),
+            Path::new("/x/cache.toml"),
             &ports,
             &filter,
         );
         assert!(conf.contains("listen 127.0.0.1:1234;"));
         assert!(conf.contains("server 127.0.0.1:5678;"));
         assert!(conf.contains(r#"module cost_optimizer "/x/f.wasm";"#));
+        assert!(conf.contains(r#"cache_config "/x/cache.toml";"#));
         assert!(conf
             .contains(r#"proxy_wasm cost_optimizer '{"host":"kong","routes":[],"version":1}';"#));
         assert_eq!(find_placeholder(&conf), None);
@@ -421,6 +466,7 @@ mod tests {
             render(
                 Path::new("/tmp/run"),
                 Path::new("/x/f.wasm"),
+                Path::new("/x/cache.toml"),
                 &ports,
                 &json!({"version": 1}),
             )
