@@ -8,7 +8,7 @@ export DEMO_PORT ?= 8080
 export DEMO_B_PORT ?= 8082
 export CONTROL_PORT ?= 8081
 
-.PHONY: all install build wasm run demo test lint bench clean
+.PHONY: all install build wasm run demo test lint bench clean kong-host
 
 all: build
 
@@ -31,9 +31,12 @@ run: build
 demo: build
 	@scripts/demo.sh $(DEMO_ARGS)
 
+# tests/tests/kong_smoke.rs has `test = false` (not in `make test` yet), so
+# --all-targets skips it: it is linted by name.
 lint: install
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p e2e --test kong_smoke -- -D warnings
 	$(CARGO) clippy -p cost-optimizer-wasm --target wasm32-wasip1 -- -D warnings
 
 # Every test: lints, native unit tests, cost-control against both stores,
@@ -43,6 +46,11 @@ test: lint build
 
 bench: install
 	@scripts/bench.sh
+
+# Kong's wasm engine (nginx + ngx_wasm_module + wasmtime) for tests, built
+# into a cache outside the work tree (KONG_HOST_CACHE); prints nginx's path.
+kong-host:
+	@scripts/kong-host.sh
 
 clean:
 	$(CARGO) clean

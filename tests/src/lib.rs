@@ -1,6 +1,7 @@
-//! End-to-end harness: the real Envoy with the built `.wasm`, the demo API
-//! and cost-control, on free loopback ports. Tests assert on
-//! responses and on what reached the upstream, never on log lines alone.
+//! End-to-end harness: the real Envoy (and the Kong-engine test host, see
+//! [`kong`]) with the built `.wasm`, the demo API and cost-control, on free
+//! loopback ports. Tests assert on responses and on what reached the
+//! upstream, never on log lines alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,5 +9,6 @@ pub mod control;
 pub mod envoy_config;
 pub mod http;
 pub mod jwt;
+pub mod kong;
 pub mod procs;
 pub mod stack;

@@ -1,0 +1,3 @@
+//! Re-exports every `wasm_*`/`wasi_*`/`wasmtime_*` C function of
+//! `wasmtime-c-api-impl`, so the staticlib (`libwasmtime.a`) carries them.
+pub use wasmtime_c_api::*;
