@@ -31,12 +31,9 @@ run: build
 demo: build
 	@scripts/demo.sh $(DEMO_ARGS)
 
-# tests/tests/kong_smoke.rs has `test = false` (not in `make test` yet), so
-# --all-targets skips it: it is linted by name.
 lint: install
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p e2e --test kong_smoke -- -D warnings
 	$(CARGO) clippy -p cost-optimizer-wasm --target wasm32-wasip1 -- -D warnings
 
 # Every test: lints, native unit tests, cost-control against both stores,

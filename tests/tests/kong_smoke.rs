@@ -7,9 +7,10 @@
 //! shows a wasm trap, a panic or a worker dying on a signal (checked by
 //! `Kong::assert_healthy` and again on drop).
 //!
-//! Not yet in `make test` (`test = false` in tests/Cargo.toml): run it with
-//! `cargo test -p e2e --test kong_smoke` after `make build` (the first run
-//! builds the host: 8 to 17 minutes on 2 cores, then seconds).
+//! Part of `make test` (which builds the host first and passes it in
+//! `KONG_NGINX_BIN`); alone: `cargo test -p e2e --test kong_smoke` after
+//! `make build` (the first run builds the host: 8 to 17 minutes on 2
+//! cores, then seconds).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
