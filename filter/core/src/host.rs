@@ -124,6 +124,14 @@ pub trait Host {
     /// Headers of the answer to an HTTP call (in `on_http_call_response`),
     /// `:status` included.
     fn callout_response_headers(&self) -> Vec<(String, Vec<u8>)>;
+    /// The status of the answer to an HTTP call; 0 when there is none (the
+    /// call failed or timed out).
+    fn callout_status(&self) -> u16 {
+        crate::headers::Headers::new(&self.callout_response_headers())
+            .get_str(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
     /// Body of the answer to an HTTP call (in `on_http_call_response`).
     fn callout_response_body(&self, size: usize) -> Vec<u8>;
     /// Wake a paused request: answer it locally, or let it go upstream.

@@ -8,7 +8,6 @@
 use crate::config::{Accounting, Route, RouteCost};
 use crate::cost::model::{self, Priced, Strategy};
 use crate::cost::spend::{FlushOutcome, SpendBuffer, SpendEvent};
-use crate::headers::Headers;
 use crate::host::{Callout, Host, Level};
 
 use super::budget_stage::{self, Held};
@@ -312,10 +311,7 @@ pub(super) fn on_callout_response(
     let Some(acc) = &filter.config.accounting else {
         return true;
     };
-    let status: u16 = Headers::new(&host.callout_response_headers())
-        .get_str(":status")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = host.callout_status();
     let outcome = match status {
         200..=299 => FlushOutcome::Accepted,
         400 | 413 | 422 => FlushOutcome::Rejected,

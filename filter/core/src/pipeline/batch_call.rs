@@ -4,7 +4,6 @@
 //! upstream alone).
 
 use crate::batch::codec::{self, Member};
-use crate::headers::Headers;
 use crate::host::{Callout, Host, Level};
 
 use super::batch_stage::{format, InFlight, Pending};
@@ -116,11 +115,7 @@ pub fn on_callout_response(
         return;
     };
     let counters = filter.counters(route).batch;
-    let headers = host.callout_response_headers();
-    let status: u16 = Headers::new(&headers)
-        .get_str(":status")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = host.callout_status();
     if !(200..300).contains(&status) {
         // Failed or timed out (no headers at all): everyone goes alone.
         counters

@@ -5,7 +5,6 @@
 
 use crate::config::OnUnavailable;
 use crate::cost::budget::{self, Policy};
-use crate::headers::Headers;
 use crate::host::{Host, Level};
 
 use super::machine::{release, Cx, Release};
@@ -89,10 +88,7 @@ pub(super) fn on_callout_response(
     };
     let (slots, retry) = (acc.budgets.slots, acc.budgets.retry_ms);
     let now = host.now_ms();
-    let status: u16 = Headers::new(&host.callout_response_headers())
-        .get_str(":status")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = host.callout_status();
     let grant = (status == 200)
         .then(|| budget::parse_grant(&host.callout_response_body(body_size)))
         .flatten();

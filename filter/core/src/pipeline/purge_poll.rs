@@ -8,7 +8,6 @@
 //! applies then.
 
 use crate::cache::purges::{self, InFlight, Mapping, PollEnd};
-use crate::headers::Headers;
 use crate::host::{Host, Level};
 
 use super::account_stage::control_get;
@@ -72,10 +71,7 @@ pub(super) fn on_callout_response(
         Some(f) if f.token == token => worker.cache.purges.in_flight = None,
         _ => return false,
     }
-    let status: u16 = Headers::new(&host.callout_response_headers())
-        .get_str(":status")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = host.callout_status();
     match status {
         304 => succeeded(host, PollEnd::NotModified),
         200 => {
