@@ -343,4 +343,4 @@ pub use super::snapshot::{
 
 #[cfg(test)]
 #[path = "purges_tests.rs"]
-mod tests;
+pub(super) mod tests;

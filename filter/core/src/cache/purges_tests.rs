@@ -18,7 +18,7 @@ const CFG: &str = r#"{"version":1,"cache_store":{"max_entries":256,"ways":4},
     "cache":{"related_prefixes":["/api/ite"],"vary":["accept-language"]}},
    {"name":"things","match":{"prefix":"/api/things"},"cache":{"ignore_query":["utm_source"]}}]}"#;
 
-fn cfg() -> Config {
+pub(in crate::cache) fn cfg() -> Config {
     parse(CFG.as_bytes()).unwrap()
 }
 
@@ -238,7 +238,7 @@ fn epoch(store: &Rc<RefCell<SharedStore>>) -> u64 {
 use std::cell::RefCell;
 use std::rc::Rc;
 
-fn setup() -> (Config, Mapping, Rc<RefCell<SharedStore>>) {
+pub(in crate::cache) fn setup() -> (Config, Mapping, Rc<RefCell<SharedStore>>) {
     let c = cfg();
     let store = SharedStore::new_shared();
     let mut h = MemHost::with_store(store.clone());

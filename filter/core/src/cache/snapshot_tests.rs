@@ -1,33 +1,12 @@
 //! The snapshot's poll state against the in-memory host: one worker polls
 //! at a time, failures are counted, damaged state never stops polling.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use super::*;
-use crate::cache::purges::{polling, Mapping};
-use crate::config::{parse, Config};
-use crate::mem_host::{MemHost, SharedStore};
-
-const CFG: &str = r#"{"version":1,"cache_store":{"max_entries":256,"ways":4},
-  "accounting":{"cost_control":"cc","token":"t","gateway_id":"g"},
-  "routes":[
-   {"name":"items","match":{"prefix":"/api/items"},
-    "cache":{"related_prefixes":["/api/ite"],"vary":["accept-language"]}},
-   {"name":"things","match":{"prefix":"/api/things"},"cache":{"ignore_query":["utm_source"]}}]}"#;
-
-fn cfg() -> Config {
-    parse(CFG.as_bytes()).unwrap()
-}
-
-fn setup() -> (Config, Mapping, Rc<RefCell<SharedStore>>) {
-    let c = cfg();
-    let store = SharedStore::new_shared();
-    let mut h = MemHost::with_store(store.clone());
-    crate::cache::create_tables(&c, &mut h).unwrap();
-    let m = Mapping::of(&c);
-    (c, m, store)
-}
+use crate::cache::purges::polling;
+// The purge tests' config (two cached rules, accounting) and tables.
+use crate::cache::purges::tests::{cfg, setup};
+use crate::config::parse;
+use crate::mem_host::MemHost;
 
 // --- the poll claim ---------------------------------------------------------------
 
