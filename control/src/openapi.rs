@@ -211,7 +211,9 @@ pub fn document() -> Value {
                 &["304", "401", "403", "503"])},
             "/v1/purge": {"post": op("Bump the cache generation of a tenant's prefix, tag or key", "admin", json!([]), Some(body("PurgeRequest")), "200", ok("The new generation", reference("PurgeEntry")), &["400", "401", "403", "413", "503"])},
             "/v1/alerts": {"get": op("Fired budget alerts, newest first", "admin or gateway",
-                json!([q("tenant", false, ""), q("limit", false, "1..1000, default 100")]), None, "200", list("alerts", "Alert"), &["400", "401", "503"])}
+                json!([q("tenant", false, ""), q("limit", false, "1..1000, default 100")]), None, "200", list("alerts", "Alert"), &["400", "401", "503"])},
+            "/v1/wake": {"get": op("Answer 204 after `after_ms` (0..=1000 ms): the wake call of a request waiting in a Kong gateway, whose host gives a paused request no timer of its own", "none",
+                json!([q("after_ms", true, "0..=1000")]), None, "204", json!({"description": "The delay passed"}), &["400"])}
         }
     })
 }

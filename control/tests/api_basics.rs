@@ -19,6 +19,20 @@ async fn ops_routes(b: Backend) {
     let text = String::from_utf8(body).unwrap();
     assert!(text.contains("cost_control_spend_events_total 1"), "{text}");
     assert!(text.contains("cost_control_http_requests_total{method=\"POST\",route=\"/v1/spend\",status=\"200\"} 1"), "{text}");
+    // The wake call of a waiting Kong request: answers after the delay,
+    // refuses a missing or too long one.
+    let t = std::time::Instant::now();
+    let (s, _, body) = h.raw("GET", "/v1/wake?after_ms=30", None, None).await;
+    assert_eq!((s, body.len()), (StatusCode::NO_CONTENT, 0));
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(30),
+        "{:?}",
+        t.elapsed()
+    );
+    for bad in ["/v1/wake", "/v1/wake?after_ms=1001", "/v1/wake?after_ms=x"] {
+        let (s, _, _) = h.raw("GET", bad, None, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+    }
 }
 
 async fn openapi_matches_checked_in_file(b: Backend) {

@@ -31,6 +31,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/snapshot"),
     ("post", "/v1/purge"),
     ("get", "/v1/alerts"),
+    ("get", "/v1/wake"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/snapshot", get(snapshot::get))
         .route("/v1/purge", post(purge::purge))
         .route("/v1/alerts", get(alerts::list))
+        .route("/v1/wake", get(ops::wake))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
