@@ -9,6 +9,7 @@ use super::coalesce::{
 use super::cost::{compile_route_cost, RouteCost};
 use super::limit::{compile_limit_store, compile_route_limit, RouteLimit};
 use super::raw::{Priority, RawConfig, RawHost, RawIdentity, RawRoute, RawSource};
+use super::wake::{check_host, compile_wake, Wake};
 use super::{ConfigError, SUPPORTED_VERSION};
 use crate::host::HostKind;
 
@@ -27,6 +28,9 @@ pub struct Config {
     /// The link to `cost-control`; absent = costs are priced (metrics,
     /// headers) but not reported, and no rule may enforce a budget.
     pub accounting: Option<Accounting>,
+    /// Where a waiting request is woken from on Kong (`wake`, else
+    /// `accounting`'s cost-control); never used on Envoy.
+    pub wake: Option<Wake>,
     pub routes: Vec<Route>,
 }
 
@@ -88,6 +92,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let coalesce_store = compile_coalesce_store(raw.coalesce_store)?;
     let limit_slots = compile_limit_store(raw.limit_store)?;
     let accounting = raw.accounting.map(compile_accounting).transpose()?;
+    let wake = raw.wake.map(compile_wake).transpose()?;
     let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.into_iter().enumerate() {
         let route = compile_route(
@@ -104,7 +109,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         }
         routes.push(route);
     }
-    Ok(Config {
+    let mut config = Config {
         host: match raw.host {
             RawHost::Envoy => HostKind::Envoy,
             RawHost::Kong => HostKind::Kong,
@@ -114,8 +119,11 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         coalesce_store,
         limit_slots,
         accounting,
+        wake: None,
         routes,
-    })
+    };
+    config.wake = check_host(&config, wake)?;
+    Ok(config)
 }
 
 fn compile_identity(raw: RawIdentity) -> Result<Identity, ConfigError> {

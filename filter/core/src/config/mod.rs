@@ -13,6 +13,7 @@ mod compile;
 mod cost;
 mod limit;
 mod raw;
+mod wake;
 
 pub use accounting::{Accounting, Budgets, TICKS_PER_POLL};
 pub use batch::{BatchFormat, RouteBatch, MAX_BATCH_SIZE};
@@ -22,6 +23,7 @@ pub use compile::{Config, Identity, Route, RouteMatch, Source};
 pub use cost::{BatchPrice, OnUnavailable, RouteBudget, RouteCost, TokenPricing};
 pub use limit::{LimitBy, RouteLimit};
 pub use raw::{Priority, RawHost};
+pub use wake::Wake;
 
 use std::fmt;
 
@@ -70,6 +72,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             coalesce_store: coalesce::RawCoalesceStore::default(),
             limit_store: limit::RawLimitStore::default(),
             accounting: None,
+            wake: None,
             routes: Vec::new(),
         });
     }

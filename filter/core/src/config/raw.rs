@@ -21,6 +21,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub accounting: Option<super::accounting::RawAccounting>,
     #[serde(default)]
+    pub wake: Option<super::wake::RawWake>,
+    #[serde(default)]
     pub routes: Vec<RawRoute>,
 }
 

@@ -162,3 +162,64 @@ fn accepted_configs() {
         (2000, Priority::Medium, false)
     );
 }
+
+/// Kong: callout targets are host:port, and rules that make a request
+/// wait need somewhere to be woken from.
+#[test]
+fn kong_targets_and_wake() {
+    let acc = r#""accounting":{"cost_control":"127.0.0.1:8081","token":"t","gateway_id":"g"}"#;
+    let coalesce = r#""routes":[{"name":"a","match":{"prefix":"/"},"coalesce":{}}]"#;
+    // The wake target defaults to accounting's cost-control.
+    let c = parse(format!(r#"{{"version":1,"host":"kong",{acc},{coalesce}}}"#).as_bytes()).unwrap();
+    assert_eq!(
+        c.wake,
+        Some(crate::config::Wake {
+            target: "127.0.0.1:8081".into(),
+            authority: "cost-control".into()
+        })
+    );
+    // Or is given alone.
+    let c = parse(
+        format!(r#"{{"version":1,"host":"kong","wake":{{"target":"10.0.0.1:9","authority":"cc"}},{coalesce}}}"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(c.wake.map(|w| w.target), Some("10.0.0.1:9".into()));
+    // Parking rules without either are refused on Kong, accepted on Envoy.
+    for rule in [
+        r#""coalesce":{}"#,
+        r#""batch":{"upstream":"127.0.0.1:1","path":"/batch","window_ms":5}"#,
+        r#""limit":{"token_bucket":{"capacity":1,"refill_per_s":1}}"#,
+    ] {
+        let routes =
+            format!(r#""routes":[{{"name":"a","match":{{"prefix":"/"}},"sla_ms":1000,{rule}}}]"#);
+        let kong = format!(r#"{{"version":1,"host":"kong",{routes}}}"#);
+        assert_eq!(err(&kong).field, "wake.target", "{rule}");
+        let envoy = format!(r#"{{"version":1,{routes}}}"#);
+        parse(envoy.as_bytes()).unwrap_or_else(|e| panic!("{rule}: {e}"));
+    }
+    // A rule that never waits needs none.
+    parse(br#"{"version":1,"host":"kong","routes":[{"name":"a","match":{"prefix":"/"},"cache":{}},
+        {"name":"b","match":{"prefix":"/b"},"limit":{"token_bucket":{"capacity":1,"refill_per_s":1},"queue_bound":0}}]}"#).unwrap();
+    // Targets must be host:port on Kong.
+    for (json, field) in [
+        (
+            r#"{"version":1,"host":"kong","accounting":{"cost_control":"cost_control","token":"t","gateway_id":"g"}}"#,
+            "accounting.cost_control",
+        ),
+        (
+            r#"{"version":1,"host":"kong","wake":{"target":"127.0.0.1:0"},"routes":[{"name":"a","match":{"prefix":"/"},"coalesce":{}}]}"#,
+            "wake.target",
+        ),
+        (
+            r#"{"version":1,"host":"kong","wake":{"target":"h:1"},"routes":[{"name":"a","match":{"prefix":"/"},"sla_ms":1000,"batch":{"upstream":"demo_api","path":"/b","window_ms":5}}]}"#,
+            "routes[0].batch.upstream",
+        ),
+        (
+            r#"{"version":1,"wake":{"target":"h:1","port":2}}"#,
+            "wake.port",
+        ),
+    ] {
+        assert_eq!(err(json).field, field, "{json}");
+    }
+}
