@@ -143,8 +143,25 @@ pub trait Host {
     /// with `Unsupported`. Only the pipeline's state machine calls it.
     fn wake(&mut self, stream: StreamId, how: Wake<'_>) -> Result<(), HostError>;
 
-    /// Timer period of this worker's root context (0 stops it). Callable
-    /// from any context of the worker.
+    /// Whether [`Host::wake`] can reach `stream` from the context this
+    /// call runs in. Envoy: from any context of its worker. Kong: only
+    /// from the stream's own.
+    fn can_wake(&self, stream: StreamId) -> bool {
+        let _ = stream;
+        true
+    }
+
+    /// Whether a paused request must arrange its own wake: on Kong nothing
+    /// else can wake it and its context has no timer, so it makes a wake
+    /// call and is woken when that call answers (DESIGN.md "Host facts").
+    fn wakes_itself(&self) -> bool {
+        false
+    }
+
+    /// Timer period of this worker's root context (0 stops it). Envoy
+    /// takes it from any context of the worker; Kong only from the root
+    /// (elsewhere the adapter refuses it with `Unsupported`, and the root
+    /// sets it at its next tick).
     fn set_tick_period(&mut self, ms: u64) -> Result<(), HostError>;
 
     // --- observability -------------------------------------------------------

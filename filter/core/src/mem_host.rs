@@ -103,6 +103,13 @@ pub struct MemHost {
     metric_names: Vec<String>,
     pub logs: RefCell<Vec<(Level, String)>>,
     next_token: u32,
+    /// Kong's rules when set: a paused stream is woken only from its own
+    /// context, the timer is set only from the root, and paused requests
+    /// wake themselves.
+    pub own_context_wakes: bool,
+    /// The context the next call runs in (Kong rules): a stream, or
+    /// `None` for the root.
+    pub context: Option<StreamId>,
 }
 
 impl Default for MemHost {
@@ -138,6 +145,8 @@ impl MemHost {
             metric_names: Vec::new(),
             logs: RefCell::new(Vec::new()),
             next_token: 1,
+            own_context_wakes: false,
+            context: None,
         }
     }
 
@@ -311,6 +320,9 @@ impl Host for MemHost {
     }
 
     fn wake(&mut self, stream: StreamId, how: Wake<'_>) -> Result<(), HostError> {
+        if !self.can_wake(stream) {
+            return Err(HostError::Unsupported);
+        }
         if self.gone.contains(&stream) {
             return Err(HostError::BadArgument);
         }
@@ -333,7 +345,18 @@ impl Host for MemHost {
         Ok(())
     }
 
+    fn can_wake(&self, stream: StreamId) -> bool {
+        !self.own_context_wakes || self.context == Some(stream)
+    }
+
+    fn wakes_itself(&self) -> bool {
+        self.own_context_wakes
+    }
+
     fn set_tick_period(&mut self, ms: u64) -> Result<(), HostError> {
+        if self.own_context_wakes && self.context.is_some() {
+            return Err(HostError::Unsupported);
+        }
         self.tick_periods.push(ms);
         Ok(())
     }

@@ -95,6 +95,13 @@ extern "C" {
         out: *mut *mut u8,
         out_size: *mut usize,
     ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        data: *const u8,
+        data_size: usize,
+    ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
     fn proxy_define_metric(
         metric_type: u32,
@@ -237,6 +244,12 @@ pub fn buffer(buffer_type: u32, start: usize, max_size: usize) -> Result<Vec<u8>
         NOT_FOUND => Ok(Vec::new()),
         s => Err(s),
     }
+}
+
+/// Replace `size` bytes at `start` of a buffer with `data`.
+pub fn set_buffer(buffer_type: u32, start: usize, size: usize, data: &[u8]) -> u32 {
+    // SAFETY: `data` outlives the call; the host copies it.
+    unsafe { proxy_set_buffer_bytes(buffer_type, start, size, data.as_ptr(), data.len()) }
 }
 
 pub fn set_tick_period(ms: u32) -> u32 {

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use optimizer_core::config;
-use optimizer_core::host::{Host, HostKind, Level};
+use optimizer_core::host::{Host, Level};
 use optimizer_core::pipeline::{self, Filter, Verdict, Worker};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
@@ -36,7 +36,7 @@ fn finish_ended(filter: &Filter, worker: &mut Worker, ended: &Ended) {
         _ => return,
     };
     for id in ids {
-        let mut host = ProxyHost::new(filter.config.host, id);
+        let mut host = ProxyHost::stream(filter.config.host, id);
         pipeline::on_done(filter, worker, &mut host, id);
     }
 }
@@ -57,7 +57,7 @@ impl FilterRoot {
             .as_ref()
             .map(|f| f.config.host)
             .unwrap_or_default();
-        ProxyHost::new(kind, self.id)
+        ProxyHost::root(kind, self.id)
     }
 }
 
@@ -72,7 +72,7 @@ impl Context for FilterRoot {
         let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
             return;
         };
-        let mut host = ProxyHost::new(filter.config.host, self.id);
+        let mut host = ProxyHost::root(filter.config.host, self.id);
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return;
         };
@@ -99,9 +99,9 @@ impl RootContext for FilterRoot {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         match config::parse(&bytes) {
             Ok(cfg) => {
-                let mut host = ProxyHost::new(cfg.host, self.id);
+                let mut host = ProxyHost::root(cfg.host, self.id);
                 let routes = cfg.routes.len();
-                let worker = Worker::new(&cfg, &mut host);
+                let mut worker = Worker::new(&cfg, &mut host);
                 let filter = Filter::new(cfg, &mut host);
                 if let Err(e) = filter.create_tables(&mut host) {
                     host.log(
@@ -114,16 +114,11 @@ impl RootContext for FilterRoot {
                     return false;
                 }
                 if filter.needs_timer() {
-                    if filter.coalesces() && filter.config.host == HostKind::Kong {
-                        host.log(
-                            Level::Warn,
-                            &format!("[{}] {NAME}: coalescing is off on Kong (a paused request can only be answered from its own context)", self.id),
-                        );
-                    }
                     // The timer answers followers of leaders on other
-                    // workers and admits queued requests; it ticks fast
-                    // only while someone waits.
-                    let _ = host.set_tick_period(pipeline::SLOW_TICK_MS);
+                    // workers, admits queued requests and sends batches;
+                    // it ticks fast only while someone waits (always on
+                    // Kong when a rule can park: only the root sets it).
+                    pipeline::start_timer(&filter, &mut worker, &mut host);
                 }
                 self.filter = Some(Rc::new(filter));
                 self.worker = Some(Rc::new(RefCell::new(worker)));
@@ -149,7 +144,7 @@ impl RootContext for FilterRoot {
         let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
             return;
         };
-        let mut host = ProxyHost::new(filter.config.host, self.id);
+        let mut host = ProxyHost::root(filter.config.host, self.id);
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return;
         };
@@ -202,13 +197,27 @@ impl StreamContext {
         }
         let filter = self.filter.as_ref()?;
         let mut worker = self.worker.as_ref()?.try_borrow_mut().ok()?;
-        let mut host = ProxyHost::new(filter.config.host, self.id);
+        let mut host = ProxyHost::stream(filter.config.host, self.id);
         Some(f(filter, &mut worker, &mut host, self.id))
     }
 }
 
 impl Context for StreamContext {
+    /// The answer to a call this request made: its wake call (Kong).
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        self.with_worker(|filter, worker, host, id| {
+            pipeline::on_stream_callout_response(filter, worker, host, id, token, body_size)
+        });
+    }
+
     fn on_done(&mut self) -> bool {
+        crate::local_reply::forget(self.id);
         let done = self.with_worker(pipeline::on_done);
         if self.matched && done.is_none() {
             if let Ok(mut ended) = self.ended.try_borrow_mut() {
@@ -225,18 +234,14 @@ impl HttpContext for StreamContext {
         let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
             return Action::Continue;
         };
-        let mut host = ProxyHost::new(filter.config.host, self.id);
+        let mut host = ProxyHost::stream(filter.config.host, self.id);
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return Action::Continue;
         };
         finish_ended(filter, &mut worker, &self.ended);
-        let verdict = pipeline::on_request_headers_eos(
-            filter,
-            &mut worker,
-            &mut host,
-            self.id,
-            end_of_stream,
-        );
+        let ends = host.request_ends_at_headers(end_of_stream);
+        let verdict =
+            pipeline::on_request_headers_eos(filter, &mut worker, &mut host, self.id, ends);
         self.matched = worker.requests.contains_key(&self.id);
         action(verdict)
     }
@@ -256,6 +261,7 @@ impl HttpContext for StreamContext {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        crate::local_reply::on_headers(self.id);
         self.with_worker(|filter, worker, host, id| {
             action(pipeline::on_response_headers(
                 filter,
@@ -269,6 +275,9 @@ impl HttpContext for StreamContext {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if crate::local_reply::on_body(self.id, size, end_of_stream) == Some(true) {
+            return Action::Pause;
+        }
         self.with_worker(|filter, worker, host, id| {
             action(pipeline::on_response_body(
                 filter,

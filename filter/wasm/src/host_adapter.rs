@@ -12,6 +12,8 @@ use crate::abi;
 /// A view of the host from one context (a stream or the root).
 pub struct ProxyHost {
     kind: HostKind,
+    /// The host called into the root context (not a stream).
+    root: bool,
     /// The context the host called into.
     home: u32,
     /// The context host calls currently act on.
@@ -37,12 +39,36 @@ fn result(status: u32) -> Result<(), HostError> {
 }
 
 impl ProxyHost {
-    pub fn new(kind: HostKind, current: u32) -> Self {
+    /// A view from the root context `id`.
+    pub fn root(kind: HostKind, id: u32) -> Self {
         ProxyHost {
             kind,
-            home: current,
-            current,
+            root: true,
+            home: id,
+            current: id,
         }
+    }
+
+    /// A view from the stream context `id`.
+    pub fn stream(kind: HostKind, id: u32) -> Self {
+        ProxyHost {
+            root: false,
+            ..Self::root(kind, id)
+        }
+    }
+
+    /// Whether the request-headers hook's `end_of_stream` means what it
+    /// says. Kong's engine always passes `false` there, even for a GET
+    /// without a body, so on Kong a request whose headers announce no body
+    /// (no `content-length`, or 0, and no `transfer-encoding`: RFC 9112
+    /// section 6.3) ends at its headers.
+    pub fn request_ends_at_headers(&self, end_of_stream: bool) -> bool {
+        if end_of_stream || self.kind != HostKind::Kong {
+            return end_of_stream;
+        }
+        let header = |name| abi::header(abi::REQUEST_HEADERS, name).ok().flatten();
+        let no_length = header("content-length").is_none_or(|v| v.trim_ascii() == b"0");
+        no_length && header("transfer-encoding").is_none()
     }
 
     /// Make `stream` the target of the next stream call. Envoy lets any
@@ -53,17 +79,14 @@ impl ProxyHost {
     /// stream is answered from elsewhere, so there only the stream itself
     /// may act on itself.
     fn target(&mut self, stream: StreamId) -> Result<(), HostError> {
-        if stream == self.current {
-            return Ok(());
+        if !self.can_wake(stream) {
+            return Err(HostError::Unsupported);
         }
-        match self.kind {
-            HostKind::Envoy => {
-                result(abi::set_effective_context(stream))?;
-                self.current = stream;
-                Ok(())
-            }
-            HostKind::Kong => Err(HostError::Unsupported),
+        if stream != self.current {
+            result(abi::set_effective_context(stream))?;
+            self.current = stream;
         }
+        Ok(())
     }
 
     /// Act on the home context again after answering another stream, so
@@ -219,12 +242,33 @@ impl Host for ProxyHost {
                 status,
                 headers,
                 body,
-            } => result(abi::send_local_response(u32::from(status), headers, body)),
+            } => {
+                let sent = result(abi::send_local_response(u32::from(status), headers, body));
+                if sent.is_ok() && self.kind == HostKind::Kong {
+                    crate::local_reply::keep(stream, body);
+                }
+                sent
+            }
         };
         self.back_home();
         r
     }
+    fn can_wake(&self, stream: StreamId) -> bool {
+        match self.kind {
+            HostKind::Envoy => true,
+            HostKind::Kong => !self.root && stream == self.home,
+        }
+    }
+
+    fn wakes_itself(&self) -> bool {
+        self.kind == HostKind::Kong
+    }
+
     fn set_tick_period(&mut self, ms: u64) -> Result<(), HostError> {
+        // Kong traps ("can only set tick_period in root context").
+        if self.kind == HostKind::Kong && !self.root {
+            return Err(HostError::Unsupported);
+        }
         result(abi::set_tick_period(u32::try_from(ms).unwrap_or(u32::MAX)))
     }
 

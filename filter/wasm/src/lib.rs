@@ -5,6 +5,7 @@
 mod abi;
 mod contexts;
 mod host_adapter;
+mod local_reply;
 
 use proxy_wasm::types::LogLevel;
 

@@ -9,7 +9,7 @@ use hashbrown::{HashMap, HashSet};
 
 use crate::config::{OnUnavailable, Priority, RouteBudget};
 use crate::cost::budget::{self, Kind, Policy};
-use crate::host::{Host, HostKind, Level, StreamId};
+use crate::host::{Host, Level, StreamId};
 
 use super::machine::{Cx, Outcome, Reply};
 use super::phase::{Served, Wait};
@@ -178,19 +178,6 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
             counters.unavailable.add(*host, 1);
             refused(false, exchange, filter)
         }
-        // Kong cannot let a paused request go from the timer: there a
-        // request that finds no lease yet is served by the outage policy
-        // while the timer fetches one.
-        Kind::Pending if filter.config.host == HostKind::Kong => match b.on_unavailable {
-            OnUnavailable::FailOpen => {
-                counters.credit.add(*host, 1);
-                Outcome::Pass
-            }
-            OnUnavailable::FailClosed => {
-                counters.unavailable.add(*host, 1);
-                refused(false, exchange, filter)
-            }
-        },
         // Past its SLA (the timer runs this again while it waits).
         Kind::Pending if now >= exchange.identity.started_ms + sla_ms(filter, exchange.route) => {
             counters.unavailable.add(*host, 1);

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use crate::coalesce::waiters::{Action, Waiter};
 use crate::coalesce::{self as co};
 use crate::headers::Headers;
-use crate::host::{Host, HostKind, Level};
+use crate::host::{Host, Level};
 use crate::shared::fnv1a;
 
 use super::machine::{own_headers, release, Cx, Outcome, Release, Reply};
@@ -67,9 +67,7 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         host,
     } = cx;
     let route = &filter.config.routes[exchange.route];
-    // Kong cannot answer a paused request from another context: the
-    // filter switches coalescing off there (logged at configure time).
-    let (Some(rule), HostKind::Envoy) = (&route.coalesce, filter.config.host) else {
+    let Some(rule) = &route.coalesce else {
         return Outcome::Pass;
     };
     if matches!(exchange.cache, CacheStep::Write(_)) {

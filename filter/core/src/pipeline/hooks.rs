@@ -12,7 +12,7 @@ use super::machine::{self, Cx, Step};
 use super::phase::{self, Phase, Served, Stage};
 use super::{
     account_stage, batch_call, budget_lease, cache_stage, coalesce_stage, limit_stage, purge_poll,
-    timer, CacheStep, CoalesceStep, CostStep, Exchange, Filter, Verdict, Worker,
+    self_wake, timer, CacheStep, CoalesceStep, CostStep, Exchange, Filter, SelfWake, Verdict, Worker,
 };
 
 /// First hook of a request without a body (tests, GETs).
@@ -89,6 +89,7 @@ pub fn on_request_headers_eos(
         coalesce: CoalesceStep::None,
         limit: None,
         cost: CostStep::default(),
+        wake: SelfWake::default(),
     };
     let mut cx = Cx {
         filter,
@@ -213,6 +214,28 @@ pub fn on_callout_response(
     timer::set_tick(filter, worker, host);
 }
 
+/// The answer to an HTTP call a request made from its own context: its
+/// wake call (Kong). Any other answer goes where the root's would.
+pub fn on_stream_callout_response(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    stream: StreamId,
+    token: u32,
+    body_size: usize,
+) {
+    let mut cx = Cx {
+        filter,
+        worker,
+        host,
+    };
+    if self_wake::is_wake_call(&cx, stream, token) {
+        self_wake::on_answer(&mut cx, stream);
+    } else {
+        on_callout_response(filter, cx.worker, cx.host, token, body_size);
+    }
+}
+
 /// The worker's timer.
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     account_stage::on_tick(filter, worker, host);
@@ -226,6 +249,9 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     };
     let sent = sent + limit_stage::on_tick(&mut cx, timer::ACTIONS_PER_CALL.saturating_sub(sent));
     coalesce_stage::on_tick(filter, worker, host, sent);
+    // Where only the root may set the timer (Kong), this is where the
+    // period the hooks asked for takes effect.
+    timer::set_tick(filter, worker, host);
 }
 
 fn log_failure(host: &impl Host, stream: StreamId, what: &str, r: Result<(), HostError>) {

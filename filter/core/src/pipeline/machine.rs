@@ -9,6 +9,7 @@
 use crate::host::{Host, Level, StreamId, Wake};
 
 use super::phase::{Event, Phase, Served, Stage, Wait};
+use super::self_wake::{self, GiveUp};
 use super::{
     batch_stage, budget_stage, coalesce_stage, limit_stage, timer, Exchange, Filter, Worker,
 };
@@ -125,11 +126,16 @@ pub(super) fn advance<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange, from: Stag
         };
         match outcome {
             Outcome::Pass => {}
-            Outcome::Park(wait) => {
-                ex.enter(Event::Park(wait), cx.host);
-                timer::set_tick(cx.filter, cx.worker, cx.host);
-                return Step::Hold;
-            }
+            Outcome::Park(wait) => match park(cx, ex, wait) {
+                None => return Step::Hold,
+                // It cannot wait: on to the next stage.
+                Some(GiveUp::GoOn) => {}
+                Some(GiveUp::Refuse) => {
+                    let reply = self_wake::unavailable(ex.own_headers(cx.filter));
+                    answer(cx, ex, &reply, Served::Refused);
+                    return Step::Hold;
+                }
+            },
             Outcome::Answer(reply, served) => {
                 answer(cx, ex, &reply, served);
                 return Step::Hold;
@@ -144,6 +150,20 @@ pub(super) fn advance<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange, from: Stag
     // Upstream needs the request headers no more.
     ex.request = Vec::new();
     Step::Go
+}
+
+/// Park `ex` in `wait` (its stage has indexed it). Where a request wakes
+/// itself (Kong) it first makes its wake call; when it cannot, it does not
+/// wait: it leaves the stage's index and the caller goes on as the
+/// returned [`GiveUp`] says.
+pub(super) fn park<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange, wait: Wait) -> Option<GiveUp> {
+    if cx.host.wakes_itself() && !self_wake::arm(cx, ex) {
+        unpark(cx.worker, ex.stream, wait);
+        return Some(self_wake::give_up(wait));
+    }
+    ex.enter(Event::Park(wait), cx.host);
+    timer::set_tick(cx.filter, cx.worker, cx.host);
+    None
 }
 
 /// Answer `ex` with `reply`; `true` when the host took it.
@@ -171,6 +191,15 @@ pub(super) fn answer<H: Host>(
 /// sent (callers bound those per host call: `timer::ACTIONS_PER_CALL`).
 /// A stream that is gone, or not parked, is left alone.
 pub(super) fn release<H: Host>(cx: &mut Cx<'_, H>, stream: StreamId, how: Release) -> bool {
+    if !cx.host.can_wake(stream) {
+        // Kong: it carries this out itself when its wake call answers.
+        if let Some(ex) = cx.worker.requests.get_mut(&stream) {
+            if ex.phase.is_parked() {
+                self_wake::defer(ex, how);
+            }
+        }
+        return false;
+    }
     let Some(mut ex) = cx.worker.requests.remove(&stream) else {
         return false;
     };

@@ -22,6 +22,7 @@ pub mod machine;
 pub mod phase;
 mod purge_poll;
 mod response;
+mod self_wake;
 mod timer;
 
 use hashbrown::HashMap;
@@ -41,13 +42,14 @@ pub use cache_stage::CacheStep;
 pub use coalesce_stage::CoalesceStep;
 pub use hooks::{
     on_callout_response, on_done, on_request_body, on_request_headers, on_request_headers_eos,
-    on_response_body, on_response_headers, on_tick,
+    on_response_body, on_response_headers, on_stream_callout_response, on_tick,
 };
 pub use limit_stage::{LimitNote, Limiter};
 pub use machine::Cx;
 pub use phase::{Phase, Served, Stage, Wait};
+pub use self_wake::SelfWake;
 
-pub use timer::{ACTIONS_PER_CALL, SLOW_TICK_MS};
+pub use timer::{start as start_timer, ACTIONS_PER_CALL, SLOW_TICK_MS};
 
 /// What the host should do with the stream after a hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +198,8 @@ pub struct Exchange {
     /// Rate-limit headers for the response (limited rules only).
     pub limit: Option<LimitNote>,
     pub cost: CostStep,
+    /// Its wake while parked, where it wakes itself (Kong).
+    pub wake: SelfWake,
 }
 
 impl Exchange {

@@ -8,7 +8,7 @@ use crate::host::Host;
 
 use super::machine::{self, Cx, Outcome};
 use super::phase::{Event, Phase, Served};
-use super::{account_stage, cache_stage, coalesce_stage, timer, Exchange, Verdict};
+use super::{account_stage, cache_stage, coalesce_stage, Exchange, Verdict};
 
 impl Served {
     /// How an answer the filter made is priced (`None`: not at all).
@@ -38,22 +38,25 @@ impl Exchange {
         }
         match super::batch_stage::on_request_body(cx, self, size, end_of_stream) {
             Outcome::AwaitBody => Verdict::Pause,
-            Outcome::Park(wait) => {
-                self.enter(Event::Park(wait), cx.host);
-                timer::set_tick(cx.filter, cx.worker, cx.host);
-                Verdict::Pause
-            }
+            Outcome::Park(wait) => match machine::park(cx, self, wait) {
+                None => Verdict::Pause,
+                // It cannot wait for its batch: it goes alone.
+                Some(_) => self.forward(cx.host),
+            },
             Outcome::Answer(reply, served) => {
                 machine::answer(cx, self, &reply, served);
                 Verdict::Pause
             }
-            Outcome::Pass => {
-                // Routing is the only stage after batching (not built).
-                self.enter(Event::Forward, cx.host);
-                self.request = Vec::new();
-                Verdict::Continue
-            }
+            // Routing is the only stage after batching (not built).
+            Outcome::Pass => self.forward(cx.host),
         }
+    }
+
+    /// Its body is complete and it goes upstream as it is.
+    fn forward(&mut self, host: &impl Host) -> Verdict {
+        self.enter(Event::Forward, host);
+        self.request = Vec::new();
+        Verdict::Continue
     }
 
     /// Response headers: from upstream, or of an answer the filter made.

@@ -32,6 +32,10 @@ pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Hos
         Tick::Drain
     } else if !w.waiting.is_empty() || queued {
         Tick::Fast
+    } else if host.wakes_itself() && filter.config.parks_requests() {
+        // Kong: a request that parks cannot speed the timer up (only the
+        // root may set it), and batches and leases leave from the timer.
+        Tick::Fast
     } else {
         Tick::Slow
     };
@@ -54,6 +58,11 @@ pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Hos
         w.tick = want;
         w.tick_ms = ms;
     }
+}
+
+/// Start the worker's timer (at configure, in the root context).
+pub fn start(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    set_tick(filter, worker, host);
 }
 
 /// Timer period when nobody waits (housekeeping only).
