@@ -110,6 +110,8 @@ pub struct MemHost {
     /// The context the next call runs in (Kong rules): a stream, or
     /// `None` for the root.
     pub context: Option<StreamId>,
+    /// When set, every `http_call` fails with this.
+    pub call_error: Option<HostError>,
 }
 
 impl Default for MemHost {
@@ -147,6 +149,7 @@ impl MemHost {
             next_token: 1,
             own_context_wakes: false,
             context: None,
+            call_error: None,
         }
     }
 
@@ -303,6 +306,9 @@ impl Host for MemHost {
     }
 
     fn http_call(&mut self, call: &Callout<'_>) -> Result<u32, HostError> {
+        if let Some(e) = self.call_error {
+            return Err(e);
+        }
         let token = self.next_token;
         self.next_token += 1;
         self.callouts.push(SentCallout {

@@ -12,7 +12,8 @@ use super::machine::{self, Cx, Step};
 use super::phase::{self, Phase, Served, Stage};
 use super::{
     account_stage, batch_call, budget_lease, cache_stage, coalesce_stage, limit_stage, purge_poll,
-    self_wake, timer, CacheStep, CoalesceStep, CostStep, Exchange, Filter, SelfWake, Verdict, Worker,
+    self_wake, timer, CacheStep, CoalesceStep, CostStep, Exchange, Filter, SelfWake, Verdict,
+    Worker,
 };
 
 /// First hook of a request without a body (tests, GETs).

@@ -270,4 +270,6 @@ mod phase_tests;
 #[cfg(test)]
 mod resume_tests;
 #[cfg(test)]
+mod self_wake_tests;
+#[cfg(test)]
 mod tests;
