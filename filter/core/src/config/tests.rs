@@ -132,7 +132,7 @@ fn accepted_configs() {
     assert!(!c.identity.priority_trusted);
 
     let c = parse(
-        br#"{"version":1,"host":"kong",
+        br#"{"version":1,"host":"envoy",
             "identity":{"tenant":[{"jwt_claim":"tenant"},{"header":"X-Tenant"}],
                         "priority_header":{"name":"X-Prio","trusted":true}},
             "routes":[{"name":"items","match":{"prefix":"/api/items/","methods":["get","HEAD"],"hosts":["API.example.com"]},
@@ -140,7 +140,7 @@ fn accepted_configs() {
                       {"name":"rest","match":{"prefix":"/"}}]}"#,
     )
     .unwrap();
-    assert_eq!(c.host, HostKind::Kong);
+    assert_eq!(c.host, HostKind::Envoy);
     assert_eq!(
         c.identity.tenant,
         vec![
@@ -171,6 +171,7 @@ fn kong_targets_and_wake() {
     let coalesce = r#""routes":[{"name":"a","match":{"prefix":"/"},"coalesce":{}}]"#;
     // The wake target defaults to accounting's cost-control.
     let c = parse(format!(r#"{{"version":1,"host":"kong",{acc},{coalesce}}}"#).as_bytes()).unwrap();
+    assert_eq!(c.host, HostKind::Kong);
     assert_eq!(
         c.wake,
         Some(crate::config::Wake {

@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use super::compile::Config;
+use super::compile::{Config, Source};
 use super::ConfigError;
 use crate::host::HostKind;
 
@@ -74,12 +74,29 @@ impl Config {
     }
 }
 
-/// Kong's rules: callout targets are `host:port`, and a config whose
+/// Kong's rules: no JWT claim sources, callout targets are `host:port`,
+/// and a config whose
 /// rules park requests needs a wake target (`wake`, else the
 /// `cost-control` of `accounting`). Returns the wake target to use.
 pub(super) fn check_host(config: &Config, wake: Option<Wake>) -> Result<Option<Wake>, ConfigError> {
     if config.host != HostKind::Kong {
         return Ok(wake);
+    }
+    // Claims come from Envoy's jwt_authn metadata, which Kong's engine
+    // does not have: such a source would never yield a tenant.
+    for (field, sources) in [
+        ("identity.tenant", &config.identity.tenant),
+        ("identity.service", &config.identity.service),
+    ] {
+        if let Some(i) = sources
+            .iter()
+            .position(|s| matches!(s, Source::JwtClaim(_)))
+        {
+            return Err(ConfigError::at(
+                format!("{field}[{i}].jwt_claim"),
+                "verified JWT claims are read from Envoy's jwt_authn metadata, which Kong does not have; use a header your gateway sets",
+            ));
+        }
     }
     if let Some(a) = &config.accounting {
         host_port("accounting.cost_control", &a.cost_control)?;
