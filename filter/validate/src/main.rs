@@ -126,10 +126,15 @@ fn check(file: &str, f: &Found) -> Result<(String, Vec<u8>), String> {
     if parsed.host == HostKind::Kong {
         let need = kong_shm::estimate(&parsed).map_err(|e| format!("error: {place}: {e}"))?;
         // The zone is named by the prefix of the filter's keys.
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         line.push_str(&format!(
-            "; Kong needs nginx_wasm_shm_kv_{} >= {}m",
+            "; Kong needs nginx_wasm_shm_kv_{} >= {}m (tables {:.1}m, cache <= {:.1}m, \
+             coalescing results <= {:.1}m)",
             optimizer_core::shared::PREFIX,
-            need.total_mib().max(1)
+            need.total_mib().max(1),
+            mib(need.fixed_bytes),
+            mib(need.cache_bytes),
+            mib(need.coalesce_bytes),
         ));
     }
     // The filter gets the bytes as they are; print them on one line
