@@ -12,13 +12,9 @@
 # from kong/kong.conf. Files in target/run-kong/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/demo-stack.sh
 
-for port in "$ENVOY_PORT" "$DEMO_PORT" "$DEMO_B_PORT" "$CONTROL_PORT"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "port $port is already in use; stop what holds it or move the stack (e.g. ENVOY_PORT=11000 make run-kong)" >&2
-    exit 1
-  fi
-done
+demo_stack_check_ports run-kong "$ENVOY_PORT" "$DEMO_PORT" "$DEMO_B_PORT" "$CONTROL_PORT"
 
 echo "==> Kong's engine (nginx + ngx_wasm_module + wasmtime; the first build takes 8-17 minutes)"
 nginx="$(scripts/kong-host.sh | tail -n1)"
@@ -44,21 +40,7 @@ KONG_PORT="$ENVOY_PORT" DEMO_PORT="$DEMO_PORT" SHM_KV_SIZE="$shm" \
 prefix=$(cd "$run" && pwd -P)
 rm -f "$prefix/error.log"
 
-pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  echo
-  echo "==> stopping"
-  # nginx's master stops its workers on TERM (fast shutdown).
-  kill "${pids[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup INT TERM EXIT
-
-target/debug/demo-api --provider primary --port "$DEMO_PORT" & pids+=($!)
-target/debug/demo-api --provider secondary --port "$DEMO_B_PORT" & pids+=($!)
-target/debug/cost-control serve --listen "127.0.0.1:$CONTROL_PORT" \
-  --store sqlite:target/run-kong/cost-control.db --dev-tokens & pids+=($!)
+demo_stack_start "$run"
 "$nginx" -p "$prefix/" -c "$prefix/nginx.conf" -e "$prefix/error.log" & nginx_pid=$!
 pids+=("$nginx_pid")
 

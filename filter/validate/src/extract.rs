@@ -30,12 +30,18 @@ pub struct Found {
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
 
-/// The configs of filter `name` in a Kong declarative config.
-pub fn from_kong_yml(text: &str, name: &str) -> Result<Vec<Found>, String> {
+type Walk = fn(&Value, &str, &str, &mut Vec<Found>) -> Result<(), String>;
+
+fn collect(text: &str, name: &str, walk: Walk) -> Result<Vec<Found>, String> {
     let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
     let mut found = Vec::new();
-    kong_walk(&doc, "", name, &mut found)?;
+    walk(&doc, "", name, &mut found)?;
     Ok(found)
+}
+
+/// The configs of filter `name` in a Kong declarative config.
+pub fn from_kong_yml(text: &str, name: &str) -> Result<Vec<Found>, String> {
+    collect(text, name, kong_walk)
 }
 
 fn kong_walk(v: &Value, path: &str, name: &str, out: &mut Vec<Found>) -> Result<(), String> {
@@ -116,10 +122,7 @@ fn join(path: &str, key: &str) -> String {
 /// The configs of the Wasm HTTP filter whose root id is `root_id` in an
 /// Envoy bootstrap config.
 pub fn from_envoy_yaml(text: &str, root_id: &str) -> Result<Vec<Found>, String> {
-    let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
-    let mut found = Vec::new();
-    envoy_walk(&doc, "", root_id, &mut found)?;
-    Ok(found)
+    collect(text, root_id, envoy_walk)
 }
 
 fn envoy_walk(v: &Value, path: &str, root_id: &str, out: &mut Vec<Found>) -> Result<(), String> {

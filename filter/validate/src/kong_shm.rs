@@ -137,32 +137,43 @@ pub fn estimate(config: &Config) -> Result<ShmNeed, String> {
         ));
     }
 
-    let data_key = shared::cache_data(cs.slots.saturating_sub(1), cs.ways.saturating_sub(1));
-    let largest_cached = config
-        .routes
-        .iter()
-        .filter_map(|r| r.cache.as_ref().map(|c| u64::from(c.max_entry_bytes)))
-        .max();
-    let cache_bytes = largest_cached.map_or(0, |body| {
-        cs.max_entries() * kv_bytes(data_key.len(), body + ENTRY_OVERHEAD)
-    });
-
-    let result_key = shared::coalesce_result(config.coalesce_store.slots.saturating_sub(1));
-    let largest_coalesced = config
-        .routes
-        .iter()
-        .filter_map(|r| r.coalesce.as_ref().map(|c| u64::from(c.max_body_bytes)))
-        .max();
-    let coalesce_bytes = largest_coalesced.map_or(0, |body| {
-        u64::from(config.coalesce_store.slots)
-            * kv_bytes(result_key.len(), 8 + body + ENTRY_OVERHEAD)
-    });
+    // The longest key of each kind (the last slot), each value at most the
+    // largest body a rule allows plus the entry's overhead; a coalescing
+    // result also carries its leader's 8-byte sequence number.
+    let cache_bytes = bounded(
+        cs.max_entries(),
+        &shared::cache_data(cs.slots.saturating_sub(1), cs.ways.saturating_sub(1)),
+        config
+            .routes
+            .iter()
+            .filter_map(|r| r.cache.as_ref().map(|c| c.max_entry_bytes))
+            .max(),
+        ENTRY_OVERHEAD,
+    );
+    let coalesce_bytes = bounded(
+        u64::from(config.coalesce_store.slots),
+        &shared::coalesce_result(config.coalesce_store.slots.saturating_sub(1)),
+        config
+            .routes
+            .iter()
+            .filter_map(|r| r.coalesce.as_ref().map(|c| c.max_body_bytes))
+            .max(),
+        8 + ENTRY_OVERHEAD,
+    );
 
     Ok(ShmNeed {
         fixed_keys,
         fixed_bytes,
         cache_bytes,
         coalesce_bytes,
+    })
+}
+
+/// Zone bytes of `count` keys like `key` whose values hold a body of at
+/// most `largest_body` plus `overhead`; none when no rule stores any.
+fn bounded(count: u64, key: &str, largest_body: Option<u32>, overhead: u64) -> u64 {
+    largest_body.map_or(0, |body| {
+        count * kv_bytes(key.len(), u64::from(body) + overhead)
     })
 }
 
