@@ -1,8 +1,8 @@
 //! `metrics.label_patterns` of `kong/cost_optimizer.meta.json` against the
 //! counter names the filter defines.
 //!
-//! How Kong reads them (kong/plugins/prometheus/wasmx.lua, Kong 3.9, with
-//! the prometheus plugin's `wasm_metrics`): ngx_wasm_module stores a
+//! How Kong reads them (kong/plugins/prometheus/wasmx.lua, Kong 3.9.0 to
+//! 3.9.3, whose `/metrics` exports wasm metrics): ngx_wasm_module stores a
 //! filter's metric as `pw:<filter>:<name>`; for each pattern in order Kong
 //! runs `ngx.re.match(key, pattern, "oj", ctx)` with ONE `ctx` for all of
 //! them, so each pattern starts where the last match ended; capture 1 is
