@@ -8,7 +8,7 @@ export DEMO_PORT ?= 8080
 export DEMO_B_PORT ?= 8082
 export CONTROL_PORT ?= 8081
 
-.PHONY: all install build wasm run demo test lint bench clean kong-host
+.PHONY: all install build wasm run run-kong demo test lint bench clean kong-host
 
 all: build
 
@@ -20,10 +20,16 @@ wasm: install
 	@ls -l $(WASM) | awk '{print "==> " $$9 ": " $$5 " bytes"}'
 
 build: wasm
-	$(CARGO) build -p demo-api -p cost-control --bins
+	$(CARGO) build -p demo-api -p cost-control -p cost-optimizer-validate --bins
 
 run: build
 	@scripts/run.sh
+
+# The same demo stack with Kong's engine (nginx + ngx_wasm_module, built by
+# scripts/kong-host.sh) as the gateway, on the same ports, configured from
+# kong/kong.yml and kong/kong.conf.
+run-kong: build
+	@scripts/run-kong.sh
 
 # A fixed workload through the optimizer and one table of what it saved:
 # on the stack `make run` started, else on one of its own (free ports).
