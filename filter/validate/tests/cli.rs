@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use cost_optimizer_validate::kong_shm;
 use serde_json::{json, Value};
 
-use common::{parser_knows_wake, read, repo_root, shipped_configs, without_wake};
+use common::{read, repo_root, shipped_configs, without_wake};
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cost-optimizer-validate"))
@@ -124,30 +124,20 @@ fn the_shipped_envoy_yaml_passes() {
 fn the_shipped_kong_files_pass() {
     for file in ["kong/kong.yml", "kong/kong-plugin.yml"] {
         let out = run(&["--kong-yml", file], None);
-        if parser_knows_wake() {
-            assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
-            let stdout = text(&out.stdout);
-            assert!(
-                stdout.starts_with(&format!("ok: {file}: services[0].")),
-                "{stdout}"
-            );
-            assert!(
-                stdout.contains("host kong, 4 routes: items (cache, coalesce, cost)"),
-                "{stdout}"
-            );
-            assert!(
-                stdout.contains("; Kong needs nginx_wasm_shm_kv_cost_optimizer >= 123m"),
-                "{stdout}"
-            );
-        } else {
-            // This branch's parser predates `wake` (see common::parser_knows_wake).
-            assert_eq!(out.status.code(), Some(1), "{file}");
-            let err = text(&out.stderr);
-            assert!(
-                err.contains(": wake: unknown field `wake`"),
-                "{file}: {err}"
-            );
-        }
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.starts_with(&format!("ok: {file}: services[0].")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("host kong, 4 routes: items (cache, coalesce, cost)"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("; Kong needs nginx_wasm_shm_kv_cost_optimizer >= 123m"),
+            "{stdout}"
+        );
     }
 }
 

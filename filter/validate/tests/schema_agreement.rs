@@ -34,7 +34,7 @@ use jsonschema::Validator;
 use optimizer_core::config::{self, ConfigError};
 use serde_json::{json, Value};
 
-use common::{meta, parser_knows_wake, shipped_configs, without_wake};
+use common::{meta, shipped_configs};
 
 fn config_schema() -> Value {
     meta()["config_schema"].clone()
@@ -199,6 +199,7 @@ fn accepted(what: &'static str, config: Value) -> Case {
 fn wrong_rows() -> Vec<(&'static str, &'static str, Option<Value>, &'static str)> {
     let n = Value::Null;
     vec![
+        ("max_ttl_s past ten years (its milliseconds would overflow)", "/routes/0/cache/max_ttl_s", Some(json!(u64::MAX / 100)), "routes[0].cache.max_ttl_s"),
         ("unknown top-level field", "/cache", Some(json!({})), "cache"),
         ("unknown field in a rule (typo)", "/routes/0/colaesce", Some(json!({})), "routes[0].colaesce"),
         ("unknown field in a store", "/cache_store/max_entrys", Some(json!(5)), "cache_store.max_entrys"),
@@ -277,6 +278,7 @@ fn wrong_and_unusual() -> Vec<Case> {
         ),
         accepted("purge polling off", set("/accounting/purge_poll_ms", json!(0))),
         accepted("the largest SLA", set("/routes/0/sla_ms", json!(600_000))),
+        accepted("the longest max_ttl_s", set("/routes/0/cache/max_ttl_s", json!(315_360_000))),
     ]);
     cases
 }
@@ -296,7 +298,7 @@ fn wake_rows() -> Vec<(&'static str, Value, Option<&'static str>)> {
     ]
 }
 
-/// The Kong rules that came with `wake` (see `parser_knows_wake`).
+/// The Kong rules that came with `wake`.
 fn kong_rules() -> Vec<Case> {
     let cached = json!({"name": "items", "match": {"prefix": "/"}, "cache": {}, "coalesce": {}});
     let batched = json!({"name": "q", "match": {"prefix": "/q"},
@@ -424,8 +426,7 @@ fn the_schema_compiles_as_draft_4() {
 #[test]
 fn closed_objects_list_exactly_the_fields_the_parser_reads() {
     let schema = config_schema();
-    let knows_wake = parser_knows_wake();
-    let base = if knows_wake { full_with_wake() } else { full() };
+    let base = full_with_wake();
     let mut objects = BTreeMap::new();
     closed_objects(
         &schema,
@@ -441,9 +442,6 @@ fn closed_objects_list_exactly_the_fields_the_parser_reads() {
         objects.len()
     );
     for (schema_at, (pointer, fields)) in objects {
-        if schema_at == "#/properties/wake" && !knows_wake {
-            continue; // below: the parser refuses the whole block
-        }
         let pointer = pointer.unwrap_or_else(|| {
             panic!("full() has no object for the schema's {schema_at}: add one")
         });
@@ -453,20 +451,12 @@ fn closed_objects_list_exactly_the_fields_the_parser_reads() {
             .unwrap_or_else(|| panic!("{pointer} is not an object in full()"))
             .insert("zz_not_a_field".into(), json!(1));
         let err = parse(&c).expect_err(&pointer).to_string();
-        let mut known = expected_fields(&err)
+        let known = expected_fields(&err)
             .unwrap_or_else(|| panic!("{pointer}: not an unknown-field error: {err}"));
-        if pointer.is_empty() && !knows_wake {
-            assert!(!known.contains("wake"));
-            known.insert("wake".into());
-        }
         assert_eq!(
             known, fields,
             "fields at {pointer:?}: parser (left) vs schema (right)"
         );
-    }
-    if !knows_wake {
-        let e = parse(&full_with_wake()).unwrap_err();
-        assert!(e.to_string().contains("unknown field `wake`"), "{e}");
     }
 }
 
@@ -562,7 +552,6 @@ fn closed_objects(
 #[test]
 fn shipped_configs_pass_both() {
     let v = validator();
-    let knows_wake = parser_knows_wake();
     let configs = shipped_configs();
     assert!(configs.len() >= 3, "{configs:?}");
     for (origin, config) in configs {
@@ -571,15 +560,8 @@ fn shipped_configs_pass_both() {
             errors.is_empty(),
             "{origin}: the schema refuses it: {errors:?}"
         );
-        if knows_wake || config.get("wake").is_none() {
-            if let Err(e) = parse(&config) {
-                panic!("{origin}: the parser refuses it: {e}");
-            }
-        } else {
-            let e = parse(&config).unwrap_err();
-            assert_eq!(e.field, "wake", "{origin}: {e}");
-            parse(&without_wake(&config))
-                .unwrap_or_else(|e| panic!("{origin} without wake: the parser refuses it: {e}"));
+        if let Err(e) = parse(&config) {
+            panic!("{origin}: the parser refuses it: {e}");
         }
     }
 }
@@ -624,31 +606,8 @@ fn wrong_configs_are_refused_by_both_and_unusual_ones_accepted() {
 #[test]
 fn kong_rules_and_wake_agree() {
     let v = validator();
-    let knows_wake = parser_knows_wake();
     for case in kong_rules() {
-        if knows_wake {
-            assert_agree(&v, &case);
-            continue;
-        }
-        // The schema already holds the rules; this parser predates them:
-        // it refuses `wake` as unknown and accepts the rest.
-        let errors = schema_errors(&v, &case.config);
-        assert_eq!(
-            errors.is_empty(),
-            case.refused_at.is_none(),
-            "{}: schema: {errors:?}",
-            case.what
-        );
-        match parse(&case.config) {
-            Err(e) if case.config.get("wake").is_some() => {
-                assert_eq!(e.field, "wake", "{}: {e}", case.what);
-            }
-            Err(e) => panic!(
-                "{}: this parser refuses it before the Kong rules: {e}",
-                case.what
-            ),
-            Ok(()) => assert!(case.config.get("wake").is_none(), "{}", case.what),
-        }
+        assert_agree(&v, &case);
     }
 }
 

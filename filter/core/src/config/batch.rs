@@ -92,7 +92,7 @@ pub fn compile_route_batch(
     if raw.window_ms == 0 {
         return Err(ConfigError::at(format!("{f}.window_ms"), "must be > 0"));
     }
-    if raw.window_ms * 2 > sla_ms {
+    if raw.window_ms > sla_ms / 2 {
         return Err(ConfigError::at(
             format!("{f}.window_ms"),
             format!("must be at most half the rule's sla_ms ({sla_ms})"),

@@ -159,6 +159,10 @@ pub struct RouteCache {
     pub adaptive_ttl_ms: Option<(u64, u64)>,
 }
 
+/// The longest a rule may keep an entry; bounds the milliseconds the TTLs
+/// become (no overflow, whatever the config says).
+pub const MAX_TTL_S: u64 = 315_360_000;
+
 pub fn compile_route_cache(
     f: &str,
     raw: RawRouteCache,
@@ -197,8 +201,11 @@ pub fn compile_route_cache(
         }
         vary.push(h.to_ascii_lowercase());
     }
-    if raw.max_ttl_s == 0 {
-        return Err(ConfigError::at(format!("{f}.max_ttl_s"), "must be > 0"));
+    if !(1..=MAX_TTL_S).contains(&raw.max_ttl_s) {
+        return Err(ConfigError::at(
+            format!("{f}.max_ttl_s"),
+            format!("must be 1..={MAX_TTL_S} (ten years)"),
+        ));
     }
     if let Some(d) = raw.default_ttl_s {
         if d == 0 || d > raw.max_ttl_s {

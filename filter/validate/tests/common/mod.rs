@@ -45,19 +45,6 @@ pub fn shipped_configs() -> Vec<(String, Value)> {
     out
 }
 
-/// Whether this build's parser reads `wake` and the Kong rules that came
-/// with it (issue 14: callout targets as host:port, a wake target for
-/// rules that park, no JWT claim sources). They were written on another
-/// branch at the same time as the Kong files; until the two meet, the
-/// tests say exactly how this parser differs instead of skipping.
-pub fn parser_knows_wake() -> bool {
-    match optimizer_core::config::parse(br#"{"version": 1, "wake": {"target": "127.0.0.1:1"}}"#) {
-        Ok(_) => true,
-        Err(e) if e.to_string().contains("unknown field `wake`") => false,
-        Err(e) => panic!("the parser refuses a minimal wake block for another reason: {e}"),
-    }
-}
-
 /// `config` without its `wake` block.
 pub fn without_wake(config: &Value) -> Value {
     let mut c = config.clone();
