@@ -10,16 +10,18 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::envoy_config::Ports;
+use crate::gateway::WORKERS;
 use crate::http::{self, Resp};
-use crate::procs::{free_port, port_open, repo_root, scratch_dir, wait_for, Proc};
-use crate::stack::{wasm_path, DemoApi};
+use crate::procs::{port_open, repo_root, wait_for, Proc};
+use crate::stack::wasm_path;
+use crate::wire::{process_holds_socket, RawRequest};
 
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// nginx refuses a config parameter of `NGX_CONF_BUFFER` (4096) bytes or
 /// more; the filter config is one parameter of `proxy_wasm`.
 const MAX_FILTER_CONFIG: usize = 4000;
-const WORKERS: usize = 2;
 
 /// The nginx binary of the Kong-engine host: `KONG_NGINX_BIN` when set
 /// (it must exist), else what `scripts/kong-host.sh` prints (building it
@@ -128,6 +130,62 @@ pub fn quote_filter_config(filter: &serde_json::Value) -> String {
     json.replace('\\', "\\\\").replace('\'', "\\'")
 }
 
+/// The Envoy-style filter config of a test, for the Kong host: `"host":
+/// "kong"`, every callout target that names one of the test clusters
+/// (`cost_control`, `demo_api`, `demo_api_b`, see `envoy_config::render`)
+/// as `127.0.0.1:<its port>`, and with `wake` the cost-control that
+/// parked requests wake themselves through (on Kong a paused request can
+/// only be resumed from its own callout's answer, see DESIGN "Host
+/// facts").
+pub fn filter_config(filter: &serde_json::Value, ports: &Ports, wake: bool) -> serde_json::Value {
+    let target = |cluster: &serde_json::Value, field: &str| -> serde_json::Value {
+        let port = match cluster.as_str() {
+            Some("cost_control") => ports.control,
+            Some("demo_api") => ports.demo,
+            Some("demo_api_b") => ports.demo_b,
+            other => panic!("{field}: {other:?} is not a cluster of the test stacks"),
+        };
+        format!("127.0.0.1:{port}").into()
+    };
+    let mut out = filter.clone();
+    out["host"] = "kong".into();
+    if let Some(acc) = out.get_mut("accounting").filter(|a| a.is_object()) {
+        acc["cost_control"] = target(&acc["cost_control"], "accounting.cost_control");
+    }
+    if let Some(routes) = out.get_mut("routes").and_then(|r| r.as_array_mut()) {
+        for (i, route) in routes.iter_mut().enumerate() {
+            if let Some(batch) = route.get_mut("batch").filter(|b| b.is_object()) {
+                batch["upstream"] =
+                    target(&batch["upstream"], &format!("routes[{i}].batch.upstream"));
+            }
+        }
+    }
+    if wake {
+        out["wake"] = serde_json::json!({
+            "target": format!("127.0.0.1:{}", ports.control),
+            "authority": "cost-control"
+        });
+    }
+    out
+}
+
+/// Whether a filter config has a feature that parks requests (coalescing,
+/// a rate limit whose medium-priority requests queue, batching, a budget's
+/// first-lease wait): on Kong those wake themselves through cost-control,
+/// so a Kong stack with them runs one even when the test does not.
+pub fn parks_requests(filter: &serde_json::Value) -> bool {
+    let trusted_priority = filter["identity"]["priority_header"]["trusted"] == true;
+    filter["routes"].as_array().is_some_and(|routes| {
+        routes.iter().any(|r| {
+            let medium = matches!(r["priority"].as_str(), None | Some("medium"));
+            r.get("coalesce").is_some()
+                || r.get("batch").is_some()
+                || (r.get("limit").is_some() && (medium || trusted_priority))
+                || r["cost"].get("budget").is_some()
+        })
+    })
+}
+
 /// `kong/nginx.conf.template` rendered for a run directory, the built
 /// filter and `filter` (which must say `"host": "kong"`; callout targets on
 /// Kong are `IP:port`).
@@ -225,13 +283,51 @@ pub struct Kong {
     pub dir: PathBuf,
     pub error_log: PathBuf,
     proc: Proc,
-    checked: bool,
+    /// Started to be refused: its log is not checked on drop.
+    refused: bool,
 }
 
 impl Kong {
     /// Render the config into `dir`, start nginx (two workers) and wait
     /// until both workers configured the filter and the port answers.
     pub fn start(ports: KongPorts, filter: &serde_json::Value, dir: &Path) -> Kong {
+        let mut kong = Self::spawn(ports, filter, dir);
+        kong.wait_ready();
+        kong
+    }
+
+    /// Start nginx on a filter config it must refuse: `nginx -t` does not
+    /// run the filter's `on_configure`, so nginx starts, and each worker
+    /// logs the filter's error and exits while the master keeps the port.
+    /// Answers the error log once it shows the refusal.
+    pub fn start_expecting_refusal(
+        ports: KongPorts,
+        filter: &serde_json::Value,
+        dir: &Path,
+    ) -> String {
+        let mut kong = Self::spawn(ports, filter, dir);
+        let log = wait_for(
+            "the Kong host's workers to refuse the filter config",
+            START_TIMEOUT,
+            || {
+                let log = kong.error_log_text();
+                if log.contains("invalid configuration") {
+                    return Some(log);
+                }
+                if let Some(code) = kong.proc.exited() {
+                    panic!(
+                        "nginx exited ({code:?}) without the filter refusing its config:\n{log}"
+                    );
+                }
+                None
+            },
+        );
+        // The refusal is the point: stop without checking the log.
+        kong.refused = true;
+        log
+    }
+
+    fn spawn(ports: KongPorts, filter: &serde_json::Value, dir: &Path) -> Kong {
         let nginx = nginx_bin();
         let conf = dir.join("nginx.conf");
         let cache_config = wasmtime_cache_config();
@@ -250,15 +346,13 @@ impl Kong {
             error_log.display().to_string(),
         ];
         let proc = Proc::spawn("nginx", &nginx, &args, dir);
-        let mut kong = Kong {
+        Kong {
             ports,
             dir: dir.to_path_buf(),
             error_log,
             proc,
-            checked: false,
-        };
-        kong.wait_ready();
-        kong
+            refused: false,
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -268,7 +362,6 @@ impl Kong {
             START_TIMEOUT,
             || {
                 if let Some(code) = self.proc.exited() {
-                    self.checked = true;
                     panic!(
                         "nginx exited early ({code:?}):\n{}\n{}",
                         self.proc.log_text(),
@@ -280,7 +373,6 @@ impl Kong {
                 // not respawned, while the master keeps the port: clients
                 // would hang, so look for it rather than wait.
                 if log.contains("invalid configuration") || log.contains("exited with code") {
-                    self.checked = true;
                     panic!("the Kong host refused its config:\n{log}");
                 }
                 let configured = log.matches("configured with").count();
@@ -311,7 +403,6 @@ impl Kong {
     /// Fail when the error log shows a trap, a panic or a dead worker.
     /// Also run on drop (unless the test already failed).
     pub fn assert_healthy(&mut self) {
-        self.checked = true;
         let log = self.error_log_text();
         let bad = log_problems(&log);
         assert!(
@@ -323,6 +414,22 @@ impl Kong {
         if let Some(code) = self.proc.exited() {
             panic!("nginx exited while the test ran ({code:?})");
         }
+    }
+
+    /// The worker processes, in pid order.
+    pub fn workers(&self) -> Vec<u32> {
+        let mut pids = children(self.proc.pid());
+        pids.sort_unstable();
+        pids
+    }
+
+    /// Which worker (its index in [`Kong::workers`]) holds the gateway's
+    /// end of `req`'s connection (after it accepted it).
+    pub fn worker_holding(&self, req: &RawRequest) -> Option<usize> {
+        let inode = req.server_socket()?.inode;
+        self.workers()
+            .iter()
+            .position(|pid| process_holds_socket(*pid, inode))
     }
 
     /// Stop nginx: SIGTERM to the master (fast shutdown, it stops its
@@ -370,7 +477,7 @@ fn signal(sig: &str, pid: u32) {
 impl Drop for Kong {
     fn drop(&mut self) {
         let failing = std::thread::panicking();
-        let problems: Vec<String> = if failing || self.checked {
+        let problems: Vec<String> = if failing || self.refused {
             Vec::new()
         } else {
             log_problems(&self.error_log_text())
@@ -396,33 +503,6 @@ impl Drop for Kong {
                 problems.join("\n")
             );
         }
-    }
-}
-
-/// The demo API and the Kong host in front of it.
-pub struct KongStack {
-    pub dir: PathBuf,
-    // Drop order: nginx first, then the upstream.
-    pub kong: Kong,
-    pub demo: DemoApi,
-}
-
-impl KongStack {
-    /// The demo API and the Kong host with the filter configured by
-    /// `filter`, on free ports, files in `target/e2e/<name>-...`.
-    pub fn start(name: &str, filter: serde_json::Value) -> KongStack {
-        let dir = scratch_dir(name);
-        let ports = KongPorts {
-            listen: free_port(),
-            demo: free_port(),
-        };
-        let demo = DemoApi::start("primary", ports.demo, &dir);
-        let kong = Kong::start(ports, &filter, &dir);
-        KongStack { dir, kong, demo }
-    }
-
-    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
-        self.kong.get(path, headers)
     }
 }
 
@@ -472,6 +552,59 @@ mod tests {
             )
         });
         assert!(envoy.is_err());
+    }
+
+    #[test]
+    fn filter_config_targets_loopback_ports_and_wakes_through_cost_control() {
+        let ports = Ports {
+            listen: 1,
+            admin: 2,
+            plain: 3,
+            demo: 4,
+            demo_b: 5,
+            control: 6,
+        };
+        let envoy = json!({
+            "version": 1,
+            "accounting": {"cost_control": "cost_control", "token": "t", "gateway_id": "g"},
+            "routes": [
+                {"name": "a", "match": {"prefix": "/a"}, "batch": {"upstream": "demo_api_b", "path": "/b"}},
+                {"name": "b", "match": {"prefix": "/b"}}
+            ]
+        });
+        let kong = filter_config(&envoy, &ports, true);
+        assert_eq!(kong["host"], "kong");
+        assert_eq!(kong["accounting"]["cost_control"], "127.0.0.1:6");
+        assert_eq!(kong["routes"][0]["batch"]["upstream"], "127.0.0.1:5");
+        assert_eq!(
+            kong["wake"],
+            json!({"target": "127.0.0.1:6", "authority": "cost-control"})
+        );
+        assert_eq!(kong["routes"][1], envoy["routes"][1]);
+        assert!(filter_config(&envoy, &ports, false).get("wake").is_none());
+        let unknown = json!({"routes": [{"batch": {"upstream": "elsewhere"}}]});
+        assert!(std::panic::catch_unwind(|| filter_config(&unknown, &ports, false)).is_err());
+    }
+
+    #[test]
+    fn parked_features_are_coalescing_medium_limits_batches_and_budgets() {
+        let with = |route: serde_json::Value| json!({"routes": [route]});
+        assert!(!parks_requests(&with(json!({"cache": {}}))));
+        assert!(parks_requests(&with(json!({"coalesce": {}}))));
+        assert!(parks_requests(&with(json!({"batch": {}}))));
+        assert!(parks_requests(&with(json!({"limit": {}}))));
+        assert!(!parks_requests(&with(
+            json!({"limit": {}, "priority": "low"})
+        )));
+        let trusted = json!({
+            "identity": {"priority_header": {"name": "x-priority", "trusted": true}},
+            "routes": [{"limit": {}, "priority": "low"}]
+        });
+        assert!(parks_requests(&trusted));
+        assert!(parks_requests(&with(json!({"cost": {"budget": {}}}))));
+        assert!(!parks_requests(&with(
+            json!({"cost": {"cost_per_call": 1}})
+        )));
     }
 
     #[test]

@@ -1,0 +1,239 @@
+//! Requests on a raw connection, for what a client library hides: which
+//! local port a request came from, whether the gateway has read it yet
+//! (the kernel's receive queue of the gateway's socket, from
+//! `/proc/net/tcp`), which process holds the gateway's end, and a client
+//! that goes away before its answer.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::http::Resp;
+
+/// An HTTP/1.1 request written on a connection of its own
+/// (`connection: close`), its answer read later.
+pub struct RawRequest {
+    stream: TcpStream,
+    server_port: u16,
+    local_port: u16,
+}
+
+impl RawRequest {
+    /// Connect to `127.0.0.1:port` and write the whole request.
+    pub fn send(
+        port: u16,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> RawRequest {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("connect to :{port}: {e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap_or_else(|e| panic!("socket timeout: {e}"));
+        let local_port = stream
+            .local_addr()
+            .unwrap_or_else(|e| panic!("local address: {e}"))
+            .port();
+        let mut head =
+            format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(b) = body {
+            head.push_str(&format!("content-length: {}\r\n", b.len()));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body.unwrap_or_default());
+        stream
+            .write_all(&bytes)
+            .unwrap_or_else(|e| panic!("{method} {path} to :{port}: {e}"));
+        RawRequest {
+            stream,
+            server_port: port,
+            local_port,
+        }
+    }
+
+    pub fn local_port(&self) -> u16 {
+        self.local_port
+    }
+
+    /// The gateway's end of this connection as the kernel lists it.
+    pub fn server_socket(&self) -> Option<TcpSocket> {
+        tcp_sockets()
+            .into_iter()
+            .find(|s| s.local_port == self.server_port && s.remote_port == self.local_port)
+    }
+
+    /// Whether the gateway accepted the connection and read every byte of
+    /// the request (its receive queue is empty) while the connection is
+    /// still open, i.e. it holds the request.
+    pub fn read_by_server(&self) -> bool {
+        self.server_socket()
+            .is_some_and(|s| s.established() && s.rx_queue == 0)
+    }
+
+    /// Wait until the gateway has read the request (see
+    /// [`RawRequest::read_by_server`]).
+    pub fn wait_read_by_server(&self) {
+        crate::procs::wait_for(
+            &format!(
+                "the gateway on :{} to read the request from :{}",
+                self.server_port, self.local_port
+            ),
+            Duration::from_secs(10),
+            || self.read_by_server().then_some(()),
+        );
+    }
+
+    /// Read the answer to the end of the connection.
+    pub fn response(mut self) -> Resp {
+        let mut raw = Vec::new();
+        self.stream
+            .read_to_end(&mut raw)
+            .unwrap_or_else(|e| panic!("reading the answer on :{}: {e}", self.local_port));
+        parse_response(&raw)
+    }
+}
+
+/// Parse a whole HTTP/1.1 response (`content-length`, chunked, or up to
+/// the end of the connection).
+pub fn parse_response(raw: &[u8]) -> Resp {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &raw[end + 4..];
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        dechunk(rest)
+    } else if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        rest[..n.min(rest.len())].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+            return body;
+        };
+        let size_text = String::from_utf8_lossy(&rest[..eol]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or_else(|_| panic!("bad chunk size {size_text:?}"));
+        rest = &rest[eol + 2..];
+        if size == 0 || rest.len() < size {
+            return body;
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = rest.get(size + 2..).unwrap_or_default();
+    }
+}
+
+/// One IPv4 TCP socket of this machine, from `/proc/net/tcp`.
+#[derive(Debug, Clone)]
+pub struct TcpSocket {
+    pub local_port: u16,
+    pub remote_port: u16,
+    /// The kernel's state code (1 = established).
+    pub state: u8,
+    /// Bytes received and not yet read by the process.
+    pub rx_queue: u64,
+    pub inode: u64,
+}
+
+impl TcpSocket {
+    pub fn established(&self) -> bool {
+        self.state == 1
+    }
+}
+
+/// Every IPv4 TCP socket on the machine.
+pub fn tcp_sockets() -> Vec<TcpSocket> {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    text.lines().skip(1).filter_map(parse_tcp_line).collect()
+}
+
+/// `sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...`,
+/// addresses as `HEXIP:HEXPORT`.
+fn parse_tcp_line(line: &str) -> Option<TcpSocket> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let port = |addr: &str| u16::from_str_radix(addr.split(':').nth(1)?, 16).ok();
+    let (_, rx) = f.get(4)?.split_once(':')?;
+    Some(TcpSocket {
+        local_port: port(f.get(1)?)?,
+        remote_port: port(f.get(2)?)?,
+        state: u8::from_str_radix(f.get(3)?, 16).ok()?,
+        rx_queue: u64::from_str_radix(rx, 16).ok()?,
+        inode: f.get(9)?.parse().ok()?,
+    })
+}
+
+/// Whether process `pid` has the socket `inode` open.
+pub fn process_holds_socket(pid: u32, inode: u64) -> bool {
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten().any(|e| {
+                std::fs::read_link(e.path())
+                    .map(|l| l.to_string_lossy() == want)
+                    .unwrap_or(false)
+            })
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_proc_net_tcp_line() {
+        let line = "   3: 0100007F:2B67 0100007F:A1B2 01 00000000:0000001A 00:00000000 00000000     0        0 123456 1 0000000000000000 20 4 30 10 -1";
+        let s = parse_tcp_line(line).unwrap();
+        assert_eq!((s.local_port, s.remote_port, s.state), (0x2B67, 0xA1B2, 1));
+        assert_eq!((s.rx_queue, s.inode), (0x1A, 123456));
+    }
+
+    #[test]
+    fn parses_content_length_chunked_and_close_delimited_answers() {
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nhi");
+        assert_eq!(
+            (r.status, r.body.as_slice(), r.header("x-a")),
+            (200, &b"hi"[..], Some("b"))
+        );
+        let r = parse_response(
+            b"HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        );
+        assert_eq!((r.status, r.body.as_slice()), (201, &b"abcde"[..]));
+        let r = parse_response(b"HTTP/1.1 503 x\r\n\r\nto the end");
+        assert_eq!(r.body, b"to the end");
+    }
+}
