@@ -94,9 +94,12 @@ pub fn wasmtime_cache_config() -> PathBuf {
         let dir = e2e.join("wasmtime-cache");
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         // nginx's workers drop root for `nobody` and write the cache
-        // themselves: the folder is open to all, like /tmp.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))
-            .unwrap_or_else(|e| panic!("chmod {}: {e}", dir.display()));
+        // themselves: the folder is open to all, like /tmp, and so is each
+        // folder in it. (Folders wasmtime made as root, e.g. in a run of
+        // nginx without workers, were seen to leave every later worker
+        // unable to store a new module: each start then compiled it
+        // again, 54 s on a busy 2-core machine.)
+        open_to_all(&dir);
         let path = e2e.join("wasmtime-cache.toml");
         let text = format!(
             "[cache]\nenabled = true\ndirectory = \"{}\"\n",
@@ -111,6 +114,17 @@ pub fn wasmtime_cache_config() -> PathBuf {
         path
     })
     .clone()
+}
+
+/// Mode 1777 on `dir` and every folder below it.
+fn open_to_all(dir: &Path) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", dir.display()));
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            open_to_all(&entry.path());
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
