@@ -110,14 +110,6 @@ impl Gateway {
         }
     }
 
-    /// The Kong host, on Kong.
-    pub fn kong(&self) -> Option<&Kong> {
-        match self {
-            Gateway::Envoy(_) => None,
-            Gateway::Kong(k) => Some(k),
-        }
-    }
-
     /// A counter of the filter (or of Envoy) from Envoy's admin `/stats`.
     /// `None` on Kong: its engine here is bare nginx, which serves the
     /// filter's metrics nowhere (a real Kong exposes them through its
@@ -199,20 +191,6 @@ impl Gateway {
                 });
                 (req.response(), worker)
             }
-        }
-    }
-
-    /// Fail when the gateway died or (Kong) its error log shows a wasm
-    /// trap, a panic or a worker killed by a signal. Also done when a
-    /// Kong gateway is dropped.
-    pub fn assert_healthy(&mut self) {
-        match self {
-            Gateway::Envoy(e) => {
-                if let Some(code) = e.proc.exited() {
-                    panic!("envoy exited while the test ran ({code:?})");
-                }
-            }
-            Gateway::Kong(k) => k.assert_healthy(),
         }
     }
 }

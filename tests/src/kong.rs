@@ -414,22 +414,6 @@ impl Kong {
         std::fs::read_to_string(&self.error_log).unwrap_or_default()
     }
 
-    /// Fail when the error log shows a trap, a panic or a dead worker.
-    /// Also run on drop (unless the test already failed).
-    pub fn assert_healthy(&mut self) {
-        let log = self.error_log_text();
-        let bad = log_problems(&log);
-        assert!(
-            bad.is_empty(),
-            "the Kong host's error log ({}) shows traps, panics or dead workers:\n{}",
-            self.error_log.display(),
-            bad.join("\n")
-        );
-        if let Some(code) = self.proc.exited() {
-            panic!("nginx exited while the test ran ({code:?})");
-        }
-    }
-
     /// The worker processes, in pid order.
     pub fn workers(&self) -> Vec<u32> {
         let mut pids = children(self.proc.pid());
@@ -488,10 +472,14 @@ fn signal(sig: &str, pid: u32) {
         .status();
 }
 
+/// Every Kong gateway is checked when it is dropped (the end of a test,
+/// or a second gateway going away): a wasm trap, a panic, a worker killed
+/// by a signal or nginx gone fails the test. When the test failed already,
+/// the problems and the log's tail are printed instead.
 impl Drop for Kong {
     fn drop(&mut self) {
         let failing = std::thread::panicking();
-        let problems: Vec<String> = if failing || self.refused {
+        let mut problems: Vec<String> = if self.refused {
             Vec::new()
         } else {
             log_problems(&self.error_log_text())
@@ -499,8 +487,19 @@ impl Drop for Kong {
                 .map(str::to_string)
                 .collect()
         };
+        if let Some(code) = self.proc.exited().filter(|_| !self.refused) {
+            problems.push(format!("nginx exited while the test ran ({code:?})"));
+        }
         self.stop();
+        let report = format!(
+            "the Kong host's error log ({}) shows traps, panics or dead workers:\n{}",
+            self.error_log.display(),
+            problems.join("\n")
+        );
         if failing {
+            if !problems.is_empty() {
+                eprintln!("{report}");
+            }
             let text = self.error_log_text();
             let tail: Vec<&str> = text.lines().rev().take(80).collect();
             eprintln!(
@@ -511,11 +510,7 @@ impl Drop for Kong {
                 eprintln!("{line}");
             }
         } else if !problems.is_empty() {
-            panic!(
-                "the Kong host's error log ({}) shows traps, panics or dead workers:\n{}",
-                self.error_log.display(),
-                problems.join("\n")
-            );
+            panic!("{report}");
         }
     }
 }
