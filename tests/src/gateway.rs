@@ -118,6 +118,15 @@ impl Gateway {
         self.envoy().map(|e| e.stat(name))
     }
 
+    /// Run `check` on a counter where the host serves it: on Envoy, and
+    /// on Kong not at all (see [`Gateway::envoy_stat`]); a test says with
+    /// it which of its checks are Envoy's only.
+    pub fn with_envoy_stat(&self, name: &str, check: impl FnOnce(u64)) {
+        if let Some(n) = self.envoy_stat(name) {
+            check(n);
+        }
+    }
+
     /// Memory the gateway holds, for bounds on growth. Envoy: the bytes
     /// its allocator has handed out (admin `/memory`). Kong: the workers'
     /// private resident memory (their wasm instances, nginx's pools)

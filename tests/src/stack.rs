@@ -241,11 +241,6 @@ impl SecondGateway {
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
         http::get(&self.url(path), headers)
     }
-
-    /// See [`Gateway::envoy_stat`].
-    pub fn envoy_stat(&self, name: &str) -> Option<u64> {
-        self.gateway.envoy_stat(name)
-    }
 }
 
 pub fn ports() -> Ports {
@@ -377,16 +372,9 @@ impl Stack {
         }
     }
 
-    /// The Envoy of an Envoy stack, or a failure naming the host.
-    pub fn envoy(&self) -> &Envoy {
-        self.gateway
-            .envoy()
-            .unwrap_or_else(|| panic!("this stack runs {:?}, not Envoy", self.kind))
-    }
-
-    /// See [`Gateway::envoy_stat`]: `None` on Kong.
-    pub fn envoy_stat(&self, name: &str) -> Option<u64> {
-        self.gateway.envoy_stat(name)
+    /// See [`Gateway::with_envoy_stat`]: the check runs on Envoy only.
+    pub fn with_envoy_stat(&self, name: &str, check: impl FnOnce(u64)) {
+        self.gateway.with_envoy_stat(name, check)
     }
 
     /// URL through the filter.

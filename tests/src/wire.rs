@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use crate::http::Resp;
 
-/// An HTTP/1.1 request written on a connection of its own
-/// (`connection: close`), its answer read later.
+/// An HTTP/1.1 request written on a connection of its own, its answer
+/// read later. The connection is kept alive after the answer (so the
+/// gateway's end can still be looked at) and closed when this is dropped.
 pub struct RawRequest {
     stream: TcpStream,
+    method: String,
     server_port: u16,
     local_port: u16,
 }
@@ -52,6 +54,7 @@ impl RawRequest {
             .unwrap_or_else(|e| panic!("{method} {path} to :{port}: {e}"));
         RawRequest {
             stream,
+            method: method.to_string(),
             server_port: port,
             local_port,
         }
@@ -89,24 +92,65 @@ impl RawRequest {
         );
     }
 
-    /// Read the answer to the end of the connection.
+    /// Read the answer (its body by `content-length`, chunks, or up to
+    /// the end of the connection).
     pub fn response(mut self) -> Resp {
         let mut raw = Vec::new();
-        self.stream
-            .read_to_end(&mut raw)
-            .unwrap_or_else(|e| panic!("reading the answer on :{}: {e}", self.local_port));
-        parse_response(&raw)
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if let Some(r) = complete_response(&raw, &self.method) {
+                return r;
+            }
+            let n = self
+                .stream
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("reading the answer on :{}: {e}", self.local_port));
+            if n == 0 {
+                return parse_response(&raw, &self.method);
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
     }
 }
 
-/// Parse a whole HTTP/1.1 response (`content-length`, chunked, or up to
-/// the end of the connection).
-pub fn parse_response(raw: &[u8]) -> Resp {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..end]);
+/// The response in `raw` once all of it arrived (not for one whose body
+/// runs to the end of the connection).
+fn complete_response(raw: &[u8], method: &str) -> Option<Resp> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = parse_head(&raw[..end]);
+    let rest = &raw[end + 4..];
+    let complete = match body_framing(&head, method) {
+        Framing::None => true,
+        Framing::Length(n) => rest.len() >= n,
+        Framing::Chunked => rest.ends_with(b"0\r\n\r\n"),
+        Framing::ToEnd => false,
+    };
+    complete.then(|| parse_response(raw, method))
+}
+
+struct Head {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+    ToEnd,
+}
+
+fn parse_head(head: &[u8]) -> Head {
+    let head = String::from_utf8_lossy(head);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let status: u16 = status_line
@@ -114,27 +158,45 @@ pub fn parse_response(raw: &[u8]) -> Resp {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
+    let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let rest = &raw[end + 4..];
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        dechunk(rest)
-    } else if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        rest[..n.min(rest.len())].to_vec()
+    Head { status, headers }
+}
+
+fn body_framing(head: &Head, method: &str) -> Framing {
+    if method == "HEAD" || head.status < 200 || head.status == 204 || head.status == 304 {
+        Framing::None
+    } else if head
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        Framing::Chunked
+    } else if let Some(n) = head.header("content-length").and_then(|v| v.parse().ok()) {
+        Framing::Length(n)
     } else {
-        rest.to_vec()
+        Framing::ToEnd
+    }
+}
+
+/// Parse a whole HTTP/1.1 response to `method`.
+pub fn parse_response(raw: &[u8], method: &str) -> Resp {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(raw)));
+    let head = parse_head(&raw[..end]);
+    let rest = &raw[end + 4..];
+    let body = match body_framing(&head, method) {
+        Framing::None => Vec::new(),
+        Framing::Chunked => dechunk(rest),
+        Framing::Length(n) => rest[..n.min(rest.len())].to_vec(),
+        Framing::ToEnd => rest.to_vec(),
     };
     Resp {
-        status,
-        headers,
+        status: head.status,
+        headers: head.headers,
         body,
     }
 }
@@ -224,16 +286,23 @@ mod tests {
 
     #[test]
     fn parses_content_length_chunked_and_close_delimited_answers() {
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nhi");
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nhi",
+            "GET",
+        );
         assert_eq!(
             (r.status, r.body.as_slice(), r.header("x-a")),
             (200, &b"hi"[..], Some("b"))
         );
         let r = parse_response(
             b"HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            "POST",
         );
         assert_eq!((r.status, r.body.as_slice()), (201, &b"abcde"[..]));
-        let r = parse_response(b"HTTP/1.1 503 x\r\n\r\nto the end");
+        let r = parse_response(b"HTTP/1.1 503 x\r\n\r\nto the end", "GET");
         assert_eq!(r.body, b"to the end");
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n";
+        assert!(complete_response(head, "HEAD").is_some_and(|r| r.body.is_empty()));
+        assert!(complete_response(head, "GET").is_none());
     }
 }

@@ -255,12 +255,10 @@ fn cache_hits_are_reported_as_savings(kind: GatewayKind) {
     assert_eq!(row(&report, "cache")["events"], 90);
     assert_eq!(row(&report, "upstream")["events"], 10);
     assert_eq!(s.demo.calls_under("/api/cached/"), 10);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(saving) =
-        s.envoy_stat("wasmcustom.cost_optimizer.route.cached.cost.cache.saving_micros")
-    {
-        assert_eq!(saving, 90 * PRICE);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.cached.cost.cache.saving_micros",
+        |saving| assert_eq!(saving, 90 * PRICE),
+    );
 }
 
 on_both_hosts!(tokens_are_priced_from_the_usage_object);

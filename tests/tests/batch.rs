@@ -102,10 +102,10 @@ fn a_burst_becomes_at_most_two_batch_calls(kind: GatewayKind) {
     assert!(calls["batches"].as_u64().unwrap() <= 2, "{calls}");
     assert_eq!(calls["batch_members"], 16);
     assert_eq!(s.demo.calls_under("/api/quotes/"), 0, "no single calls");
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(members) = s.envoy_stat("wasmcustom.cost_optimizer.route.quotes.batch.members") {
-        assert_eq!(members, 16);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.quotes.batch.members",
+        |members| assert_eq!(members, 16),
+    );
 }
 
 on_both_hosts!(full_batches_leave_without_waiting_for_the_window_and_a_lone_request_after_it);
@@ -129,10 +129,10 @@ fn full_batches_leave_without_waiting_for_the_window_and_a_lone_request_after_it
         "at least one full batch left at once: {:?}",
         answers.iter().map(|(_, t)| *t).collect::<Vec<_>>()
     );
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(batches) = s.envoy_stat("wasmcustom.cost_optimizer.route.small.batch.size_2_4") {
-        assert!(batches >= 1);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.small.batch.size_2_4",
+        |batches| assert!(batches >= 1),
+    );
     assert_eq!(s.demo.calls_under("/api/sq/"), 0);
 
     let t = Instant::now();
@@ -159,12 +159,10 @@ fn a_failing_batch_call_sends_everyone_alone(kind: GatewayKind) {
         .iter()
         .all(|(r, _)| r.header("x-cache") != Some("BATCHED")));
     assert_eq!(s.demo.calls_under("/api/quotes/"), 16);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(alone) =
-        s.envoy_stat("wasmcustom.cost_optimizer.route.quotes.batch.fallback_failed")
-    {
-        assert_eq!(alone, 16);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.quotes.batch.fallback_failed",
+        |alone| assert_eq!(alone, 16),
+    );
 }
 
 on_both_hosts!(a_missing_member_goes_alone_and_garbage_sends_everyone_alone);
@@ -180,12 +178,10 @@ fn a_missing_member_goes_alone_and_garbage_sends_everyone_alone(kind: GatewayKin
         .count();
     assert!(batched >= 6, "{batched}");
     assert_eq!(s.demo.calls_under("/api/quotes/"), 8 - batched as u64);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(alone) =
-        s.envoy_stat("wasmcustom.cost_optimizer.route.quotes.batch.fallback_missing")
-    {
-        assert!(alone >= 1);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.quotes.batch.fallback_missing",
+        |alone| assert!(alone >= 1),
+    );
 
     s.demo.fault(json!({"clear": true}));
     s.demo
@@ -244,12 +240,10 @@ fn post_members_carry_their_bodies_intact_and_oversized_bodies_go_alone(kind: Ga
     assert_ne!(r.header("x-cache"), Some("BATCHED"));
     assert_eq!(r.json()["body"], big);
     assert_eq!(s.demo.calls_under("/api/notes/"), 1);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(alone) =
-        s.envoy_stat("wasmcustom.cost_optimizer.route.notes.batch.fallback_oversize")
-    {
-        assert_eq!(alone, 1);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.notes.batch.fallback_oversize",
+        |alone| assert_eq!(alone, 1),
+    );
 
     // A REST rule that does not batch bodies sends them alone.
     let answers = burst(

@@ -100,16 +100,9 @@ fn two_hundred_identical_requests_cost_one_upstream_call(kind: GatewayKind) {
         }
     }
     assert_eq!(coalesced, 199);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(envoy) = s.gateway.envoy() {
-        let stat = |w: &str| {
-            envoy.stat(&format!(
-                "wasmcustom.cost_optimizer.route.live.coalesce.{w}"
-            ))
-        };
-        assert_eq!(stat("leaders"), 1);
-        assert_eq!(stat("coalesced"), 199);
-    }
+    let stat = |w: &str| format!("wasmcustom.cost_optimizer.route.live.coalesce.{w}");
+    s.with_envoy_stat(&stat("leaders"), |n| assert_eq!(n, 1));
+    s.with_envoy_stat(&stat("coalesced"), |n| assert_eq!(n, 199));
 }
 
 on_both_hosts!(tenants_do_not_share_and_the_cache_stores_once);
@@ -131,10 +124,10 @@ fn tenants_do_not_share_and_the_cache_stores_once(kind: GatewayKind) {
     let answers = burst(&s, 20, "GET", "/api/items/3?delay_ms=300", &[], None);
     assert!(answers.iter().all(|(r, _)| r.status == 200));
     assert_eq!(s.demo.calls_for("/api/items/3"), 1);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(stores) = s.envoy_stat("wasmcustom.cost_optimizer.route.items.cache.stores") {
-        assert_eq!(stores, 1);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.items.cache.stores",
+        |stores| assert_eq!(stores, 1),
+    );
     assert_eq!(x_cache(&s.get("/api/items/3?delay_ms=300", &[])), "HIT");
 }
 
@@ -230,10 +223,10 @@ fn a_failing_leader_releases_its_followers_promptly(kind: GatewayKind) {
         10,
         "each follower went upstream itself"
     );
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(released) = s.envoy_stat("wasmcustom.cost_optimizer.route.live.coalesce.released") {
-        assert_eq!(released, 9);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.live.coalesce.released",
+        |released| assert_eq!(released, 9),
+    );
 }
 
 on_both_hosts!(followers_are_answered_when_the_leaders_client_disconnects);
@@ -264,10 +257,10 @@ fn followers_are_answered_when_the_leaders_client_disconnects(kind: GatewayKind)
             assert_eq!(r.status, 200, "{}", r.text());
         }
     });
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(released) = s.envoy_stat("wasmcustom.cost_optimizer.route.live.coalesce.released") {
-        assert_eq!(released, 4);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.live.coalesce.released",
+        |released| assert_eq!(released, 4),
+    );
 }
 
 on_both_hosts!(a_follower_with_a_short_sla_goes_upstream_itself);
@@ -290,8 +283,8 @@ fn a_follower_with_a_short_sla_goes_upstream_itself(kind: GatewayKind) {
         );
     });
     assert_eq!(s.demo.calls_for("/api/fast/1"), 2);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(timeouts) = s.envoy_stat("wasmcustom.cost_optimizer.route.fast.coalesce.timeouts") {
-        assert_eq!(timeouts, 1);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.fast.coalesce.timeouts",
+        |timeouts| assert_eq!(timeouts, 1),
+    );
 }

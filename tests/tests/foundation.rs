@@ -114,10 +114,10 @@ fn request_id_generated_unique_echoed_and_kept(kind: GatewayKind) {
         "the id is echoed once"
     );
     assert_eq!(stack.demo.calls_under("/api/items/"), 201);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(requests) = stack.envoy_stat("wasmcustom.cost_optimizer.route.items.requests") {
-        assert_eq!(requests, 201);
-    }
+    stack.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.items.requests",
+        |requests| assert_eq!(requests, 201),
+    );
 }
 
 on_both_hosts!(tenant_from_trusted_header_and_priority_header_ignored_when_untrusted);
@@ -160,12 +160,10 @@ fn tenant_from_trusted_header_and_priority_header_ignored_when_untrusted(kind: G
     let r = stack.get("/api/secure/1", &[("x-tenant-id", "acme")]);
     assert_eq!(r.status, 200);
     assert_eq!(stack.demo.calls_for("/api/secure/1"), 1);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(refused) =
-        stack.envoy_stat("wasmcustom.cost_optimizer.route.secure.unauthenticated")
-    {
-        assert_eq!(refused, 1);
-    }
+    stack.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.secure.unauthenticated",
+        |refused| assert_eq!(refused, 1),
+    );
 }
 
 on_both_hosts!(priority_header_honoured_when_trusted);

@@ -102,11 +102,10 @@ fn low_priority_beyond_capacity_is_told_when_to_retry(kind: GatewayKind) {
             assert_valid_429(r);
         }
     }
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(limited) = s.envoy_stat("wasmcustom.cost_optimizer.route.reports.limit.limited_low")
-    {
-        assert_eq!(limited, 20);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.reports.limit.limited_low",
+        |limited| assert_eq!(limited, 20),
+    );
 
     // Another tenant has its own budget.
     let other = burst(&s, 3, "/api/reports/g", &[("x-tenant-id", "globex")]);
@@ -129,12 +128,10 @@ fn high_priority_passes_with_a_warning(kind: GatewayKind) {
         .count();
     assert_eq!(warned, 5, "those over the capacity of 10 carry the warning");
     assert_eq!(s.demo.calls_under("/api/reports/"), 15);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(limited) =
-        s.envoy_stat("wasmcustom.cost_optimizer.route.reports.limit.limited_high")
-    {
-        assert_eq!(limited, 5);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.reports.limit.limited_high",
+        |limited| assert_eq!(limited, 5),
+    );
 }
 
 on_both_hosts!(medium_priority_waits_for_tokens_within_its_sla);
@@ -150,10 +147,10 @@ fn medium_priority_waits_for_tokens_within_its_sla(kind: GatewayKind) {
         );
     }
     assert_eq!(s.demo.calls_under("/api/steady/"), 15);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(queued) = s.envoy_stat("wasmcustom.cost_optimizer.route.steady.limit.queued") {
-        assert!(queued >= 8, "{queued} queued");
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.steady.limit.queued",
+        |queued| assert!(queued >= 8, "{queued} queued"),
+    );
 }
 
 on_both_hosts!(medium_priority_that_could_not_make_its_sla_is_refused_at_once);
@@ -164,10 +161,10 @@ fn medium_priority_that_could_not_make_its_sla_is_refused_at_once(kind: GatewayK
     let r = s.get("/api/tight/2", &[]);
     let took = t.elapsed();
     assert_valid_429(&r);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(queued) = s.envoy_stat("wasmcustom.cost_optimizer.route.tight.limit.queued") {
-        assert_eq!(queued, 0, "never queued");
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.tight.limit.queued",
+        |queued| assert_eq!(queued, 0, "never queued"),
+    );
     assert!(
         took < Duration::from_millis(1_000),
         "refused at once, not after waiting: {took:?}"
@@ -186,9 +183,8 @@ fn a_full_queue_pushes_back(kind: GatewayKind) {
     for (r, _) in &refused {
         assert_valid_429(r);
     }
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(rejects) = s.envoy_stat("wasmcustom.cost_optimizer.route.small.limit.queue_rejects")
-    {
-        assert!(rejects >= 1);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.small.limit.queue_rejects",
+        |rejects| assert!(rejects >= 1),
+    );
 }

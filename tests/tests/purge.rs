@@ -308,11 +308,10 @@ fn one_worker_per_gateway_polls_and_an_unchanged_snapshot_is_a_304(kind: Gateway
     );
     // Unchanged: 304 (the version also moves once a minute).
     assert!(nm1 - nm0 >= polls - 2, "{} of {polls} were 304", nm1 - nm0);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(failures) = s.envoy_stat("wasmcustom.cost_optimizer.accounting.purge_poll_failures")
-    {
-        assert_eq!(failures, 0);
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.accounting.purge_poll_failures",
+        |failures| assert_eq!(failures, 0),
+    );
 }
 
 on_both_hosts!(
@@ -349,13 +348,10 @@ fn while_cost_control_is_down_hits_go_on_and_a_purge_made_meanwhile_applies_when
     // Caches keep serving.
     gw.every_worker_says("HIT", "acme", &paths);
     drop(dead);
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(failures) = gw
-        .gateway
-        .envoy_stat("wasmcustom.cost_optimizer.accounting.purge_poll_failures")
-    {
-        assert!(failures >= 2, "{failures} failed polls");
-    }
+    gw.gateway.with_envoy_stat(
+        "wasmcustom.cost_optimizer.accounting.purge_poll_failures",
+        |failures| assert!(failures >= 2, "{failures} failed polls"),
+    );
 
     s.control_mut().restart();
     let gw = Gw::of(&s);

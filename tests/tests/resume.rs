@@ -83,11 +83,13 @@ fn a_cold_burst_of_a_new_tenant_waits_for_its_lease_then_coalesces(kind: Gateway
     let path = "/api/live/cold?cache-control=no-store&delay_ms=1000";
     let answers = burst(&s, 50, path, "newcomer");
     assert_one_call_for_all(&s, &answers, "/api/live/cold");
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(waited) = s.envoy_stat("wasmcustom.cost_optimizer.route.live.budget.waited") {
-        assert!(waited >= 1, "the burst waited for the first lease");
-        eprintln!("50 requests, 1 upstream call, {waited} waited for the lease");
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.live.budget.waited",
+        |waited| {
+            assert!(waited >= 1, "the burst waited for the first lease");
+            eprintln!("50 requests, 1 upstream call, {waited} waited for the lease");
+        },
+    );
 }
 
 on_both_hosts!(a_cold_burst_through_the_limiters_queue_still_coalesces);
@@ -115,13 +117,15 @@ fn a_cold_burst_through_the_limiters_queue_still_coalesces(kind: GatewayKind) {
             "limiter fields on every answer"
         );
     }
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(queued) = s.envoy_stat("wasmcustom.cost_optimizer.route.live.limit.queued") {
-        // Tokens come back at 20/s: unless the burst took more than a
-        // second to arrive, at least 20 of it queued.
-        assert!(queued >= 20, "most of the burst was queued: {queued}");
-        eprintln!("50 requests, {queued} queued, 1 upstream call");
-    }
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.live.limit.queued",
+        |queued| {
+            // Tokens come back at 20/s: unless the burst took more than a
+            // second to arrive, at least 20 of it queued.
+            assert!(queued >= 20, "most of the burst was queued: {queued}");
+            eprintln!("50 requests, {queued} queued, 1 upstream call");
+        },
+    );
 }
 
 on_both_hosts!(a_queued_medium_request_on_a_batched_rule_joins_a_batch);
@@ -173,9 +177,8 @@ fn a_queued_medium_request_on_a_batched_rule_joins_a_batch(kind: GatewayKind) {
         0,
         "no quote went upstream alone"
     );
-    // Envoy only: Kong's engine here (bare nginx) serves no filter counters.
-    if let Some(queued) = s.envoy_stat("wasmcustom.cost_optimizer.route.q.limit.queued") {
+    s.with_envoy_stat("wasmcustom.cost_optimizer.route.q.limit.queued", |queued| {
         assert!(queued >= 1, "some waited in the limiter's queue");
         eprintln!("{n} quotes, {queued} queued first, all batched");
-    }
+    });
 }
