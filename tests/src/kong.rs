@@ -387,7 +387,15 @@ impl Kong {
                 // not respawned, while the master keeps the port: clients
                 // would hang, so look for it rather than wait.
                 if log.contains("invalid configuration") || log.contains("exited with code") {
-                    panic!("the Kong host refused its config:\n{log}");
+                    let why: Vec<&str> = log
+                        .lines()
+                        .filter(|l| l.contains("invalid configuration") || l.contains("[emerg]"))
+                        .collect();
+                    panic!(
+                        "the Kong host refused its config:\n{}\n(whole log: {})",
+                        why.join("\n"),
+                        self.error_log.display()
+                    );
                 }
                 let configured = log.matches("configured with").count();
                 let answers = configured >= WORKERS
