@@ -156,7 +156,8 @@ impl Gateway {
     /// (0 or 1) served it. Envoy: the listener's per-worker connection
     /// counters, read around the request (so probes must not overlap on
     /// one gateway); Kong: the worker process that holds the accepted
-    /// socket, found through /proc while the connection is open.
+    /// socket, found through /proc before the request is complete (Kong
+    /// closes the connection after a reply the filter makes).
     pub fn probe_worker(
         &self,
         listen: u16,
@@ -190,7 +191,7 @@ impl Gateway {
                 (r, grew[0])
             }
             Gateway::Kong(k) => {
-                let req = RawRequest::send(listen, method, path, headers, None);
+                let mut req = RawRequest::send_held(listen, method, path, headers, None);
                 req.wait_read_by_server();
                 let worker = k.worker_holding(&req).unwrap_or_else(|| {
                     panic!(
@@ -198,6 +199,7 @@ impl Gateway {
                         req.local_port()
                     )
                 });
+                req.release();
                 (req.response(), worker)
             }
         }

@@ -18,11 +18,31 @@ pub struct RawRequest {
     method: String,
     server_port: u16,
     local_port: u16,
+    /// What [`RawRequest::release`] still has to write.
+    rest: Vec<u8>,
 }
 
 impl RawRequest {
     /// Connect to `127.0.0.1:port` and write the whole request.
     pub fn send(
+        port: u16,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> RawRequest {
+        let mut req = Self::send_held(port, method, path, headers, body);
+        req.release();
+        req
+    }
+
+    /// Like [`RawRequest::send`], less the empty line that ends the
+    /// header section: the server accepts the connection and reads what
+    /// came, and cannot answer before [`RawRequest::release`]. (Kong
+    /// closes the connection right after a reply the filter makes, so a
+    /// look at which worker holds it must come before the answer.)
+    /// Takes no body.
+    pub fn send_held(
         port: u16,
         method: &str,
         path: &str,
@@ -46,18 +66,24 @@ impl RawRequest {
         if let Some(b) = body {
             head.push_str(&format!("content-length: {}\r\n", b.len()));
         }
-        head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(body.unwrap_or_default());
         stream
-            .write_all(&bytes)
+            .write_all(head.as_bytes())
             .unwrap_or_else(|e| panic!("{method} {path} to :{port}: {e}"));
         RawRequest {
             stream,
             method: method.to_string(),
             server_port: port,
             local_port,
+            rest: [b"\r\n".as_slice(), body.unwrap_or_default()].concat(),
         }
+    }
+
+    /// Write the rest of a request started with [`RawRequest::send_held`].
+    pub fn release(&mut self) {
+        let rest = std::mem::take(&mut self.rest);
+        self.stream
+            .write_all(&rest)
+            .unwrap_or_else(|e| panic!("{} to :{}: {e}", self.method, self.server_port));
     }
 
     pub fn local_port(&self) -> u16 {
@@ -71,12 +97,13 @@ impl RawRequest {
             .find(|s| s.local_port == self.server_port && s.remote_port == self.local_port)
     }
 
-    /// Whether the gateway accepted the connection and read every byte of
-    /// the request (its receive queue is empty) while the connection is
-    /// still open, i.e. it holds the request.
+    /// Whether the gateway accepted the connection (a process has its
+    /// socket) and read every byte sent so far (its receive queue is
+    /// empty) while the connection is still open, i.e. it holds the
+    /// request.
     pub fn read_by_server(&self) -> bool {
         self.server_socket()
-            .is_some_and(|s| s.established() && s.rx_queue == 0)
+            .is_some_and(|s| s.established() && s.rx_queue == 0 && s.inode != 0)
     }
 
     /// Wait until the gateway has read the request (see
