@@ -40,8 +40,8 @@ impl RawRequest {
     /// header section: the server accepts the connection and reads what
     /// came, and cannot answer before [`RawRequest::release`]. (Kong
     /// closes the connection right after a reply the filter makes, so a
-    /// look at which worker holds it must come before the answer.)
-    /// Takes no body.
+    /// look at which worker holds it must come before the answer.) The
+    /// body, if any, goes with the rest.
     pub fn send_held(
         port: u16,
         method: &str,
