@@ -9,13 +9,14 @@ if [[ -x scripts/ensure-postgres.sh ]]; then
   export COST_CONTROL_PG_URL
 fi
 
-echo "==> Kong's engine (nginx + ngx_wasm_module + wasmtime) for the Kong tests"
+echo "==> Kong's engine (nginx + ngx_wasm_module + wasmtime) for the tests on Kong"
 # Built once into a cache outside the work tree (8-17 minutes cold on two
 # cores, seconds after); the tests take nginx from here.
 KONG_NGINX_BIN="$(scripts/kong-host.sh | tail -n1)"
 export KONG_NGINX_BIN
 
 echo "==> cargo test (unit, service and end-to-end tests)"
-# End-to-end tests each start an Envoy with two workers and the demo API;
-# two at a time keeps a 2-core machine from starving them.
+# End-to-end tests each start a gateway with two workers (every behaviour
+# test once on Envoy and once on Kong's engine) and the demo API; two at a
+# time keeps a 2-core machine from starving them.
 cargo test --workspace --no-fail-fast -- --test-threads="${E2E_THREADS:-2}"

@@ -292,20 +292,25 @@ impl CostControl {
         self.ok_json("POST", "/v1/purge", ADMIN_TOKEN, Some(&body))
     }
 
-    /// `GET /v1/snapshot` requests served so far, by status (from
-    /// `/metrics`): `(200s, 304s)`.
-    pub fn snapshot_polls(&self) -> (u64, u64) {
+    /// Requests cost-control answered so far with `method` on `route`
+    /// and `status` (from `/metrics`).
+    pub fn requests_served(&self, method: &str, route: &str, status: u16) -> u64 {
         let text = http::request_fresh("GET", &self.url("/metrics"), &[], None).text();
-        let count = |status: &str| {
-            let prefix = format!(
-                "cost_control_http_requests_total{{method=\"GET\",route=\"/v1/snapshot\",status=\"{status}\"}} "
-            );
-            text.lines()
-                .find_map(|l| l.strip_prefix(&prefix))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        (count("200"), count("304"))
+        let prefix = format!(
+            "cost_control_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// `GET /v1/snapshot` requests served so far, by status: `(200s, 304s)`.
+    pub fn snapshot_polls(&self) -> (u64, u64) {
+        (
+            self.requests_served("GET", "/v1/snapshot", 200),
+            self.requests_served("GET", "/v1/snapshot", 304),
+        )
     }
 
     /// Spend events of `tenant` this month.

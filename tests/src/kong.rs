@@ -10,16 +10,18 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::envoy_config::Ports;
+use crate::gateway::WORKERS;
 use crate::http::{self, Resp};
-use crate::procs::{free_port, port_open, repo_root, scratch_dir, wait_for, Proc};
-use crate::stack::{wasm_path, DemoApi};
+use crate::procs::{port_open, repo_root, wait_for, Proc};
+use crate::stack::wasm_path;
+use crate::wire::{process_holds_socket, RawRequest};
 
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// nginx refuses a config parameter of `NGX_CONF_BUFFER` (4096) bytes or
 /// more; the filter config is one parameter of `proxy_wasm`.
 const MAX_FILTER_CONFIG: usize = 4000;
-const WORKERS: usize = 2;
 
 /// The nginx binary of the Kong-engine host: `KONG_NGINX_BIN` when set
 /// (it must exist), else what `scripts/kong-host.sh` prints (building it
@@ -92,9 +94,12 @@ pub fn wasmtime_cache_config() -> PathBuf {
         let dir = e2e.join("wasmtime-cache");
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         // nginx's workers drop root for `nobody` and write the cache
-        // themselves: the folder is open to all, like /tmp.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))
-            .unwrap_or_else(|e| panic!("chmod {}: {e}", dir.display()));
+        // themselves: the folder is open to all, like /tmp, and so is each
+        // folder in it. (Folders wasmtime made as root, e.g. in a run of
+        // nginx without workers, were seen to leave every later worker
+        // unable to store a new module: each start then compiled it
+        // again, 54 s on a busy 2-core machine.)
+        open_to_all(&dir);
         let path = e2e.join("wasmtime-cache.toml");
         let text = format!(
             "[cache]\nenabled = true\ndirectory = \"{}\"\n",
@@ -109,6 +114,17 @@ pub fn wasmtime_cache_config() -> PathBuf {
         path
     })
     .clone()
+}
+
+/// Mode 1777 on `dir` and every folder below it.
+fn open_to_all(dir: &Path) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", dir.display()));
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            open_to_all(&entry.path());
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -126,6 +142,62 @@ pub struct KongPorts {
 pub fn quote_filter_config(filter: &serde_json::Value) -> String {
     let json = serde_json::to_string(filter).unwrap_or_else(|e| panic!("filter config: {e}"));
     json.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+/// The Envoy-style filter config of a test, for the Kong host: `"host":
+/// "kong"`, every callout target that names one of the test clusters
+/// (`cost_control`, `demo_api`, `demo_api_b`, see `envoy_config::render`)
+/// as `127.0.0.1:<its port>`, and with `wake` the cost-control that
+/// parked requests wake themselves through (on Kong a paused request can
+/// only be resumed from its own callout's answer, see DESIGN "Host
+/// facts").
+pub fn filter_config(filter: &serde_json::Value, ports: &Ports, wake: bool) -> serde_json::Value {
+    let target = |cluster: &serde_json::Value, field: &str| -> serde_json::Value {
+        let port = match cluster.as_str() {
+            Some("cost_control") => ports.control,
+            Some("demo_api") => ports.demo,
+            Some("demo_api_b") => ports.demo_b,
+            other => panic!("{field}: {other:?} is not a cluster of the test stacks"),
+        };
+        format!("127.0.0.1:{port}").into()
+    };
+    let mut out = filter.clone();
+    out["host"] = "kong".into();
+    if let Some(acc) = out.get_mut("accounting").filter(|a| a.is_object()) {
+        acc["cost_control"] = target(&acc["cost_control"], "accounting.cost_control");
+    }
+    if let Some(routes) = out.get_mut("routes").and_then(|r| r.as_array_mut()) {
+        for (i, route) in routes.iter_mut().enumerate() {
+            if let Some(batch) = route.get_mut("batch").filter(|b| b.is_object()) {
+                batch["upstream"] =
+                    target(&batch["upstream"], &format!("routes[{i}].batch.upstream"));
+            }
+        }
+    }
+    if wake {
+        out["wake"] = serde_json::json!({
+            "target": format!("127.0.0.1:{}", ports.control),
+            "authority": "cost-control"
+        });
+    }
+    out
+}
+
+/// Whether a filter config has a feature that parks requests (coalescing,
+/// a rate limit whose medium-priority requests queue, batching, a budget's
+/// first-lease wait): on Kong those wake themselves through cost-control,
+/// so a Kong stack with them runs one even when the test does not.
+pub fn parks_requests(filter: &serde_json::Value) -> bool {
+    let trusted_priority = filter["identity"]["priority_header"]["trusted"] == true;
+    filter["routes"].as_array().is_some_and(|routes| {
+        routes.iter().any(|r| {
+            let medium = matches!(r["priority"].as_str(), None | Some("medium"));
+            r.get("coalesce").is_some()
+                || r.get("batch").is_some()
+                || (r.get("limit").is_some() && (medium || trusted_priority))
+                || r["cost"].get("budget").is_some()
+        })
+    })
 }
 
 /// `kong/nginx.conf.template` rendered for a run directory, the built
@@ -225,13 +297,51 @@ pub struct Kong {
     pub dir: PathBuf,
     pub error_log: PathBuf,
     proc: Proc,
-    checked: bool,
+    /// Started to be refused: its log is not checked on drop.
+    refused: bool,
 }
 
 impl Kong {
     /// Render the config into `dir`, start nginx (two workers) and wait
     /// until both workers configured the filter and the port answers.
     pub fn start(ports: KongPorts, filter: &serde_json::Value, dir: &Path) -> Kong {
+        let mut kong = Self::spawn(ports, filter, dir);
+        kong.wait_ready();
+        kong
+    }
+
+    /// Start nginx on a filter config it must refuse: `nginx -t` does not
+    /// run the filter's `on_configure`, so nginx starts, and each worker
+    /// logs the filter's error and exits while the master keeps the port.
+    /// Answers the error log once it shows the refusal.
+    pub fn start_expecting_refusal(
+        ports: KongPorts,
+        filter: &serde_json::Value,
+        dir: &Path,
+    ) -> String {
+        let mut kong = Self::spawn(ports, filter, dir);
+        let log = wait_for(
+            "the Kong host's workers to refuse the filter config",
+            START_TIMEOUT,
+            || {
+                let log = kong.error_log_text();
+                if log.contains("invalid configuration") {
+                    return Some(log);
+                }
+                if let Some(code) = kong.proc.exited() {
+                    panic!(
+                        "nginx exited ({code:?}) without the filter refusing its config:\n{log}"
+                    );
+                }
+                None
+            },
+        );
+        // The refusal is the point: stop without checking the log.
+        kong.refused = true;
+        log
+    }
+
+    fn spawn(ports: KongPorts, filter: &serde_json::Value, dir: &Path) -> Kong {
         let nginx = nginx_bin();
         let conf = dir.join("nginx.conf");
         let cache_config = wasmtime_cache_config();
@@ -250,15 +360,13 @@ impl Kong {
             error_log.display().to_string(),
         ];
         let proc = Proc::spawn("nginx", &nginx, &args, dir);
-        let mut kong = Kong {
+        Kong {
             ports,
             dir: dir.to_path_buf(),
             error_log,
             proc,
-            checked: false,
-        };
-        kong.wait_ready();
-        kong
+            refused: false,
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -268,7 +376,6 @@ impl Kong {
             START_TIMEOUT,
             || {
                 if let Some(code) = self.proc.exited() {
-                    self.checked = true;
                     panic!(
                         "nginx exited early ({code:?}):\n{}\n{}",
                         self.proc.log_text(),
@@ -280,8 +387,15 @@ impl Kong {
                 // not respawned, while the master keeps the port: clients
                 // would hang, so look for it rather than wait.
                 if log.contains("invalid configuration") || log.contains("exited with code") {
-                    self.checked = true;
-                    panic!("the Kong host refused its config:\n{log}");
+                    let why: Vec<&str> = log
+                        .lines()
+                        .filter(|l| l.contains("invalid configuration") || l.contains("[emerg]"))
+                        .collect();
+                    panic!(
+                        "the Kong host refused its config:\n{}\n(whole log: {})",
+                        why.join("\n"),
+                        self.error_log.display()
+                    );
                 }
                 let configured = log.matches("configured with").count();
                 let answers = configured >= WORKERS
@@ -308,21 +422,20 @@ impl Kong {
         std::fs::read_to_string(&self.error_log).unwrap_or_default()
     }
 
-    /// Fail when the error log shows a trap, a panic or a dead worker.
-    /// Also run on drop (unless the test already failed).
-    pub fn assert_healthy(&mut self) {
-        self.checked = true;
-        let log = self.error_log_text();
-        let bad = log_problems(&log);
-        assert!(
-            bad.is_empty(),
-            "the Kong host's error log ({}) shows traps, panics or dead workers:\n{}",
-            self.error_log.display(),
-            bad.join("\n")
-        );
-        if let Some(code) = self.proc.exited() {
-            panic!("nginx exited while the test ran ({code:?})");
-        }
+    /// The worker processes, in pid order.
+    pub fn workers(&self) -> Vec<u32> {
+        let mut pids = children(self.proc.pid());
+        pids.sort_unstable();
+        pids
+    }
+
+    /// Which worker (its index in [`Kong::workers`]) holds the gateway's
+    /// end of `req`'s connection (after it accepted it).
+    pub fn worker_holding(&self, req: &RawRequest) -> Option<usize> {
+        let inode = req.server_socket()?.inode;
+        self.workers()
+            .iter()
+            .position(|pid| process_holds_socket(*pid, inode))
     }
 
     /// Stop nginx: SIGTERM to the master (fast shutdown, it stops its
@@ -367,10 +480,14 @@ fn signal(sig: &str, pid: u32) {
         .status();
 }
 
+/// Every Kong gateway is checked when it is dropped (the end of a test,
+/// or a second gateway going away): a wasm trap, a panic, a worker killed
+/// by a signal or nginx gone fails the test. When the test failed already,
+/// the problems and the log's tail are printed instead.
 impl Drop for Kong {
     fn drop(&mut self) {
         let failing = std::thread::panicking();
-        let problems: Vec<String> = if failing || self.checked {
+        let mut problems: Vec<String> = if self.refused {
             Vec::new()
         } else {
             log_problems(&self.error_log_text())
@@ -378,8 +495,19 @@ impl Drop for Kong {
                 .map(str::to_string)
                 .collect()
         };
+        if let Some(code) = self.proc.exited().filter(|_| !self.refused) {
+            problems.push(format!("nginx exited while the test ran ({code:?})"));
+        }
         self.stop();
+        let report = format!(
+            "the Kong host's error log ({}) shows traps, panics or dead workers:\n{}",
+            self.error_log.display(),
+            problems.join("\n")
+        );
         if failing {
+            if !problems.is_empty() {
+                eprintln!("{report}");
+            }
             let text = self.error_log_text();
             let tail: Vec<&str> = text.lines().rev().take(80).collect();
             eprintln!(
@@ -390,39 +518,8 @@ impl Drop for Kong {
                 eprintln!("{line}");
             }
         } else if !problems.is_empty() {
-            panic!(
-                "the Kong host's error log ({}) shows traps, panics or dead workers:\n{}",
-                self.error_log.display(),
-                problems.join("\n")
-            );
+            panic!("{report}");
         }
-    }
-}
-
-/// The demo API and the Kong host in front of it.
-pub struct KongStack {
-    pub dir: PathBuf,
-    // Drop order: nginx first, then the upstream.
-    pub kong: Kong,
-    pub demo: DemoApi,
-}
-
-impl KongStack {
-    /// The demo API and the Kong host with the filter configured by
-    /// `filter`, on free ports, files in `target/e2e/<name>-...`.
-    pub fn start(name: &str, filter: serde_json::Value) -> KongStack {
-        let dir = scratch_dir(name);
-        let ports = KongPorts {
-            listen: free_port(),
-            demo: free_port(),
-        };
-        let demo = DemoApi::start("primary", ports.demo, &dir);
-        let kong = Kong::start(ports, &filter, &dir);
-        KongStack { dir, kong, demo }
-    }
-
-    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
-        self.kong.get(path, headers)
     }
 }
 
@@ -472,6 +569,59 @@ mod tests {
             )
         });
         assert!(envoy.is_err());
+    }
+
+    #[test]
+    fn filter_config_targets_loopback_ports_and_wakes_through_cost_control() {
+        let ports = Ports {
+            listen: 1,
+            admin: 2,
+            plain: 3,
+            demo: 4,
+            demo_b: 5,
+            control: 6,
+        };
+        let envoy = json!({
+            "version": 1,
+            "accounting": {"cost_control": "cost_control", "token": "t", "gateway_id": "g"},
+            "routes": [
+                {"name": "a", "match": {"prefix": "/a"}, "batch": {"upstream": "demo_api_b", "path": "/b"}},
+                {"name": "b", "match": {"prefix": "/b"}}
+            ]
+        });
+        let kong = filter_config(&envoy, &ports, true);
+        assert_eq!(kong["host"], "kong");
+        assert_eq!(kong["accounting"]["cost_control"], "127.0.0.1:6");
+        assert_eq!(kong["routes"][0]["batch"]["upstream"], "127.0.0.1:5");
+        assert_eq!(
+            kong["wake"],
+            json!({"target": "127.0.0.1:6", "authority": "cost-control"})
+        );
+        assert_eq!(kong["routes"][1], envoy["routes"][1]);
+        assert!(filter_config(&envoy, &ports, false).get("wake").is_none());
+        let unknown = json!({"routes": [{"batch": {"upstream": "elsewhere"}}]});
+        assert!(std::panic::catch_unwind(|| filter_config(&unknown, &ports, false)).is_err());
+    }
+
+    #[test]
+    fn parked_features_are_coalescing_medium_limits_batches_and_budgets() {
+        let with = |route: serde_json::Value| json!({"routes": [route]});
+        assert!(!parks_requests(&with(json!({"cache": {}}))));
+        assert!(parks_requests(&with(json!({"coalesce": {}}))));
+        assert!(parks_requests(&with(json!({"batch": {}}))));
+        assert!(parks_requests(&with(json!({"limit": {}}))));
+        assert!(!parks_requests(&with(
+            json!({"limit": {}, "priority": "low"})
+        )));
+        let trusted = json!({
+            "identity": {"priority_header": {"name": "x-priority", "trusted": true}},
+            "routes": [{"limit": {}, "priority": "low"}]
+        });
+        assert!(parks_requests(&trusted));
+        assert!(parks_requests(&with(json!({"cost": {"budget": {}}}))));
+        assert!(!parks_requests(&with(
+            json!({"cost": {"cost_per_call": 1}})
+        )));
     }
 
     #[test]

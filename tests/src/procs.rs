@@ -8,7 +8,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The repository root (this crate lives in `tests/`).
@@ -112,6 +113,63 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
 
 pub fn port_open(port: u16) -> bool {
     TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+/// A port where a service is down in a way a test can watch: it accepts
+/// every connection and closes it at once, counting them, so each try of
+/// a client (a gateway's callout) is an event. Stopped on drop, which
+/// frees the port for the real service again.
+pub struct DeadPort {
+    pub port: u16,
+    tries: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DeadPort {
+    pub fn bind(port: u16) -> DeadPort {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("bind :{port} for a dead service: {e}"));
+        listener
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("nonblocking :{port}: {e}"));
+        let tries = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (tries, stop) = (tries.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        // Dropped at once: the client sees its connection closed.
+                        Ok(_) => {
+                            tries.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        DeadPort {
+            port,
+            tries,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Connections accepted (and closed) so far.
+    pub fn tries(&self) -> u64 {
+        self.tries.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for DeadPort {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 pub struct Proc {

@@ -1,13 +1,15 @@
-//! A running test stack: the demo API (two providers), a real Envoy with
-//! the built `.wasm` and optionally cost-control, on free loopback ports,
-//! torn down on drop.
+//! A running test stack: the demo API (two providers), a gateway (the real
+//! Envoy, or Kong's engine) with the built `.wasm` and optionally
+//! cost-control, on free loopback ports, torn down on drop.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::control::CostControl;
 use crate::envoy_config::{self, Options, Ports};
+use crate::gateway::{self, Gateway, GatewayKind};
 use crate::http::{self, Resp};
+use crate::kong;
 use crate::procs::{free_port, port_open, repo_root, scratch_dir, wait_for, Proc};
 
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -181,6 +183,15 @@ impl Envoy {
         (code, proc.log_text())
     }
 
+    /// Bytes its allocator has handed out (admin `/memory`).
+    pub fn allocated_bytes(&self) -> u64 {
+        let v = http::get(&format!("http://127.0.0.1:{}/memory", self.admin), &[]).json();
+        v["allocated"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no allocated in {v}"))
+    }
+
     /// A counter or gauge from the admin `/stats` endpoint (0 when absent).
     pub fn stat(&self, name: &str) -> u64 {
         let text = http::get(
@@ -196,39 +207,35 @@ impl Envoy {
 }
 
 pub struct Stack {
+    pub kind: GatewayKind,
     pub ports: Ports,
     pub dir: PathBuf,
-    // Drop order: Envoy first, then cost-control and the upstreams.
-    pub envoy: Envoy,
+    // Drop order: the gateway first, then cost-control and the upstreams.
+    pub gateway: Gateway,
     /// cost-control on `ports.control`, when started with it.
     pub control: Option<CostControl>,
     pub demo: DemoApi,
     pub demo_b: DemoApi,
 }
 
-/// Another Envoy beside a stack's: its own listener, admin and plain
-/// ports, the same demo API and cost-control (a second gateway).
-pub struct SecondEnvoy {
-    /// `listen`, `admin` and `plain` are this Envoy's; the rest the stack's.
+/// Another gateway of the same kind beside a stack's: its own listener
+/// (and admin and plain ports on Envoy), the same demo API and
+/// cost-control (a second gateway).
+pub struct SecondGateway {
+    /// `listen`, `admin` and `plain` are this gateway's; the rest the stack's.
     pub ports: Ports,
     pub dir: PathBuf,
-    pub envoy: Envoy,
+    pub gateway: Gateway,
 }
 
-impl SecondEnvoy {
+impl SecondGateway {
     pub fn listen_port(&self) -> u16 {
         self.ports.listen
     }
 
-    /// URL through this Envoy's filter.
+    /// URL through this gateway's filter.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.ports.listen)
-    }
-
-    /// URL through this Envoy's listener without the filter (only with
-    /// [`Stack::second_envoy`]; the shipped config has none).
-    pub fn plain_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.ports.plain)
     }
 
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
@@ -250,55 +257,76 @@ pub fn ports() -> Ports {
 impl Stack {
     /// The demo API and Envoy with the filter configured by `options`.
     pub fn start(name: &str, options: Options) -> Stack {
-        let ports = ports();
-        let yaml = envoy_config::render(&ports, &wasm_path(), &options);
-        Self::start_with_yaml(name, ports, &yaml, true, false)
+        Self::start_on(GatewayKind::Envoy, name, options)
     }
 
     /// Like [`Stack::start`], with cost-control on `ports.control`
-    /// (started before Envoy, so the filter finds it from its first
+    /// (started before the gateway, so the filter finds it from its first
     /// request). Its store is `cc.db` in the stack's directory.
     pub fn start_with_control(name: &str, options: Options) -> Stack {
-        let ports = ports();
-        let yaml = envoy_config::render(&ports, &wasm_path(), &options);
-        Self::start_with_yaml(name, ports, &yaml, true, true)
+        Self::start_with_control_on(GatewayKind::Envoy, name, options)
     }
 
-    /// The demo API and Envoy running the shipped `envoy/envoy.yaml`.
-    pub fn start_shipped(name: &str) -> Stack {
-        let ports = ports();
-        let yaml = envoy_config::render_shipped(&ports, &wasm_path());
-        Self::start_with_yaml(name, ports, &yaml, false, false)
+    /// The demo API and a gateway of `kind` with the filter configured by
+    /// `options` (the Envoy form: callout targets are cluster names; see
+    /// [`kong::filter_config`] for Kong). On Kong, a config with features
+    /// that park requests also gets cost-control, which wakes them.
+    pub fn start_on(kind: GatewayKind, name: &str, options: Options) -> Stack {
+        let control = kind == GatewayKind::Kong && kong::parks_requests(&options.filter);
+        Self::start_gateway(kind, name, &options, control)
     }
 
-    /// Like [`Stack::start_shipped`], with cost-control on `ports.control`.
+    /// Like [`Stack::start_on`], with cost-control on `ports.control`.
+    pub fn start_with_control_on(kind: GatewayKind, name: &str, options: Options) -> Stack {
+        Self::start_gateway(kind, name, &options, true)
+    }
+
+    fn start_gateway(
+        kind: GatewayKind,
+        name: &str,
+        options: &Options,
+        with_control: bool,
+    ) -> Stack {
+        let ports = ports();
+        let dir = scratch_dir(&format!("{name}-{}", kind.name()));
+        let (control, demo, demo_b) = Self::start_services(&ports, &dir, with_control);
+        let gateway = Gateway::start(kind, &ports, options, with_control, &dir);
+        Stack {
+            kind,
+            ports,
+            dir,
+            gateway,
+            control,
+            demo,
+            demo_b,
+        }
+    }
+
+    /// cost-control (if asked) and the two demo API providers.
+    fn start_services(
+        ports: &Ports,
+        dir: &Path,
+        with_control: bool,
+    ) -> (Option<CostControl>, DemoApi, DemoApi) {
+        let control = with_control.then(|| CostControl::start(ports.control, dir));
+        let demo = DemoApi::start("primary", ports.demo, dir);
+        let demo_b = DemoApi::start("secondary", ports.demo_b, dir);
+        (control, demo, demo_b)
+    }
+
+    /// The demo API, cost-control and Envoy running the shipped
+    /// `envoy/envoy.yaml` (its ports replaced by the stack's).
     pub fn start_shipped_with_control(name: &str) -> Stack {
         let ports = ports();
         let yaml = envoy_config::render_shipped(&ports, &wasm_path());
-        Self::start_with_yaml(name, ports, &yaml, false, true)
-    }
-
-    fn start_with_yaml(
-        name: &str,
-        ports: Ports,
-        yaml: &str,
-        plain: bool,
-        with_control: bool,
-    ) -> Stack {
         let dir = scratch_dir(name);
-        let control = with_control.then(|| CostControl::start(ports.control, &dir));
-        let demo = DemoApi::start("primary", ports.demo, &dir);
-        let demo_b = DemoApi::start("secondary", ports.demo_b, &dir);
-        let listen: Vec<u16> = if plain {
-            vec![ports.listen, ports.plain]
-        } else {
-            vec![ports.listen]
-        };
-        let envoy = Envoy::start(yaml, ports.admin, &listen, &dir);
+        let (control, demo, demo_b) = Self::start_services(&ports, &dir, true);
+        let envoy = Envoy::start(&yaml, ports.admin, &[ports.listen], &dir);
         Stack {
+            kind: GatewayKind::Envoy,
             ports,
             dir,
-            envoy,
+            gateway: Gateway::Envoy(envoy),
             control,
             demo,
             demo_b,
@@ -319,45 +347,34 @@ impl Stack {
             .unwrap_or_else(|| panic!("this stack has no cost-control: use start_with_control"))
     }
 
-    /// Another Envoy with the filter configured by `options`, on its own
-    /// listener, admin and plain ports, in front of this stack's demo APIs
-    /// and cost-control. Dropping the handle stops it.
-    pub fn second_envoy(&self, options: Options) -> SecondEnvoy {
-        let ports = self.second_ports();
-        let yaml = envoy_config::render(&ports, &wasm_path(), &options);
-        self.second_envoy_with_yaml(ports, &yaml, true)
-    }
-
-    /// Another Envoy running the shipped `envoy/envoy.yaml` (see
-    /// [`Stack::second_envoy`]).
-    pub fn second_envoy_shipped(&self) -> SecondEnvoy {
-        let ports = self.second_ports();
-        let yaml = envoy_config::render_shipped(&ports, &wasm_path());
-        self.second_envoy_with_yaml(ports, &yaml, false)
-    }
-
-    fn second_ports(&self) -> Ports {
-        Ports {
+    /// Another gateway of this stack's kind with the filter configured by
+    /// `options`, on its own ports, in front of this stack's demo APIs and
+    /// cost-control. Dropping the handle stops it.
+    pub fn second_gateway(&self, options: Options) -> SecondGateway {
+        let ports = Ports {
             listen: free_port(),
             admin: free_port(),
             plain: free_port(),
             ..self.ports
+        };
+        // A directory of its own: a gateway writes its config and logs
+        // there, which would clobber the first one's.
+        let dir = self
+            .dir
+            .join(format!("{}-{}", self.kind.name(), ports.listen));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let gateway = Gateway::start(self.kind, &ports, &options, self.control.is_some(), &dir);
+        SecondGateway {
+            ports,
+            dir,
+            gateway,
         }
     }
 
-    fn second_envoy_with_yaml(&self, ports: Ports, yaml: &str, plain: bool) -> SecondEnvoy {
-        // A directory of its own: Envoy::start writes envoy.yaml and
-        // envoy.log there, which would clobber the first Envoy's.
-        let dir = self.dir.join(format!("envoy-{}", ports.listen));
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        let listen: Vec<u16> = if plain {
-            vec![ports.listen, ports.plain]
-        } else {
-            vec![ports.listen]
-        };
-        let envoy = Envoy::start(yaml, ports.admin, &listen, &dir);
-        SecondEnvoy { ports, dir, envoy }
+    /// See [`Gateway::with_envoy_stat`]: the check runs on Envoy only.
+    pub fn with_envoy_stat(&self, name: &str, check: impl FnOnce(u64)) {
+        self.gateway.with_envoy_stat(name, check)
     }
 
     /// URL through the filter.
@@ -365,9 +382,9 @@ impl Stack {
         format!("http://127.0.0.1:{}{path}", self.ports.listen)
     }
 
-    /// URL through the listener without the filter.
+    /// URL through the gateway without the filter (same proxying).
     pub fn plain_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.ports.plain)
+        gateway::plain_url(self.kind, &self.ports, path)
     }
 
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {

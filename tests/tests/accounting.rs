@@ -1,9 +1,13 @@
-//! Issue 9, end to end: real Envoy (two workers), the built filter, the real
-//! cost-control with its SQLite store, the demo API. Every request of a
+//! Issue 9, end to end on each host (Envoy, and Kong's engine; two
+//! workers): the built filter, the real cost-control with its SQLite
+//! store, the demo API. Every request of a
 //! priced rule is reported, budgets hold across two gateways, and an outage
 //! of cost-control loses and double-counts nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use e2e::gateway::GatewayKind;
+use e2e::on_both_hosts;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,6 +19,8 @@ use e2e::stack::Stack;
 use serde_json::{json, Value};
 
 const PRICE: u64 = 2_000; // $0.002 per call
+const BUDGET_EXCEEDED: &str =
+    r#"{"error":"budget_exceeded","message":"the tenant's budget for this period is spent"}"#;
 
 fn filter(gateway: &str, credit: &str) -> Options {
     Options {
@@ -78,10 +84,10 @@ fn row<'a>(report: &'a Value, key: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {key} row in {report}"))
 }
 
-#[test]
-fn a_budget_holds_across_two_gateways_and_high_passes_with_a_warning() {
-    let s = Stack::start_with_control("acct-budget", filter("gw-a", "0.05"));
-    let second = s.second_envoy(filter("gw-b", "0.05"));
+on_both_hosts!(a_budget_holds_across_two_gateways_and_high_passes_with_a_warning);
+fn a_budget_holds_across_two_gateways_and_high_passes_with_a_warning(kind: GatewayKind) {
+    let s = Stack::start_with_control_on(kind, "acct-budget", filter("gw-a", "0.05"));
+    let second = s.second_gateway(filter("gw-b", "0.05"));
     s.control().put_budget("capped", 100_000); // $0.10 a day
     let urls = [s.url(""), second.url("")];
 
@@ -111,7 +117,11 @@ fn a_budget_holds_across_two_gateways_and_high_passes_with_a_warning() {
     for r in &results {
         match r.status {
             200 => assert_eq!(r.header("x-optimizer-cost"), Some("2000")),
-            429 => assert_eq!(r.json()["error"], "budget_exceeded", "{}", r.text()),
+            429 => assert_eq!(
+                r.text(),
+                BUDGET_EXCEEDED,
+                "the filter's body, byte for byte"
+            ),
             other => panic!("unexpected {other}: {}", r.text()),
         }
     }
@@ -153,9 +163,9 @@ fn a_budget_holds_across_two_gateways_and_high_passes_with_a_warning() {
     );
 }
 
-#[test]
-fn an_outage_of_cost_control_loses_nothing_and_counts_nothing_twice() {
-    let mut s = Stack::start_with_control("acct-outage", filter("gw-o", "1.00"));
+on_both_hosts!(an_outage_of_cost_control_loses_nothing_and_counts_nothing_twice);
+fn an_outage_of_cost_control_loses_nothing_and_counts_nothing_twice(kind: GatewayKind) {
+    let mut s = Stack::start_with_control_on(kind, "acct-outage", filter("gw-o", "1.00"));
     let ok = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let base = s.url("");
@@ -185,13 +195,16 @@ fn an_outage_of_cost_control_loses_nothing_and_counts_nothing_twice() {
         };
         served(30);
         s.control_mut().stop();
-        // The outage itself is the scenario: ten seconds of traffic with
-        // cost-control down.
-        let before = ok.load(Ordering::SeqCst);
-        std::thread::sleep(Duration::from_secs(10));
-        let during = ok.load(Ordering::SeqCst) - before;
-        eprintln!("outage: {during} served while cost-control was down");
-        assert!(during >= 20, "traffic kept flowing: {during} served");
+        // The outage itself is the scenario: traffic keeps flowing with
+        // cost-control down, for 400 requests (8 s at the pace above,
+        // through many of the filter's retries and backoffs), within the
+        // fail-open credit of $1.00 (500 calls at $0.002).
+        let down = std::time::Instant::now();
+        served(400);
+        eprintln!(
+            "outage: 400 served in {} ms while cost-control was down",
+            down.elapsed().as_millis()
+        );
         s.control_mut().restart();
         served(30);
         stop.store(true, Ordering::SeqCst);
@@ -216,9 +229,9 @@ fn an_outage_of_cost_control_loses_nothing_and_counts_nothing_twice() {
     );
 }
 
-#[test]
-fn cache_hits_are_reported_as_savings() {
-    let s = Stack::start_with_control("acct-cache", filter("gw-c", "0.05"));
+on_both_hosts!(cache_hits_are_reported_as_savings);
+fn cache_hits_are_reported_as_savings(kind: GatewayKind) {
+    let s = Stack::start_with_control_on(kind, "acct-cache", filter("gw-c", "0.05"));
     let mut hits = 0;
     for i in 0..100 {
         let r = get(&s.url(&format!("/api/cached/{}", i % 10)), "cachy", None);
@@ -242,16 +255,15 @@ fn cache_hits_are_reported_as_savings() {
     assert_eq!(row(&report, "cache")["events"], 90);
     assert_eq!(row(&report, "upstream")["events"], 10);
     assert_eq!(s.demo.calls_under("/api/cached/"), 10);
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.cached.cost.cache.saving_micros"),
-        90 * PRICE
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.cached.cost.cache.saving_micros",
+        |saving| assert_eq!(saving, 90 * PRICE),
     );
 }
 
-#[test]
-fn tokens_are_priced_from_the_usage_object() {
-    let s = Stack::start_with_control("acct-tokens", filter("gw-t", "0.05"));
+on_both_hosts!(tokens_are_priced_from_the_usage_object);
+fn tokens_are_priced_from_the_usage_object(kind: GatewayKind) {
+    let s = Stack::start_with_control_on(kind, "acct-tokens", filter("gw-t", "0.05"));
     let chat = |model: &str, words: &str, max_tokens: u64| {
         let body = json!({"model": model, "max_tokens": max_tokens,
                           "messages": [{"role": "user", "content": words}]});
@@ -306,9 +318,9 @@ fn burst(s: &Stack, n: usize, path: impl Fn(usize) -> String + Sync, tenant: &st
     })
 }
 
-#[test]
-fn coalesced_followers_cost_nothing_and_batch_members_share_the_batch_price() {
-    let s = Stack::start_with_control("acct-strategies", filter("gw-s", "0.05"));
+on_both_hosts!(coalesced_followers_cost_nothing_and_batch_members_share_the_batch_price);
+fn coalesced_followers_cost_nothing_and_batch_members_share_the_batch_price(kind: GatewayKind) {
+    let s = Stack::start_with_control_on(kind, "acct-strategies", filter("gw-s", "0.05"));
     // Identical requests to a slow upstream: one call, the rest wait for it.
     let answers = burst(&s, 8, |_| "/api/items/1?delay_ms=300".into(), "mixed");
     assert!(answers.iter().all(|r| r.status == 200));

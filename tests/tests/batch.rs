@@ -1,7 +1,10 @@
-//! Issue 5, end to end on the real Envoy (two workers): many small calls
-//! become one upstream batch call.
+//! Issue 5, end to end on each host (Envoy, and Kong's engine; two
+//! workers): many small calls become one upstream batch call.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use e2e::gateway::GatewayKind;
+use e2e::on_both_hosts;
 
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -11,8 +14,9 @@ use e2e::http::{self, Resp};
 use e2e::stack::Stack;
 use serde_json::{json, Value};
 
-fn stack(name: &str) -> Stack {
-    Stack::start(
+fn stack(kind: GatewayKind, name: &str) -> Stack {
+    Stack::start_on(
+        kind,
         name,
         Options {
             filter: json!({
@@ -83,9 +87,9 @@ fn assert_own_ids(answers: &[(Resp, Duration)]) {
     }
 }
 
-#[test]
-fn a_burst_becomes_at_most_two_batch_calls() {
-    let s = stack("batch-burst");
+on_both_hosts!(a_burst_becomes_at_most_two_batch_calls);
+fn a_burst_becomes_at_most_two_batch_calls(kind: GatewayKind) {
+    let s = stack(kind, "batch-burst");
     let answers = quotes(&s, 16);
     assert_own_ids(&answers);
     assert!(answers
@@ -98,16 +102,17 @@ fn a_burst_becomes_at_most_two_batch_calls() {
     assert!(calls["batches"].as_u64().unwrap() <= 2, "{calls}");
     assert_eq!(calls["batch_members"], 16);
     assert_eq!(s.demo.calls_under("/api/quotes/"), 0, "no single calls");
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.quotes.batch.members"),
-        16
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.quotes.batch.members",
+        |members| assert_eq!(members, 16),
     );
 }
 
-#[test]
-fn full_batches_leave_without_waiting_for_the_window_and_a_lone_request_after_it() {
-    let s = stack("batch-size");
+on_both_hosts!(full_batches_leave_without_waiting_for_the_window_and_a_lone_request_after_it);
+fn full_batches_leave_without_waiting_for_the_window_and_a_lone_request_after_it(
+    kind: GatewayKind,
+) {
+    let s = stack(kind, "batch-size");
     let answers = burst(&s, 8, "GET", |i| format!("/api/sq/{}", i + 1), |_| None);
     assert!(answers
         .iter()
@@ -124,10 +129,9 @@ fn full_batches_leave_without_waiting_for_the_window_and_a_lone_request_after_it
         "at least one full batch left at once: {:?}",
         answers.iter().map(|(_, t)| *t).collect::<Vec<_>>()
     );
-    assert!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.small.batch.size_2_4")
-            >= 1
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.small.batch.size_2_4",
+        |batches| assert!(batches >= 1),
     );
     assert_eq!(s.demo.calls_under("/api/sq/"), 0);
 
@@ -144,9 +148,9 @@ fn full_batches_leave_without_waiting_for_the_window_and_a_lone_request_after_it
     );
 }
 
-#[test]
-fn a_failing_batch_call_sends_everyone_alone() {
-    let s = stack("batch-500");
+on_both_hosts!(a_failing_batch_call_sends_everyone_alone);
+fn a_failing_batch_call_sends_everyone_alone(kind: GatewayKind) {
+    let s = stack(kind, "batch-500");
     s.demo
         .fault(json!({"path_prefix": "/api/batch", "status": 500}));
     let answers = quotes(&s, 16);
@@ -155,16 +159,15 @@ fn a_failing_batch_call_sends_everyone_alone() {
         .iter()
         .all(|(r, _)| r.header("x-cache") != Some("BATCHED")));
     assert_eq!(s.demo.calls_under("/api/quotes/"), 16);
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.quotes.batch.fallback_failed"),
-        16
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.quotes.batch.fallback_failed",
+        |alone| assert_eq!(alone, 16),
     );
 }
 
-#[test]
-fn a_missing_member_goes_alone_and_garbage_sends_everyone_alone() {
-    let s = stack("batch-missing");
+on_both_hosts!(a_missing_member_goes_alone_and_garbage_sends_everyone_alone);
+fn a_missing_member_goes_alone_and_garbage_sends_everyone_alone(kind: GatewayKind) {
+    let s = stack(kind, "batch-missing");
     s.demo
         .fault(json!({"path_prefix": "/api/batch", "drop_members": 1, "count": 1}));
     let answers = quotes(&s, 8);
@@ -175,10 +178,9 @@ fn a_missing_member_goes_alone_and_garbage_sends_everyone_alone() {
         .count();
     assert!(batched >= 6, "{batched}");
     assert_eq!(s.demo.calls_under("/api/quotes/"), 8 - batched as u64);
-    assert!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.quotes.batch.fallback_missing")
-            >= 1
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.quotes.batch.fallback_missing",
+        |alone| assert!(alone >= 1),
     );
 
     s.demo.fault(json!({"clear": true}));
@@ -194,9 +196,9 @@ fn a_missing_member_goes_alone_and_garbage_sends_everyone_alone() {
     );
 }
 
-#[test]
-fn post_members_carry_their_bodies_intact_and_oversized_bodies_go_alone() {
-    let s = stack("batch-body");
+on_both_hosts!(post_members_carry_their_bodies_intact_and_oversized_bodies_go_alone);
+fn post_members_carry_their_bodies_intact_and_oversized_bodies_go_alone(kind: GatewayKind) {
+    let s = stack(kind, "batch-body");
     let text = "{\"text\":\"h\u{e9}llo \\\"quoted\\\" \u{1f600}\"}";
     let answers = burst(
         &s,
@@ -238,10 +240,9 @@ fn post_members_carry_their_bodies_intact_and_oversized_bodies_go_alone() {
     assert_ne!(r.header("x-cache"), Some("BATCHED"));
     assert_eq!(r.json()["body"], big);
     assert_eq!(s.demo.calls_under("/api/notes/"), 1);
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.notes.batch.fallback_oversize"),
-        1
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.notes.batch.fallback_oversize",
+        |alone| assert_eq!(alone, 1),
     );
 
     // A REST rule that does not batch bodies sends them alone.
@@ -260,9 +261,9 @@ fn post_members_carry_their_bodies_intact_and_oversized_bodies_go_alone() {
     assert_eq!(s.demo.calls_under("/api/memos/"), 3);
 }
 
-#[test]
-fn graphql_operations_are_batched_and_answered_by_position() {
-    let s = stack("batch-graphql");
+on_both_hosts!(graphql_operations_are_batched_and_answered_by_position);
+fn graphql_operations_are_batched_and_answered_by_position(kind: GatewayKind) {
+    let s = stack(kind, "batch-graphql");
     let answers = burst(
         &s,
         8,

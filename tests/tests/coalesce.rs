@@ -1,10 +1,11 @@
-//! Issue 4, end to end on the real Envoy (two workers): identical
-//! concurrent requests cost one upstream call.
+//! Issue 4, end to end on each host (Envoy, and Kong's engine; two
+//! workers): identical concurrent requests cost one upstream call.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
-use std::net::TcpStream;
+use e2e::gateway::GatewayKind;
+use e2e::on_both_hosts;
+
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -12,10 +13,12 @@ use e2e::envoy_config::Options;
 use e2e::http::{self, Resp};
 use e2e::procs::wait_for;
 use e2e::stack::Stack;
+use e2e::wire::RawRequest;
 use serde_json::json;
 
-fn stack(name: &str) -> Stack {
-    Stack::start(
+fn stack(kind: GatewayKind, name: &str) -> Stack {
+    Stack::start_on(
+        kind,
         name,
         Options {
             filter: json!({
@@ -67,9 +70,9 @@ fn x_cache(r: &Resp) -> &str {
     r.header("x-cache").unwrap_or("<none>")
 }
 
-#[test]
-fn two_hundred_identical_requests_cost_one_upstream_call() {
-    let s = stack("coalesce-200");
+on_both_hosts!(two_hundred_identical_requests_cost_one_upstream_call);
+fn two_hundred_identical_requests_cost_one_upstream_call(kind: GatewayKind) {
+    let s = stack(kind, "coalesce-200");
     let path = "/api/live/1?cache-control=no-store&delay_ms=300";
     let answers = burst(&s, 200, "GET", path, &[("x-tenant-id", "acme")], None);
     assert_eq!(
@@ -77,16 +80,16 @@ fn two_hundred_identical_requests_cost_one_upstream_call() {
         1,
         "exactly one upstream call"
     );
-    let leader_body = &answers
+    let leader_body = answers
         .iter()
         .find(|(r, _)| x_cache(r) != "COALESCED")
         .expect("a leader")
         .0
-        .body;
+        .text();
     let mut coalesced = 0;
     for (r, _) in &answers {
         assert_eq!(r.status, 200);
-        assert_eq!(&r.body, leader_body);
+        assert_eq!(r.text(), leader_body, "every answer is the leader's");
         if x_cache(r) == "COALESCED" {
             coalesced += 1;
             assert_eq!(
@@ -97,18 +100,14 @@ fn two_hundred_identical_requests_cost_one_upstream_call() {
         }
     }
     assert_eq!(coalesced, 199);
-    let stat = |w: &str| {
-        s.envoy.stat(&format!(
-            "wasmcustom.cost_optimizer.route.live.coalesce.{w}"
-        ))
-    };
-    assert_eq!(stat("leaders"), 1);
-    assert_eq!(stat("coalesced"), 199);
+    let stat = |w: &str| format!("wasmcustom.cost_optimizer.route.live.coalesce.{w}");
+    s.with_envoy_stat(&stat("leaders"), |n| assert_eq!(n, 1));
+    s.with_envoy_stat(&stat("coalesced"), |n| assert_eq!(n, 199));
 }
 
-#[test]
-fn tenants_do_not_share_and_the_cache_stores_once() {
-    let s = stack("coalesce-tenants");
+on_both_hosts!(tenants_do_not_share_and_the_cache_stores_once);
+fn tenants_do_not_share_and_the_cache_stores_once(kind: GatewayKind) {
+    let s = stack(kind, "coalesce-tenants");
     let path = "/api/live/2?cache-control=no-store&delay_ms=300";
     std::thread::scope(|sc| {
         let a = sc.spawn(|| burst(&s, 10, "GET", path, &[("x-tenant-id", "acme")], None));
@@ -125,17 +124,16 @@ fn tenants_do_not_share_and_the_cache_stores_once() {
     let answers = burst(&s, 20, "GET", "/api/items/3?delay_ms=300", &[], None);
     assert!(answers.iter().all(|(r, _)| r.status == 200));
     assert_eq!(s.demo.calls_for("/api/items/3"), 1);
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.items.cache.stores"),
-        1
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.items.cache.stores",
+        |stores| assert_eq!(stores, 1),
     );
     assert_eq!(x_cache(&s.get("/api/items/3?delay_ms=300", &[])), "HIT");
 }
 
-#[test]
-fn writes_coalesce_only_with_the_same_idempotency_key() {
-    let s = stack("coalesce-writes");
+on_both_hosts!(writes_coalesce_only_with_the_same_idempotency_key);
+fn writes_coalesce_only_with_the_same_idempotency_key(kind: GatewayKind) {
+    let s = stack(kind, "coalesce-writes");
     let posts = burst(&s, 5, "POST", "/api/posts/1?delay_ms=300", &[], Some(b"{}"));
     assert!(posts.iter().all(|(r, _)| r.status == 200));
     assert_eq!(
@@ -158,7 +156,7 @@ fn writes_coalesce_only_with_the_same_idempotency_key() {
         1,
         "same Idempotency-Key: one call"
     );
-    assert_eq!(same[0].0.body, same[1].0.body);
+    assert_eq!(same[0].0.text(), same[1].0.text());
 
     let bare = burst(
         &s,
@@ -176,9 +174,9 @@ fn writes_coalesce_only_with_the_same_idempotency_key() {
     );
 }
 
-#[test]
-fn a_failing_leader_releases_its_followers_promptly() {
-    let s = stack("coalesce-5xx");
+on_both_hosts!(a_failing_leader_releases_its_followers_promptly);
+fn a_failing_leader_releases_its_followers_promptly(kind: GatewayKind) {
+    let s = stack(kind, "coalesce-5xx");
     // Only the first request to reach the upstream gets the 503.
     // (an injected error skips the handler, so the fault carries the latency).
     s.demo.fault(
@@ -192,31 +190,27 @@ fn a_failing_leader_releases_its_followers_promptly() {
             Duration::from_secs(10),
             || (s.demo.calls_for("/api/live/5") == 1).then_some(()),
         );
-        let followers: Vec<_> = (0..9)
+        // Nine followers on connections of their own; the gateway holds
+        // each once it has read its request (so its filter has seen it).
+        let followers: Vec<(RawRequest, Instant)> = (0..9)
             .map(|_| {
-                sc.spawn(|| {
-                    let t = Instant::now();
-                    (
-                        http::request_fresh("GET", &s.url(path), &[], None),
-                        t.elapsed(),
-                    )
-                })
+                (
+                    RawRequest::send(s.ports.listen, "GET", path, &[], None),
+                    Instant::now(),
+                )
             })
             .collect();
-        wait_for(
-            "all nine to wait for the leader",
-            Duration::from_secs(10),
-            || {
-                (s.envoy
-                    .stat("wasmcustom.cost_optimizer.route.live.coalesce.followers")
-                    == 9)
-                    .then_some(())
-            },
-        );
+        for (f, _) in &followers {
+            f.wait_read_by_server();
+        }
+        let answers: Vec<_> = followers
+            .into_iter()
+            .map(|(f, t)| sc.spawn(move || (f.response(), t.elapsed())))
+            .collect();
         let leader = leader.join().unwrap();
         assert_eq!(leader.status, 503, "the leader gets its own answer");
-        for f in followers {
-            let (r, took) = f.join().unwrap();
+        for a in answers {
+            let (r, took) = a.join().unwrap();
             assert_eq!(r.status, 200, "no follower receives the leader's 503");
             assert_ne!(x_cache(&r), "COALESCED");
             // Released at the leader's failure (2 s), then its own 300 ms
@@ -229,50 +223,49 @@ fn a_failing_leader_releases_its_followers_promptly() {
         10,
         "each follower went upstream itself"
     );
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.live.coalesce.released"),
-        9
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.live.coalesce.released",
+        |released| assert_eq!(released, 9),
     );
 }
 
-#[test]
-fn followers_are_answered_when_the_leaders_client_disconnects() {
-    let s = stack("coalesce-disconnect");
+on_both_hosts!(followers_are_answered_when_the_leaders_client_disconnects);
+fn followers_are_answered_when_the_leaders_client_disconnects(kind: GatewayKind) {
+    let s = stack(kind, "coalesce-disconnect");
     let path = "/api/live/6?cache-control=no-store&delay_ms=800";
-    let mut leader = TcpStream::connect(("127.0.0.1", s.ports.listen)).unwrap();
-    write!(leader, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let leader = RawRequest::send(s.ports.listen, "GET", path, &[], None);
     wait_for(
         "the leader to reach the upstream",
         Duration::from_secs(10),
         || (s.demo.calls_for("/api/live/6") == 1).then_some(()),
     );
+    let followers: Vec<RawRequest> = (0..4)
+        .map(|_| RawRequest::send(s.ports.listen, "GET", path, &[], None))
+        .collect();
+    for f in &followers {
+        f.wait_read_by_server();
+    }
+    // The leader's client goes away while its call is in flight.
+    drop(leader);
     std::thread::scope(|sc| {
-        let followers: Vec<_> = (0..4)
-            .map(|_| sc.spawn(|| http::get(&s.url(path), &[])))
+        let answers: Vec<_> = followers
+            .into_iter()
+            .map(|f| sc.spawn(move || f.response()))
             .collect();
-        wait_for("followers to wait", Duration::from_secs(10), || {
-            (s.envoy
-                .stat("wasmcustom.cost_optimizer.route.live.coalesce.followers")
-                == 4)
-                .then_some(())
-        });
-        drop(leader);
-        for f in followers {
-            let r = f.join().unwrap();
+        for a in answers {
+            let r = a.join().unwrap();
             assert_eq!(r.status, 200, "{}", r.text());
         }
     });
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.live.coalesce.released"),
-        4
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.live.coalesce.released",
+        |released| assert_eq!(released, 4),
     );
 }
 
-#[test]
-fn a_follower_with_a_short_sla_goes_upstream_itself() {
-    let s = stack("coalesce-timeout");
+on_both_hosts!(a_follower_with_a_short_sla_goes_upstream_itself);
+fn a_follower_with_a_short_sla_goes_upstream_itself(kind: GatewayKind) {
+    let s = stack(kind, "coalesce-timeout");
     let path = "/api/fast/1?delay_ms=1000";
     std::thread::scope(|sc| {
         let leader = sc.spawn(|| http::get(&s.url(path), &[]));
@@ -290,9 +283,8 @@ fn a_follower_with_a_short_sla_goes_upstream_itself() {
         );
     });
     assert_eq!(s.demo.calls_for("/api/fast/1"), 2);
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.fast.coalesce.timeouts"),
-        1
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.fast.coalesce.timeouts",
+        |timeouts| assert_eq!(timeouts, 1),
     );
 }

@@ -1,5 +1,6 @@
 //! The harness's cost-control handle and the stack with cost-control and a
-//! second Envoy: the ledger's totals, and what survives a `kill -9`.
+//! second gateway (on each host): the ledger's totals, and what survives a
+//! `kill -9`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -7,6 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use e2e::control::CostControl;
 use e2e::envoy_config::Options;
+use e2e::gateway::GatewayKind;
+use e2e::on_both_hosts;
 use e2e::procs::{free_port, port_open, scratch_dir};
 use e2e::stack::Stack;
 use serde_json::{json, Value};
@@ -95,8 +98,8 @@ fn ledger_totals_survive_kill_and_restart() {
     check(&cc);
 }
 
-#[test]
-fn stack_with_control_and_a_second_envoy() {
+on_both_hosts!(stack_with_control_and_a_second_gateway);
+fn stack_with_control_and_a_second_gateway(kind: GatewayKind) {
     let options = Options {
         filter: json!({
             "version": 1,
@@ -104,13 +107,13 @@ fn stack_with_control_and_a_second_envoy() {
         }),
         jwt: false,
     };
-    let stack = Stack::start_with_control("control-stack", options.clone());
+    let stack = Stack::start_with_control_on(kind, "control-stack", options.clone());
     assert_eq!(stack.control().port, stack.ports.control);
     assert_eq!(stack.control().total_events("acme"), 0);
 
-    let second = stack.second_envoy(options);
+    let second = stack.second_gateway(options);
+    assert_eq!(second.gateway.kind(), kind);
     assert_ne!(second.listen_port(), stack.ports.listen);
-    assert_ne!(second.envoy.admin, stack.envoy.admin);
     assert_eq!(second.ports.control, stack.ports.control);
 
     let tenant = [("x-tenant-id", "acme")];
@@ -126,7 +129,7 @@ fn stack_with_control_and_a_second_envoy() {
         (1, 1)
     );
 
-    // The second Envoy goes away alone; the stack keeps serving.
+    // The second gateway goes away alone; the stack keeps serving.
     let second_port = second.listen_port();
     drop(second);
     assert!(!port_open(second_port));

@@ -1,7 +1,10 @@
-//! Issue 6, end to end on the real Envoy (two workers): rate limits shared
-//! by every worker, with priorities.
+//! Issue 6, end to end on each host (Envoy, and Kong's engine; two
+//! workers): rate limits shared by every worker, with priorities.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use e2e::gateway::GatewayKind;
+use e2e::on_both_hosts;
 
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -11,8 +14,9 @@ use e2e::http::{self, Resp};
 use e2e::stack::Stack;
 use serde_json::json;
 
-fn stack(name: &str) -> Stack {
-    Stack::start(
+fn stack(kind: GatewayKind, name: &str) -> Stack {
+    Stack::start_on(
+        kind,
         name,
         Options {
             filter: json!({
@@ -69,15 +73,17 @@ fn assert_valid_429(r: &Resp) {
     );
     let rl = r.header("ratelimit").expect("ratelimit");
     assert!(rl.contains(";r=0") && rl.contains(";t="), "{rl}");
-    let body = r.json();
-    assert_eq!(body["error"], "rate_limited");
-    assert_eq!(body["retry_after_s"].as_u64(), Some(retry));
+    assert_eq!(
+        r.text(),
+        format!(r#"{{"error":"rate_limited","retry_after_s":{retry}}}"#),
+        "the filter's body, byte for byte"
+    );
     assert!(r.header("x-request-id").is_some());
 }
 
-#[test]
-fn low_priority_beyond_capacity_is_told_when_to_retry() {
-    let s = stack("limit-low");
+on_both_hosts!(low_priority_beyond_capacity_is_told_when_to_retry);
+fn low_priority_beyond_capacity_is_told_when_to_retry(kind: GatewayKind) {
+    let s = stack(kind, "limit-low");
     let answers = burst(&s, 30, "/api/reports/", &[("x-tenant-id", "acme")]);
     let ok: Vec<_> = answers.iter().filter(|(r, _)| r.status == 200).collect();
     assert_eq!(
@@ -96,10 +102,9 @@ fn low_priority_beyond_capacity_is_told_when_to_retry() {
             assert_valid_429(r);
         }
     }
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.reports.limit.limited_low"),
-        20
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.reports.limit.limited_low",
+        |limited| assert_eq!(limited, 20),
     );
 
     // Another tenant has its own budget.
@@ -107,9 +112,9 @@ fn low_priority_beyond_capacity_is_told_when_to_retry() {
     assert!(other.iter().all(|(r, _)| r.status == 200));
 }
 
-#[test]
-fn high_priority_passes_with_a_warning() {
-    let s = stack("limit-high");
+on_both_hosts!(high_priority_passes_with_a_warning);
+fn high_priority_passes_with_a_warning(kind: GatewayKind) {
+    let s = stack(kind, "limit-high");
     let answers = burst(
         &s,
         15,
@@ -123,16 +128,15 @@ fn high_priority_passes_with_a_warning() {
         .count();
     assert_eq!(warned, 5, "those over the capacity of 10 carry the warning");
     assert_eq!(s.demo.calls_under("/api/reports/"), 15);
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.reports.limit.limited_high"),
-        5
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.reports.limit.limited_high",
+        |limited| assert_eq!(limited, 5),
     );
 }
 
-#[test]
-fn medium_priority_waits_for_tokens_within_its_sla() {
-    let s = stack("limit-medium");
+on_both_hosts!(medium_priority_waits_for_tokens_within_its_sla);
+fn medium_priority_waits_for_tokens_within_its_sla(kind: GatewayKind) {
+    let s = stack(kind, "limit-medium");
     // Capacity 5, 10 tokens/s: the 10 beyond the capacity need about 1 s.
     let answers = burst(&s, 15, "/api/steady/", &[]);
     for (r, took) in &answers {
@@ -143,26 +147,23 @@ fn medium_priority_waits_for_tokens_within_its_sla() {
         );
     }
     assert_eq!(s.demo.calls_under("/api/steady/"), 15);
-    assert!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.steady.limit.queued")
-            >= 8
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.steady.limit.queued",
+        |queued| assert!(queued >= 8, "{queued} queued"),
     );
 }
 
-#[test]
-fn medium_priority_that_could_not_make_its_sla_is_refused_at_once() {
-    let s = stack("limit-tight");
+on_both_hosts!(medium_priority_that_could_not_make_its_sla_is_refused_at_once);
+fn medium_priority_that_could_not_make_its_sla_is_refused_at_once(kind: GatewayKind) {
+    let s = stack(kind, "limit-tight");
     assert_eq!(s.get("/api/tight/1", &[]).status, 200);
     let t = Instant::now();
     let r = s.get("/api/tight/2", &[]);
     let took = t.elapsed();
     assert_valid_429(&r);
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.tight.limit.queued"),
-        0,
-        "never queued"
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.tight.limit.queued",
+        |queued| assert_eq!(queued, 0, "never queued"),
     );
     assert!(
         took < Duration::from_millis(1_000),
@@ -170,9 +171,9 @@ fn medium_priority_that_could_not_make_its_sla_is_refused_at_once() {
     );
 }
 
-#[test]
-fn a_full_queue_pushes_back() {
-    let s = stack("limit-queue");
+on_both_hosts!(a_full_queue_pushes_back);
+fn a_full_queue_pushes_back(kind: GatewayKind) {
+    let s = stack(kind, "limit-queue");
     let answers = burst(&s, 6, "/api/small/", &[]);
     let refused: Vec<_> = answers.iter().filter(|(r, _)| r.status == 429).collect();
     assert!(
@@ -182,9 +183,8 @@ fn a_full_queue_pushes_back() {
     for (r, _) in &refused {
         assert_valid_429(r);
     }
-    assert!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.route.small.limit.queue_rejects")
-            >= 1
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.route.small.limit.queue_rejects",
+        |rejects| assert!(rejects >= 1),
     );
 }

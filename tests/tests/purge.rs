@@ -1,14 +1,14 @@
-//! Issue 13, end to end: a purge in cost-control (by key, prefix and tag)
-//! turns a cached HIT into a MISS on both workers of two Envoys within the
-//! poll interval, touches no other tenant, reaches a gateway that could not
-//! see cost-control when it was made once it is back, and one worker per
-//! gateway polls.
+//! Issue 13, end to end on each host (Envoy, and Kong's engine): a purge
+//! in cost-control (by key, prefix and tag) turns a cached HIT into a MISS
+//! on both workers of two gateways within the poll interval, touches no
+//! other tenant, reaches a gateway that could not see cost-control when
+//! it was made once it is back, and one worker per gateway polls.
 //!
 //! Probes are HEAD requests on fresh connections: a HEAD is answered from
 //! the GET's entry (HIT) but never stores one, so a probe that finds the
 //! entry purged does not put it back for the next probe, and probes can
-//! go on until both workers answered some (Envoy's per-worker connection
-//! counters say which did).
+//! go on until both workers answered some (see `Gateway::probe_worker`
+//! for how each host tells which worker did).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use e2e::control::CostControl;
 use e2e::envoy_config::Options;
+use e2e::gateway::{Gateway, GatewayKind, WORKERS};
 use e2e::http::{self, Resp};
-use e2e::procs::{free_port, wait_for};
+use e2e::on_both_hosts;
+use e2e::procs::{free_port, wait_for, DeadPort};
 use e2e::stack::Stack;
 use serde_json::json;
 
@@ -46,41 +48,27 @@ fn filter(gateway: &str) -> Options {
     }
 }
 
-/// A counter from an Envoy admin's `/stats` (0 when absent).
-fn stat(admin: u16, name: &str) -> u64 {
-    http::request_fresh(
-        "GET",
-        &format!("http://127.0.0.1:{admin}/stats?filter={name}"),
-        &[],
-        None,
-    )
-    .text()
-    .lines()
-    .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-    .and_then(|v| v.trim().parse().ok())
-    .unwrap_or(0)
-}
-
-fn poll_failures(admin: u16) -> u64 {
-    stat(
-        admin,
-        "wasmcustom.cost_optimizer.accounting.purge_poll_failures",
-    )
-}
-
 /// One gateway as the probes see it.
-struct Gw {
+struct Gw<'a> {
     name: &'static str,
-    base: String,
+    gateway: &'a Gateway,
     listen: u16,
-    admin: u16,
 }
 
-impl Gw {
+impl<'a> Gw<'a> {
+    /// A stack's own gateway.
+    fn of(s: &'a Stack) -> Gw<'a> {
+        Gw {
+            name: "gateway",
+            gateway: &s.gateway,
+            listen: s.ports.listen,
+        }
+    }
+
     fn send(&self, method: &str, tenant: &str, path: &str) -> Resp {
         http::request_fresh(
             method,
-            &format!("{}{path}", self.base),
+            &format!("http://127.0.0.1:{}{path}", self.listen),
             &[("x-tenant-id", tenant)],
             None,
         )
@@ -88,6 +76,10 @@ impl Gw {
 
     fn x_cache(&self, method: &str, tenant: &str, path: &str) -> String {
         let r = self.send(method, tenant, path);
+        self.label(method, path, &r)
+    }
+
+    fn label(&self, method: &str, path: &str, r: &Resp) -> String {
         assert_eq!(
             r.status,
             200,
@@ -98,42 +90,38 @@ impl Gw {
         r.header("x-cache").unwrap_or("<none>").to_string()
     }
 
-    /// Connections each worker has accepted so far.
-    fn worker_connections(&self) -> [u64; 2] {
-        [0, 1].map(|w| {
-            stat(
-                self.admin,
-                &format!(
-                    "listener.127.0.0.1_{}.worker_{w}.downstream_cx_total",
-                    self.listen
-                ),
-            )
-        })
-    }
-
     /// Probe `paths` with HEADs on fresh connections until both workers
     /// answered at least one: every answer must be `want`.
     fn every_worker_says(&self, want: &str, tenant: &str, paths: &[&str]) {
-        let before = self.worker_connections();
+        let mut reached = [false; WORKERS];
         for round in 0..40 {
             for p in paths {
+                let (r, worker) =
+                    self.gateway
+                        .probe_worker(self.listen, "HEAD", p, &[("x-tenant-id", tenant)]);
                 assert_eq!(
-                    self.x_cache("HEAD", tenant, p),
+                    self.label("HEAD", p, &r),
                     want,
-                    "HEAD {p} as {tenant} on {} (round {round})",
+                    "HEAD {p} as {tenant} on {}, worker {worker} (round {round})",
                     self.name
                 );
+                reached[worker] = true;
             }
-            let now = self.worker_connections();
-            if now[0] > before[0] && now[1] > before[1] {
+            if reached.iter().all(|r| *r) {
                 return;
             }
         }
         panic!(
-            "{}: 40 rounds of fresh connections never reached both workers ({before:?} → {:?})",
-            self.name,
-            self.worker_connections()
+            "{}: 40 rounds of fresh connections never reached both workers (reached {reached:?})",
+            self.name
         );
+    }
+
+    /// The purge polls this gateway made, where the host tells (Envoy's
+    /// counter; `None` on Kong, whose engine here serves no counters).
+    fn polls(&self) -> Option<u64> {
+        self.gateway
+            .envoy_stat("wasmcustom.cost_optimizer.accounting.purge_polls")
     }
 
     /// Store `path` (the first GET is a MISS) and check it is a HIT on
@@ -174,14 +162,20 @@ fn check_purge(
         }
     }
     // A filter's timer first fires a second after it is configured:
-    // measure from a gateway that has polled already.
+    // measure from gateways that have polled already. Envoy counts each
+    // gateway's polls; on Kong, cost-control's count of polls reaching two
+    // per gateway stands for it (were one gateway still silent, its time
+    // below would include its first timer's delay, and nothing else).
     for gw in gws {
         wait_for(
             &format!("a first poll from {}", gw.name),
             Duration::from_secs(30),
-            || {
-                (stat(gw.admin, "wasmcustom.cost_optimizer.accounting.purge_polls") > 0)
-                    .then_some(())
+            || match gw.polls() {
+                Some(polls) => (polls > 0).then_some(()),
+                None => {
+                    let (ok, not_modified) = s.control().snapshot_polls();
+                    (ok + not_modified >= 2 * gws.len() as u64).then_some(())
+                }
             },
         );
     }
@@ -221,22 +215,20 @@ fn check_purge(
     }
 }
 
-#[test]
-fn purges_by_key_prefix_and_tag_reach_both_workers_of_two_gateways() {
-    let s = Stack::start_with_control("purge-kinds", filter("gw-a"));
-    let second = s.second_envoy(filter("gw-b"));
+on_both_hosts!(purges_by_key_prefix_and_tag_reach_both_workers_of_two_gateways);
+fn purges_by_key_prefix_and_tag_reach_both_workers_of_two_gateways(kind: GatewayKind) {
+    let s = Stack::start_with_control_on(kind, "purge-kinds", filter("gw-a"));
+    let second = s.second_gateway(filter("gw-b"));
     let gws = [
         Gw {
             name: "gateway A",
-            base: s.url(""),
+            gateway: &s.gateway,
             listen: s.ports.listen,
-            admin: s.ports.admin,
         },
         Gw {
             name: "gateway B",
-            base: second.url(""),
+            gateway: &second.gateway,
             listen: second.listen_port(),
-            admin: second.ports.admin,
         },
     ];
 
@@ -280,9 +272,9 @@ fn purges_by_key_prefix_and_tag_reach_both_workers_of_two_gateways() {
     );
 }
 
-#[test]
-fn one_worker_per_gateway_polls_and_an_unchanged_snapshot_is_a_304() {
-    let s = Stack::start_with_control("purge-poll", filter("gw-poll"));
+on_both_hosts!(one_worker_per_gateway_polls_and_an_unchanged_snapshot_is_a_304);
+fn one_worker_per_gateway_polls_and_an_unchanged_snapshot_is_a_304(kind: GatewayKind) {
+    let s = Stack::start_with_control_on(kind, "purge-poll", filter("gw-poll"));
     let cc = s.control();
     // The first polls fetch the snapshot; after that nothing changes.
     wait_for("the first snapshot poll", Duration::from_secs(30), || {
@@ -306,7 +298,7 @@ fn one_worker_per_gateway_polls_and_an_unchanged_snapshot_is_a_304() {
         took.as_millis(),
         nm1 - nm0
     );
-    // Two workers and Envoy's main thread all tick, four times per
+    // Two workers (and Envoy's main thread) all tick, four times per
     // interval; polling each on its own would take a twelfth of this.
     // Polls of one gateway are at least 3/4 of the interval apart, so 10
     // of them span at least 9 × 3/4 intervals.
@@ -316,27 +308,26 @@ fn one_worker_per_gateway_polls_and_an_unchanged_snapshot_is_a_304() {
     );
     // Unchanged: 304 (the version also moves once a minute).
     assert!(nm1 - nm0 >= polls - 2, "{} of {polls} were 304", nm1 - nm0);
-    assert_eq!(
-        s.envoy
-            .stat("wasmcustom.cost_optimizer.accounting.purge_poll_failures"),
-        0
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.accounting.purge_poll_failures",
+        |failures| assert_eq!(failures, 0),
     );
 }
 
-#[test]
-fn while_cost_control_is_down_hits_go_on_and_a_purge_made_meanwhile_applies_when_it_is_back() {
-    let mut s = Stack::start_with_control("purge-outage", filter("gw-outage"));
-    let gw = Gw {
-        name: "gateway",
-        base: s.url(""),
-        listen: s.ports.listen,
-        admin: s.ports.admin,
-    };
+on_both_hosts!(
+    while_cost_control_is_down_hits_go_on_and_a_purge_made_meanwhile_applies_when_it_is_back
+);
+fn while_cost_control_is_down_hits_go_on_and_a_purge_made_meanwhile_applies_when_it_is_back(
+    kind: GatewayKind,
+) {
+    let mut s = Stack::start_with_control_on(kind, "purge-outage", filter("gw-outage"));
     let paths = ["/api/outage/1", "/api/outage/2?x=1"];
-    for p in paths {
-        gw.cache("acme", p);
+    {
+        let gw = Gw::of(&s);
+        for p in paths {
+            gw.cache("acme", p);
+        }
     }
-    assert_eq!(poll_failures(gw.admin), 0);
 
     s.control_mut().stop();
     // A purge made while this gateway cannot reach cost-control: another
@@ -345,16 +336,25 @@ fn while_cost_control_is_down_hits_go_on_and_a_purge_made_meanwhile_applies_when
     let answer = side.purge("acme", "prefix", "/api/outage");
     assert_eq!(answer["generation"], 1, "{answer}");
     drop(side);
-    let f0 = poll_failures(gw.admin);
+    let gw = Gw::of(&s);
+    // cost-control's port now takes each connection and closes it: the
+    // filter's polls fail, and each try is an event to wait for.
+    let dead = DeadPort::bind(s.ports.control);
     wait_for(
-        "the filter's polls to fail twice more",
+        "the filter's polls to fail twice",
         Duration::from_secs(30),
-        || (poll_failures(gw.admin) >= f0 + 2).then_some(()),
+        || (dead.tries() >= 2).then_some(()),
     );
     // Caches keep serving.
     gw.every_worker_says("HIT", "acme", &paths);
+    drop(dead);
+    gw.gateway.with_envoy_stat(
+        "wasmcustom.cost_optimizer.accounting.purge_poll_failures",
+        |failures| assert!(failures >= 2, "{failures} failed polls"),
+    );
 
     s.control_mut().restart();
+    let gw = Gw::of(&s);
     let took = gw.wait_for_miss("acme", paths[0], Instant::now());
     eprintln!(
         "purge made during the outage: MISS {} ms after cost-control came back",

@@ -1,10 +1,13 @@
-//! Issue 13, the ledger's detail, end to end on the real Envoy (two
-//! workers) and the real cost-control: spend folded while cost-control was
+//! Issue 13, the ledger's detail, end to end on each host (Envoy, and
+//! Kong's engine; two workers) and the real cost-control: spend folded while cost-control was
 //! down reaches the ledger with every request counted, and a batch
 //! cost-control refuses is parked and sent again, so neither money nor
 //! request counts are lost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use e2e::gateway::GatewayKind;
+use e2e::on_both_hosts;
 
 use std::time::Duration;
 
@@ -65,9 +68,9 @@ fn ledger_counts(s: &Stack, tenant: &str, n: u64) -> Value {
     s.control().spend(tenant, "strategy")
 }
 
-#[test]
-fn spend_folded_during_an_outage_reaches_the_ledger_with_every_request() {
-    let mut s = Stack::start_with_control("fold-outage", options("gw-fold", 4, 4, 100));
+on_both_hosts!(spend_folded_during_an_outage_reaches_the_ledger_with_every_request);
+fn spend_folded_during_an_outage_reaches_the_ledger_with_every_request(kind: GatewayKind) {
+    let mut s = Stack::start_with_control_on(kind, "fold-outage", options("gw-fold", 4, 4, 100));
     s.control_mut().stop();
     let n = 40;
     serve(&s, "folder", n, 4);
@@ -95,9 +98,10 @@ fn spend_folded_during_an_outage_reaches_the_ledger_with_every_request() {
     eprintln!("{n} served while down: ledger {report}");
 }
 
-#[test]
-fn a_batch_cost_control_refuses_is_parked_and_its_money_sent_again() {
-    let mut s = Stack::start_with_control("fold-refused", options("gw-refused", 1000, 200, 600));
+on_both_hosts!(a_batch_cost_control_refuses_is_parked_and_its_money_sent_again);
+fn a_batch_cost_control_refuses_is_parked_and_its_money_sent_again(kind: GatewayKind) {
+    let mut s =
+        Stack::start_with_control_on(kind, "fold-refused", options("gw-refused", 1000, 200, 600));
     // This cost-control takes at most 3 events per batch: the gateways'
     // batches (everything of 600 ms) are refused with 400.
     s.control_mut().restart_with(&["--max-batch-events", "3"]);
@@ -114,9 +118,16 @@ fn a_batch_cost_control_refuses_is_parked_and_its_money_sent_again() {
         Some(n as u64 * PRICE),
         "{report}"
     );
-    let refused = s
-        .envoy
-        .stat("wasmcustom.cost_optimizer.accounting.spend_rejected_events");
-    assert!(refused >= 4, "batches were refused first: {refused}");
-    eprintln!("{n} served; {refused} requests' spend was refused, parked and sent again");
+    let refused_batches = s.control().requests_served("POST", "/v1/spend", 400);
+    assert!(
+        refused_batches >= 1,
+        "cost-control refused batches first: {refused_batches}"
+    );
+    s.with_envoy_stat(
+        "wasmcustom.cost_optimizer.accounting.spend_rejected_events",
+        |refused| {
+            assert!(refused >= 4, "batches were refused first: {refused}");
+            eprintln!("{n} served; {refused} requests' spend was refused, parked and sent again");
+        },
+    );
 }
