@@ -55,7 +55,11 @@ fn assert_one_call_for_all(s: &Stack, answers: &[Resp], upstream_path: &str) {
     let bodies: Vec<&[u8]> = answers.iter().map(|r| r.body.as_slice()).collect();
     assert!(
         bodies.windows(2).all(|w| w[0] == w[1]),
-        "every answer is the leader's"
+        "every answer is the leader's: {:?}",
+        answers
+            .iter()
+            .map(|r| (r.text(), r.header("x-cache").map(str::to_string)))
+            .collect::<Vec<_>>()
     );
     let coalesced = answers
         .iter()

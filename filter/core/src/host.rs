@@ -159,10 +159,19 @@ pub trait Host {
     }
 
     /// Timer period of this worker's root context (0 stops it). Envoy
-    /// takes it from any context of the worker; Kong only from the root
-    /// (elsewhere the adapter refuses it with `Unsupported`, and the root
-    /// sets it at its next tick).
+    /// takes it from any context of the worker, as often as asked. Kong
+    /// takes it only from the root and only once (see
+    /// [`Host::tick_period_fixed`]); the adapter refuses the rest with
+    /// `Unsupported` instead of letting the host trap.
     fn set_tick_period(&mut self, ms: u64) -> Result<(), HostError>;
+
+    /// Whether the root's timer period, once set, cannot change (Kong: a
+    /// second period traps with "tick_period already set", and going
+    /// through 0 leaves two timers running). Then the filter sets it once,
+    /// at configure.
+    fn tick_period_fixed(&self) -> bool {
+        false
+    }
 
     // --- observability -------------------------------------------------------
     /// Define a counter; `None` when the host refused it (then increments are

@@ -104,8 +104,8 @@ pub struct MemHost {
     pub logs: RefCell<Vec<(Level, String)>>,
     next_token: u32,
     /// Kong's rules when set: a paused stream is woken only from its own
-    /// context, the timer is set only from the root, and paused requests
-    /// wake themselves.
+    /// context, the timer is set only from the root and only once, and
+    /// paused requests wake themselves.
     pub own_context_wakes: bool,
     /// The context the next call runs in (Kong rules): a stream, or
     /// `None` for the root.
@@ -359,8 +359,16 @@ impl Host for MemHost {
         self.own_context_wakes
     }
 
+    fn tick_period_fixed(&self) -> bool {
+        self.own_context_wakes
+    }
+
     fn set_tick_period(&mut self, ms: u64) -> Result<(), HostError> {
-        if self.own_context_wakes && self.context.is_some() {
+        if self.own_context_wakes
+            && (self.context.is_some()
+                || (ms > 0 && self.tick_periods.last().is_some_and(|&p| p > 0)))
+        {
+            // Kong traps on both: a request's context, a second period.
             return Err(HostError::Unsupported);
         }
         self.tick_periods.push(ms);

@@ -192,12 +192,25 @@ impl StreamContext {
         &mut self,
         f: impl FnOnce(&Filter, &mut Worker, &mut ProxyHost, u32) -> R,
     ) -> Option<R> {
+        self.with_worker_in(false, f)
+    }
+
+    /// [`Self::with_worker`], telling the host view whether a response
+    /// hook runs.
+    fn with_worker_in<R>(
+        &mut self,
+        response_phase: bool,
+        f: impl FnOnce(&Filter, &mut Worker, &mut ProxyHost, u32) -> R,
+    ) -> Option<R> {
         if !self.matched {
             return None;
         }
         let filter = self.filter.as_ref()?;
         let mut worker = self.worker.as_ref()?.try_borrow_mut().ok()?;
         let mut host = ProxyHost::stream(filter.config.host, self.id);
+        if response_phase {
+            host = host.in_response();
+        }
         Some(f(filter, &mut worker, &mut host, self.id))
     }
 }
@@ -262,23 +275,21 @@ impl HttpContext for StreamContext {
 
     fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         crate::local_reply::on_headers(self.id);
-        self.with_worker(|filter, worker, host, id| {
-            action(pipeline::on_response_headers(
-                filter,
-                worker,
-                host,
-                id,
-                end_of_stream,
-            ))
-        })
-        .unwrap_or(Action::Continue)
+        let verdict = self.with_worker_in(true, |filter, worker, host, id| {
+            pipeline::on_response_headers(filter, worker, host, id, end_of_stream)
+        });
+        if crate::local_reply::rewritten(self.id) {
+            // Kong: answered by rewriting this response, which goes on.
+            return Action::Continue;
+        }
+        verdict.map(action).unwrap_or(Action::Continue)
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
         if crate::local_reply::on_body(self.id, size, end_of_stream) == Some(true) {
             return Action::Pause;
         }
-        self.with_worker(|filter, worker, host, id| {
+        self.with_worker_in(true, |filter, worker, host, id| {
             action(pipeline::on_response_body(
                 filter,
                 worker,

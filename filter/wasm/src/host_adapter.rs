@@ -9,11 +9,19 @@ use proxy_wasm::hostcalls;
 
 use crate::abi;
 
+thread_local! {
+    /// A period was set on this worker's root (one VM per worker thread).
+    static TICK_SET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A view of the host from one context (a stream or the root).
 pub struct ProxyHost {
     kind: HostKind,
     /// The host called into the root context (not a stream).
     root: bool,
+    /// The host called a stream's response hook (Kong answers differently
+    /// there, see `local_reply`).
+    response_phase: bool,
     /// The context the host called into.
     home: u32,
     /// The context host calls currently act on.
@@ -44,6 +52,7 @@ impl ProxyHost {
         ProxyHost {
             kind,
             root: true,
+            response_phase: false,
             home: id,
             current: id,
         }
@@ -54,6 +63,14 @@ impl ProxyHost {
         ProxyHost {
             root: false,
             ..Self::root(kind, id)
+        }
+    }
+
+    /// The same view, inside one of the stream's response hooks.
+    pub fn in_response(self) -> Self {
+        ProxyHost {
+            response_phase: true,
+            ..self
         }
     }
 
@@ -242,13 +259,21 @@ impl Host for ProxyHost {
                 status,
                 headers,
                 body,
-            } => {
-                let sent = result(abi::send_local_response(u32::from(status), headers, body));
-                if sent.is_ok() && self.kind == HostKind::Kong {
-                    crate::local_reply::keep(stream, body);
+            } => match self.kind {
+                HostKind::Kong if self.response_phase => {
+                    result(crate::local_reply::rewrite(stream, status, headers, body))
                 }
-                sent
-            }
+                HostKind::Kong => {
+                    let sent = result(abi::send_local_response(u32::from(status), headers, body));
+                    if sent.is_ok() {
+                        crate::local_reply::keep(stream, body);
+                    }
+                    sent
+                }
+                HostKind::Envoy => {
+                    result(abi::send_local_response(u32::from(status), headers, body))
+                }
+            },
         };
         self.back_home();
         r
@@ -264,12 +289,21 @@ impl Host for ProxyHost {
         self.kind == HostKind::Kong
     }
 
+    fn tick_period_fixed(&self) -> bool {
+        self.kind == HostKind::Kong
+    }
+
     fn set_tick_period(&mut self, ms: u64) -> Result<(), HostError> {
-        // Kong traps ("can only set tick_period in root context").
-        if self.kind == HostKind::Kong && !self.root {
+        // Kong traps on both: "can only set tick_period in root context",
+        // "tick_period already set" (ngx_wasm_module 3bed2783).
+        if self.kind == HostKind::Kong && (!self.root || TICK_SET.get()) {
             return Err(HostError::Unsupported);
         }
-        result(abi::set_tick_period(u32::try_from(ms).unwrap_or(u32::MAX)))
+        let r = result(abi::set_tick_period(u32::try_from(ms).unwrap_or(u32::MAX)));
+        if r.is_ok() && ms > 0 {
+            TICK_SET.set(true);
+        }
+        r
     }
 
     fn define_counter(&mut self, name: &str) -> Option<u32> {

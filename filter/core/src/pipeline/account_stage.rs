@@ -25,6 +25,8 @@ pub struct CostStep {
     body: Option<Vec<u8>>,
     /// Priced and reported (exactly once).
     pub done: bool,
+    /// It waited for its tenant's first lease (counted once).
+    pub waited_for_lease: bool,
 }
 
 /// Per-worker accounting state.

@@ -184,8 +184,11 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
             refused(false, exchange, filter)
         }
         Kind::Pending => {
-            if !worker.budgeter.waiting.contains(&stream) {
+            if !exchange.cost.waited_for_lease {
+                exchange.cost.waited_for_lease = true;
                 counters.waited.add(*host, 1);
+            }
+            if !worker.budgeter.waiting.contains(&stream) {
                 worker.budgeter.waiting.push(stream);
             }
             worker.budgeter.refill.insert(tenant.to_string());

@@ -203,6 +203,14 @@ pub(super) fn release<H: Host>(cx: &mut Cx<'_, H>, stream: StreamId, how: Releas
     let Some(mut ex) = cx.worker.requests.remove(&stream) else {
         return false;
     };
+    if let Phase::Parked(wait) = ex.phase {
+        // Its wait is over: out of that stage's index, so a later pass of
+        // the stage (the lease retry, run on every tick) cannot take it
+        // for one of its own while it waits for something else. (Where a
+        // request carries out its release later, Kong, it may have joined
+        // another wait by then.)
+        unpark(cx.worker, stream, wait);
+    }
     let replied = match (ex.phase, how) {
         (Phase::Parked(_), Release::Answer(reply, served)) => answer(cx, &mut ex, &reply, served),
         (Phase::Parked(wait), Release::Resume) => {

@@ -30,7 +30,9 @@ impl Kong {
         h.now_ms = T0;
         let f = Filter::new(parse(CFG.as_bytes()).unwrap(), &mut h);
         f.create_tables(&mut h).unwrap();
-        let w = Worker::new(&f.config, &mut h);
+        let mut w = Worker::new(&f.config, &mut h);
+        // As `on_configure` does, in the root context.
+        start_timer(&f, &mut w, &mut h);
         Kong { f, w, h }
     }
 
@@ -117,8 +119,9 @@ fn a_follower_is_answered_in_its_own_wake_call() {
     };
     assert_eq!(header(":path").as_deref(), Some("/v1/wake?after_ms=10"));
     assert_eq!(header(":authority").as_deref(), Some("cost-control"));
-    // A request context never sets the timer on Kong.
-    assert!(k.h.tick_periods.is_empty(), "{:?}", k.h.tick_periods);
+    // The timer was set once, at configure: a request's context never
+    // sets it on Kong.
+    assert_eq!(k.h.tick_periods, vec![10]);
 
     // The leader's answer decides for the follower, which cannot be
     // answered from the leader's context: nothing is sent yet.
@@ -144,9 +147,6 @@ fn a_queued_request_calls_again_until_the_timer_lets_it_go() {
     assert_eq!(k.get(10, "/q/a"), Verdict::Continue);
     assert_eq!(k.get(11, "/q/a"), Verdict::Pause);
     assert_eq!(k.phase(11), Phase::Parked(Wait::Limit));
-    // The root's timer sets the period the parked request needs.
-    k.tick();
-    assert_eq!(k.h.tick_periods.last(), Some(&10));
 
     // Woken before a token is back: nothing decided, so it calls again.
     k.h.now_ms = T0 + 10;
@@ -161,6 +161,10 @@ fn a_queued_request_calls_again_until_the_timer_lets_it_go() {
     k.answer_wake(11, 204);
     assert_eq!(k.h.resumed, vec![11]);
     assert_eq!(k.phase(11), Phase::Upstream);
+    // Whatever waited and ticked, the period was set once (Kong traps on
+    // a second one).
+    k.tick();
+    assert_eq!(k.h.tick_periods, vec![10]);
 }
 
 #[test]
@@ -199,4 +203,75 @@ fn a_request_that_cannot_make_its_wake_call_does_not_wait() {
     assert_eq!(k.get(11, "/q/a"), Verdict::Pause);
     assert_eq!(k.replies_to(11)[0].status, 503);
     assert!(k.w.limiter.queue.is_empty());
+}
+
+/// A tenant's cold burst on Kong: the lease's arrival is carried out by
+/// each request in its own wake call; the first leads, the rest follow
+/// and get its answer. The lease retry, which runs on every tick, must
+/// not take a follower for one of its own (it did: the follower was still
+/// on the lease's waiting list and went upstream alone).
+#[test]
+fn a_cold_burst_waits_for_its_lease_then_coalesces() {
+    let cfg = r#"{"version":1,"host":"kong",
+      "accounting":{"cost_control":"127.0.0.1:8081","token":"tok","gateway_id":"gw","budgets":{"lease":"0.1","slots":4}},
+      "routes":[{"name":"live","match":{"prefix":"/live/"},"sla_ms":5000,
+        "coalesce":{},"cost":{"cost_per_call":"0.002","budget":{}}}]}"#;
+    let mut k = Kong::new();
+    k.f = Filter::new(parse(cfg.as_bytes()).unwrap(), &mut k.h);
+    k.f.create_tables(&mut k.h).unwrap();
+    k.w = Worker::new(&k.f.config, &mut k.h);
+    for s in 1..=3 {
+        assert_eq!(k.get(s, "/live/x"), Verdict::Pause);
+        assert_eq!(k.phase(s), Phase::Parked(Wait::Lease));
+    }
+    // The timer asks for the lease; it arrives (at the root).
+    k.tick();
+    let lease =
+        k.h.callouts
+            .iter()
+            .find(|c| {
+                c.headers
+                    .iter()
+                    .any(|(n, v)| n == ":path" && v == b"/v1/allowances")
+            })
+            .expect("a lease call")
+            .token;
+    k.h.context = None;
+    k.h.callout_headers = vec![(":status".into(), b"200".to_vec())];
+    k.h.callout_body =
+        br#"{"allowance_id":"L1","granted_micros":100000,"expires_at_ms":9999999999999}"#.to_vec();
+    let n = k.h.callout_body.len();
+    on_callout_response(&k.f, &mut k.w, &mut k.h, lease, n);
+    assert!(k.h.resumed.is_empty(), "nobody can be woken from the root");
+    // Each carries the lease's arrival out in its own wake call.
+    for s in 1..=3 {
+        let token = k.w.requests[&s].wake.token.expect("a wake call in flight");
+        k.h.context = Some(s);
+        k.h.callout_headers = vec![(":status".into(), b"204".to_vec())];
+        on_stream_callout_response(&k.f, &mut k.w, &mut k.h, s, token, 0);
+    }
+    assert_eq!(k.h.resumed, vec![1], "one leader goes upstream");
+    for s in 2..=3 {
+        assert_eq!(k.phase(s), Phase::Parked(Wait::Leader), "stream {s}");
+    }
+    // Ticks (the lease retry among them) leave the followers alone: their
+    // wake calls answer, and they wait on.
+    k.tick();
+    for s in 2..=3 {
+        let token = k.w.requests[&s].wake.token.expect("a wake call in flight");
+        k.h.context = Some(s);
+        k.h.callout_headers = vec![(":status".into(), b"204".to_vec())];
+        on_stream_callout_response(&k.f, &mut k.w, &mut k.h, s, token, 0);
+        assert_eq!(k.phase(s), Phase::Parked(Wait::Leader), "stream {s}");
+    }
+    k.respond(1, b"hello");
+    for s in 2..=3 {
+        let token = k.w.requests[&s].wake.token.expect("a wake call in flight");
+        k.h.context = Some(s);
+        k.h.callout_headers = vec![(":status".into(), b"204".to_vec())];
+        on_stream_callout_response(&k.f, &mut k.w, &mut k.h, s, token, 0);
+        assert_eq!(k.phase(s), Phase::Answered(Served::Coalesced), "stream {s}");
+    }
+    assert_eq!(k.h.resumed, vec![1]);
+    assert_eq!(k.h.counter("cost_optimizer.route.live.budget.waited"), 3);
 }

@@ -1,6 +1,7 @@
 //! The worker's timer, shared by the stages that park requests: it ticks
 //! at 1 ms while answers are queued, every `tick_ms` while requests wait,
-//! and once a second otherwise.
+//! and once a second otherwise. On Kong, where the period can be set only
+//! once, it ticks every `tick_ms` for its whole life.
 
 use crate::coalesce::waiters::Tick;
 use crate::host::Host;
@@ -18,6 +19,18 @@ pub const ACTIONS_PER_CALL: usize = 24;
 /// Tick as fast as the parked requests (coalescing followers, the
 /// rate-limit queue, open batches) need, and no faster.
 pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    if host.tick_period_fixed() {
+        // Kong: one period for the root's life, set at configure: the fast
+        // one, because a request that parks cannot speed the timer up and
+        // batches and leases leave from the timer.
+        let w = &mut worker.waiters;
+        let ms = filter.config.coalesce_store.tick_ms;
+        if w.tick_ms == 0 && host.set_tick_period(ms).is_ok() {
+            w.tick = Tick::Fast;
+            w.tick_ms = ms;
+        }
+        return;
+    }
     let queued = !worker.limiter.queue.is_empty()
         || worker.batcher.has_open()
         || worker.budgeter.has_waiting();
@@ -31,10 +44,6 @@ pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Hos
     let want = if !w.outbox.is_empty() || ready {
         Tick::Drain
     } else if !w.waiting.is_empty() || queued {
-        Tick::Fast
-    } else if host.wakes_itself() && filter.config.parks_requests() {
-        // Kong: a request that parks cannot speed the timer up (only the
-        // root may set it), and batches and leases leave from the timer.
         Tick::Fast
     } else {
         Tick::Slow
