@@ -393,6 +393,26 @@ fn stale_while_revalidate_serves_stale_while_one_request_refreshes(kind: Gateway
     assert_ne!(after.body, first.body);
 }
 
+on_both_hosts!(a_binary_body_is_served_from_the_cache_byte_for_byte);
+/// A hit carries exactly the stored bytes, whatever they are (Kong's
+/// engine appends a newline to every local reply; the adapter undoes it).
+fn a_binary_body_is_served_from_the_cache_byte_for_byte(kind: GatewayKind) {
+    let s = cache_stack(kind, "cache-binary");
+    let path = "/api/items/bin?binary=1&size=4099";
+    let first = s.get(path, &[("x-tenant-id", "acme")]);
+    assert_eq!((first.status, x_cache(&first)), (200, "MISS"));
+    assert_eq!(first.body.len(), 4099);
+    assert!(first.body.contains(&0) && first.body.contains(&b'\n'));
+    assert_ne!(first.body.last(), Some(&b'\n'));
+    for _ in 0..3 {
+        let hit = s.get(path, &[("x-tenant-id", "acme")]);
+        assert_eq!(x_cache(&hit), "HIT");
+        assert_eq!(hit.body, first.body, "the stored bytes, no more, no less");
+        assert_eq!(hit.header("content-type"), Some("application/octet-stream"));
+    }
+    assert_eq!(s.demo.calls_for("/api/items/bin"), 1);
+}
+
 on_both_hosts!(stale_if_error_serves_the_stale_entry_when_the_upstream_fails);
 fn stale_if_error_serves_the_stale_entry_when_the_upstream_fails(kind: GatewayKind) {
     let s = cache_stack(kind, "cache-sie");

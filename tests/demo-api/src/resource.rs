@@ -76,9 +76,14 @@ pub fn answer(
     if !echoed.is_empty() {
         doc.headers = Some(echoed);
     }
-    let body = match padded(&mut doc, size) {
-        Some(b) => b,
-        None => return respond::error(StatusCode::INTERNAL_SERVER_ERROR, "serialization"),
+    let binary = query.get("binary").is_some_and(|v| v == "1" || v == "true");
+    let body = if binary {
+        binary_body(req.call, size.unwrap_or(1024))
+    } else {
+        match padded(&mut doc, size) {
+            Some(b) => b,
+            None => return respond::error(StatusCode::INTERNAL_SERVER_ERROR, "serialization"),
+        }
     };
 
     let chunked = query
@@ -92,7 +97,11 @@ pub fn answer(
     let headers = resp.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(respond::JSON),
+        HeaderValue::from_static(if binary {
+            "application/octet-stream"
+        } else {
+            respond::JSON
+        }),
     );
     let cache_control = query.get("cache-control").unwrap_or(DEFAULT_CACHE_CONTROL);
     let optional = [
@@ -127,6 +136,15 @@ fn header_names(list: &str) -> impl Iterator<Item = String> + '_ {
 /// Serialize `doc`, padded to exactly `size` bytes when that is larger
 /// than the unpadded body: with a `"pad":"xxx…"` field when there is room
 /// for one (9 bytes at least), else with spaces before the closing brace.
+/// `binary=1`: `size` bytes of every value (NUL and newline included),
+/// starting at the call's number, so each call's body differs and none
+/// ends in a newline unless that is where it falls.
+fn binary_body(call: u64, size: usize) -> Vec<u8> {
+    (0..size)
+        .map(|i| (call as usize).wrapping_add(i).wrapping_mul(7) as u8)
+        .collect()
+}
+
 fn padded(doc: &mut Resource<'_>, size: Option<usize>) -> Option<Vec<u8>> {
     let plain = respond::to_json(doc)?;
     let Some(size) = size.filter(|&s| s > plain.len()) else {
