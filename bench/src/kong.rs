@@ -15,53 +15,24 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// nginx refuses a config parameter of 4096 bytes or more; the filter
 /// config is one parameter of `proxy_wasm`.
 const MAX_FILTER_CONFIG: usize = 4000;
 
-/// The nginx binary of Kong's engine: `KONG_NGINX_BIN` when set, else the
-/// last line `scripts/kong-host.sh` prints (it builds the host into its
-/// cache the first time, 8 to 17 minutes on 2 cores; then a second). Its
-/// progress goes to the terminal.
-pub fn nginx_bin(root: &Path) -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("KONG_NGINX_BIN") {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!(
-                "KONG_NGINX_BIN={} does not exist: unset it or run `make kong-host`",
-                p.display()
-            ))
-        };
-    }
-    let script = root.join("scripts/kong-host.sh");
-    let out = Command::new(&script)
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed ({}): Kong's engine is not available",
-            script.display(),
-            out.status
-        ));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let path = stdout
-        .lines()
-        .last()
-        .map(|l| PathBuf::from(l.trim()))
-        .ok_or_else(|| format!("{} printed no path", script.display()))?;
+/// The nginx binary of Kong's engine, from `KONG_NGINX_BIN`, which
+/// scripts/bench.sh sets to what `scripts/kong-host.sh` prints (that script
+/// builds the host into its cache the first time, 8 to 17 minutes on 2
+/// cores, then answers in a second).
+pub fn nginx_bin() -> Result<PathBuf, String> {
+    let path = std::env::var_os("KONG_NGINX_BIN").map(PathBuf::from).ok_or(
+        "KONG_NGINX_BIN is not set: run the bench through `make bench`, or set KONG_NGINX_BIN=\"$(scripts/kong-host.sh)\"",
+    )?;
     if path.is_file() {
         Ok(path)
     } else {
         Err(format!(
-            "{} printed {}, which does not exist",
-            script.display(),
+            "KONG_NGINX_BIN={} does not exist: unset it and run `make bench`, or run `make kong-host`",
             path.display()
         ))
     }
@@ -190,18 +161,15 @@ fn root_location(text: &str) -> Result<(usize, usize), String> {
     Ok((start, start + head.len() + len + 1))
 }
 
-/// The filter config as the body of a single-quoted nginx string: compact
-/// JSON, `\` and `'` escaped (nginx undoes both).
+/// The filter config as the body of a single-quoted nginx string (the
+/// e2e harness's quoting), refused when it is not for Kong or too long.
 fn quote(filter: &serde_json::Value) -> Result<String, String> {
     if filter["host"] != "kong" {
         return Err(format!(
             "a filter config for Kong needs \"host\": \"kong\": {filter}"
         ));
     }
-    let text = filter
-        .to_string()
-        .replace('\\', "\\\\")
-        .replace('\'', "\\'");
+    let text = e2e::kong::quote_filter_config(filter);
     if text.len() >= MAX_FILTER_CONFIG {
         return Err(format!(
             "the filter config is {} bytes on one line; nginx refuses a parameter of 4096 or more",
@@ -251,29 +219,6 @@ fn open_to_all(dir: &Path) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Lines of nginx's error log that fail a run: a wasm trap (the host then
-/// rebuilds the worker's instance, losing its state), a panic in the
-/// filter, a worker killed by a signal, nginx's alert/crit/emerg levels.
-/// (A worker that exits with a code, as each does when nginx stops, is
-/// checked while starting: see `stack::Bench::start_kong`.)
-pub fn log_problems(log: &str) -> Vec<&str> {
-    const BAD: [&str; 7] = [
-        "trap",
-        "panicked",
-        "error while executing",
-        "exited on signal",
-        "[alert]",
-        "[crit]",
-        "[emerg]",
-    ];
-    log.lines()
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            BAD.iter().any(|b| l.contains(b))
-        })
-        .collect()
 }
 
 /// The worker processes of an nginx master.
@@ -340,16 +285,5 @@ mod tests {
         assert!(err.contains("worker_processes 2;"), "{err}");
         assert_eq!(placeholder_in("a @b@ @C_D@ @E").as_deref(), Some("@C_D@"));
         assert_eq!(placeholder_in("x@example.com @A"), None);
-    }
-
-    #[test]
-    fn log_problems_finds_traps_and_dead_workers_only() {
-        let log = "\
-2026/11/30 02:19:16 [info] 1#1: [proxy-wasm] cost-optimizer configured with 2 routes
-2026/11/30 02:19:26 [error] 2#2: *6 [wasm] error while executing at wasm backtrace:
-2026/11/30 02:19:28 [alert] 3#3: worker process 4 exited on signal 11
-2026/11/30 02:19:29 [info] 2#2: *1 client 127.0.0.1 closed keepalive connection
-2026/11/30 02:19:30 [notice] 1#1: worker process 2 exited with code 0";
-        assert_eq!(log_problems(log).len(), 2);
     }
 }

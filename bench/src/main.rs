@@ -6,7 +6,7 @@
 //! BASE..=BASE+10), BENCH_ONLY (e.g. "A,C,KA,G": a subset of A–J, KA–KI,
 //! G, H, W), BENCH_H_RATE (1000 req/s), BENCH_H_SECONDS (3), BENCH_W_ROUNDS
 //! (30), BENCH_W_N (6), BENCH_W_DELAY_MS (100), ENVOY_BIN, OPTIMIZER_WASM,
-//! KONG_NGINX_BIN (else scripts/kong-host.sh is asked).
+//! KONG_NGINX_BIN (scripts/bench.sh sets it from scripts/kong-host.sh).
 
 mod chart;
 mod configs;
@@ -121,8 +121,7 @@ fn real_main() -> Result<bool, String> {
     let kong_wanted = wanted("W") || configs::KONG_TWINS.iter().any(|(k, _)| wanted(k));
     let mut paths = paths;
     if kong_wanted {
-        println!("==> Kong's engine (scripts/kong-host.sh: built once into a cache, 8 to 17 minutes cold)");
-        paths.nginx = Some(kong::nginx_bin(&root)?);
+        paths.nginx = Some(kong::nginx_bin()?);
     }
     let cores = machine::cores();
     let pin = Pinning::for_machine(cores);

@@ -201,6 +201,22 @@ fn table(o: &mut String, r: &Report) {
     );
 }
 
+/// Counts by status: `200 ×99, no answer ×1` (status 0: no answer); `0`
+/// when there are none.
+fn counts_text(counts: &[(u16, u64)]) -> String {
+    if counts.is_empty() {
+        return "0".to_string();
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(s, n)| match s {
+            0 => format!("no answer ×{n}"),
+            s => format!("{s} ×{n}"),
+        })
+        .collect();
+    parts.join(", ")
+}
+
 /// `24213.7` → `24.2k`.
 fn k(v: f64) -> String {
     format!("{:.1}k", v / 1000.0)
@@ -265,21 +281,10 @@ fn g_section(o: &mut String, r: &Report) {
                 .iter()
                 .find(|g| g.n == n)
                 .map(|g| {
-                    let statuses: Vec<String> = g
-                        .statuses
-                        .iter()
-                        .map(|(s, c)| {
-                            if *s == 0 {
-                                format!("no answer ×{c}")
-                            } else {
-                                format!("{s} ×{c}")
-                            }
-                        })
-                        .collect();
                     format!(
                         "{} (answers: {}; last after {} ms)",
                         g.upstream_calls,
-                        statuses.join(", "),
+                        counts_text(&g.statuses),
                         g.elapsed_ms
                     )
                 })
@@ -383,17 +388,6 @@ fn w_section(o: &mut String, w: &WPair) {
             );
             continue;
         };
-        let answers: Vec<String> = r
-            .statuses
-            .iter()
-            .map(|(s, n)| {
-                if *s == 0 {
-                    format!("no answer ×{n}")
-                } else {
-                    format!("{s} ×{n}")
-                }
-            })
-            .collect();
         let (lo, hi) = (
             r.calls.iter().min().copied().unwrap_or(0),
             r.calls.iter().max().copied().unwrap_or(0),
@@ -407,11 +401,6 @@ fn w_section(o: &mut String, w: &WPair) {
             .map(|(m, p, x)| format!("{m:.1} / {p:.1} / {x:.1}"))
             .unwrap_or_else(|| "—".to_string());
         let leader = summary(&r.leader_ms).map_or(0.0, |(m, _, _)| m);
-        let wakes: Vec<String> = r
-            .wake_calls
-            .iter()
-            .map(|(s, n)| format!("{s} ×{n}"))
-            .collect();
         let problems = r.problems();
         let verdict = if problems.is_empty() {
             "ok".to_string()
@@ -422,12 +411,8 @@ fn w_section(o: &mut String, w: &WPair) {
             o,
             "| {} | {} | {calls} | {leader:.1} | {lag} | {} | {:.1} | {verdict} |",
             r.host.name(),
-            answers.join(", "),
-            if wakes.is_empty() {
-                "0".to_string()
-            } else {
-                wakes.join(", ")
-            },
+            counts_text(&r.statuses),
+            counts_text(&r.wake_calls),
             r.wakes_per_waiting_second(),
         );
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::configs::{QUERY, TENANT};
 use crate::http;
-use crate::stack::{Bench, Host, Workers};
+use crate::stack::{Bench, Gateway, Host, Workers};
 use crate::yaml::{Filters, Route};
 
 /// Latency the demo API adds in G, so that all N requests are in flight
@@ -21,7 +21,7 @@ pub const G_SIZES: [usize; 3] = [10, 100, 1000];
 pub struct GResult {
     pub n: usize,
     /// How many requests got each status (0: no answer), by status.
-    pub statuses: Vec<(u16, usize)>,
+    pub statuses: Vec<(u16, u64)>,
     pub upstream_calls: u64,
     pub elapsed_ms: u128,
 }
@@ -29,13 +29,7 @@ pub struct GResult {
 /// G for every N against one Envoy running `filters`; distinct paths per
 /// N so that one N's cached answer never serves the next.
 pub fn coalescing(bench: &Bench, name: &str, filters: &Filters) -> Result<Vec<GResult>, String> {
-    let envoy = bench.start_gateway(
-        name,
-        Host::Envoy,
-        filters,
-        &Route::Proxy,
-        Workers::OnePinned,
-    )?;
+    let envoy = start_envoy(bench, name, filters)?;
     let result = (|| {
         let mut out = Vec::new();
         for n in G_SIZES {
@@ -59,7 +53,19 @@ pub fn coalescing(bench: &Bench, name: &str, filters: &Filters) -> Result<Vec<GR
     result
 }
 
-fn histogram(statuses: &[u16]) -> Vec<(u16, usize)> {
+/// G and H run on Envoy with one worker on the server core.
+fn start_envoy(bench: &Bench, name: &str, filters: &Filters) -> Result<Gateway, String> {
+    bench.start_gateway(
+        name,
+        Host::Envoy,
+        filters,
+        &Route::Proxy,
+        Workers::OnePinned,
+    )
+}
+
+/// How many of `statuses` had each status, by status.
+pub fn histogram(statuses: &[u16]) -> Vec<(u16, u64)> {
     let mut m = std::collections::BTreeMap::new();
     for s in statuses {
         *m.entry(*s).or_insert(0) += 1;
@@ -133,13 +139,7 @@ pub fn batching(
     rate: u32,
     seconds: u32,
 ) -> Result<HResult, String> {
-    let envoy = bench.start_gateway(
-        name,
-        Host::Envoy,
-        filters,
-        &Route::Proxy,
-        Workers::OnePinned,
-    )?;
+    let envoy = start_envoy(bench, name, filters)?;
     let result = (|| {
         bench.demo_reset()?;
         let total = (rate as usize) * (seconds as usize);

@@ -455,7 +455,9 @@ impl Bench {
             return Ok(());
         };
         let log = std::fs::read_to_string(path).unwrap_or_default();
-        let bad = kong::log_problems(&log);
+        // A trap, a panic, a worker killed by a signal, alert/crit/emerg
+        // (not a worker exiting with code 0, as each does when nginx stops).
+        let bad = e2e::kong::log_problems(&log);
         if bad.is_empty() {
             Ok(())
         } else {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::configs::{for_kong, wake_filter, TENANT};
 use crate::http;
 use crate::run::{percentile, spread};
-use crate::scenarios::released_together;
+use crate::scenarios::{histogram, released_together};
 use crate::stack::{Bench, Host, Workers};
 use crate::yaml::{Filters, Route};
 
@@ -36,7 +36,7 @@ pub struct WSettings {
 pub struct WResult {
     pub host: Host,
     /// How many answers had each status (0: no answer).
-    pub statuses: Vec<(u16, usize)>,
+    pub statuses: Vec<(u16, u64)>,
     /// Upstream calls of each round (the demo API's count for its path).
     pub calls: Vec<u64>,
     /// Leaders (answers without `x-cache: COALESCED`) of each round.
@@ -54,32 +54,19 @@ pub struct WResult {
 impl WResult {
     /// Wake calls per waiting request per second of waiting.
     pub fn wakes_per_waiting_second(&self) -> f64 {
-        let ok: u64 = self
-            .wake_calls
-            .iter()
-            .filter(|(s, _)| *s == 204)
-            .map(|(_, n)| n)
-            .sum();
-        ok as f64 / self.waiting_s.max(1e-9)
+        total(&self.wake_calls, |s| s == 204) as f64 / self.waiting_s.max(1e-9)
     }
 
     /// What makes the run fail: an answer other than 200, a round with
     /// other than one upstream call or one leader, a wake call that failed.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let not_ok: usize = self
-            .statuses
-            .iter()
-            .filter(|(s, _)| *s != 200)
-            .map(|(_, n)| n)
-            .sum();
+        let not_ok = total(&self.statuses, |s| s != 200);
         if not_ok > 0 {
             out.push(format!("{not_ok} answers other than 200"));
         }
-        for (what, per_round) in [
-            ("upstream calls", &self.calls),
-            ("leaders", &to_u64(&self.leaders)),
-        ] {
+        let leaders: Vec<u64> = self.leaders.iter().map(|&n| n as u64).collect();
+        for (what, per_round) in [("upstream calls", &self.calls), ("leaders", &leaders)] {
             let off: Vec<String> = per_round
                 .iter()
                 .enumerate()
@@ -90,12 +77,7 @@ impl WResult {
                 out.push(format!("{what} other than 1: {}", off.join(", ")));
             }
         }
-        let failed: u64 = self
-            .wake_calls
-            .iter()
-            .filter(|(s, _)| *s != 204)
-            .map(|(_, n)| n)
-            .sum();
+        let failed = total(&self.wake_calls, |s| s != 204);
         if failed > 0 {
             out.push(format!("{failed} wake calls not answered 204"));
         }
@@ -103,8 +85,13 @@ impl WResult {
     }
 }
 
-fn to_u64(v: &[usize]) -> Vec<u64> {
-    v.iter().map(|&n| n as u64).collect()
+/// The counts of the statuses `keep` accepts, added up.
+fn total(counts: &[(u16, u64)], keep: impl Fn(u16) -> bool) -> u64 {
+    counts
+        .iter()
+        .filter(|(s, _)| keep(*s))
+        .map(|(_, n)| n)
+        .sum()
 }
 
 /// One request of a round: status, whether it was a follower, and when it
@@ -144,7 +131,7 @@ pub fn run(bench: &Bench, host: Host, s: &WSettings, wake: &str) -> Result<WResu
             waiting_s: 0.0,
             wake_calls: Vec::new(),
         };
-        let mut statuses = std::collections::BTreeMap::new();
+        let mut statuses = Vec::new();
         for round in 1..=s.rounds {
             let path = format!("/api/live/{}-{round}", host.name().to_ascii_lowercase());
             let url = bench.url(&format!("{path}?delay_ms={}", s.delay_ms));
@@ -160,9 +147,7 @@ pub fn run(bench: &Bench, host: Host, s: &WSettings, wake: &str) -> Result<WResu
                     done: Instant::now(),
                 }
             })?;
-            for a in &answers {
-                *statuses.entry(a.status).or_insert(0) += 1;
-            }
+            statuses.extend(answers.iter().map(|a| a.status));
             out.calls
                 .push(bench.demo_calls()?["by_path"][&path].as_u64().unwrap_or(0));
             let leaders: Vec<&Answer> = answers.iter().filter(|a| !a.coalesced).collect();
@@ -177,7 +162,7 @@ pub fn run(bench: &Bench, host: Host, s: &WSettings, wake: &str) -> Result<WResu
             // The next round starts on a quiet gateway.
             std::thread::sleep(Duration::from_millis(20));
         }
-        out.statuses = statuses.into_iter().collect();
+        out.statuses = histogram(&statuses);
         let wakes1 = bench.wake_calls()?;
         out.wake_calls = wakes1
             .iter()
