@@ -24,6 +24,7 @@ mod yaml;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use configs::{Config, Feature};
 use load::Wrk;
@@ -54,6 +55,7 @@ fn path_from_env(var: &str, default: PathBuf) -> PathBuf {
 }
 
 fn real_main() -> Result<bool, String> {
+    let started = Instant::now();
     let root = repo_root();
     let settings = Settings {
         rounds: env_or("BENCH_ROUNDS", 3)?,
@@ -177,12 +179,20 @@ fn real_main() -> Result<bool, String> {
     let helper_pids: Vec<u32> = std::iter::once(demo.pid())
         .chain(control.as_ref().map(|c| c.pid()))
         .collect();
+    // Time spent per host's configurations, for the report.
+    let (mut envoy_time, mut kong_time) = (Duration::ZERO, Duration::ZERO);
     for round in 1..=settings.rounds {
         for (cfg, row) in configs.iter().zip(rows.iter_mut()) {
             let Status::Done(samples) = &mut row.samples else {
                 continue;
             };
-            match measure(&bench, &wrk, cfg, round, &settings, &helper_pids) {
+            let t = Instant::now();
+            let measured = measure(&bench, &wrk, cfg, round, &settings, &helper_pids);
+            *match cfg.host {
+                Host::Envoy => &mut envoy_time,
+                Host::Kong => &mut kong_time,
+            } += t.elapsed();
+            match measured {
                 Ok(s) => {
                     println!(
                         "==> round {round}/{}: {} {:>9.0} req/s  p50 {:>5} µs  p99 {:>6} µs  {:>6.1} CPU µs/req  {:.3} upstream/req  {} errors  other load {:.2} cores",
@@ -202,12 +212,15 @@ fn real_main() -> Result<bool, String> {
         Some(_) => ledger_check(&bench, &rows),
         None => skipped(),
     };
+    let t = Instant::now();
     let w_pair = WPair {
         settings: w,
         envoy: run_w(&bench, wanted("W"), Host::Envoy, &w, &wake_target),
         kong: run_w(&bench, wanted("W"), Host::Kong, &w, &wake_target),
     };
+    let w_time = t.elapsed();
     drop(control);
+    let t = Instant::now();
 
     let (g_baseline, g_filter) = if wanted("G") {
         run_g(&bench)
@@ -224,6 +237,16 @@ fn real_main() -> Result<bool, String> {
             batched: skipped(),
         }
     };
+    let secs = |d: Duration| d.as_secs_f64().round();
+    let timing = format!(
+        "This run of the bench program took {:.0} s: the rounds of the Envoy configurations {:.0} s, of the Kong configurations (KA–KI) {:.0} s; W {:.0} s; G and H {:.0} s (scripts/bench.sh's builds and cost-control's ingest benchmark come before it).",
+        secs(started.elapsed()),
+        secs(envoy_time),
+        secs(kong_time),
+        secs(w_time),
+        secs(t.elapsed()),
+    );
+    println!("==> {timing}");
 
     let report = Report {
         machine: machine::describe(version, pinning),
@@ -233,6 +256,7 @@ fn real_main() -> Result<bool, String> {
         g_filter,
         h,
         w: w_pair,
+        timing,
         spend: spend_result(),
         accounting,
     };

@@ -68,6 +68,8 @@ pub struct Report {
     pub g_filter: Status<Vec<GResult>>,
     pub h: HPair,
     pub w: WPair,
+    /// How long the parts of the run took.
+    pub timing: String,
     pub spend: Status<String>,
     /// J's ledger check: its requests are in cost-control's ledger.
     pub accounting: Status<String>,
@@ -147,6 +149,7 @@ pub fn render(r: &Report) -> String {
             other => status_text(other).unwrap_or_default(),
         }
     );
+    let _ = writeln!(o, "{}\n", r.timing);
     let _ = writeln!(
         o,
         "Reference measured earlier on this machine (Envoy 1.40, before this bench): A 24.2k req/s at 41 µs/req, B 63k at 15.7, F 51.9k at 19.1; a trivial wasm pass-through 0.92× A, a toy wasm cache hit 0.84× F.\n\nHow to read this: bench/README.md. Raw samples: target/bench/report.json. Chart: target/bench/report.png."
