@@ -160,16 +160,16 @@ pub fn render(r: &Report) -> String {
 fn table(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
-        "| | configuration | load | req/s min / **median** / max | p50 µs | p99 µs | gateway CPU µs/req | upstream calls/req | errors | other load, cores (max) |"
+        "| | configuration | load | req/s min / **median** / max | p50 µs | p99 µs | gateway CPU µs/req | gateway core busy | upstream calls/req | errors | other load, cores (max) |"
     );
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &r.rows {
         let rps = row.stat(|s| s.rps);
         let (Some((lo, med, hi)), Status::Done(samples)) = (rps, &row.samples) else {
             let why = status_text(&row.samples).unwrap_or_default();
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | | | | | | |",
+                "| {} | {} | {} | {} | | | | | | | |",
                 row.id,
                 row.title,
                 row.load.describe(),
@@ -181,7 +181,7 @@ fn table(o: &mut String, r: &Report) {
         let errors: u64 = samples.iter().map(|s| s.errors).sum();
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} / **{}** / {} | {:.0} | {:.0} | {:.1} | {:.3} | {} | {:.2} |",
+            "| {} | {} | {} | {} / **{}** / {} | {:.0} | {:.0} | {:.1} | {:.2} | {:.3} | {} | {:.2} |",
             row.id,
             row.title,
             row.load.describe(),
@@ -191,6 +191,7 @@ fn table(o: &mut String, r: &Report) {
             med_of(&|s| s.p50_us as f64),
             med_of(&|s| s.p99_us as f64),
             med_of(&|s| s.cpu_us_per_req),
+            med_of(&Sample::gateway_busy),
             med_of(&|s| s.upstream_per_req),
             errors,
             row.stat(|s| s.other_cores)
@@ -200,7 +201,7 @@ fn table(o: &mut String, r: &Report) {
     }
     let _ = writeln!(
         o,
-        "\np50, p99, CPU and upstream calls are medians over the rounds. Gateway CPU is utime+stime from /proc over the measured run of the Envoy process (all threads), or of nginx's master and worker (K rows), divided by the requests completed. \"Other load\" is the CPU the rest of the machine used during a run (all busy time in /proc/stat minus the gateway, the demo API, cost-control and wrk), the worst round shown: above a few tenths of a core, other work shared the machine and that round's req/s is disturbed (CPU µs/req much less so). A round fails when any request of its measured run failed; a K round also when nginx's error log shows a wasm trap, a panic or a dead worker.\n"
+        "\np50, p99, CPU, core busy and upstream calls are medians over the rounds. Gateway CPU is utime+stime from /proc over the measured run of the Envoy process (all threads), or of nginx's master and worker (K rows), divided by the requests completed. \"Gateway core busy\" is that CPU per request times req/s: near 1 the gateway's core was the bottleneck; well below (nginx's fastest rows) the client core (wrk, the demo API) was, and that row's req/s measures the client, not the gateway. \"Other load\" is the CPU the rest of the machine used during a run (all busy time in /proc/stat minus the gateway, the demo API, cost-control and wrk), the worst round shown: above a few tenths of a core, other work shared the machine and that round's req/s is disturbed (CPU µs/req much less so). A round fails when any request of its measured run failed; a K round also when nginx's error log shows a wasm trap, a panic or a dead worker.\n"
     );
 }
 
@@ -247,11 +248,17 @@ fn ratios(o: &mut String, rows: &[Row]) {
                 } else {
                     "**missed**"
                 };
-                let note = if quiet {
-                    ""
+                let mut note = if quiet {
+                    String::new()
                 } else {
-                    " (no undisturbed round: all rounds)"
+                    " (no undisturbed round: all rounds)".to_string()
                 };
+                if let Some(id) = [num, den].into_iter().find(|id| busy(rows, id) < SATURATED) {
+                    note.push_str(&format!(
+                        " (client-bound: {id}'s gateway was busy {:.2} of its core; read the CPU ratio)",
+                        busy(rows, id)
+                    ));
+                }
                 let _ = writeln!(
                     o,
                     "| {num}/{den} | {rps:.3}{note} | {cpu:.3} | {goal_text} | {verdict} |"
@@ -266,6 +273,18 @@ fn ratios(o: &mut String, rows: &[Row]) {
         o,
         "\n\"CPU per request (inverse)\" is the denominator's gateway CPU µs/req over the numerator's: above 1 means the numerator costs its gateway less per request. KD is set against KB (nginx answering itself, the same load), as D against B; Kong against Envoy (KA/A … KI/I) compares the same configuration, load and answer on the two hosts, each with one worker on the same core. The req/s ratio uses only the rounds in which the rest of the machine used less than {QUIET_CORES} of a core (all rounds when a configuration has none); CPU per request is little affected by other load and uses every round.\n"
     );
+}
+
+/// Below this share of its core a gateway was not what limited req/s.
+const SATURATED: f64 = 0.85;
+
+/// Median share of its core the gateway of `id` was busy (1 when unknown,
+/// so that nothing is flagged for want of a figure).
+fn busy(rows: &[Row], id: &str) -> f64 {
+    rows.iter()
+        .find(|r| r.id == id)
+        .and_then(|r| r.stat(Sample::gateway_busy))
+        .map_or(1.0, |(_, m, _)| m)
 }
 
 fn g_section(o: &mut String, r: &Report) {

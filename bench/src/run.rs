@@ -42,6 +42,14 @@ pub struct Sample {
     pub ledger: Option<LedgerRound>,
 }
 
+impl Sample {
+    /// Share of one core the gateway used during the run (CPU per request
+    /// times requests per second).
+    pub fn gateway_busy(&self) -> f64 {
+        self.cpu_us_per_req * self.rps / 1e6
+    }
+}
+
 /// One round of a priced configuration, from Envoy's start to its stop:
 /// probes, warm-up and measured run.
 #[derive(Debug, Clone, Copy, Default)]
