@@ -201,7 +201,7 @@ fn table(o: &mut String, r: &Report) {
     }
     let _ = writeln!(
         o,
-        "\np50, p99, CPU, core busy and upstream calls are medians over the rounds. Gateway CPU is utime+stime from /proc over the measured run of the Envoy process (all threads), or of nginx's master and worker (K rows), divided by the requests completed. \"Gateway core busy\" is that CPU per request times req/s: near 1 the gateway's core was the bottleneck; well below (nginx's fastest rows) the client core (wrk, the demo API) was, and that row's req/s measures the client, not the gateway. \"Other load\" is the CPU the rest of the machine used during a run (all busy time in /proc/stat minus the gateway, the demo API, cost-control and wrk), the worst round shown: above a few tenths of a core, other work shared the machine and that round's req/s is disturbed (CPU µs/req much less so). A round fails when any request of its measured run failed; a K round also when nginx's error log shows a wasm trap, a panic or a dead worker.\n"
+        "\np50, p99, CPU, core busy and upstream calls are medians over the rounds. Gateway CPU is utime+stime from /proc over the measured run of the Envoy process (all threads), or of nginx's master and worker (K rows), divided by the requests completed. \"Gateway core busy\" is that CPU per request times req/s: near 1 the gateway's core was the bottleneck; well below in a round without other load (nginx's fastest rows), the client core (wrk, the demo API) was, and that row's req/s measures the client, not the gateway; with other load, that work also takes the gateway's core. \"Other load\" is the CPU the rest of the machine used during a run (all busy time in /proc/stat minus the gateway, the demo API, cost-control and wrk), the worst round shown: above a few tenths of a core, other work shared the machine and that round's req/s is disturbed (CPU µs/req much less so). A round fails when any request of its measured run failed; a K round also when nginx's error log shows a wasm trap, a panic or a dead worker.\n"
     );
 }
 
@@ -253,10 +253,14 @@ fn ratios(o: &mut String, rows: &[Row]) {
                 } else {
                     " (no undisturbed round: all rounds)".to_string()
                 };
-                if let Some(id) = [num, den].into_iter().find(|id| busy(rows, id) < SATURATED) {
+                let idle = [num, den].into_iter().find_map(|id| {
+                    quiet_busy(rows, id)
+                        .filter(|b| *b < SATURATED)
+                        .map(|b| (id, b))
+                });
+                if let Some((id, b)) = idle {
                     note.push_str(&format!(
-                        " (client-bound: {id}'s gateway was busy {:.2} of its core; read the CPU ratio)",
-                        busy(rows, id)
+                        " (client-bound: {id}'s gateway was busy {b:.2} of its core; read the CPU ratio)"
                     ));
                 }
                 let _ = writeln!(
@@ -275,16 +279,24 @@ fn ratios(o: &mut String, rows: &[Row]) {
     );
 }
 
-/// Below this share of its core a gateway was not what limited req/s.
+/// Below this share of its core, in an undisturbed round, a gateway was
+/// not what limited req/s.
 const SATURATED: f64 = 0.85;
 
-/// Median share of its core the gateway of `id` was busy (1 when unknown,
-/// so that nothing is flagged for want of a figure).
-fn busy(rows: &[Row], id: &str) -> f64 {
-    rows.iter()
-        .find(|r| r.id == id)
-        .and_then(|r| r.stat(Sample::gateway_busy))
-        .map_or(1.0, |(_, m, _)| m)
+/// Median share of its core the gateway of `id` was busy in the rounds
+/// the rest of the machine left alone (in a disturbed round other work
+/// on the gateway's core also keeps it below 1); `None` without such a
+/// round.
+fn quiet_busy(rows: &[Row], id: &str) -> Option<f64> {
+    let Status::Done(samples) = &rows.iter().find(|r| r.id == id)?.samples else {
+        return None;
+    };
+    let quiet: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.other_cores < QUIET_CORES)
+        .map(Sample::gateway_busy)
+        .collect();
+    spread(&quiet).map(|(_, m, _)| m)
 }
 
 fn g_section(o: &mut String, r: &Report) {
@@ -394,7 +406,7 @@ fn w_section(o: &mut String, w: &WPair) {
     );
     let _ = writeln!(
         o,
-        "Each request on its own connection; a coalescing rule without cache; the gateway with two workers, unpinned; cost-control running. A follower's lag is its answer time minus its leader's, at the client. On Kong a follower is answered when its own wake call to cost-control (`GET /v1/wake?after_ms={TICK_MS}`, `coalesce_store.tick_ms` at its default) returns; Envoy wakes it from the root context.\n"
+        "Each request on its own connection; a coalescing rule without cache; the gateway with two workers, unpinned; cost-control running. A follower's lag is its answer time minus its leader's, at the client. On Kong a follower is answered when its own wake call to cost-control (`GET /v1/wake?after_ms={TICK_MS}`, `coalesce_store.tick_ms` at its default) returns; on Envoy a follower on its leader's worker is answered from the leader's response hook, one on the other worker at that worker's next tick (every {TICK_MS} ms while someone waits), so Envoy's lag depends on how the round's connections fell on the two workers.\n"
     );
     let _ = writeln!(
         o,
