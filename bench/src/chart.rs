@@ -1,5 +1,5 @@
 //! `target/bench/report.png` (plotters, bitmap backend): median req/s with
-//! min–max whiskers, Envoy CPU µs per request, and the ratios against
+//! min–max whiskers, the gateway's CPU µs per request, and the ratios against
 //! their goals. Text needs a TrueType font: DejaVu Sans from Debian's
 //! `fonts-dejavu-core` (scripts/bench.sh installs it when missing).
 
@@ -36,10 +36,10 @@ type Bars = Vec<(String, Option<(f64, f64, f64)>)>;
 
 pub fn draw(report: &Report, path: &Path) -> Result<(), String> {
     load_font()?;
-    let root = BitMapBackend::new(path, (1500, 620)).into_drawing_area();
+    let root = BitMapBackend::new(path, (2100, 620)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let title = format!(
-        "make bench — {} — {} cores, {} — Envoy {}",
+        "make bench — {} — {} cores, {} — Envoy {} and Kong's engine (K)",
         report.machine.date,
         report.machine.cores,
         report.machine.cpu_model,
@@ -81,7 +81,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), String> {
         )?;
         bars(
             b,
-            "Envoy CPU µs per request (median)",
+            "gateway CPU µs per request (median)",
             &cpu,
             &[],
             RGBColor(219, 68, 55),
@@ -136,7 +136,8 @@ fn bars(
             }
             SegmentValue::Last => String::new(),
         })
-        .label_style(("sans-serif", 14))
+        // Many bars (the ratios): a smaller label fits under each.
+        .label_style(("sans-serif", if data.len() > 12 { 11 } else { 14 }))
         .draw()
         .map_err(err)?;
     let font = ("sans-serif", 13).into_font();

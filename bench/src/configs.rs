@@ -10,6 +10,7 @@
 
 use serde_json::{json, Value};
 
+use crate::stack::Host;
 use crate::yaml::{json_body, Filters, Route};
 
 /// Size of every answer measured in A–I.
@@ -112,6 +113,7 @@ pub enum Expect {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub id: &'static str,
+    pub host: Host,
     pub title: String,
     pub filters: Filters,
     pub route: Route,
@@ -123,10 +125,12 @@ pub struct Config {
     pub priced: bool,
 }
 
-/// A–I in the order they run within a round. `supported`: the strategies
-/// of [`I_FEATURES`] the built filter accepts; I turns on those (the
-/// title says which), and is unavailable while the cache is not among them.
-pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
+/// A–I, then KA–KI, in the order they run within a round. `supported`:
+/// the strategies of [`I_FEATURES`] the built filter accepts; I turns on
+/// those (the title says which), and is unavailable while the cache is
+/// not among them. `wake`: the `host:port` of the cost-control that a
+/// request parked on Kong wakes itself through.
+pub fn throughput_configs(supported: &[Feature], wake: &str) -> Vec<Config> {
     let i_on: Vec<Feature> = I_FEATURES
         .iter()
         .copied()
@@ -154,8 +158,9 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
         I_FEATURES.to_vec()
     };
     let proxy = Route::Proxy;
-    vec![
+    let envoy = vec![
         Config {
+            host: Host::Envoy,
             id: "A",
             title: "Envoy proxying to the demo API, no filter".to_string(),
             filters: Filters::None,
@@ -166,6 +171,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             priced: false,
         },
         Config {
+            host: Host::Envoy,
             id: "B",
             title: "Envoy direct_response (ceiling for an answer made in Envoy)".to_string(),
             filters: Filters::None,
@@ -176,6 +182,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             priced: false,
         },
         Config {
+            host: Host::Envoy,
             id: "C",
             title: "filter loaded, request matching no rule".to_string(),
             filters: Filters::Wasm(filter_json("other", "/other/", &[])),
@@ -186,6 +193,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             priced: false,
         },
         Config {
+            host: Host::Envoy,
             id: "D",
             title: "filter, every request a cache hit".to_string(),
             filters: Filters::Wasm(filter_json("items", "/api/items/", &[Feature::Cache])),
@@ -196,6 +204,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             priced: false,
         },
         Config {
+            host: Host::Envoy,
             id: "F",
             title: "Envoy's cache filter (simple_http_cache), every request a hit".to_string(),
             filters: Filters::SimpleHttpCache,
@@ -206,6 +215,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             priced: false,
         },
         Config {
+            host: Host::Envoy,
             id: "J",
             title: "filter, every request priced, budgeted and reported to cost-control"
                 .to_string(),
@@ -217,6 +227,7 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             priced: true,
         },
         Config {
+            host: Host::Envoy,
             id: "I",
             title: i_title,
             filters: Filters::Wasm(filter_json("items", "/api/items/", &i_needs)),
@@ -226,7 +237,56 @@ pub fn throughput_configs(supported: &[Feature]) -> Vec<Config> {
             needs: i_needs,
             priced: false,
         },
-    ]
+    ];
+    let kong = kong_configs(&envoy, wake);
+    envoy.into_iter().chain(kong).collect()
+}
+
+/// The Kong twins of A, B, C, D and I: the same filter JSON with
+/// `"host": "kong"` and a wake target, the same route and load, on Kong's
+/// engine. (F is Envoy's own cache and J needs Envoy's counters.)
+fn kong_configs(envoy: &[Config], wake: &str) -> Vec<Config> {
+    KONG_TWINS
+        .iter()
+        .filter_map(|(id, of)| {
+            let c = envoy.iter().find(|c| c.id == *of)?;
+            let filters = match &c.filters {
+                Filters::Wasm(v) => Filters::Wasm(for_kong(v, wake)),
+                other => other.clone(),
+            };
+            let title = match c.id {
+                "A" => "Kong's engine (nginx) proxying to the demo API, no filter".to_string(),
+                "B" => "Kong's engine answering itself (`return 200`; ceiling for an answer made in nginx)".to_string(),
+                _ => format!("Kong: {}", c.title),
+            };
+            Some(Config {
+                id,
+                host: Host::Kong,
+                title,
+                filters,
+                ..c.clone()
+            })
+        })
+        .collect()
+}
+
+/// Each Kong configuration and the Envoy one it mirrors.
+pub const KONG_TWINS: [(&str, &str); 5] = [
+    ("KA", "A"),
+    ("KB", "B"),
+    ("KC", "C"),
+    ("KD", "D"),
+    ("KI", "I"),
+];
+
+/// A filter JSON for Kong's engine: `"host": "kong"` and `wake`, the
+/// `host:port` of the cost-control a parked request calls to be woken
+/// (required on Kong when a rule can park a request; unused otherwise).
+pub fn for_kong(filter: &Value, wake: &str) -> Value {
+    let mut v = filter.clone();
+    v["host"] = json!("kong");
+    v["wake"] = json!({"target": wake});
+    v
 }
 
 /// Tenant J's spend is reported under (the ledger check reads it back).
@@ -276,15 +336,36 @@ pub fn baseline_filter() -> Filters {
     Filters::Wasm(filter_json("other", "/other/", &[]))
 }
 
-/// The ratios the issue asks for: (numerator, denominator, goal).
-pub const RATIOS: [(&str, &str, f64); 6] = [
+/// The ratios the issues ask for: (numerator, denominator, goal). On Kong
+/// the same comparisons within the host (a hit against the ceiling of the
+/// same load: KD/KB), then each Kong configuration against its Envoy twin.
+pub const RATIOS: [(&str, &str, f64); 14] = [
     ("D", "F", 1.0),
     ("D", "B", 0.0),
     ("C", "A", 0.0),
     ("I", "A", 0.88),
     ("J", "C", 0.0),
     ("J", "A", 0.0),
+    ("KD", "KB", 0.0),
+    ("KC", "KA", 0.0),
+    ("KI", "KA", 0.0),
+    ("KA", "A", 0.0),
+    ("KB", "B", 0.0),
+    ("KC", "C", 0.0),
+    ("KD", "D", 0.0),
+    ("KI", "I", 0.0),
 ];
+
+/// W: identical requests on a coalescing route with no cache, so every
+/// round's followers wait for their leader's answer.
+pub fn wake_filter() -> Value {
+    json!({
+        "version": 1,
+        "identity": {"tenant": [{"header": TENANT.0}]},
+        "routes": [{"name": "live", "match": {"prefix": "/api/live/"}, "sla_ms": 5000,
+                    "coalesce": {"grace_ms": 5000}}]
+    })
+}
 
 #[cfg(test)]
 mod tests {
@@ -305,23 +386,48 @@ mod tests {
         let text = v["routes"][0]["cost"]["cost_per_call"].as_str().unwrap();
         let micros = (text.parse::<f64>().unwrap() * 1e6).round() as i64;
         assert_eq!(micros, J_COST_PER_CALL_MICROS);
-        let cs = throughput_configs(&[]);
+        let cs = throughput_configs(&[], "127.0.0.1:1");
         let priced: Vec<_> = cs.iter().filter(|c| c.priced).map(|c| c.id).collect();
         assert_eq!(priced, vec!["J"]);
     }
 
     #[test]
     fn ids_are_unique() {
-        let cs = throughput_configs(&[Feature::Cache]);
+        let cs = throughput_configs(&[Feature::Cache], "127.0.0.1:1");
         let i = cs.iter().find(|c| c.id == "I").unwrap();
         assert_eq!(i.needs, vec![Feature::Cache]);
         assert!(i.title.contains("not yet in the filter"));
-        let all = throughput_configs(&I_FEATURES);
+        let all = throughput_configs(&I_FEATURES, "127.0.0.1:1");
         let i = all.iter().find(|c| c.id == "I").unwrap();
         assert_eq!(i.needs, I_FEATURES.to_vec());
         let mut ids: Vec<_> = cs.iter().map(|c| c.id).collect();
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), cs.len());
+    }
+
+    #[test]
+    fn kong_twins_share_route_and_load_and_say_kong() {
+        let cs = throughput_configs(&I_FEATURES, "127.0.0.1:19003");
+        for (k, e) in KONG_TWINS {
+            let (k, e) = (
+                cs.iter().find(|c| c.id == k).unwrap(),
+                cs.iter().find(|c| c.id == e).unwrap(),
+            );
+            assert_eq!((k.host, e.host), (Host::Kong, Host::Envoy));
+            assert_eq!((k.load, k.expect, &k.needs), (e.load, e.expect, &e.needs));
+            match (&k.filters, &e.filters) {
+                (Filters::Wasm(kv), Filters::Wasm(ev)) => {
+                    assert_eq!(kv["host"], "kong");
+                    assert_eq!(kv["wake"]["target"], "127.0.0.1:19003");
+                    assert_eq!(kv["routes"], ev["routes"]);
+                }
+                (Filters::None, Filters::None) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        for (n, d, _) in RATIOS {
+            assert!(cs.iter().any(|c| c.id == n) && cs.iter().any(|c| c.id == d));
+        }
     }
 }

@@ -3,12 +3,15 @@
 //!
 //! Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_WARMUP
 //! (1), BENCH_CONNECTIONS (32), BENCH_PORT_BASE (19000; the bench holds
-//! BASE..=BASE+10), BENCH_ONLY (e.g. "A,C,G": a subset of A–J, G, H),
-//! BENCH_H_RATE (1000 req/s), BENCH_H_SECONDS (3), ENVOY_BIN, OPTIMIZER_WASM.
+//! BASE..=BASE+10), BENCH_ONLY (e.g. "A,C,KA,G": a subset of A–J, KA–KI,
+//! G, H, W), BENCH_H_RATE (1000 req/s), BENCH_H_SECONDS (3), BENCH_W_ROUNDS
+//! (30), BENCH_W_N (6), BENCH_W_DELAY_MS (100), ENVOY_BIN, OPTIMIZER_WASM,
+//! KONG_NGINX_BIN (scripts/bench.sh sets it from scripts/kong-host.sh).
 
 mod chart;
 mod configs;
 mod http;
+mod kong;
 mod load;
 mod machine;
 mod procs;
@@ -16,18 +19,21 @@ mod report;
 mod run;
 mod scenarios;
 mod stack;
+mod wake;
 mod yaml;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use configs::{Config, Feature};
 use load::Wrk;
 use machine::env_or;
 use procs::{clock_ticks_per_second, repo_root, taken_ports, Pinning};
-use report::{HPair, Report, Row, Status};
+use report::{HPair, Report, Row, Status, WPair};
 use run::{measure, Settings};
-use stack::{envoy_version, Bench, Paths};
+use stack::{envoy_version, Bench, Host, Paths};
+use wake::WSettings;
 use yaml::Ports;
 
 fn main() -> ExitCode {
@@ -49,6 +55,7 @@ fn path_from_env(var: &str, default: PathBuf) -> PathBuf {
 }
 
 fn real_main() -> Result<bool, String> {
+    let started = Instant::now();
     let root = repo_root();
     let settings = Settings {
         rounds: env_or("BENCH_ROUNDS", 3)?,
@@ -61,6 +68,16 @@ fn real_main() -> Result<bool, String> {
     let only: String = env_or("BENCH_ONLY", String::new())?;
     let (h_rate, h_seconds): (u32, u32) =
         (env_or("BENCH_H_RATE", 1000)?, env_or("BENCH_H_SECONDS", 3)?);
+    let w = WSettings {
+        rounds: env_or("BENCH_W_ROUNDS", 30)?,
+        n: env_or("BENCH_W_N", 6)?,
+        delay_ms: env_or("BENCH_W_DELAY_MS", 100)?,
+    };
+    if w.n < 2 || w.rounds == 0 {
+        return Err("BENCH_W_N must be at least 2 and BENCH_W_ROUNDS at least 1".to_string());
+    }
+    let wanted =
+        |id: &str| only.is_empty() || only.split(',').any(|o| o.trim().eq_ignore_ascii_case(id));
 
     // A stale Envoy once answered a bench here: refuse while any port is held.
     let all: Vec<u16> = (base..=base.saturating_add(10)).collect();
@@ -79,6 +96,7 @@ fn real_main() -> Result<bool, String> {
         ),
         demo_api: path_from_env("DEMO_API_BIN", root.join("target/release/demo-api")),
         cost_control: path_from_env("COST_CONTROL_BIN", root.join("target/release/cost-control")),
+        nginx: None,
         out: root.join("target/bench"),
     };
     for (what, p, how) in [
@@ -102,19 +120,26 @@ fn real_main() -> Result<bool, String> {
     std::fs::create_dir_all(&paths.out)
         .map_err(|e| format!("create {}: {e}", paths.out.display()))?;
 
+    let kong_wanted = wanted("W") || configs::KONG_TWINS.iter().any(|(k, _)| wanted(k));
+    let mut paths = paths;
+    if kong_wanted {
+        paths.nginx = Some(kong::nginx_bin()?);
+    }
     let cores = machine::cores();
     let pin = Pinning::for_machine(cores);
     let pinning = match (pin.server, pin.client) {
         (Some(s), Some(c)) => {
-            format!("Envoy pinned to core {s}, wrk and the demo API to core {c} (taskset)")
+            format!("the gateway (Envoy, or nginx with its one worker) pinned to core {s}, wrk, the demo API and cost-control to core {c} (taskset)")
         }
-        _ => "one core: nothing pinned, Envoy and wrk share it".to_string(),
+        _ => "one core: nothing pinned, the gateway and wrk share it".to_string(),
     };
     let bench = Bench {
         paths,
         ports: Ports::from_base(base),
         pin,
     };
+    // Where a request parked on Kong wakes itself: the bench's cost-control.
+    let wake_target = format!("127.0.0.1:{}", bench.ports.control);
     let wrk = Wrk::new(
         pin.client,
         settings.connections,
@@ -127,10 +152,8 @@ fn real_main() -> Result<bool, String> {
         bench.paths.out.display()
     );
 
-    let wanted =
-        |id: &str| only.is_empty() || only.split(',').any(|o| o.trim().eq_ignore_ascii_case(id));
     let supported = supported_strategies(&bench);
-    let configs: Vec<Config> = configs::throughput_configs(&supported)
+    let configs: Vec<Config> = configs::throughput_configs(&supported, &wake_target)
         .into_iter()
         .filter(|c| wanted(c.id))
         .collect();
@@ -145,8 +168,9 @@ fn real_main() -> Result<bool, String> {
         .collect();
 
     let demo = bench.start_demo()?;
-    // J reports spend to cost-control; it runs for the whole bench.
-    let control = if configs.iter().any(|c| c.id == "J") {
+    // J reports spend to cost-control and W's requests on Kong wake
+    // themselves through it; it runs until both are done.
+    let control = if configs.iter().any(|c| c.id == "J") || wanted("W") {
         Some(bench.start_control()?)
     } else {
         None
@@ -155,12 +179,20 @@ fn real_main() -> Result<bool, String> {
     let helper_pids: Vec<u32> = std::iter::once(demo.pid())
         .chain(control.as_ref().map(|c| c.pid()))
         .collect();
+    // Time spent per host's configurations, for the report.
+    let (mut envoy_time, mut kong_time) = (Duration::ZERO, Duration::ZERO);
     for round in 1..=settings.rounds {
         for (cfg, row) in configs.iter().zip(rows.iter_mut()) {
             let Status::Done(samples) = &mut row.samples else {
                 continue;
             };
-            match measure(&bench, &wrk, cfg, round, &settings, &helper_pids) {
+            let t = Instant::now();
+            let measured = measure(&bench, &wrk, cfg, round, &settings, &helper_pids);
+            *match cfg.host {
+                Host::Envoy => &mut envoy_time,
+                Host::Kong => &mut kong_time,
+            } += t.elapsed();
+            match measured {
                 Ok(s) => {
                     println!(
                         "==> round {round}/{}: {} {:>9.0} req/s  p50 {:>5} µs  p99 {:>6} µs  {:>6.1} CPU µs/req  {:.3} upstream/req  {} errors  other load {:.2} cores",
@@ -180,7 +212,15 @@ fn real_main() -> Result<bool, String> {
         Some(_) => ledger_check(&bench, &rows),
         None => skipped(),
     };
+    let t = Instant::now();
+    let w_pair = WPair {
+        settings: w,
+        envoy: run_w(&bench, wanted("W"), Host::Envoy, &w, &wake_target),
+        kong: run_w(&bench, wanted("W"), Host::Kong, &w, &wake_target),
+    };
+    let w_time = t.elapsed();
     drop(control);
+    let t = Instant::now();
 
     let (g_baseline, g_filter) = if wanted("G") {
         run_g(&bench)
@@ -197,6 +237,16 @@ fn real_main() -> Result<bool, String> {
             batched: skipped(),
         }
     };
+    let secs = |d: Duration| d.as_secs_f64().round();
+    let timing = format!(
+        "This run of the bench program took {:.0} s: the rounds of the Envoy configurations {:.0} s, of the Kong configurations (KA–KI) {:.0} s; W {:.0} s; G and H {:.0} s (scripts/bench.sh's builds and cost-control's ingest benchmark come before it).",
+        secs(started.elapsed()),
+        secs(envoy_time),
+        secs(kong_time),
+        secs(w_time),
+        secs(t.elapsed()),
+    );
+    println!("==> {timing}");
 
     let report = Report {
         machine: machine::describe(version, pinning),
@@ -205,6 +255,8 @@ fn real_main() -> Result<bool, String> {
         g_baseline,
         g_filter,
         h,
+        w: w_pair,
+        timing,
         spend: spend_result(),
         accounting,
     };
@@ -220,6 +272,43 @@ fn real_main() -> Result<bool, String> {
     println!("\n{text}");
     println!("==> wrote {} and {}", md.display(), png.display());
     Ok(ok)
+}
+
+/// W on one host; its verdict is [`wake::WResult::problems`].
+fn run_w(
+    bench: &Bench,
+    wanted: bool,
+    host: Host,
+    s: &WSettings,
+    wake: &str,
+) -> Status<wake::WResult> {
+    if !wanted {
+        return skipped();
+    }
+    println!(
+        "==> W on {}: {} rounds of {} identical requests, upstream answering after {} ms",
+        host.name(),
+        s.rounds,
+        s.n,
+        s.delay_ms
+    );
+    let r = done_or_failed(wake::run(bench, host, s, wake));
+    if let Status::Done(r) = &r {
+        let lag = wake::summary(&r.lag_ms).unwrap_or_default();
+        println!(
+            "==> W on {}: follower − leader median {:.1} ms, p90 {:.1}, max {:.1}; {:.0} wake calls per waiting request per second{}",
+            host.name(),
+            lag.0,
+            lag.1,
+            lag.2,
+            r.wakes_per_waiting_second(),
+            match r.problems() {
+                p if p.is_empty() => String::new(),
+                p => format!("; FAILED: {}", p.join("; ")),
+            }
+        );
+    }
+    r
 }
 
 /// Whether the built filter accepts this configuration: `Done(vec![])`
@@ -345,6 +434,11 @@ fn any_failed(r: &Report) -> bool {
         || matches!(r.h.baseline, Status::Failed(_))
         || matches!(r.h.batched, Status::Failed(_))
         || matches!(r.accounting, Status::Failed(_))
+        || [&r.w.envoy, &r.w.kong].iter().any(|w| match w {
+            Status::Done(x) => !x.problems().is_empty(),
+            Status::Unavailable(_) => false,
+            Status::Failed(_) => true,
+        })
 }
 
 /// The raw samples, for anyone who wants more than the table.
@@ -372,9 +466,20 @@ fn write_json(r: &Report, path: &std::path::Path) -> Result<(), String> {
             serde_json::json!({"id": row.id, "title": row.title, "samples": samples})
         })
         .collect();
+    let w: Vec<serde_json::Value> = [&r.w.envoy, &r.w.kong]
+        .iter()
+        .filter_map(|w| match w {
+            Status::Done(x) => Some(serde_json::json!({
+                "host": x.host.name(), "statuses": x.statuses, "upstream_calls": x.calls,
+                "leaders": x.leaders, "leader_ms": x.leader_ms, "follower_minus_leader_ms": x.lag_ms,
+                "waiting_s": x.waiting_s, "wake_calls": x.wake_calls, "problems": x.problems()
+            })),
+            _ => None,
+        })
+        .collect();
     let doc = serde_json::json!({
         "date": r.machine.date, "cores": r.machine.cores, "cpu": r.machine.cpu_model,
-        "envoy": r.machine.envoy_version, "git": r.machine.git, "configs": rows
+        "envoy": r.machine.envoy_version, "git": r.machine.git, "configs": rows, "w": w
     });
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))

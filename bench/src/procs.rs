@@ -1,4 +1,4 @@
-//! Processes the bench starts (Envoy, the demo API), pinned to a core with
+//! Processes the bench starts (the gateways, the demo API), pinned to a core with
 //! `taskset` when the machine has more than one, killed when dropped; and
 //! the checks around them: ports free before, ready after, CPU time from
 //! `/proc`.
@@ -142,6 +142,23 @@ impl Proc {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
+    }
+
+    /// SIGTERM, then wait up to `timeout` for the process to exit; whether
+    /// it did.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.exited().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     pub fn kill(&mut self) {

@@ -1,10 +1,11 @@
-//! `target/bench/report.md`: machine, table, ratios, G and H.
+//! `target/bench/report.md`: machine, table, ratios, G, H and W.
 
 use std::fmt::Write as _;
 
 use crate::configs::{Load, RATIOS};
 use crate::run::{spread, Sample, Settings};
 use crate::scenarios::{GResult, HResult, G_DELAY_MS};
+use crate::wake::{summary, WResult, WSettings, TICK_MS};
 
 /// Something measured, or why not.
 #[derive(Debug, Clone)]
@@ -52,6 +53,13 @@ pub struct HPair {
     pub batched: Status<HResult>,
 }
 
+/// W on each host.
+pub struct WPair {
+    pub settings: WSettings,
+    pub envoy: Status<WResult>,
+    pub kong: Status<WResult>,
+}
+
 pub struct Report {
     pub machine: Machine,
     pub settings: Settings,
@@ -59,6 +67,9 @@ pub struct Report {
     pub g_baseline: Status<Vec<GResult>>,
     pub g_filter: Status<Vec<GResult>>,
     pub h: HPair,
+    pub w: WPair,
+    /// How long the parts of the run took.
+    pub timing: String,
     pub spend: Status<String>,
     /// J's ledger check: its requests are in cost-control's ledger.
     pub accounting: Status<String>,
@@ -112,13 +123,14 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "# make bench — {}\n", m.date);
     let _ = writeln!(
         o,
-        "Machine: {} cores, {}; Envoy {}; git {}.  \n{}; Envoy `--concurrency 1`, restarted for every configuration and round; {} rounds interleaved; each run {} s after a {} s warm-up; wrk, 1 thread, {} connections; every answer 1 KiB.\n",
+        "Machine: {} cores, {}; Envoy {}; git {}.  \n{}; Envoy `--concurrency 1`, Kong's engine (nginx 1.27.4 + ngx_wasm_module + wasmtime 26, the way Kong Gateway runs proxy-wasm filters) `worker_processes 1`, each restarted for every configuration and round; {} rounds interleaved; each run {} s after a {} s warm-up; wrk, 1 thread, {} connections; every answer 1 KiB.\n",
         m.cores, m.cpu_model, m.envoy_version, m.git, m.pinning, s.rounds, s.seconds, s.warmup, s.connections
     );
     table(&mut o, r);
     ratios(&mut o, &r.rows);
     g_section(&mut o, r);
     h_section(&mut o, &r.h);
+    w_section(&mut o, &r.w);
     let _ = writeln!(o, "## cost-control spend ingest\n");
     let _ = writeln!(
         o,
@@ -137,6 +149,7 @@ pub fn render(r: &Report) -> String {
             other => status_text(other).unwrap_or_default(),
         }
     );
+    let _ = writeln!(o, "{}\n", r.timing);
     let _ = writeln!(
         o,
         "Reference measured earlier on this machine (Envoy 1.40, before this bench): A 24.2k req/s at 41 µs/req, B 63k at 15.7, F 51.9k at 19.1; a trivial wasm pass-through 0.92× A, a toy wasm cache hit 0.84× F.\n\nHow to read this: bench/README.md. Raw samples: target/bench/report.json. Chart: target/bench/report.png."
@@ -147,16 +160,16 @@ pub fn render(r: &Report) -> String {
 fn table(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
-        "| | configuration | load | req/s min / **median** / max | p50 µs | p99 µs | Envoy CPU µs/req | upstream calls/req | errors | other load, cores (max) |"
+        "| | configuration | load | req/s min / **median** / max | p50 µs | p99 µs | gateway CPU µs/req | gateway core busy | upstream calls/req | errors | other load, cores (max) |"
     );
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &r.rows {
         let rps = row.stat(|s| s.rps);
         let (Some((lo, med, hi)), Status::Done(samples)) = (rps, &row.samples) else {
             let why = status_text(&row.samples).unwrap_or_default();
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | | | | | | |",
+                "| {} | {} | {} | {} | | | | | | | |",
                 row.id,
                 row.title,
                 row.load.describe(),
@@ -168,7 +181,7 @@ fn table(o: &mut String, r: &Report) {
         let errors: u64 = samples.iter().map(|s| s.errors).sum();
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} / **{}** / {} | {:.0} | {:.0} | {:.1} | {:.3} | {} | {:.2} |",
+            "| {} | {} | {} | {} / **{}** / {} | {:.0} | {:.0} | {:.1} | {:.2} | {:.3} | {} | {:.2} |",
             row.id,
             row.title,
             row.load.describe(),
@@ -178,6 +191,7 @@ fn table(o: &mut String, r: &Report) {
             med_of(&|s| s.p50_us as f64),
             med_of(&|s| s.p99_us as f64),
             med_of(&|s| s.cpu_us_per_req),
+            med_of(&Sample::gateway_busy),
             med_of(&|s| s.upstream_per_req),
             errors,
             row.stat(|s| s.other_cores)
@@ -187,8 +201,24 @@ fn table(o: &mut String, r: &Report) {
     }
     let _ = writeln!(
         o,
-        "\np50, p99, CPU and upstream calls are medians over the rounds. Envoy CPU is utime+stime of the Envoy process (all threads) from /proc over the measured run, divided by the requests completed. \"Other load\" is the CPU the rest of the machine used during a run (all busy time in /proc/stat minus Envoy, the demo API, cost-control and wrk), the worst round shown: above a few tenths of a core, other work shared the machine and that round's req/s is disturbed (CPU µs/req much less so).\n"
+        "\np50, p99, CPU, core busy and upstream calls are medians over the rounds. Gateway CPU is utime+stime from /proc over the measured run of the Envoy process (all threads), or of nginx's master and worker (K rows), divided by the requests completed. \"Gateway core busy\" is that CPU per request times req/s: near 1 the gateway's core was the bottleneck; well below in a round without other load (nginx's fastest rows), the client core (wrk, the demo API) was, and that row's req/s measures the client, not the gateway; with other load, that work also takes the gateway's core. \"Other load\" is the CPU the rest of the machine used during a run (all busy time in /proc/stat minus the gateway, the demo API, cost-control and wrk), the worst round shown: above a few tenths of a core, other work shared the machine and that round's req/s is disturbed (CPU µs/req much less so). A round fails when any request of its measured run failed; a K round also when nginx's error log shows a wasm trap, a panic or a dead worker.\n"
     );
+}
+
+/// Counts by status: `200 ×99, no answer ×1` (status 0: no answer); `0`
+/// when there are none.
+fn counts_text(counts: &[(u16, u64)]) -> String {
+    if counts.is_empty() {
+        return "0".to_string();
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(s, n)| match s {
+            0 => format!("no answer ×{n}"),
+            s => format!("{s} ×{n}"),
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// `24213.7` → `24.2k`.
@@ -218,11 +248,21 @@ fn ratios(o: &mut String, rows: &[Row]) {
                 } else {
                     "**missed**"
                 };
-                let note = if quiet {
-                    ""
+                let mut note = if quiet {
+                    String::new()
                 } else {
-                    " (no undisturbed round: all rounds)"
+                    " (no undisturbed round: all rounds)".to_string()
                 };
+                let idle = [num, den].into_iter().find_map(|id| {
+                    quiet_busy(rows, id)
+                        .filter(|b| *b < SATURATED)
+                        .map(|b| (id, b))
+                });
+                if let Some((id, b)) = idle {
+                    note.push_str(&format!(
+                        " (client-bound: {id}'s gateway was busy {b:.2} of its core; read the CPU ratio)"
+                    ));
+                }
                 let _ = writeln!(
                     o,
                     "| {num}/{den} | {rps:.3}{note} | {cpu:.3} | {goal_text} | {verdict} |"
@@ -235,8 +275,28 @@ fn ratios(o: &mut String, rows: &[Row]) {
     }
     let _ = writeln!(
         o,
-        "\n\"CPU per request (inverse)\" is the denominator's Envoy CPU µs/req over the numerator's: above 1 means the numerator costs Envoy less per request. The req/s ratio uses only the rounds in which the rest of the machine used less than {QUIET_CORES} of a core (all rounds when a configuration has none); CPU per request is little affected by other load and uses every round.\n"
+        "\n\"CPU per request (inverse)\" is the denominator's gateway CPU µs/req over the numerator's: above 1 means the numerator costs its gateway less per request. KD is set against KB (nginx answering itself, the same load), as D against B; Kong against Envoy (KA/A … KI/I) compares the same configuration, load and answer on the two hosts, each with one worker on the same core. The req/s ratio uses only the rounds in which the rest of the machine used less than {QUIET_CORES} of a core (all rounds when a configuration has none); CPU per request is little affected by other load and uses every round.\n"
     );
+}
+
+/// Below this share of its core, in an undisturbed round, a gateway was
+/// not what limited req/s.
+const SATURATED: f64 = 0.85;
+
+/// Median share of its core the gateway of `id` was busy in the rounds
+/// the rest of the machine left alone (in a disturbed round other work
+/// on the gateway's core also keeps it below 1); `None` without such a
+/// round.
+fn quiet_busy(rows: &[Row], id: &str) -> Option<f64> {
+    let Status::Done(samples) = &rows.iter().find(|r| r.id == id)?.samples else {
+        return None;
+    };
+    let quiet: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.other_cores < QUIET_CORES)
+        .map(Sample::gateway_busy)
+        .collect();
+    spread(&quiet).map(|(_, m, _)| m)
 }
 
 fn g_section(o: &mut String, r: &Report) {
@@ -255,21 +315,10 @@ fn g_section(o: &mut String, r: &Report) {
                 .iter()
                 .find(|g| g.n == n)
                 .map(|g| {
-                    let statuses: Vec<String> = g
-                        .statuses
-                        .iter()
-                        .map(|(s, c)| {
-                            if *s == 0 {
-                                format!("no answer ×{c}")
-                            } else {
-                                format!("{s} ×{c}")
-                            }
-                        })
-                        .collect();
                     format!(
                         "{} (answers: {}; last after {} ms)",
                         g.upstream_calls,
-                        statuses.join(", "),
+                        counts_text(&g.statuses),
                         g.elapsed_ms
                     )
                 })
@@ -343,4 +392,77 @@ fn h_section(o: &mut String, h: &HPair) {
         );
     }
     let _ = writeln!(o);
+}
+
+fn w_section(o: &mut String, w: &WPair) {
+    let s = &w.settings;
+    let _ = writeln!(
+        o,
+        "## W: waking a waiting request — {} rounds of {} identical concurrent requests (1 leader, {} followers), upstream answering after {} ms\n",
+        s.rounds,
+        s.n,
+        s.n - 1,
+        s.delay_ms
+    );
+    let _ = writeln!(
+        o,
+        "Each request on its own connection; a coalescing rule without cache; the gateway with two workers, unpinned; cost-control running. A follower's lag is its answer time minus its leader's, at the client. On Kong a follower is answered when its own wake call to cost-control (`GET /v1/wake?after_ms={TICK_MS}`, `coalesce_store.tick_ms` at its default) returns; on Envoy a follower on its leader's worker is answered from the leader's response hook, one on the other worker at that worker's next tick (every {TICK_MS} ms while someone waits), so Envoy's lag depends on how the round's connections fell on the two workers.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| host | answers | upstream calls per round | leader ms (median) | follower − leader ms: median / p90 / max | wake calls cost-control answered | wake calls per waiting request per second | |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+    for st in [&w.envoy, &w.kong] {
+        let Status::Done(r) = st else {
+            let _ = writeln!(
+                o,
+                "| | {} | | | | | | |",
+                status_text(st).unwrap_or_default()
+            );
+            continue;
+        };
+        let (lo, hi) = (
+            r.calls.iter().min().copied().unwrap_or(0),
+            r.calls.iter().max().copied().unwrap_or(0),
+        );
+        let calls = if lo == hi {
+            format!("{lo}")
+        } else {
+            format!("{lo}–{hi}")
+        };
+        let lag = summary(&r.lag_ms)
+            .map(|(m, p, x)| format!("{m:.1} / {p:.1} / {x:.1}"))
+            .unwrap_or_else(|| "—".to_string());
+        let leader = summary(&r.leader_ms).map_or(0.0, |(m, _, _)| m);
+        let problems = r.problems();
+        let verdict = if problems.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("**failed**: {}", problems.join("; "))
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {calls} | {leader:.1} | {lag} | {} | {:.1} | {verdict} |",
+            r.host.name(),
+            counts_text(&r.statuses),
+            counts_text(&r.wake_calls),
+            r.wakes_per_waiting_second(),
+        );
+    }
+    if let (Status::Done(e), Status::Done(k)) = (&w.envoy, &w.kong) {
+        if let (Some((em, ep, _)), Some((km, kp, _))) = (summary(&e.lag_ms), summary(&k.lag_ms)) {
+            let _ = writeln!(
+                o,
+                "\nAdded latency of a wake on Kong: {:.1} ms at the median, {:.1} ms at p90 (Kong's follower lag minus Envoy's); at most {} wake calls per waiting request per second at `tick_ms` {TICK_MS}.",
+                km - em,
+                kp - ep,
+                1000 / TICK_MS
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\nVerdict (fails the run): every answer 200, exactly one upstream call and one leader per round, no wake call answered other than 204.\n"
+    );
 }

@@ -1,6 +1,9 @@
-//! One configuration, one round: Envoy started fresh, a probe that the
-//! configuration does what it claims, a warm-up, then the measured run
-//! with Envoy's CPU time and the upstream calls counted around it.
+//! One configuration, one round: its gateway (Envoy or Kong's engine)
+//! started fresh, a probe that the configuration does what it claims, a
+//! warm-up, then the measured run with the gateway's CPU time and the
+//! upstream calls counted around it. A round fails when a request of the
+//! measured run failed or, on Kong, when nginx's error log shows a trap,
+//! a panic or a dead worker.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +13,7 @@ use crate::configs::{
 use crate::http;
 use crate::load::Wrk;
 use crate::procs::{cpu_ticks, machine_busy_ticks};
-use crate::stack::Bench;
+use crate::stack::{Bench, Workers};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -37,6 +40,14 @@ pub struct Sample {
     /// For a priced configuration: what this round sent and what reached
     /// cost-control's ledger.
     pub ledger: Option<LedgerRound>,
+}
+
+impl Sample {
+    /// Share of one core the gateway used during the run (CPU per request
+    /// times requests per second).
+    pub fn gateway_busy(&self) -> f64 {
+        self.cpu_us_per_req * self.rps / 1e6
+    }
 }
 
 /// One round of a priced configuration, from Envoy's start to its stop:
@@ -69,8 +80,13 @@ pub fn measure(
     s: &Settings,
     helper_pids: &[u32],
 ) -> Result<Sample, String> {
-    let yaml = bench.yaml(&cfg.filters, &cfg.route);
-    let envoy = bench.start_envoy(cfg.id, &yaml)?;
+    let gateway = bench.start_gateway(
+        cfg.id,
+        cfg.host,
+        &cfg.filters,
+        &cfg.route,
+        Workers::OnePinned,
+    )?;
     let result = (|| {
         let ledger0 = if cfg.priced {
             Some(bench.ledger(J_TENANT)?)
@@ -81,12 +97,11 @@ pub fn measure(
         if s.warmup > 0 {
             wrk.run(cfg.load, s.warmup, &format!("w{round}-"))?;
         }
-        let pid = envoy.proc.pid();
         let calls0 = bench.demo_total_calls()?;
         let (busy0, helpers0) = (machine_busy_ticks()?, helper_ticks(helper_pids)?);
-        let ticks0 = cpu_ticks(pid)?;
+        let ticks0 = gateway.cpu_ticks()?;
         let r = wrk.run(cfg.load, s.seconds, &format!("m{round}-"))?;
-        let ticks1 = cpu_ticks(pid)?;
+        let ticks1 = gateway.cpu_ticks()?;
         let (busy1, helpers1) = (machine_busy_ticks()?, helper_ticks(helper_pids)?);
         let ours = ticks1.saturating_sub(ticks0) + helpers1.saturating_sub(helpers0) + r.cpu_ticks;
         let other_ticks = busy1.saturating_sub(busy0).saturating_sub(ours);
@@ -99,6 +114,12 @@ pub fn measure(
         };
         if r.requests == 0 {
             return Err("wrk completed no request".to_string());
+        }
+        if r.errors > 0 {
+            return Err(format!(
+                "{} of {} requests failed (socket errors, timeouts or answers other than 2xx/3xx)",
+                r.errors, r.requests
+            ));
         }
         let n = r.requests as f64;
         let cpu_us = (ticks1.saturating_sub(ticks0)) as f64 * 1e6 / s.ticks_per_second as f64;
@@ -114,7 +135,7 @@ pub fn measure(
             ledger,
         })
     })();
-    bench.stop_envoy(envoy)?;
+    bench.stop_gateway(gateway)?;
     result
 }
 
@@ -202,9 +223,26 @@ pub fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
     Some((v[0], median, v[v.len() - 1]))
 }
 
+/// The `p`-th percentile of `values` by nearest rank (100: the max).
+pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = (p / 100.0 * v.len() as f64).ceil() as usize;
+    v.get(rank.clamp(1, v.len().max(1)) - 1).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&v, 90.0), Some(9.0));
+        assert_eq!(percentile(&v, 100.0), Some(10.0));
+        assert_eq!(percentile(&v, 0.0), Some(1.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
 
     #[test]
     fn spread_of_odd_and_even() {

@@ -3,13 +3,13 @@
 //! matching: every request goes upstream) and, when the filter supports
 //! the strategy, against the strategy.
 
-use std::sync::{Arc, Barrier};
+use std::sync::RwLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::configs::{QUERY, TENANT};
 use crate::http;
-use crate::stack::Bench;
+use crate::stack::{Bench, Gateway, Host, Workers};
 use crate::yaml::{Filters, Route};
 
 /// Latency the demo API adds in G, so that all N requests are in flight
@@ -21,7 +21,7 @@ pub const G_SIZES: [usize; 3] = [10, 100, 1000];
 pub struct GResult {
     pub n: usize,
     /// How many requests got each status (0: no answer), by status.
-    pub statuses: Vec<(u16, usize)>,
+    pub statuses: Vec<(u16, u64)>,
     pub upstream_calls: u64,
     pub elapsed_ms: u128,
 }
@@ -29,7 +29,7 @@ pub struct GResult {
 /// G for every N against one Envoy running `filters`; distinct paths per
 /// N so that one N's cached answer never serves the next.
 pub fn coalescing(bench: &Bench, name: &str, filters: &Filters) -> Result<Vec<GResult>, String> {
-    let envoy = bench.start_envoy(name, &bench.yaml(filters, &Route::Proxy))?;
+    let envoy = start_envoy(bench, name, filters)?;
     let result = (|| {
         let mut out = Vec::new();
         for n in G_SIZES {
@@ -49,11 +49,23 @@ pub fn coalescing(bench: &Bench, name: &str, filters: &Filters) -> Result<Vec<GR
         }
         Ok(out)
     })();
-    bench.stop_envoy(envoy)?;
+    bench.stop_gateway(envoy)?;
     result
 }
 
-fn histogram(statuses: &[u16]) -> Vec<(u16, usize)> {
+/// G and H run on Envoy with one worker on the server core.
+fn start_envoy(bench: &Bench, name: &str, filters: &Filters) -> Result<Gateway, String> {
+    bench.start_gateway(
+        name,
+        Host::Envoy,
+        filters,
+        &Route::Proxy,
+        Workers::OnePinned,
+    )
+}
+
+/// How many of `statuses` had each status, by status.
+pub fn histogram(statuses: &[u16]) -> Vec<(u16, u64)> {
     let mut m = std::collections::BTreeMap::new();
     for s in statuses {
         *m.entry(*s).or_insert(0) += 1;
@@ -63,21 +75,38 @@ fn histogram(statuses: &[u16]) -> Vec<(u16, usize)> {
 
 /// `n` identical GETs released together; their statuses (0: no answer).
 fn burst(url: &str, n: usize) -> Result<Vec<u16>, String> {
-    let barrier = Arc::new(Barrier::new(n));
-    let mut handles = Vec::with_capacity(n);
-    for _ in 0..n {
-        let barrier = Arc::clone(&barrier);
-        let url = url.to_string();
-        let h = thread::Builder::new()
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                barrier.wait();
-                http::get(&url, &[TENANT]).map(|r| r.status).unwrap_or(0)
+    released_together(n, || {
+        http::get(url, &[TENANT]).map(|r| r.status).unwrap_or(0)
+    })
+}
+
+/// `f` run on `n` threads at once: each waits at a closed gate, opened
+/// when all are started (or one could not be, which then fails the call
+/// once the others are done); their results in thread order.
+pub fn released_together<T: Send>(n: usize, f: impl Fn() -> T + Sync) -> Result<Vec<T>, String> {
+    let gate = RwLock::new(());
+    thread::scope(|sc| {
+        let closed = gate
+            .write()
+            .map_err(|_| "the gate is poisoned".to_string())?;
+        let started: Result<Vec<_>, String> = (0..n)
+            .map(|_| {
+                let (gate, f) = (&gate, &f);
+                thread::Builder::new()
+                    .stack_size(256 * 1024)
+                    .spawn_scoped(sc, move || {
+                        drop(gate.read());
+                        f()
+                    })
+                    .map_err(|e| format!("cannot start a client thread: {e}"))
             })
-            .map_err(|e| format!("cannot start a client thread: {e}"))?;
-        handles.push(h);
-    }
-    Ok(handles.into_iter().map(|h| h.join().unwrap_or(0)).collect())
+            .collect();
+        drop(closed);
+        started?
+            .into_iter()
+            .map(|h| h.join().map_err(|_| "a client thread panicked".to_string()))
+            .collect()
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +139,7 @@ pub fn batching(
     rate: u32,
     seconds: u32,
 ) -> Result<HResult, String> {
-    let envoy = bench.start_envoy(name, &bench.yaml(filters, &Route::Proxy))?;
+    let envoy = start_envoy(bench, name, filters)?;
     let result = (|| {
         bench.demo_reset()?;
         let total = (rate as usize) * (seconds as usize);
@@ -153,6 +182,6 @@ pub fn batching(
             p50_us: us.get(us.len() / 2).copied().unwrap_or(0),
         })
     })();
-    bench.stop_envoy(envoy)?;
+    bench.stop_gateway(envoy)?;
     result
 }

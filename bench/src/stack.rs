@@ -1,21 +1,29 @@
 //! The processes under test: the demo API (release build, started once)
-//! and one Envoy per configuration and round, on the bench's fixed ports.
+//! and one gateway (Envoy, or Kong's engine: nginx + ngx_wasm_module) per
+//! configuration and round, on the bench's fixed ports.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use crate::http;
-use crate::procs::{port_open, taken_ports, wait_ports_closed, Pinning, Proc};
+use crate::kong::{self, Location};
+use crate::procs::{cpu_ticks, port_open, taken_ports, wait_ports_closed, Pinning, Proc};
 use crate::yaml::{render, Filters, Ports, Route};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// nginx compiles the module in each worker at its first start with a new
+/// `.wasm` (seconds; half a minute was seen on a busy 2-core machine).
+const KONG_START_TIMEOUT: Duration = Duration::from_secs(120);
+const KONG_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Paths {
     pub envoy: PathBuf,
     pub wasm: PathBuf,
     pub demo_api: PathBuf,
     pub cost_control: PathBuf,
+    /// Kong's engine (nginx); `None` when no Kong configuration runs.
+    pub nginx: Option<PathBuf>,
     /// target/bench: report, chart, logs, rendered configs.
     pub out: PathBuf,
 }
@@ -26,8 +34,64 @@ pub struct Bench {
     pub pin: Pinning,
 }
 
-pub struct Envoy {
-    pub proc: Proc,
+/// The gateway a configuration runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    Envoy,
+    /// Kong's engine: nginx + ngx_wasm_module + wasmtime, the way Kong
+    /// Gateway runs proxy-wasm filters.
+    Kong,
+}
+
+impl Host {
+    pub fn name(self) -> &'static str {
+        match self {
+            Host::Envoy => "Envoy",
+            Host::Kong => "Kong",
+        }
+    }
+}
+
+/// How many workers a gateway runs, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// One worker on the server core (Envoy `--concurrency 1`, nginx
+    /// `worker_processes 1`, started under `taskset`, which its workers
+    /// inherit): the throughput configurations, G and H.
+    OnePinned,
+    /// Two workers, not pinned: W, where waking crosses workers as in a
+    /// deployment.
+    Two,
+}
+
+impl Workers {
+    fn count(self) -> u32 {
+        match self {
+            Workers::OnePinned => 1,
+            Workers::Two => 2,
+        }
+    }
+}
+
+/// A running gateway, stopped with [`Bench::stop_gateway`].
+pub struct Gateway {
+    pub host: Host,
+    proc: Proc,
+    /// nginx's worker processes (Envoy's workers are its threads).
+    workers: Vec<u32>,
+    /// nginx's error log, checked when it stops.
+    error_log: Option<PathBuf>,
+}
+
+impl Gateway {
+    /// utime + stime of the gateway: Envoy's process (all threads), or
+    /// nginx's master and workers.
+    pub fn cpu_ticks(&self) -> Result<u64, String> {
+        std::iter::once(self.proc.pid())
+            .chain(self.workers.iter().copied())
+            .map(cpu_ticks)
+            .sum()
+    }
 }
 
 /// cost-control's ledger for one tenant (`GET /v1/spend`, by strategy).
@@ -122,6 +186,17 @@ impl Bench {
         })
     }
 
+    /// Wake calls cost-control has answered so far, by status (its
+    /// `/metrics` counts requests by route).
+    pub fn wake_calls(&self) -> Result<Vec<(u16, u64)>, String> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.ports.control);
+        let r = http::get(&url, &[])?;
+        if r.status != 200 {
+            return Err(format!("cost-control's /metrics answered {}", r.status));
+        }
+        Ok(wake_calls_in(&String::from_utf8_lossy(&r.body)))
+    }
+
     /// An Envoy counter from its admin (`http.bench.downstream_rq_2xx`).
     pub fn envoy_counter(&self, name: &str) -> Result<u64, String> {
         // The filter is a regex matched anywhere: the exact name is picked
@@ -175,23 +250,47 @@ impl Bench {
         Err(refusal_reason(&text))
     }
 
-    /// Start Envoy with one worker on the server core and wait until its
-    /// admin says ready and the listener answers. Refuses when a port is
-    /// already held, so a stale Envoy can never answer for this one.
-    pub fn start_envoy(&self, name: &str, yaml: &str) -> Result<Envoy, String> {
+    /// Start `filters` and `route` on `host` and wait until it answers.
+    /// Refuses when a port is already held, so a stale gateway can never
+    /// answer for this one.
+    pub fn start_gateway(
+        &self,
+        name: &str,
+        host: Host,
+        filters: &Filters,
+        route: &Route,
+        workers: Workers,
+    ) -> Result<Gateway, String> {
         let taken = taken_ports(&[self.ports.listen, self.ports.admin]);
         if !taken.is_empty() {
             return Err(format!(
-                "ports {taken:?} are taken before starting Envoy for {name}"
+                "ports {taken:?} are taken before starting the gateway for {name}"
             ));
         }
+        match host {
+            Host::Envoy => self.start_envoy(name, &self.yaml(filters, route), workers),
+            Host::Kong => {
+                let location = match (filters, route) {
+                    (Filters::None, Route::Proxy) => Location::Plain,
+                    (Filters::Wasm(config), Route::Proxy) => Location::Filter(config.clone()),
+                    (Filters::None, Route::Direct(body)) => Location::Direct(body.clone()),
+                    _ => return Err(format!("{name}: no Kong equivalent of this configuration")),
+                };
+                self.start_kong(name, &location, workers)
+            }
+        }
+    }
+
+    /// Envoy with `--concurrency` workers, waited on until its admin says
+    /// ready and the listener answers.
+    fn start_envoy(&self, name: &str, yaml: &str, workers: Workers) -> Result<Gateway, String> {
         let file = self.paths.out.join(format!("envoy-{name}.yaml"));
         std::fs::write(&file, yaml).map_err(|e| format!("write {}: {e}", file.display()))?;
         let args: Vec<String> = [
             "-c",
             &file.display().to_string(),
             "--concurrency",
-            "1",
+            &workers.count().to_string(),
             "--disable-hot-restart",
             "-l",
             "warn",
@@ -201,7 +300,7 @@ impl Bench {
         .collect();
         let mut proc = Proc::spawn(
             &format!("envoy-{name}"),
-            self.pin.server,
+            self.core(workers),
             &self.paths.envoy,
             &args,
             &self.paths.out,
@@ -213,16 +312,161 @@ impl Bench {
                 .unwrap_or(false);
             ready && port_open(listen)
         })?;
-        Ok(Envoy { proc })
+        Ok(Gateway {
+            host: Host::Envoy,
+            proc,
+            workers: Vec::new(),
+            error_log: None,
+        })
     }
 
-    /// Stop Envoy and wait until its ports are free again.
-    pub fn stop_envoy(&self, mut envoy: Envoy) -> Result<(), String> {
-        envoy.proc.kill();
+    fn core(&self, workers: Workers) -> Option<u32> {
+        match workers {
+            Workers::OnePinned => self.pin.server,
+            Workers::Two => None,
+        }
+    }
+
+    /// nginx on our rendering of `kong/nginx.conf.template` in
+    /// `target/bench/kong-<name>/`, waited on until each worker configured
+    /// the filter (when there is one) and the port answers. A worker that
+    /// cannot configure the filter exits while the master keeps the port,
+    /// so the error log is read rather than waited on.
+    fn start_kong(
+        &self,
+        name: &str,
+        location: &Location,
+        workers: Workers,
+    ) -> Result<Gateway, String> {
+        let nginx = self
+            .paths
+            .nginx
+            .as_ref()
+            .ok_or("Kong's engine was not looked up for this run")?;
+        let dir = self.paths.out.join(format!("kong-{name}"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let error_log = dir.join("error.log");
+        // Each start is checked on its own log.
+        let _ = std::fs::remove_file(&error_log);
+        let template_path = crate::procs::repo_root().join("kong/nginx.conf.template");
+        let template = std::fs::read_to_string(&template_path)
+            .map_err(|e| format!("read {}: {e}", template_path.display()))?;
+        let cache_config = kong::wasmtime_cache(&self.paths.out)?;
+        let conf = kong::render(
+            &template,
+            &kong::Setup {
+                prefix: &dir,
+                wasm: &self.paths.wasm,
+                cache_config: &cache_config,
+                listen: self.ports.listen,
+                demo: self.ports.demo,
+                workers: workers.count(),
+                location,
+            },
+        )
+        .map_err(|e| format!("{}: {e}", template_path.display()))?;
+        let conf_path = dir.join("nginx.conf");
+        std::fs::write(&conf_path, conf)
+            .map_err(|e| format!("write {}: {e}", conf_path.display()))?;
+        let args: Vec<String> = vec![
+            "-p".into(),
+            format!("{}/", dir.display()),
+            "-c".into(),
+            conf_path.display().to_string(),
+            "-e".into(),
+            error_log.display().to_string(),
+        ];
+        let mut proc = Proc::spawn(
+            &format!("kong-{name}"),
+            self.core(workers),
+            nginx,
+            &args,
+            &self.paths.out,
+        )?;
+        let want = workers.count() as usize;
+        let configured = if matches!(location, Location::Filter(_)) {
+            want
+        } else {
+            0
+        };
+        let ready_url = self.url("/__host_ready");
+        let master = proc.pid();
+        let mut refused = false;
+        let waited = proc.wait_ready(
+            "Kong's engine: every worker configured, the port answers",
+            KONG_START_TIMEOUT,
+            || {
+                let log = std::fs::read_to_string(&error_log).unwrap_or_default();
+                refused = log.contains("invalid configuration") || log.contains("exited with code");
+                refused
+                    || (log.matches("configured with").count() >= configured
+                        && kong::children(master).len() == want
+                        && http::get(&ready_url, &[]).is_ok_and(|r| r.status == 200))
+            },
+        );
+        let gateway = Gateway {
+            host: Host::Kong,
+            workers: kong::children(master),
+            proc,
+            error_log: Some(error_log.clone()),
+        };
+        let why = match waited {
+            Ok(()) if !refused => return Ok(gateway),
+            Ok(()) => "nginx refused its config (its workers exit)".to_string(),
+            Err(e) => e,
+        };
+        let log = std::fs::read_to_string(&error_log).unwrap_or_default();
+        let _ = self.stop_gateway(gateway);
+        Err(format!(
+            "{why}; the end of {}:\n{}",
+            error_log.display(),
+            tail(&log, 20)
+        ))
+    }
+
+    /// Stop the gateway and wait until its ports are free again; for Kong,
+    /// fail when its error log shows a trap, a panic or a dead worker.
+    pub fn stop_gateway(&self, mut gw: Gateway) -> Result<(), String> {
+        match gw.host {
+            Host::Envoy => gw.proc.kill(),
+            Host::Kong => {
+                // SIGTERM: the master stops its workers (fast shutdown).
+                // Workers of a master that had to be killed are orphans:
+                // ended by their pid.
+                let workers = kong::children(gw.proc.pid());
+                if !gw.proc.terminate(KONG_STOP_TIMEOUT) {
+                    gw.proc.kill();
+                }
+                for w in workers.iter().chain(&gw.workers) {
+                    if Path::new(&format!("/proc/{w}")).exists() {
+                        let _ = Command::new("kill")
+                            .arg("-KILL")
+                            .arg(w.to_string())
+                            .status();
+                    }
+                }
+            }
+        }
         wait_ports_closed(
             &[self.ports.listen, self.ports.admin],
             Duration::from_secs(10),
-        )
+        )?;
+        let Some(path) = &gw.error_log else {
+            return Ok(());
+        };
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        // A trap, a panic, a worker killed by a signal, alert/crit/emerg
+        // (not a worker exiting with code 0, as each does when nginx stops).
+        let bad = e2e::kong::log_problems(&log);
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "nginx's error log ({}) shows traps, panics or dead workers:\n{}",
+                path.display(),
+                truncate(&bad.join("\n"), 1200)
+            ))
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -253,6 +497,19 @@ impl Bench {
     }
 }
 
+/// `cost_control_http_requests_total` of `GET /v1/wake`, by status.
+fn wake_calls_in(metrics: &str) -> Vec<(u16, u64)> {
+    const SERIES: &str =
+        r#"cost_control_http_requests_total{method="GET",route="/v1/wake",status=""#;
+    metrics
+        .lines()
+        .filter_map(|l| {
+            let (status, n) = l.strip_prefix(SERIES)?.split_once("\"} ")?;
+            Some((status.parse().ok()?, n.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 /// Why Envoy refused: the filter's own message when there is one
 /// (`invalid configuration: routes[0].coalesce: unknown field ...`), else
 /// the first error lines, without Envoy's log prefixes.
@@ -277,6 +534,12 @@ fn refusal_reason(text: &str) -> String {
         lines.join(" / ")
     };
     truncate(&reason, 300)
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 pub fn truncate(s: &str, max: usize) -> String {
@@ -317,6 +580,15 @@ fn short_version(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wake_calls_by_status() {
+        let m = "# TYPE cost_control_http_requests_total counter
+cost_control_http_requests_total{method=\"GET\",route=\"/metrics\",status=\"200\"} 3
+cost_control_http_requests_total{method=\"GET\",route=\"/v1/wake\",status=\"204\"} 1234
+cost_control_http_requests_total{method=\"GET\",route=\"/v1/wake\",status=\"400\"} 2";
+        assert_eq!(wake_calls_in(m), vec![(204, 1234), (400, 2)]);
+    }
 
     #[test]
     fn refusal_keeps_the_reason() {
