@@ -157,9 +157,14 @@ pub(super) fn advance<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange, from: Stag
 /// wait: it leaves the stage's index and the caller goes on as the
 /// returned [`GiveUp`] says.
 pub(super) fn park<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange, wait: Wait) -> Option<GiveUp> {
-    if cx.host.wakes_itself() && !self_wake::arm(cx, ex) {
-        unpark(cx.worker, ex.stream, wait);
-        return Some(self_wake::give_up(wait));
+    if cx.host.wakes_itself() {
+        match self_wake::arm(cx, ex.stream) {
+            Some(token) => ex.wake.token = Some(token),
+            None => {
+                unpark(cx.worker, ex.stream, wait);
+                return Some(self_wake::give_up(wait));
+            }
+        }
     }
     ex.enter(Event::Park(wait), cx.host);
     timer::set_tick(cx.filter, cx.worker, cx.host);

@@ -35,12 +35,11 @@ pub struct SelfWake {
     pub(super) failures: u8,
 }
 
-/// Call `wake.target` to be woken after the worker's fast tick. `false`
-/// when the call could not be made (no target, or the host refused it).
-pub(super) fn arm<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange) -> bool {
-    let Some(wake) = cx.filter.config.wake.as_ref() else {
-        return false;
-    };
+/// Call `wake.target` so that `stream` is woken after the worker's fast
+/// tick; the call's token, or `None` when it could not be made (no
+/// target, or the host refused it).
+pub(super) fn arm<H: Host>(cx: &mut Cx<'_, H>, stream: StreamId) -> Option<u32> {
+    let wake = cx.filter.config.wake.as_ref()?;
     let delay = cx.filter.config.coalesce_store.tick_ms;
     let path = format!("/v1/wake?after_ms={delay}");
     let call = crate::host::Callout {
@@ -54,16 +53,13 @@ pub(super) fn arm<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange) -> bool {
         timeout_ms: delay + SLACK_MS,
     };
     match cx.host.http_call(&call) {
-        Ok(token) => {
-            ex.wake.token = Some(token);
-            true
-        }
+        Ok(token) => Some(token),
         Err(e) => {
             cx.host.log(
                 Level::Warn,
-                &format!("[{}] cannot make its wake call: {e:?}", ex.stream),
+                &format!("[{stream}] cannot make its wake call: {e:?}"),
             );
-            false
+            None
         }
     }
 }
@@ -131,13 +127,10 @@ pub(super) fn on_answer<H: Host>(cx: &mut Cx<'_, H>, stream: StreamId) {
     };
     ex.wake.failures = if ok { 0 } else { ex.wake.failures + 1 };
     if ex.wake.failures < MAX_FAILURES {
-        let mut ex = match cx.worker.requests.remove(&stream) {
-            Some(ex) => ex,
-            None => return,
-        };
-        let armed = arm(cx, &mut ex);
-        cx.worker.requests.insert(stream, ex);
-        if armed {
+        if let Some(token) = arm(cx, stream) {
+            if let Some(ex) = cx.worker.requests.get_mut(&stream) {
+                ex.wake.token = Some(token);
+            }
             return;
         }
     }
@@ -145,7 +138,7 @@ pub(super) fn on_answer<H: Host>(cx: &mut Cx<'_, H>, stream: StreamId) {
         Level::Warn,
         &format!("[{stream}] stops waiting ({wait:?}): its wake calls fail"),
     );
-    machine::unpark(cx.worker, stream, wait);
+    // `release` takes it out of its stage's index.
     let how = match give_up(wait) {
         GiveUp::Refuse => match machine::own_headers(cx, stream) {
             Some(own) => Release::Answer(unavailable(own), Served::Refused),
