@@ -159,6 +159,10 @@ pub struct CacheCounters {
     pub evictions: Counter,
     pub bytes_stored: Counter,
     pub invalidations: Counter,
+    /// Stale entries the upstream confirmed with `304`.
+    pub revalidated: Counter,
+    /// Background refreshes sent (stale-while-revalidate).
+    pub refreshes: Counter,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -188,6 +192,8 @@ impl Metrics {
                         evictions: c("evictions"),
                         bytes_stored: c("bytes_stored"),
                         invalidations: c("invalidations"),
+                        revalidated: c("revalidated"),
+                        refreshes: c("refreshes"),
                     }
                 } else {
                     CacheCounters::default()

@@ -3,13 +3,18 @@
 
 use crate::headers::Headers;
 
+use super::http_date;
+
 /// Directives of one `Cache-Control` header set (all values of the header).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Directives {
     pub no_store: bool,
     pub no_cache: bool,
     pub private: bool,
+    pub public: bool,
+    /// `must-revalidate` or `proxy-revalidate`.
     pub must_revalidate: bool,
+    pub must_understand: bool,
     pub max_age: Option<u64>,
     pub s_maxage: Option<u64>,
     pub stale_while_revalidate: Option<u64>,
@@ -35,7 +40,9 @@ pub fn parse(value: &str) -> Directives {
             "no-store" => d.no_store = true,
             "no-cache" => d.no_cache = true,
             "private" => d.private = true,
+            "public" => d.public = true,
             "must-revalidate" | "proxy-revalidate" => d.must_revalidate = true,
+            "must-understand" => d.must_understand = true,
             "max-age" => d.max_age = Some(secs().unwrap_or(0)),
             "s-maxage" => d.s_maxage = Some(secs().unwrap_or(0)),
             "stale-while-revalidate" => d.stale_while_revalidate = secs(),
@@ -77,112 +84,199 @@ pub fn request_mode(d: &Directives) -> RequestMode {
     }
 }
 
-/// How long a stored response stays fresh and how long it may be served
-/// stale, in milliseconds from now.
+/// Statuses a cache may store with a heuristic lifetime (RFC 9110 §15.1:
+/// "heuristically cacheable"), the rule's `default_ttl_s` being one.
+pub const HEURISTIC_STATUSES: [u16; 12] =
+    [200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// Statuses whose caching rules this cache knows (for `must-understand`,
+/// RFC 9111 §5.2.2.3): the heuristically cacheable ones but 206, whose
+/// parts this cache does not combine.
+fn understood(status: u16) -> bool {
+    status != 206 && HEURISTIC_STATUSES.contains(&status)
+}
+
+/// Which statuses a rule stores.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Statuses {
+    /// RFC 9111 §3: any final status with an explicit lifetime; the
+    /// heuristically cacheable ones (or any marked `public`) otherwise.
+    #[default]
+    Rfc,
+    /// Only these inclusive ranges, with any lifetime.
+    Listed(Vec<(u16, u16)>),
+}
+
+impl Statuses {
+    fn allows(&self, status: u16, explicit: bool, public: bool) -> bool {
+        match self {
+            Statuses::Rfc => explicit || public || HEURISTIC_STATUSES.contains(&status),
+            Statuses::Listed(ranges) => ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&status)),
+        }
+    }
+}
+
+/// The directives a response gives this cache: those of the first
+/// targeted field present (RFC 9213, e.g. `cdn-cache-control`), which
+/// replace `cache-control` entirely; else `cache-control`'s.
+pub fn response_directives(headers: &Headers<'_>, targeted: &[String]) -> Directives {
+    for field in targeted {
+        let values: Vec<&str> = headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(field))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .collect();
+        if values.iter().any(|v| !v.trim().is_empty()) {
+            return parse(&values.join(","));
+        }
+    }
+    directives(headers)
+}
+
+/// The response's `Age` in seconds (RFC 9111 §5.1): the first member of
+/// the first field line (a list-valued `Age` is a sender's error), `None`
+/// when that is not a non-negative integer. Huge values saturate at 2^31.
+pub fn age_value(headers: &Headers<'_>) -> Option<u64> {
+    let first = headers.get_str("age")?.split(',').next()?.trim();
+    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(first.parse::<u64>().unwrap_or(u64::MAX).min(1 << 31))
+}
+
+/// The age a response had when it arrived (RFC 9111 §4.2.3): the larger
+/// of what its `Date` shows (`apparent_age`) and its `Age` plus the time
+/// the exchange took (`corrected_age_value`), in whole seconds.
+pub fn initial_age_s(
+    age: Option<u64>,
+    date_ms: Option<u64>,
+    request_ms: u64,
+    response_ms: u64,
+) -> u64 {
+    let apparent = date_ms.map_or(0, |d| response_ms.saturating_sub(d) / 1000);
+    let corrected = age
+        .unwrap_or(0)
+        .saturating_add(response_ms.saturating_sub(request_ms) / 1000);
+    apparent.max(corrected)
+}
+
+/// What the response says about itself, for [`storable`].
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseFacts<'a> {
+    pub status: u16,
+    pub directives: &'a Directives,
+    pub expires: Option<&'a str>,
+    pub date: Option<&'a str>,
+    pub last_modified: Option<&'a str>,
+    /// It has an `etag` or a `last-modified`: it can be revalidated.
+    pub has_validator: bool,
+    /// Its initial age, seconds ([`initial_age_s`]).
+    pub age_s: u64,
+}
+
+/// What the rule says, for [`storable`].
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    pub statuses: &'a Statuses,
+    /// The rule's lifetime for responses that give none.
+    pub default_ttl_ms: Option<u64>,
+    pub max_ttl_ms: u64,
+    /// Heuristic lifetime: this fraction of the time since `last-modified`.
+    pub heuristic_fraction: Option<f64>,
+    /// The request carried `authorization`.
+    pub authorization: bool,
+}
+
+/// How long a stored response stays fresh, how long it may be served
+/// stale, and how long it is kept for revalidation after that, in
+/// milliseconds from now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Freshness {
+    /// 0: stored only to be revalidated (`no-cache`, or already stale).
     pub ttl_ms: u64,
     pub stale_while_revalidate_ms: u64,
     pub stale_if_error_ms: u64,
+    /// Kept this long after `ttl_ms` for a conditional request to refresh.
+    pub keep_ms: u64,
 }
 
-/// Freshness of a response, or `None` when it must not be stored.
-/// `s-maxage` wins over `max-age` (we are a shared cache), which wins over
-/// `Expires − Date`; the rule's `default_ttl` applies only when the
-/// upstream says nothing; everything is capped by the rule's `max_ttl`.
-/// `age_s` (the upstream's `Age`) is subtracted.
-pub fn freshness(
-    d: &Directives,
-    expires: Option<&str>,
-    date: Option<&str>,
-    age_s: u64,
-    now_ms: u64,
-    default_ttl_ms: Option<u64>,
-    max_ttl_ms: u64,
-) -> Option<Freshness> {
-    if d.no_store || d.private || d.no_cache {
+/// Whether a response may be stored (RFC 9111 §3) and its freshness
+/// (§4.2.1). `s-maxage` wins over `max-age` (this is a shared cache), which
+/// wins over `Expires − Date` (an invalid `Expires` means already
+/// expired); without any of them the heuristic fraction of the time since
+/// `last-modified`, then the rule's `default_ttl`, apply to statuses that
+/// allow a heuristic. Everything is capped by the rule's `max_ttl`, and
+/// the response's age is subtracted.
+pub fn storable(r: ResponseFacts<'_>, p: Policy<'_>, now_ms: u64) -> Option<Freshness> {
+    let d = r.directives;
+    // A 206 is a part this cache does not combine with others; a 304
+    // only refreshes an entry (response.rs).
+    if !(200..=599).contains(&r.status) || r.status == 206 || r.status == 304 {
         return None;
     }
+    if d.must_understand && !understood(r.status) {
+        return None;
+    }
+    // `must-understand` overrides `no-store` for a status understood.
+    if (d.no_store && !d.must_understand) || d.private {
+        return None;
+    }
+    if p.authorization && !(d.public || d.s_maxage.is_some() || d.must_revalidate) {
+        return None;
+    }
+    let date_ms = r.date.and_then(|v| http_date::parse_ms(v, now_ms));
     let explicit_ms = if let Some(s) = d.s_maxage.or(d.max_age) {
         Some(s.saturating_mul(1000))
-    } else if let Some(e) = expires {
-        // An invalid Expires (e.g. "0") means already expired.
-        let base = date.and_then(http_date_ms).unwrap_or(now_ms);
-        Some(http_date_ms(e).map(|t| t.saturating_sub(base)).unwrap_or(0))
+    } else if let Some(e) = r.expires {
+        let base = date_ms.unwrap_or(now_ms);
+        Some(
+            http_date::parse_ms(e, now_ms)
+                .map(|t| t.saturating_sub(base))
+                .unwrap_or(0),
+        )
     } else {
         None
     };
+    if !p.statuses.allows(r.status, explicit_ms.is_some(), d.public) {
+        return None;
+    }
+    let heuristic = || -> Option<u64> {
+        let fraction = p.heuristic_fraction?;
+        let modified = http_date::parse_ms(r.last_modified?, now_ms)?;
+        let since = date_ms.unwrap_or(now_ms).checked_sub(modified)?;
+        Some((since as f64 * fraction) as u64)
+    };
+    // Without any lifetime, a response that can be revalidated is still
+    // worth keeping: a `304` then saves sending its body again.
     let lifetime = match explicit_ms {
         Some(ms) => ms,
-        None => default_ttl_ms?,
+        None => heuristic()
+            .or(p.default_ttl_ms)
+            .or(r.has_validator.then_some(0))?,
     };
-    let ttl_ms = lifetime
-        .min(max_ttl_ms)
-        .saturating_sub(age_s.saturating_mul(1000));
-    if ttl_ms == 0 {
+    let mut ttl_ms = lifetime
+        .min(p.max_ttl_ms)
+        .saturating_sub(r.age_s.saturating_mul(1000));
+    let revalidate_always = d.no_cache;
+    if revalidate_always {
+        ttl_ms = 0;
+    }
+    if ttl_ms == 0 && !r.has_validator {
         return None;
     }
     let stale = |s: Option<u64>| {
-        if d.must_revalidate {
+        if d.must_revalidate || revalidate_always {
             0
         } else {
-            s.unwrap_or(0).saturating_mul(1000).min(max_ttl_ms)
+            s.unwrap_or(0).saturating_mul(1000).min(p.max_ttl_ms)
         }
     };
     Some(Freshness {
         ttl_ms,
         stale_while_revalidate_ms: stale(d.stale_while_revalidate),
         stale_if_error_ms: stale(d.stale_if_error),
+        keep_ms: if r.has_validator { p.max_ttl_ms } else { 0 },
     })
-}
-
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix milliseconds.
-/// Other legacy formats are treated as invalid, which RFC 9111 allows.
-pub fn http_date_ms(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let rest = s.get(5..)?; // skip "Sun, "
-    let mut it = rest.split(' ');
-    let day: u64 = it.next()?.parse().ok()?;
-    let month = match it.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = it.next()?.parse().ok()?;
-    let mut hms = it.next()?.split(':');
-    let h: u64 = hms.next()?.parse().ok()?;
-    let m: u64 = hms.next()?.parse().ok()?;
-    let sec: u64 = hms.next()?.parse().ok()?;
-    if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day as i64);
-    if days < 0 {
-        return None;
-    }
-    Some(((days as u64) * 86_400 + h * 3600 + m * 60 + sec) * 1000)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -224,6 +318,7 @@ mod tests {
             (
                 "public, s-maxage=10, max-age=5",
                 Directives {
+                    public: true,
                     s_maxage: Some(10),
                     max_age: Some(5),
                     ..Default::default()
@@ -286,64 +381,243 @@ mod tests {
         );
     }
 
-    #[test]
-    fn freshness_table() {
-        let now = 1_000_000_000_000;
-        let f = |cc: &str, exp: Option<&str>, age: u64, def: Option<u64>| {
-            freshness(&parse(cc), exp, None, age, now, def, 3_600_000).map(|f| f.ttl_ms)
+    const NOW: u64 = 1_000_000_000_000;
+    const HOUR: u64 = 3_600_000;
+
+    fn facts<'a>(status: u16, d: &'a Directives) -> ResponseFacts<'a> {
+        ResponseFacts {
+            status,
+            directives: d,
+            expires: None,
+            date: None,
+            last_modified: None,
+            has_validator: false,
+            age_s: 0,
+        }
+    }
+
+    fn policy(statuses: &Statuses) -> Policy<'_> {
+        Policy {
+            statuses,
+            default_ttl_ms: None,
+            max_ttl_ms: HOUR,
+            heuristic_fraction: None,
+            authorization: false,
+        }
+    }
+
+    /// TTL in ms of a 200 with this `cache-control`, `Age` and default.
+    fn ttl(cc: &str, age_s: u64, default_ttl_ms: Option<u64>) -> Option<u64> {
+        let d = parse(cc);
+        let rfc = Statuses::Rfc;
+        let r = ResponseFacts {
+            age_s,
+            ..facts(200, &d)
         };
-        assert_eq!(f("max-age=60", None, 0, None), Some(60_000));
-        assert_eq!(f("max-age=60, s-maxage=5", None, 0, None), Some(5_000));
-        assert_eq!(f("max-age=60", None, 20, None), Some(40_000));
-        assert_eq!(f("max-age=60", None, 60, None), None);
-        assert_eq!(f("max-age=999999", None, 0, None), Some(3_600_000));
-        assert_eq!(f("", None, 0, None), None);
-        assert_eq!(f("", None, 0, Some(7_000)), Some(7_000));
-        assert_eq!(f("no-store, max-age=60", None, 0, Some(1)), None);
-        assert_eq!(f("private, max-age=60", None, 0, None), None);
-        assert_eq!(f("no-cache", None, 0, Some(5)), None);
-        assert_eq!(f("", Some("0"), 0, Some(7_000)), None);
-        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
-        let exp = "Sun, 06 Nov 1994 08:50:37 GMT";
-        let ttl = freshness(&parse(""), Some(exp), Some(date), 0, now, None, 3_600_000).unwrap();
-        assert_eq!(ttl.ttl_ms, 60_000);
-        let swr = freshness(
-            &parse("max-age=1, stale-while-revalidate=5, stale-if-error=9"),
+        let p = Policy {
+            default_ttl_ms,
+            ..policy(&rfc)
+        };
+        storable(r, p, NOW).map(|f| f.ttl_ms)
+    }
+
+    /// RFC 9111 §4.2.1: s-maxage over max-age; §5.1 age subtracted;
+    /// §3: no-store, private (shared cache) not stored.
+    #[test]
+    fn freshness_lifetime_rfc9111_4_2_1() {
+        assert_eq!(ttl("max-age=60", 0, None), Some(60_000));
+        assert_eq!(ttl("max-age=60, s-maxage=5", 0, None), Some(5_000));
+        assert_eq!(ttl("max-age=60", 20, None), Some(40_000));
+        assert_eq!(ttl("max-age=60", 60, None), None);
+        assert_eq!(ttl("max-age=999999", 0, None), Some(HOUR));
+        assert_eq!(ttl("", 0, None), None);
+        assert_eq!(ttl("", 0, Some(7_000)), Some(7_000));
+        assert_eq!(ttl("no-store, max-age=60", 0, Some(1)), None);
+        assert_eq!(ttl("private, max-age=60", 0, None), None);
+        assert_eq!(
+            ttl("no-cache", 0, Some(5)),
             None,
-            None,
-            0,
-            now,
-            None,
-            3_600_000,
-        )
-        .unwrap();
+            "no validator to revalidate with"
+        );
+    }
+
+    /// §5.3: Expires − Date; an invalid Expires means already expired.
+    #[test]
+    fn expires_rfc9111_5_3() {
+        let d = parse("");
+        let rfc = Statuses::Rfc;
+        let with = |exp: &str, date: Option<&str>| {
+            let r = ResponseFacts {
+                expires: Some(exp),
+                date,
+                ..facts(200, &d)
+            };
+            let p = Policy {
+                default_ttl_ms: Some(86_400_000),
+                max_ttl_ms: 86_400_000 * 365,
+                ..policy(&rfc)
+            };
+            storable(r, p, NOW).map(|f| f.ttl_ms)
+        };
+        let date = Some("Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(with("Sun, 06 Nov 1994 08:50:37 GMT", date), Some(60_000));
+        assert_eq!(with("Sunday, 06-Nov-94 08:50:37 GMT", date), Some(60_000));
+        assert_eq!(with("Sun Nov  6 08:50:37 1994", date), Some(60_000));
+        for bad in [
+            "0",
+            "Thu 18 Aug 2050 07:00:00 GMT",
+            "Thu, 18 Aug 2050 7:00:00 GMT",
+        ] {
+            assert_eq!(with(bad, date), None, "{bad}");
+        }
+    }
+
+    /// §5.1: a list-valued Age uses its first member; an invalid one is
+    /// ignored; §4.2.3: the initial age includes Date's and the delay.
+    #[test]
+    fn age_rfc9111_5_1_and_4_2_3() {
+        let h = |v: &str| vec![("age".to_string(), v.as_bytes().to_vec())];
+        assert_eq!(age_value(&Headers::new(&h("7200, 0"))), Some(7200));
+        assert_eq!(age_value(&Headers::new(&h(" 5 "))), Some(5));
+        assert_eq!(age_value(&Headers::new(&h("-1"))), None);
+        assert_eq!(age_value(&Headers::new(&h("1.5"))), None);
+        assert_eq!(
+            age_value(&Headers::new(&h("99999999999999999999999"))),
+            Some(1 << 31)
+        );
+        assert_eq!(age_value(&Headers::new(&[])), None);
+        assert_eq!(ttl("max-age=3600", 7200, None), None);
+        // Date 10 s before the answer arrived: 10 s old even without Age.
+        assert_eq!(initial_age_s(None, Some(NOW - 10_000), NOW - 500, NOW), 10);
+        // Age 3 plus a 2 s exchange: 5.
+        assert_eq!(initial_age_s(Some(3), Some(NOW), NOW - 2_000, NOW), 5);
+        // A Date in the future does not make it younger than Age says.
+        assert_eq!(initial_age_s(Some(4), Some(NOW + 60_000), NOW, NOW), 4);
+    }
+
+    /// §3, §3.3: partial and not-modified responses are not stored as
+    /// entries; any final status with explicit freshness is (RFC default),
+    /// others only when heuristically cacheable; listed statuses only.
+    #[test]
+    fn statuses_rfc9111_3() {
+        let d = parse("max-age=60");
+        let none = parse("");
+        let rfc = Statuses::Rfc;
+        let p = Policy {
+            default_ttl_ms: Some(5_000),
+            ..policy(&rfc)
+        };
+        let ok = |status, d| storable(facts(status, d), p, NOW).is_some();
+        assert!(!ok(206, &d));
+        assert!(!ok(304, &d));
+        assert!(ok(500, &d), "explicit freshness: any final status");
+        assert!(!ok(500, &none), "no heuristic for 500");
+        assert!(ok(404, &none), "404 is heuristically cacheable");
+        assert!(ok(500, &parse("public")), "public allows a heuristic");
+        let listed = Statuses::Listed(vec![(200, 200)]);
+        let lp = Policy {
+            statuses: &listed,
+            ..p
+        };
+        assert!(storable(facts(200, &none), lp, NOW).is_some());
+        assert!(storable(facts(404, &d), lp, NOW).is_none());
+    }
+
+    /// §5.2.2.3 must-understand: no-store is ignored for an understood
+    /// status, and an unknown status is not stored.
+    #[test]
+    fn must_understand_rfc9111_5_2_2_3() {
+        assert_eq!(
+            ttl("must-understand, no-store, max-age=60", 0, None),
+            Some(60_000)
+        );
+        let d = parse("must-understand, max-age=60");
+        let rfc = Statuses::Rfc;
+        assert!(storable(facts(299, &d), policy(&rfc), NOW).is_none());
+    }
+
+    /// §3.5: an answer to a request with Authorization is stored only
+    /// when public, s-maxage or must-revalidate allow it.
+    #[test]
+    fn authorization_rfc9111_3_5() {
+        let rfc = Statuses::Rfc;
+        let p = Policy {
+            authorization: true,
+            ..policy(&rfc)
+        };
+        let ok = |cc: &str| storable(facts(200, &parse(cc)), p, NOW).is_some();
+        assert!(!ok("max-age=60"));
+        assert!(ok("public, max-age=60"));
+        assert!(ok("s-maxage=60"));
+        assert!(ok("max-age=60, must-revalidate"));
+    }
+
+    /// §4.2.2 heuristic freshness: a fraction of Date − Last-Modified,
+    /// only when configured.
+    #[test]
+    fn heuristic_rfc9111_4_2_2() {
+        let d = parse("");
+        let rfc = Statuses::Rfc;
+        let r = ResponseFacts {
+            date: Some("Sun, 06 Nov 1994 10:00:00 GMT"),
+            last_modified: Some("Sun, 06 Nov 1994 00:00:00 GMT"),
+            has_validator: true,
+            ..facts(200, &d)
+        };
+        let p = Policy {
+            heuristic_fraction: Some(0.1),
+            max_ttl_ms: 10 * HOUR,
+            ..policy(&rfc)
+        };
+        assert_eq!(storable(r, p, NOW).map(|f| f.ttl_ms), Some(HOUR));
+        let off = Policy {
+            heuristic_fraction: None,
+            ..p
+        };
+        // Kept for revalidation only.
+        assert_eq!(storable(r, off, NOW).map(|f| f.ttl_ms), Some(0));
+    }
+
+    /// §5.2.2.4 no-cache and §5.2.2.2 must-revalidate: stored to be
+    /// revalidated, never served stale.
+    #[test]
+    fn no_cache_and_must_revalidate() {
+        let rfc = Statuses::Rfc;
+        let with = |cc: &str| {
+            let d = parse(cc);
+            let r = ResponseFacts {
+                has_validator: true,
+                ..facts(200, &d)
+            };
+            storable(r, policy(&rfc), NOW)
+        };
+        let nc = with("no-cache, max-age=60, stale-while-revalidate=9").unwrap();
+        assert_eq!((nc.ttl_ms, nc.stale_while_revalidate_ms), (0, 0));
+        assert_eq!(nc.keep_ms, HOUR);
+        let mr = with("max-age=1, must-revalidate, stale-if-error=9").unwrap();
+        assert_eq!((mr.ttl_ms, mr.stale_if_error_ms), (1_000, 0));
+        let swr = with("max-age=1, stale-while-revalidate=5, stale-if-error=9").unwrap();
         assert_eq!(
             (swr.stale_while_revalidate_ms, swr.stale_if_error_ms),
             (5_000, 9_000)
         );
-        let mr = freshness(
-            &parse("max-age=1, must-revalidate, stale-if-error=9"),
-            None,
-            None,
-            0,
-            now,
-            None,
-            3_600_000,
-        )
-        .unwrap();
-        assert_eq!(mr.stale_if_error_ms, 0);
     }
 
+    /// RFC 9213: a targeted field replaces Cache-Control for this cache.
     #[test]
-    fn http_dates() {
-        assert_eq!(http_date_ms("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+    fn targeted_fields_rfc9213() {
+        let h = vec![
+            ("cache-control".to_string(), b"no-store".to_vec()),
+            ("CDN-Cache-Control".to_string(), b"max-age=30".to_vec()),
+        ];
+        let targeted = vec!["cdn-cache-control".to_string()];
+        let d = response_directives(&Headers::new(&h), &targeted);
+        assert_eq!((d.no_store, d.max_age), (false, Some(30)));
+        assert!(response_directives(&Headers::new(&h), &[]).no_store);
+        let h2 = vec![("cache-control".to_string(), b"max-age=5".to_vec())];
         assert_eq!(
-            http_date_ms("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777_000)
+            response_directives(&Headers::new(&h2), &targeted).max_age,
+            Some(5)
         );
-        assert_eq!(http_date_ms("Sunday, 06-Nov-94 08:49:37 GMT"), None);
-        assert_eq!(http_date_ms("0"), None);
-        assert_eq!(http_date_ms("Sun, 32 Nov 1994 08:49:37 GMT"), None);
-        assert_eq!(http_date_ms("Sun, 06 Foo 1994 08:49:37 GMT"), None);
     }
 }

@@ -3,8 +3,9 @@
 //! another format version or damaged in any way decode to `None` (a miss),
 //! never a panic.
 
-/// Leading bytes of every entry; the last one is the format version.
-const MAGIC: [u8; 4] = *b"COC\x01";
+/// Leading bytes of every entry; the last one is the format version
+/// (2: `keep_until_ms` added; a version-1 entry reads as a miss).
+const MAGIC: [u8; 4] = *b"COC\x02";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
@@ -31,6 +32,8 @@ pub struct Entry {
     pub swr_until_ms: u64,
     /// Served instead of an upstream error until then.
     pub sie_until_ms: u64,
+    /// Kept until then to be revalidated (it has a validator).
+    pub keep_until_ms: u64,
     /// How long the upstream took to answer, for early refresh (XFetch).
     pub fetch_ms: u32,
     /// Invalidation generations this entry was stored under:
@@ -45,6 +48,19 @@ impl Entry {
         self.fresh_until_ms
             .max(self.swr_until_ms)
             .max(self.sie_until_ms)
+            .max(self.keep_until_ms)
+    }
+
+    /// The first value of a stored response header (names are stored
+    /// lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let Body::Response { headers, .. } = &self.body else {
+            return None;
+        };
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
     /// Bytes this entry holds, for the L1 byte bound.
@@ -72,6 +88,7 @@ impl Entry {
             self.fresh_until_ms,
             self.swr_until_ms,
             self.sie_until_ms,
+            self.keep_until_ms,
         ] {
             w.extend_from_slice(&v.to_le_bytes());
         }
@@ -118,6 +135,7 @@ impl Entry {
         let fresh_until_ms = r.u64()?;
         let swr_until_ms = r.u64()?;
         let sie_until_ms = r.u64()?;
+        let keep_until_ms = r.u64()?;
         let fetch_ms = r.u32()?;
         let n = r.count(8)?;
         let mut gens = Vec::with_capacity(n);
@@ -161,6 +179,7 @@ impl Entry {
             fresh_until_ms,
             swr_until_ms,
             sie_until_ms,
+            keep_until_ms,
             fetch_ms,
             gens,
             body,
@@ -219,6 +238,7 @@ mod tests {
             fresh_until_ms: 3,
             swr_until_ms: 4,
             sie_until_ms: 5,
+            keep_until_ms: 11,
             fetch_ms: 6,
             gens: vec![(7, 8), (9, 10)],
             body: Body::Response {
@@ -249,7 +269,7 @@ mod tests {
             assert_eq!(Entry::decode(&bytes[..cut]), None, "truncated at {cut}");
         }
         let mut other_version = bytes.clone();
-        other_version[3] = 2;
+        other_version[3] = 1;
         assert_eq!(Entry::decode(&other_version), None);
         let mut trailing = bytes.clone();
         trailing.push(0);

@@ -8,6 +8,14 @@
 //! so a hit costs one 8-byte read while nothing was invalidated, and each
 //! worker re-reads the table only after a bump. Two scopes sharing a
 //! counter only ever cause an extra miss, never a stale hit.
+//!
+//! A request going upstream keeps the table as it stood when it started
+//! (an `Rc`, so keeping it copies nothing). Its answer is stored under the
+//! counters of that moment, those of the tags the answer names included:
+//! an invalidation of any of its scopes while it was in flight leaves the
+//! stored answer unreachable, and one of any other scope leaves it alone.
+
+use std::rc::Rc;
 
 use crate::host::{Host, HostError};
 use crate::shared::{cas_update, fnv1a, gen_epoch, gen_table};
@@ -42,7 +50,7 @@ pub fn slot(tenant: &str, scope: Scope<'_>, slots: u32) -> u32 {
 #[derive(Debug, Clone, Default)]
 pub struct Generations {
     epoch: Option<u64>,
-    table: Vec<u32>,
+    table: Rc<[u32]>,
 }
 
 fn decode_table(bytes: &[u8], slots: u32) -> Vec<u32> {
@@ -67,6 +75,16 @@ fn read_u64(bytes: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
+/// The counters as they stood when a request started.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot(Rc<[u32]>);
+
+impl Snapshot {
+    pub fn value(&self, slot: u32) -> u32 {
+        self.0.get(slot as usize).copied().unwrap_or(0)
+    }
+}
+
 impl Generations {
     /// Create the shared keys unless they exist.
     pub fn create(host: &mut impl Host, slots: u32) -> Result<(), HostError> {
@@ -88,17 +106,18 @@ impl Generations {
         self.table = match host.shared_get(&gen_table()) {
             Ok(Some((v, _))) => decode_table(&v, slots),
             _ => vec![0; slots as usize],
-        };
+        }
+        .into();
         self.epoch = Some(epoch);
-    }
-
-    /// The epoch this copy was read at (`None` before the first read).
-    pub fn epoch(&self) -> Option<u64> {
-        self.epoch
     }
 
     pub fn value(&self, slot: u32) -> u32 {
         self.table.get(slot as usize).copied().unwrap_or(0)
+    }
+
+    /// The counters as they stand now, kept by a request going upstream.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot(self.table.clone())
     }
 
     /// Whether every recorded counter still has the recorded value.

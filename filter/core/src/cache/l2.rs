@@ -263,6 +263,7 @@ mod tests {
             fresh_until_ms: until,
             swr_until_ms: 0,
             sie_until_ms: 0,
+            keep_until_ms: 0,
             fetch_ms: 0,
             gens: vec![],
             body: Body::Response {

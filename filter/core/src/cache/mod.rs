@@ -7,13 +7,16 @@
 //! decides at response headers whether to store, then collects the body.
 
 pub mod adaptive;
+pub mod conditional;
 pub mod control;
 pub mod entry;
 pub mod generations;
+pub mod http_date;
 pub mod key;
 pub mod l1;
 pub mod l2;
 pub mod purges;
+pub mod range;
 pub mod reply;
 pub mod request;
 pub mod response;
@@ -33,6 +36,8 @@ pub struct CacheState {
     pub adaptive: Vec<adaptive::Volatility>,
     /// This worker's poll of `cost-control` for purges.
     pub purges: purges::Poller,
+    /// Background refreshes queued and in flight.
+    pub refreshes: crate::pipeline::cache_refresh::Refreshes,
 }
 
 impl CacheState {
@@ -43,6 +48,7 @@ impl CacheState {
             gens: generations::Generations::default(),
             adaptive: vec![adaptive::Volatility::default(); config.routes.len()],
             purges: purges::Poller::default(),
+            refreshes: Default::default(),
         }
     }
 }

@@ -375,6 +375,7 @@ impl Gateway {
                 now_ms: 1_000,
                 rand01: 0.5,
                 lease_ms: 5_000,
+                background: true,
             },
         )
     }

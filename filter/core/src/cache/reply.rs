@@ -1,8 +1,53 @@
 //! What a stored response keeps of its headers, and the headers a cached
 //! answer is sent with (`age`, RFC 9211 `cache-status`, `x-cache`).
 
-use super::entry::Entry;
+use super::conditional::{self, Precondition};
+use super::entry::{Body, Entry};
+use super::range::{self, RangeAnswer};
 use super::{Fwd, Label, CACHE_NAME};
+use crate::headers::Headers;
+
+/// The form in which a stored response answers a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// As stored.
+    Whole,
+    /// `304`: the client's conditional request matched (RFC 9110 §13.2.2).
+    NotModified,
+    /// `206` with these bytes (inclusive) of the stored `len`.
+    Part { start: u64, end: u64, len: u64 },
+    /// `416`: the range asked for is not in the stored response.
+    Unsatisfiable { len: u64 },
+}
+
+/// How a stored `200` answers this request: preconditions first (a
+/// matching `if-none-match` or `if-modified-since` gives `304`), then a
+/// `range` (GET only). Other stored statuses answer as they are.
+pub fn form(entry: &Entry, request: &Headers<'_>, now_ms: u64) -> Form {
+    let Body::Response { status, body, .. } = &entry.body else {
+        return Form::Whole;
+    };
+    if *status != 200 {
+        return Form::Whole;
+    }
+    let etag = entry.header("etag");
+    let last_modified = entry.header("last-modified");
+    let date = entry.header("date");
+    if conditional::evaluate(request, etag, last_modified, date, now_ms)
+        == Precondition::NotModified
+    {
+        return Form::NotModified;
+    }
+    if request.get(":method") != Some(b"GET") {
+        return Form::Whole;
+    }
+    let len = body.len() as u64;
+    match range::evaluate(request, len, etag, last_modified, date, now_ms) {
+        RangeAnswer::Full => Form::Whole,
+        RangeAnswer::Partial { start, end } => Form::Part { start, end, len },
+        RangeAnswer::Unsatisfiable => Form::Unsatisfiable { len },
+    }
+}
 
 /// Headers that describe one hop or one exchange, not the resource: never
 /// stored, so never replayed (RFC 9111 §3.1, RFC 9110 §7.6.1), plus the
@@ -19,7 +64,6 @@ const NOT_STORED: &[&str] = &[
     "upgrade",
     "content-length",
     "age",
-    "date",
     "set-cookie",
     "x-request-id",
     "x-cache",
@@ -67,6 +111,13 @@ pub fn forward_status(fwd: Fwd, stored: bool) -> String {
     }
 }
 
+/// `cache-status` of an answer from an entry the upstream's `304` just
+/// confirmed.
+pub fn revalidated_status(fwd: Fwd, stored: bool) -> String {
+    let stored = if stored { "; stored" } else { "" };
+    format!("{CACHE_NAME}; fwd={}; fwd-status=304{stored}", fwd.as_str())
+}
+
 pub fn label_for_fwd(fwd: Fwd) -> Label {
     match fwd {
         Fwd::Bypass | Fwd::Method => Label::Bypass,
@@ -112,6 +163,7 @@ mod tests {
             fresh_until_ms: 70_000,
             swr_until_ms: 0,
             sie_until_ms: 0,
+            keep_until_ms: 0,
             fetch_ms: 0,
             gens: vec![],
             body: Body::Vary { names: vec![] },

@@ -9,7 +9,7 @@ use crate::host::Host;
 
 use super::control::{self, RequestMode};
 use super::entry::{Body, Entry};
-use super::generations::{slot, Scope};
+use super::generations::{slot, Scope, Snapshot};
 use super::key::{self, Key};
 use super::purges;
 use super::response::Capture;
@@ -23,9 +23,18 @@ pub struct Forward {
     pub route: usize,
     /// Invalidation counters recorded when the request started.
     pub gens: Vec<(u32, u32)>,
-    pub epoch: Option<u64>,
-    /// A stale entry to answer with if the upstream fails.
+    /// Every counter as it stood then (for the tags the answer names).
+    pub snapshot: Snapshot,
+    pub tenant: String,
+    /// A stale entry to answer with if the upstream fails, and to refresh
+    /// when the upstream answers `304 Not Modified`.
     pub stale: Option<Rc<Entry>>,
+    /// The stale entry's validators went upstream with the request
+    /// (`if-none-match`, `if-modified-since`): a `304` refreshes it.
+    pub validators: Vec<(&'static str, Vec<u8>)>,
+    /// The request carried `authorization` (RFC 9111 §3.5: stored only
+    /// when the answer says it may be shared).
+    pub authorization: bool,
     /// Whether the answer may be stored (a HEAD answer has no body).
     pub storable: bool,
     pub started_ms: u64,
@@ -37,17 +46,22 @@ pub struct Forward {
 
 #[derive(Debug)]
 pub enum Outcome {
-    /// Answer from the cache.
+    /// Answer from the cache; `refresh`: and refresh the entry in the
+    /// background (stale-while-revalidate, early refresh), this request
+    /// having won the entry's refresh lease.
     Hit {
         entry: Rc<Entry>,
         label: Label,
+        refresh: Option<Box<Forward>>,
     },
     Forward(Box<Forward>),
     /// Not the cache's business (`fwd` says why).
     Bypass {
         fwd: Fwd,
     },
-    /// A write: on success, bump these generation slots.
+    /// A write: on success, bump these generation slots (and those of
+    /// the answer's `location` / `content-location`, see
+    /// [`location_slots`]).
     Write {
         slots: Vec<u32>,
     },
@@ -64,6 +78,8 @@ pub struct RequestFacts<'a> {
     pub rand01: f64,
     /// How long a refresh lease lasts.
     pub lease_ms: u64,
+    /// A background refresh can be queued (the worker's queue has room).
+    pub background: bool,
 }
 
 fn is_write(method: &str) -> bool {
@@ -80,6 +96,94 @@ fn write_scopes(rule: &RouteCache, tenant: &str, path: &str, slots: u32) -> Vec<
             .map(|p| slot(tenant, Scope::Prefix(p), slots)),
     );
     s
+}
+
+/// Slots a successful write also bumps for the URIs its answer names in
+/// `location` and `content-location` (RFC 9111 §4.4), when they are on the
+/// request's own origin: a path, or an absolute URI whose authority is the
+/// request's.
+pub fn location_slots(
+    rule: &RouteCache,
+    tenant: &str,
+    authority: &str,
+    values: &[&str],
+    slots: u32,
+) -> Vec<u32> {
+    values
+        .iter()
+        .filter_map(|v| same_origin_path(v.trim(), authority))
+        .map(|p| {
+            let (path, _) = key::normalise(p.as_bytes(), &rule.ignore_query);
+            slot(tenant, Scope::Path(&path), slots)
+        })
+        .collect()
+}
+
+/// The path and query of `uri` if it is on `authority`'s origin.
+fn same_origin_path<'a>(uri: &'a str, authority: &str) -> Option<&'a str> {
+    if uri.starts_with('/') && !uri.starts_with("//") {
+        return Some(uri);
+    }
+    let rest = uri
+        .strip_prefix("http://")
+        .or_else(|| uri.strip_prefix("https://"))
+        .or_else(|| {
+            // Scheme names are case-insensitive.
+            let lower = uri.get(..8)?.to_ascii_lowercase();
+            if lower.starts_with("http://") {
+                uri.get(7..)
+            } else if lower == "https://" {
+                uri.get(8..)
+            } else {
+                None
+            }
+        })?;
+    let (host, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    host.eq_ignore_ascii_case(authority).then_some(path)
+}
+
+/// Request fields that make the request conditional or partial: the
+/// client's own validators go upstream untouched, so the cache adds none.
+const CLIENT_CONDITIONALS: [&str; 5] = [
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "if-unmodified-since",
+    "range",
+];
+
+/// The validators of `entry` a conditional request to refresh it sends
+/// (RFC 9111 §4.3.1), unless the client's request is conditional itself.
+fn validators_for(entry: &Entry, request: &Headers<'_>) -> Vec<(&'static str, Vec<u8>)> {
+    if CLIENT_CONDITIONALS.iter().any(|h| request.get(h).is_some()) {
+        return Vec::new();
+    }
+    entry_validators(entry)
+}
+
+/// `if-none-match` / `if-modified-since` from the entry's `etag` and
+/// `last-modified`.
+pub fn entry_validators(entry: &Entry) -> Vec<(&'static str, Vec<u8>)> {
+    let Body::Response { headers, .. } = &entry.body else {
+        return Vec::new();
+    };
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut out = Vec::new();
+    if let Some(etag) = find("etag") {
+        out.push(("if-none-match", etag));
+    }
+    if let Some(lm) = find("last-modified") {
+        out.push(("if-modified-since", lm));
+    }
+    out
 }
 
 pub fn on_request(
@@ -102,9 +206,8 @@ pub fn on_request(
         return Outcome::Bypass { fwd: Fwd::Method };
     }
     let mode = control::request_mode(&control::directives(headers));
-    if mode == RequestMode::Bypass
-        || (headers.get("authorization").is_some() && !rule.allow_authorization)
-    {
+    let authorization = headers.get("authorization").is_some();
+    if mode == RequestMode::Bypass || (authorization && !rule.allow_authorization) {
         return Outcome::Bypass { fwd: Fwd::Bypass };
     }
     let key = key::primary(
@@ -120,12 +223,17 @@ pub fn on_request(
     // worker's copy is not refreshed again in this call). Only requests
     // that go upstream need it, so a hit does not pay for the hashing.
     let go = |mut forward: Forward, state: &CacheState| -> Outcome {
+        forward.snapshot = state.gens.snapshot();
         forward.gens =
             purges::entry_slots(rule, facts.tenant, &path, &query, store.generation_slots)
                 .into_iter()
-                .map(|s| (s, state.gens.value(s)))
+                .map(|s| (s, forward.snapshot.value(s)))
                 .collect();
         forward.request_headers = facts.all_headers.to_vec();
+        forward.tenant = facts.tenant.to_string();
+        if let Some(stale) = &forward.stale {
+            forward.validators = validators_for(stale, &facts.headers);
+        }
         Outcome::Forward(Box::new(forward))
     };
     let mut forward = Forward {
@@ -133,18 +241,27 @@ pub fn on_request(
         fwd: Fwd::Miss,
         route: facts.route,
         gens: Vec::new(),
-        epoch: state.gens.epoch(),
+        snapshot: Snapshot::default(),
+        tenant: String::new(),
         stale: None,
+        validators: Vec::new(),
+        authorization,
         storable: method == "GET",
         started_ms: facts.now_ms,
         request_headers: Vec::new(),
         capture: None,
     };
-    if mode == RequestMode::Revalidate {
+    // Preconditions this cache does not evaluate go to the origin (which
+    // does); its answer may still be stored.
+    let precondition = ["if-match", "if-unmodified-since"]
+        .iter()
+        .any(|h| headers.get(h).is_some());
+    if mode == RequestMode::Revalidate || precondition {
         forward.fwd = Fwd::Request;
         return go(forward, state);
     }
     let now = facts.now_ms;
+    let background = rule.refresh.is_some() && facts.background;
     let Some((entry, found_key)) = find(store, state, host, &forward.key, headers, now) else {
         return go(forward, state);
     };
@@ -165,27 +282,43 @@ pub fn on_request(
         };
         if early && claim(host) {
             forward.fwd = Fwd::Stale;
-            forward.stale = Some(entry);
-            return go(forward, state);
+            forward.stale = Some(entry.clone());
+            return in_background(go(forward, state), entry, Label::Hit, background);
         }
         return Outcome::Hit {
             entry,
             label: Label::Hit,
+            refresh: None,
         };
     }
     if now < entry.swr_until_ms {
         if claim(host) {
             forward.fwd = Fwd::Stale;
-            forward.stale = Some(entry);
-            return go(forward, state);
+            forward.stale = Some(entry.clone());
+            return in_background(go(forward, state), entry, Label::Stale, background);
         }
         return Outcome::Hit {
             entry,
             label: Label::Stale,
+            refresh: None,
         };
     }
     forward.stale = Some(entry);
     go(forward, state)
+}
+
+/// The request that won an entry's refresh lease: with a background
+/// refresh configured it is answered from the entry at once and the
+/// refresh goes on without it; otherwise it goes upstream itself.
+fn in_background(forward: Outcome, entry: Rc<Entry>, label: Label, background: bool) -> Outcome {
+    match forward {
+        Outcome::Forward(f) if background => Outcome::Hit {
+            entry,
+            label,
+            refresh: Some(f),
+        },
+        other => other,
+    }
 }
 
 /// The usable response entry for `key`, following a vary marker to the

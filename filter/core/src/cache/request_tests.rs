@@ -51,6 +51,7 @@ impl World {
                 now_ms: now,
                 rand01,
                 lease_ms: 5_000,
+                background: true,
             },
         )
     }
@@ -193,6 +194,7 @@ fn writes_and_other_methods() {
         now_ms: 0,
         rand01: 0.5,
         lease_ms: 1,
+        background: true,
     };
     assert!(matches!(
         on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts(&all)),

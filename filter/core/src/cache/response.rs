@@ -8,9 +8,10 @@ use crate::config::{RouteCache, Store};
 use crate::headers::Headers;
 use crate::host::{Host, HostError};
 
-use super::control;
+use super::control::{self, Freshness, Policy, ResponseFacts};
 use super::entry::{Body, Entry};
 use super::generations::{slot, Scope};
+use super::http_date;
 use super::reply::storable_header;
 use super::request::Forward;
 use super::{l2, CacheState};
@@ -22,9 +23,7 @@ pub struct Capture {
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     limit: usize,
-    ttl_ms: u64,
-    swr_ms: u64,
-    sie_ms: u64,
+    fresh: Freshness,
     initial_age_s: u64,
     vary: Vec<String>,
     tags: Vec<String>,
@@ -35,16 +34,24 @@ pub struct Capture {
 pub enum OnHeaders {
     /// Answer with this stale entry instead (stale-if-error).
     ServeStale(Rc<Entry>),
-    /// Pass it on; `stored` tells whether it will be stored (known now
+    /// The upstream confirmed the stale entry (`304` to the cache's own
+    /// conditional request): refresh it ([`Forward::refresh`]) and answer
+    /// from it.
+    NotModified,
+    /// Pass it on; `storing` tells whether it will be stored (known now
     /// when the length is known).
     Pass { storing: bool },
 }
 
-/// What storing did, for metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The entry to answer with after a `304`, and what storing it did.
+pub type Refreshed = (Rc<Entry>, Result<Option<StoreReport>, HostError>);
+
+/// What storing did, for metrics, and the entry stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreReport {
     pub bytes: usize,
     pub evicted: bool,
+    pub entry: Rc<Entry>,
 }
 
 fn header_values<'a>(headers: &Headers<'a>, name: &str) -> Vec<&'a str> {
@@ -64,6 +71,42 @@ fn split_list(values: &[&str], by_space: bool) -> Vec<String> {
         .collect()
 }
 
+/// The headers a stored response keeps: not hop-by-hop, not per
+/// exchange, not named by its `connection` field (RFC 9111 §3.1), names
+/// lowercase; a `date` added when the origin sent none (RFC 9110 §6.6.1:
+/// a recipient with a clock adds it).
+fn stored_headers(headers: &Headers<'_>, now_ms: u64) -> Vec<(String, Vec<u8>)> {
+    let named = split_list(&header_values(headers, "connection"), false);
+    let mut out: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .filter(|(k, _)| storable_header(k))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec()))
+        .filter(|(k, _)| !named.contains(k))
+        .collect();
+    if !out.iter().any(|(k, _)| k == "date") {
+        out.push(("date".into(), http_date::format_imf(now_ms).into_bytes()));
+    }
+    out
+}
+
+/// The stored headers updated by a `304`'s (RFC 9111 §3.2): each field the
+/// `304` carries replaces the stored field of that name; a `304` without
+/// `date` gets one of now, like any response.
+fn merged_headers(
+    stored: &[(String, Vec<u8>)],
+    not_modified: &Headers<'_>,
+    now_ms: u64,
+) -> Vec<(String, Vec<u8>)> {
+    let update = stored_headers(not_modified, now_ms);
+    let mut out: Vec<(String, Vec<u8>)> = stored
+        .iter()
+        .filter(|(k, _)| !update.iter().any(|(u, _)| u == k))
+        .cloned()
+        .collect();
+    out.extend(update);
+    out
+}
+
 impl Forward {
     pub fn on_response_headers(
         &mut self,
@@ -80,12 +123,10 @@ impl Forward {
                 }
             }
         }
-        if !self.storable || !rule.statuses.contains(&status) || headers.get("set-cookie").is_some()
-        {
-            return OnHeaders::Pass { storing: false };
+        if status == 304 && !self.validators.is_empty() && self.stale.is_some() {
+            return OnHeaders::NotModified;
         }
-        let vary = split_list(&header_values(headers, "vary"), false);
-        if vary.iter().any(|v| v == "*") {
+        if !self.storable {
             return OnHeaders::Pass { storing: false };
         }
         let limit = rule.max_entry_bytes as usize;
@@ -95,11 +136,41 @@ impl Forward {
         if length.is_some_and(|l| l > limit) {
             return OnHeaders::Pass { storing: false };
         }
-        let d = control::directives(headers);
-        let age_s = headers
-            .get_str("age")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
+        let Some(mut capture) = self.assess(rule, state, status, headers, now_ms) else {
+            return OnHeaders::Pass { storing: false };
+        };
+        capture.limit = limit;
+        capture.body = Vec::with_capacity(length.unwrap_or(0).min(limit));
+        self.capture = Some(capture);
+        OnHeaders::Pass {
+            storing: length.is_some(),
+        }
+    }
+
+    /// Whether a response with these headers may be stored, and how.
+    fn assess(
+        &self,
+        rule: &RouteCache,
+        state: &CacheState,
+        status: u16,
+        headers: &Headers<'_>,
+        now_ms: u64,
+    ) -> Option<Capture> {
+        if headers.get("set-cookie").is_some() {
+            return None;
+        }
+        let vary = split_list(&header_values(headers, "vary"), false);
+        if vary.iter().any(|v| v == "*") {
+            return None;
+        }
+        let d = control::response_directives(headers, &rule.targeted_fields);
+        let date = headers.get_str("date");
+        let age_s = control::initial_age_s(
+            control::age_value(headers),
+            date.and_then(|v| http_date::parse_ms(v, now_ms)),
+            self.started_ms,
+            now_ms,
+        );
         let adaptive = rule.adaptive_ttl_ms.map(|b| {
             state
                 .adaptive
@@ -108,33 +179,32 @@ impl Forward {
                 .unwrap_or_default()
                 .ttl_ms(b)
         });
-        let default_ttl = adaptive.or(rule.default_ttl_ms);
-        let Some(mut fresh) = control::freshness(
-            &d,
-            headers.get_str("expires"),
-            headers.get_str("date"),
+        let facts = ResponseFacts {
+            status,
+            directives: &d,
+            expires: headers.get_str("expires"),
+            date,
+            last_modified: headers.get_str("last-modified"),
+            has_validator: headers.get("etag").is_some() || headers.get("last-modified").is_some(),
             age_s,
-            now_ms,
-            default_ttl,
-            rule.max_ttl_ms,
-        ) else {
-            return OnHeaders::Pass { storing: false };
         };
+        let policy = Policy {
+            statuses: &rule.statuses,
+            default_ttl_ms: adaptive.or(rule.default_ttl_ms),
+            max_ttl_ms: rule.max_ttl_ms,
+            heuristic_fraction: rule.heuristic_fraction,
+            authorization: self.authorization,
+        };
+        let mut fresh = control::storable(facts, policy, now_ms)?;
         if let Some(a) = adaptive {
             fresh.ttl_ms = fresh.ttl_ms.min(a.max(1));
         }
-        self.capture = Some(Capture {
+        Some(Capture {
             status,
-            headers: headers
-                .iter()
-                .filter(|(k, _)| storable_header(k))
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec()))
-                .collect(),
-            body: Vec::with_capacity(length.unwrap_or(0).min(limit)),
-            limit,
-            ttl_ms: fresh.ttl_ms,
-            swr_ms: fresh.stale_while_revalidate_ms,
-            sie_ms: fresh.stale_if_error_ms,
+            headers: stored_headers(headers, now_ms),
+            body: Vec::new(),
+            limit: rule.max_entry_bytes as usize,
+            fresh,
             initial_age_s: age_s,
             vary,
             tags: split_list(
@@ -145,10 +215,43 @@ impl Forward {
                 .concat(),
                 true,
             ),
-        });
-        OnHeaders::Pass {
-            storing: length.is_some(),
-        }
+        })
+    }
+
+    /// The upstream answered the cache's conditional request with `304`:
+    /// store the stale entry with its headers updated (RFC 9111 §4.3.4)
+    /// and return it, or the stale entry as it was when the update may not
+    /// be stored (the client is answered from it all the same: the origin
+    /// just said it is current). `None` without a stale entry.
+    pub fn refresh(
+        &mut self,
+        rule: &RouteCache,
+        store: &Store,
+        state: &mut CacheState,
+        host: &mut impl Host,
+        not_modified: &Headers<'_>,
+        now_ms: u64,
+    ) -> Option<Refreshed> {
+        let stale = self.stale.clone()?;
+        let Body::Response {
+            status,
+            headers,
+            body,
+        } = &stale.body
+        else {
+            return None;
+        };
+        let merged = merged_headers(headers, not_modified, now_ms);
+        let Some(mut capture) = self.assess(rule, state, *status, &Headers::new(&merged), now_ms)
+        else {
+            return Some((stale, Ok(None)));
+        };
+        capture.body = body.clone();
+        self.capture = Some(capture);
+        Some(match self.finish(store, state, host, now_ms) {
+            Ok(Some(report)) => (report.entry.clone(), Ok(Some(report))),
+            other => (stale, other),
+        })
     }
 
     /// Add a streamed piece of the body. Collecting stops for good the
@@ -180,32 +283,23 @@ impl Forward {
         let Some(c) = self.capture.take() else {
             return Ok(None);
         };
-        // An invalidation while the request was in flight may have been
-        // for exactly this resource: do not store what it replaced.
-        state.gens.refresh(host, store.generation_slots);
-        if state.gens.epoch() != self.epoch {
-            return Ok(None);
-        }
-        let tenant = self
-            .key
-            .material
-            .lines()
-            .find_map(|l| l.strip_prefix("t="))
-            .unwrap_or_default()
-            .to_string();
+        // Stored under the counters as they were when the request started
+        // (the tags' too): an invalidation of its scopes meanwhile leaves
+        // it unreachable; one of any other scope does not stop it.
         let mut gens = self.gens.clone();
         for t in &c.tags {
-            let s = slot(&tenant, Scope::Tag(t), store.generation_slots);
-            gens.push((s, state.gens.value(s)));
+            let s = slot(&self.tenant, Scope::Tag(t), store.generation_slots);
+            gens.push((s, self.snapshot.value(s)));
         }
-        let fresh_until = now_ms + c.ttl_ms;
+        let fresh_until = now_ms + c.fresh.ttl_ms;
         let base = Entry {
             key: self.key.material.clone(),
             stored_ms: now_ms,
             initial_age_s: c.initial_age_s,
             fresh_until_ms: fresh_until,
-            swr_until_ms: fresh_until + c.swr_ms,
-            sie_until_ms: fresh_until + c.sie_ms,
+            swr_until_ms: fresh_until + c.fresh.stale_while_revalidate_ms,
+            sie_until_ms: fresh_until + c.fresh.stale_if_error_ms,
+            keep_until_ms: fresh_until + c.fresh.keep_ms,
             fetch_ms: u32::try_from(now_ms.saturating_sub(self.started_ms)).unwrap_or(u32::MAX),
             gens,
             body: Body::Vary {
@@ -235,10 +329,15 @@ impl Forward {
             ..base
         };
         evicted |= l2::store_entry(host, store, &key, &entry, now_ms)?.evicted;
-        state.l1.put(key.fast, Rc::new(entry));
+        let entry = Rc::new(entry);
+        state.l1.put(key.fast, entry.clone());
         if let Some(v) = state.adaptive.get_mut(self.route) {
             v.stored();
         }
-        Ok(Some(StoreReport { bytes, evicted }))
+        Ok(Some(StoreReport {
+            bytes,
+            evicted,
+            entry,
+        }))
     }
 }

@@ -310,6 +310,7 @@ mod tests {
             fresh_until_ms: 0,
             swr_until_ms: 0,
             sie_until_ms: 0,
+            keep_until_ms: 0,
             fetch_ms: 0,
             gens: vec![],
             body: crate::cache::entry::Body::Vary { names: vec![] },

@@ -4,10 +4,7 @@
 use serde::Deserialize;
 
 use super::ConfigError;
-
-/// Statuses RFC 9111 lets a cache store by default ("heuristically
-/// cacheable") that also make sense for an API.
-const DEFAULT_STATUSES: [u16; 7] = [200, 203, 204, 300, 301, 404, 410];
+use crate::cache::control::Statuses;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -96,8 +93,9 @@ pub fn compile_store(raw: RawStore) -> Result<Store, ConfigError> {
 pub struct RawRouteCache {
     #[serde(default = "default_methods")]
     pub methods: Vec<String>,
-    #[serde(default = "default_statuses")]
-    pub statuses: Vec<u16>,
+    /// Absent: what RFC 9111 allows (`Statuses::Rfc`).
+    #[serde(default)]
+    pub statuses: Option<Vec<RawStatus>>,
     #[serde(default)]
     pub vary: Vec<String>,
     #[serde(default)]
@@ -116,6 +114,39 @@ pub struct RawRouteCache {
     pub xfetch_beta: f64,
     #[serde(default)]
     pub adaptive_ttl: Option<RawAdaptive>,
+    #[serde(default = "default_targeted")]
+    pub targeted_fields: Vec<String>,
+    #[serde(default)]
+    pub heuristic_fraction: Option<f64>,
+    #[serde(default)]
+    pub refresh: Option<RawRefresh>,
+}
+
+/// One item of `statuses`: a status, or `"any"`, `"2xx"`, `"200-299"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawStatus {
+    Code(u16),
+    Text(String),
+}
+
+/// Where a background refresh (stale-while-revalidate) is sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRefresh {
+    pub target: String,
+    #[serde(default)]
+    pub authority: Option<String>,
+    #[serde(default = "default_refresh_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_refresh_timeout() -> u64 {
+    5_000
+}
+
+fn default_targeted() -> Vec<String> {
+    vec!["cdn-cache-control".into()]
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,10 +160,6 @@ fn default_methods() -> Vec<String> {
     vec!["GET".into(), "HEAD".into()]
 }
 
-fn default_statuses() -> Vec<u16> {
-    DEFAULT_STATUSES.to_vec()
-}
-
 fn default_max_ttl() -> u64 {
     86_400
 }
@@ -144,7 +171,7 @@ fn default_beta() -> f64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteCache {
     pub methods: Vec<String>,
-    pub statuses: Vec<u16>,
+    pub statuses: Statuses,
     /// Request headers that are part of the key, lowercase.
     pub vary: Vec<String>,
     /// Query parameters left out of the key (decoded names).
@@ -157,6 +184,67 @@ pub struct RouteCache {
     pub xfetch_beta: f64,
     /// `(min, max)` TTL in ms, moved by observed volatility.
     pub adaptive_ttl_ms: Option<(u64, u64)>,
+    /// Response fields that replace `cache-control` for this cache
+    /// (RFC 9213), lowercase, first present wins.
+    pub targeted_fields: Vec<String>,
+    /// Heuristic freshness (RFC 9111 §4.2.2): this fraction of the time
+    /// since `last-modified`; `None`: off.
+    pub heuristic_fraction: Option<f64>,
+    /// Background refresh of stale-while-revalidate entries.
+    pub refresh: Option<Refresh>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refresh {
+    /// Envoy: a cluster. Kong: `host:port`.
+    pub target: String,
+    /// `:authority` of the refresh; `None`: the request's.
+    pub authority: Option<String>,
+    pub timeout_ms: u64,
+}
+
+/// Parse `statuses`; `None` in, RFC default out.
+fn compile_statuses(f: &str, raw: Option<Vec<RawStatus>>) -> Result<Statuses, ConfigError> {
+    let Some(items) = raw else {
+        return Ok(Statuses::Rfc);
+    };
+    let mut ranges = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = || format!("{f}.statuses[{i}]");
+        let (lo, hi) = match item {
+            RawStatus::Code(c) => (*c, *c),
+            RawStatus::Text(t) => parse_status_text(t).ok_or_else(|| {
+                ConfigError::at(
+                    at(),
+                    format!("{t:?} is not a status, \"any\", \"2xx\" or \"200-299\""),
+                )
+            })?,
+        };
+        if !(200..=599).contains(&lo) || !(200..=599).contains(&hi) || lo > hi {
+            return Err(ConfigError::at(at(), "must be a final status 200..=599"));
+        }
+        if lo == hi && (lo == 206 || lo == 304) {
+            return Err(ConfigError::at(
+                at(),
+                format!("{lo} is never stored (a partial or not-modified answer is not a whole response)"),
+            ));
+        }
+        ranges.push((lo, hi));
+    }
+    Ok(Statuses::Listed(ranges))
+}
+
+fn parse_status_text(t: &str) -> Option<(u16, u16)> {
+    let t = t.trim();
+    if t.eq_ignore_ascii_case("any") {
+        return Some((200, 599));
+    }
+    if let Some(c) = t.strip_suffix("xx").or_else(|| t.strip_suffix("XX")) {
+        let d: u16 = c.parse().ok().filter(|d| (2..=5).contains(d))?;
+        return Some((d * 100, d * 100 + 99));
+    }
+    let (a, b) = t.split_once('-')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
 /// The longest a rule may keep an entry; bounds the milliseconds the TTLs
@@ -179,21 +267,10 @@ pub fn compile_route_cache(
         }
         methods.push(up);
     }
-    for (i, s) in raw.statuses.iter().enumerate() {
-        if !(200..=599).contains(s) {
-            return Err(ConfigError::at(
-                format!("{f}.statuses[{i}]"),
-                "must be a final status 200..=599",
-            ));
-        }
-    }
+    let statuses = compile_statuses(f, raw.statuses)?;
     let mut vary = Vec::new();
     for (i, h) in raw.vary.iter().enumerate() {
-        if h.is_empty()
-            || !h
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if !is_header_name(h) {
             return Err(ConfigError::at(
                 format!("{f}.vary[{i}]"),
                 format!("{h:?} is not a header name"),
@@ -251,9 +328,49 @@ pub fn compile_route_cache(
             Some((a.min_ttl_s * 1000, a.max_ttl_s * 1000))
         }
     };
+    let mut targeted_fields = Vec::new();
+    for (i, h) in raw.targeted_fields.iter().enumerate() {
+        if !is_header_name(h) || h.eq_ignore_ascii_case("cache-control") {
+            return Err(ConfigError::at(
+                format!("{f}.targeted_fields[{i}]"),
+                format!("{h:?} is not a header name other than cache-control"),
+            ));
+        }
+        targeted_fields.push(h.to_ascii_lowercase());
+    }
+    if let Some(h) = raw.heuristic_fraction {
+        if !(h.is_finite() && h > 0.0 && h <= 1.0) {
+            return Err(ConfigError::at(
+                format!("{f}.heuristic_fraction"),
+                "must be above 0 and at most 1 (RFC 9111 suggests 0.1)",
+            ));
+        }
+    }
+    let refresh = match raw.refresh {
+        None => None,
+        Some(r) => {
+            if r.target.trim().is_empty() {
+                return Err(ConfigError::at(
+                    format!("{f}.refresh.target"),
+                    "must name the upstream (Envoy: a cluster; Kong: host:port)",
+                ));
+            }
+            if !(1..=60_000).contains(&r.timeout_ms) {
+                return Err(ConfigError::at(
+                    format!("{f}.refresh.timeout_ms"),
+                    "must be 1..=60000",
+                ));
+            }
+            Some(Refresh {
+                target: r.target,
+                authority: r.authority,
+                timeout_ms: r.timeout_ms,
+            })
+        }
+    };
     Ok(RouteCache {
         methods,
-        statuses: raw.statuses,
+        statuses,
         vary,
         ignore_query: raw.ignore_query,
         default_ttl_ms: raw.default_ttl_s.map(|s| s * 1000),
@@ -263,5 +380,14 @@ pub fn compile_route_cache(
         related_prefixes: raw.related_prefixes,
         xfetch_beta: raw.xfetch_beta,
         adaptive_ttl_ms,
+        targeted_fields,
+        heuristic_fraction: raw.heuristic_fraction,
+        refresh,
     })
+}
+
+fn is_header_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

@@ -105,6 +105,9 @@ pub(super) fn check_host(config: &Config, wake: Option<Wake>) -> Result<Option<W
         if let Some(b) = &r.batch {
             host_port(&format!("routes[{i}].batch.upstream"), &b.upstream)?;
         }
+        if let Some(f) = r.cache.as_ref().and_then(|c| c.refresh.as_ref()) {
+            host_port(&format!("routes[{i}].cache.refresh.target"), &f.target)?;
+        }
     }
     let wake = wake.or_else(|| {
         config.accounting.as_ref().map(|a| Wake {

@@ -2,17 +2,18 @@
 //! and `crate::cache`. Answers hits, labels forwards, stores answers,
 //! applies invalidations.
 
-use std::rc::Rc;
-
 use crate::cache::entry::{Body, Entry};
 use crate::cache::generations::Generations;
+use crate::cache::reply::Form;
+use crate::cache::request::location_slots;
 use crate::cache::request::RequestFacts;
 use crate::cache::response::OnHeaders;
-use crate::cache::{self, reply, Forward, Fwd, Label, Outcome};
+use crate::cache::{self, conditional, range, reply, Forward, Fwd, Label, Outcome};
 use crate::headers::Headers;
 use crate::host::{Host, Level, StreamId, Wake};
 
 use super::machine::Cx;
+use super::phase::Served;
 use super::{Exchange, Filter, Worker};
 
 /// What the cache decided for this exchange.
@@ -25,8 +26,9 @@ pub enum CacheStep {
     Forward(Box<Forward>),
     /// Not cacheable (`fwd` says why).
     Bypass(Fwd),
-    /// A write: on success these generation slots are bumped.
-    Write(Vec<u32>),
+    /// A write: on success these generation slots are bumped, and those
+    /// of the URIs its answer names on this `authority`.
+    Write { slots: Vec<u32>, authority: String },
 }
 
 /// The cache at request headers; `true` when the request was answered
@@ -55,6 +57,7 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         now_ms: exchange.identity.started_ms,
         rand01,
         lease_ms: (route.sla_ms * 2).max(1000),
+        background: worker.cache.refreshes.has_room(),
     };
     let head = facts.headers.get(":method") == Some(b"HEAD");
     match cache::on_request(
@@ -64,7 +67,15 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         *host,
         facts,
     ) {
-        Outcome::Hit { entry, label } => {
+        Outcome::Hit {
+            entry,
+            label,
+            refresh,
+        } => {
+            if let Some(f) = refresh {
+                worker.cache.refreshes.queue(f);
+                super::timer::set_tick(filter, worker, *host);
+            }
             let now = exchange.identity.started_ms;
             let status = reply::hit_status(&entry, now);
             let how = Answer {
@@ -72,6 +83,7 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
                 cache_status: &status,
                 head,
                 now,
+                form: reply::form(&entry, &Headers::new(&exchange.request), now),
             };
             if answer_from(filter, *host, exchange, &entry, how) {
                 match label {
@@ -84,6 +96,16 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         }
         Outcome::Forward(f) => {
             counters.misses.add(*host, 1);
+            // Revalidate the stale entry (RFC 9111 §4.3.1): a `304` then
+            // refreshes it instead of sending the whole body again.
+            for (name, value) in &f.validators {
+                if let Err(e) = host.set_request_header(name, Some(value)) {
+                    host.log(
+                        Level::Warn,
+                        &format!("[{}] could not add {name}: {e:?}", exchange.stream),
+                    );
+                }
+            }
             exchange.cache = CacheStep::Forward(f);
             false
         }
@@ -93,7 +115,11 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
             false
         }
         Outcome::Write { slots } => {
-            exchange.cache = CacheStep::Write(slots);
+            let authority = Headers::new(&exchange.request)
+                .get_str(":authority")
+                .unwrap_or_default()
+                .to_string();
+            exchange.cache = CacheStep::Write { slots, authority };
             false
         }
     }
@@ -106,6 +132,8 @@ struct Answer<'a> {
     /// A HEAD request: headers only.
     head: bool,
     now: u64,
+    /// Whole, `304`, or a range of it.
+    form: Form,
 }
 
 /// Send a stored response as the answer to the exchange's own stream.
@@ -121,6 +149,7 @@ fn answer_from(
         cache_status,
         head,
         now,
+        form,
     } = how;
     let stream = exchange.stream;
     let Body::Response {
@@ -134,8 +163,29 @@ fn answer_from(
     let age = reply::age_s(entry, now).to_string();
     let common = exchange.common_headers(filter);
     let id_header = filter.config.identity.request_id_header.as_str();
-    let mut out: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + 8);
-    out.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+    let mut out: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + 9);
+    let (status, body, content_range): (u16, &[u8], Option<String>) = match form {
+        Form::Whole => (*status, body, None),
+        Form::NotModified => (304, b"", None),
+        Form::Part { start, end, len } => (
+            206,
+            body.get(start as usize..=end as usize).unwrap_or_default(),
+            Some(range::content_range(start, end, len)),
+        ),
+        Form::Unsatisfiable { len } => (416, b"", Some(range::unsatisfied_range(len))),
+    };
+    let kept =
+        |k: &str| form != Form::NotModified || conditional::NOT_MODIFIED_HEADERS.contains(&k);
+    // A part's type is the whole's; its length is the host's to set.
+    out.extend(
+        headers
+            .iter()
+            .filter(|(k, _)| kept(k))
+            .map(|(k, v)| (k.as_str(), v.as_slice())),
+    );
+    if let Some(cr) = &content_range {
+        out.push(("content-range", cr.as_bytes()));
+    }
     out.push(("age", age.as_bytes()));
     out.push(("cache-status", cache_status.as_bytes()));
     out.push(("x-cache", label.as_str().as_bytes()));
@@ -143,7 +193,7 @@ fn answer_from(
     out.extend(common.iter().map(|(k, v)| (*k, v.as_slice())));
     let body: &[u8] = if head { b"" } else { body };
     let reply = Wake::Reply {
-        status: *status,
+        status,
         headers: &out,
         body,
     };
@@ -159,35 +209,42 @@ fn answer_from(
     }
 }
 
-/// The cache at response headers (`all`, with its `status`); `true` when
-/// the filter answered instead (a stale entry for an upstream error).
+/// The cache at response headers (`all`, with its `status`); `Some` when
+/// the filter answered instead: a stale entry for an upstream error, or
+/// the entry the upstream's `304` confirmed.
 pub(super) fn on_response_headers<H: Host>(
     cx: &mut Cx<'_, H>,
     exchange: &mut Exchange,
     all: &[(String, Vec<u8>)],
     status: u16,
     end_of_stream: bool,
-) -> bool {
+) -> Option<Served> {
     let (filter, worker, host) = (cx.filter, &mut *cx.worker, &mut *cx.host);
     let stream = exchange.stream;
-    let Some(rule) = filter
+    let rule = filter
         .config
         .routes
         .get(exchange.route)
-        .and_then(|r| r.cache.as_ref())
-    else {
-        return false;
-    };
+        .and_then(|r| r.cache.as_ref())?;
     let counters = filter.counters(exchange.route).cache;
     let headers = Headers::new(all);
     let now = host.now_ms();
     let (label, cache_status) = match &mut exchange.cache {
-        CacheStep::None => return false,
+        CacheStep::None => return None,
         CacheStep::Bypass(fwd) => (Label::Bypass, reply::forward_status(*fwd, false)),
-        CacheStep::Write(slots) => {
-            if (200..300).contains(&status) {
-                let bumped =
-                    Generations::bump(host, filter.config.cache_store.generation_slots, slots);
+        CacheStep::Write { slots, authority } => {
+            // Any non-error answer to an unsafe method invalidates
+            // (RFC 9111 §4.4): the target URI, the rule's related
+            // prefixes, and what `location` / `content-location` name.
+            if (200..400).contains(&status) {
+                let n = filter.config.cache_store.generation_slots;
+                let named: Vec<&str> = ["location", "content-location"]
+                    .iter()
+                    .filter_map(|h| headers.get_str(h))
+                    .collect();
+                let tenant = exchange.identity.tenant_or_anonymous();
+                slots.extend(location_slots(rule, tenant, authority, &named, n));
+                let bumped = Generations::bump(host, n, slots);
                 match bumped {
                     Ok(()) => {
                         counters.invalidations.add(host, 1);
@@ -207,18 +264,56 @@ pub(super) fn on_response_headers<H: Host>(
             match f.on_response_headers(rule, &worker.cache, status, &headers, now) {
                 OnHeaders::ServeStale(entry) => {
                     let cs = reply::stale_if_error_status(&entry, now, status);
-                    let entry: Rc<Entry> = entry;
+                    let request = Headers::new(&f.request_headers);
                     let how = Answer {
                         label: Label::Stale,
                         cache_status: &cs,
-                        head: false,
+                        head: request.get(":method") == Some(b"HEAD"),
                         now,
+                        form: reply::form(&entry, &request, now),
                     };
                     if answer_from(filter, host, exchange, &entry, how) {
                         counters.stale.add(host, 1);
-                        return true;
+                        return Some(Served::StaleOnError);
                     }
-                    return false;
+                    return None;
+                }
+                OnHeaders::NotModified => {
+                    let store = &filter.config.cache_store;
+                    let (entry, stored) =
+                        f.refresh(rule, store, &mut worker.cache, host, &headers, now)?;
+                    let stored = match stored {
+                        Ok(Some(report)) => {
+                            counters.stores.add(host, 1);
+                            if report.evicted {
+                                counters.evictions.add(host, 1);
+                            }
+                            true
+                        }
+                        Ok(None) => false,
+                        Err(e) => {
+                            host.log(
+                                Level::Warn,
+                                &format!("[{stream}] could not store the refreshed entry: {e:?}"),
+                            );
+                            false
+                        }
+                    };
+                    let cs = reply::revalidated_status(f.fwd, stored);
+                    let request_headers = std::mem::take(&mut f.request_headers);
+                    let request = Headers::new(&request_headers);
+                    let how = Answer {
+                        label: Label::Hit,
+                        cache_status: &cs,
+                        head: request.get(":method") == Some(b"HEAD"),
+                        now,
+                        form: reply::form(&entry, &request, now),
+                    };
+                    if answer_from(filter, host, exchange, &entry, how) {
+                        counters.revalidated.add(host, 1);
+                        return Some(Served::Revalidated);
+                    }
+                    return None;
                 }
                 OnHeaders::Pass { storing } => {
                     let fwd = f.fwd;
@@ -235,7 +330,7 @@ pub(super) fn on_response_headers<H: Host>(
     };
     let _ = host.add_response_header("cache-status", cache_status.as_bytes());
     let _ = host.add_response_header("x-cache", label.as_str().as_bytes());
-    false
+    None
 }
 
 /// Whether the cache is collecting this response's body.

@@ -70,7 +70,7 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
     let Some(rule) = &route.coalesce else {
         return Outcome::Pass;
     };
-    if matches!(exchange.cache, CacheStep::Write(_)) {
+    if matches!(exchange.cache, CacheStep::Write { .. }) {
         return Outcome::Pass;
     }
     let stream = exchange.stream;
@@ -256,6 +256,7 @@ impl Leading {
             fresh_until_ms: 0,
             swr_until_ms: 0,
             sie_until_ms: 0,
+            keep_until_ms: 0,
             fetch_ms: 0,
             gens: Vec::new(),
             body: Body::Response {

@@ -11,9 +11,9 @@ use crate::routes;
 use super::machine::{self, Cx, Step};
 use super::phase::{self, Phase, Served, Stage};
 use super::{
-    account_stage, batch_call, budget_lease, cache_stage, coalesce_stage, limit_stage, purge_poll,
-    self_wake, timer, CacheStep, CoalesceStep, CostStep, Exchange, Filter, SelfWake, Verdict,
-    Worker,
+    account_stage, batch_call, budget_lease, cache_refresh, cache_stage, coalesce_stage,
+    limit_stage, purge_poll, self_wake, timer, CacheStep, CoalesceStep, CostStep, Exchange, Filter,
+    SelfWake, Verdict, Worker,
 };
 
 /// First hook of a request without a body (tests, GETs).
@@ -208,7 +208,8 @@ pub fn on_callout_response(
 ) {
     let handled = account_stage::on_callout_response(filter, worker, host, token, body_size)
         || budget_lease::on_callout_response(filter, worker, host, token, body_size)
-        || purge_poll::on_callout_response(filter, worker, host, token, body_size);
+        || purge_poll::on_callout_response(filter, worker, host, token, body_size)
+        || cache_refresh::on_callout_response(filter, worker, host, token, body_size);
     if !handled {
         batch_call::on_callout_response(filter, worker, host, token, body_size);
     }
@@ -242,6 +243,7 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     account_stage::on_tick(filter, worker, host);
     batch_call::on_tick(filter, worker, host);
     purge_poll::on_tick(filter, worker, host);
+    cache_refresh::on_tick(filter, worker, host);
     let sent = budget_lease::on_tick(filter, worker, host, timer::ACTIONS_PER_CALL);
     let mut cx = Cx {
         filter,

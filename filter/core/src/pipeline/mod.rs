@@ -14,6 +14,7 @@ mod batch_call;
 mod batch_stage;
 mod budget_lease;
 mod budget_stage;
+pub mod cache_refresh;
 mod cache_stage;
 mod coalesce_stage;
 mod hooks;

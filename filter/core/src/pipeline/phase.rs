@@ -74,6 +74,9 @@ pub enum Served {
     Batched { size: u32, index: u32 },
     /// A stale entry instead of an upstream error (the call was made).
     StaleOnError,
+    /// A stale entry the upstream confirmed with `304` (the call was
+    /// made), refreshed.
+    Revalidated,
     /// Refused: rate limit, budget, or no tenant.
     Refused,
 }
@@ -128,8 +131,8 @@ impl Phase {
             (P::Parked(_), E::Forward) => Some(P::Upstream),
             (P::GatheringBody, E::Park(Wait::Batch)) => Some(P::Parked(Wait::Batch)),
             (P::GatheringBody, E::Forward) => Some(P::Upstream),
-            (P::Upstream, E::Answer(Served::StaleOnError)) => {
-                Some(P::Answered(Served::StaleOnError))
+            (P::Upstream, E::Answer(s @ (Served::StaleOnError | Served::Revalidated))) => {
+                Some(P::Answered(s))
             }
             _ => None,
         }

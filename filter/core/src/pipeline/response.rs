@@ -18,7 +18,7 @@ impl Served {
             Served::Coalesced => Some(Strategy::Coalesced),
             Served::Batched { .. } => Some(Strategy::Batched),
             // The upstream call was made: it is priced as one.
-            Served::StaleOnError => Some(Strategy::Upstream),
+            Served::StaleOnError | Served::Revalidated => Some(Strategy::Upstream),
             Served::Refused => None,
         }
     }
@@ -116,9 +116,12 @@ impl Exchange {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         if stores {
-            if cache_stage::on_response_headers(cx, self, &all, status, end_of_stream) {
-                // A stale answer replaces an upstream error.
-                self.enter(Event::Answer(Served::StaleOnError), cx.host);
+            if let Some(served) =
+                cache_stage::on_response_headers(cx, self, &all, status, end_of_stream)
+            {
+                // A stored answer replaces the upstream's: a stale one an
+                // error, or the one a `304` confirmed.
+                self.enter(Event::Answer(served), cx.host);
                 return Verdict::Pause;
             }
             coalesce_stage::on_response_headers(cx, self, &all, status, end_of_stream);

@@ -39,7 +39,9 @@ pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Hos
         (Some(a), Some(b)) => !b.busy() && b.pending() >= a.max_events as usize,
         _ => false,
     };
-    let ready = worker.batcher.has_ready(&filter.config.routes) || spend_full;
+    let ready = worker.batcher.has_ready(&filter.config.routes)
+        || spend_full
+        || worker.cache.refreshes.has_queued();
     let w = &mut worker.waiters;
     let want = if !w.outbox.is_empty() || ready {
         Tick::Drain

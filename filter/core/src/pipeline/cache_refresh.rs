@@ -1,0 +1,196 @@
+//! Background refresh (RFC 5861 `stale-while-revalidate`, and early
+//! refresh of a fresh entry): the request that won an entry's refresh
+//! lease is answered from the entry at once, and the worker's root sends
+//! the refresh on its next tick. Not from the request's own context: both
+//! hosts drop a context's callouts when its stream ends, and this stream
+//! ends at once.
+//!
+//! The refresh is a `GET` of the same URL with the request's own headers
+//! (the key may vary on them) and the entry's validators, sent to the
+//! rule's `cache.refresh.target`. Its answer goes through the same storage
+//! rules as any upstream answer: `304` refreshes the entry, a storable
+//! answer replaces it, anything else leaves it to expire.
+
+use std::collections::HashMap;
+
+use crate::cache::request::entry_validators;
+use crate::cache::response::OnHeaders;
+use crate::cache::Forward;
+use crate::headers::Headers;
+use crate::host::{Callout, Host, Level};
+
+use super::{Filter, Worker};
+
+/// Refreshes a worker queues at most; beyond this a lease winner goes
+/// upstream itself, as without background refresh.
+pub const MAX_QUEUED: usize = 64;
+
+/// Request headers not copied onto a refresh: hop-by-hop ones, the body's,
+/// and the client's own preconditions (the refresh has the entry's).
+const NOT_COPIED: [&str; 13] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "expect",
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+];
+
+/// A worker's background refreshes.
+#[derive(Debug, Default)]
+pub struct Refreshes {
+    queued: Vec<Forward>,
+    in_flight: HashMap<u32, Box<Forward>>,
+}
+
+impl Refreshes {
+    pub fn has_room(&self) -> bool {
+        self.queued.len() + self.in_flight.len() < MAX_QUEUED
+    }
+
+    pub fn has_queued(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    /// Queue the refresh a lease winner was answered without.
+    pub fn queue(&mut self, mut forward: Box<Forward>) {
+        // Refreshed by a GET whatever the request was (a HEAD), with the
+        // entry's validators whatever the client sent.
+        forward.storable = true;
+        if let Some(stale) = &forward.stale {
+            forward.validators = entry_validators(stale);
+        }
+        if self.has_room() {
+            self.queued.push(*forward);
+        }
+    }
+}
+
+/// Send what is queued (from the root's timer).
+pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    let queued = std::mem::take(&mut worker.cache.refreshes.queued);
+    for mut f in queued {
+        let Some(rule) = filter
+            .config
+            .routes
+            .get(f.route)
+            .and_then(|r| r.cache.as_ref())
+        else {
+            continue;
+        };
+        let Some(refresh) = &rule.refresh else {
+            continue;
+        };
+        let request = Headers::new(&f.request_headers);
+        let authority = refresh
+            .authority
+            .as_deref()
+            .or_else(|| request.get_str(":authority"))
+            .unwrap_or(refresh.target.as_str());
+        let path = request.get(":path").unwrap_or(b"/");
+        let mut headers: Vec<(&str, &[u8])> = vec![
+            (":method", b"GET"),
+            (":path", path),
+            (":authority", authority.as_bytes()),
+        ];
+        headers.extend(
+            f.request_headers
+                .iter()
+                .filter(|(k, _)| {
+                    !k.starts_with(':') && !NOT_COPIED.contains(&k.to_ascii_lowercase().as_str())
+                })
+                .map(|(k, v)| (k.as_str(), v.as_slice())),
+        );
+        headers.extend(f.validators.iter().map(|(k, v)| (*k, v.as_slice())));
+        let call = Callout {
+            target: &refresh.target,
+            headers,
+            body: None,
+            timeout_ms: refresh.timeout_ms,
+        };
+        let sent = host.http_call(&call);
+        drop(call);
+        match sent {
+            Ok(token) => {
+                filter.counters(f.route).cache.refreshes.add(host, 1);
+                f.started_ms = host.now_ms();
+                worker.cache.refreshes.in_flight.insert(token, Box::new(f));
+            }
+            Err(e) => host.log(
+                Level::Warn,
+                &format!("background refresh to {} not sent: {e:?}", refresh.target),
+            ),
+        }
+    }
+}
+
+/// The answer to a refresh; `false` when `token` is not one.
+pub fn on_callout_response(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    token: u32,
+    body_size: usize,
+) -> bool {
+    let Some(mut f) = worker.cache.refreshes.in_flight.remove(&token) else {
+        return false;
+    };
+    let Some(rule) = filter
+        .config
+        .routes
+        .get(f.route)
+        .and_then(|r| r.cache.as_ref())
+    else {
+        return true;
+    };
+    let counters = filter.counters(f.route).cache;
+    let store = &filter.config.cache_store;
+    let status = host.callout_status();
+    let all = host.callout_response_headers();
+    let headers = Headers::new(&all);
+    let now = host.now_ms();
+    let stored = match f.on_response_headers(rule, &worker.cache, status, &headers, now) {
+        OnHeaders::NotModified => {
+            let refreshed = f.refresh(rule, store, &mut worker.cache, host, &headers, now);
+            if refreshed
+                .as_ref()
+                .is_some_and(|(_, r)| matches!(r, Ok(Some(_))))
+            {
+                counters.revalidated.add(host, 1);
+            }
+            refreshed.map(|(_, r)| r)
+        }
+        // A failed refresh leaves the entry as it is (to expire, or to be
+        // served on error); the lease lapses and a later request retries.
+        OnHeaders::ServeStale(_) => None,
+        OnHeaders::Pass { .. } if f.is_capturing() => {
+            let body = if body_size > 0 {
+                host.callout_response_body(body_size)
+            } else {
+                Vec::new()
+            };
+            f.on_body_chunk(&body);
+            Some(f.finish(store, &mut worker.cache, host, now))
+        }
+        OnHeaders::Pass { .. } => None,
+    };
+    match stored {
+        Some(Ok(Some(report))) => {
+            counters.stores.add(host, 1);
+            counters.bytes_stored.add(host, report.bytes as i64);
+            if report.evicted {
+                counters.evictions.add(host, 1);
+            }
+        }
+        Some(Err(e)) => host.log(Level::Warn, &format!("could not store a refresh: {e:?}")),
+        _ => {}
+    }
+    true
+}
