@@ -172,6 +172,16 @@ pub fn filter_config(filter: &serde_json::Value, ports: &Ports, wake: bool) -> s
                 batch["upstream"] =
                     target(&batch["upstream"], &format!("routes[{i}].batch.upstream"));
             }
+            if let Some(refresh) = route
+                .get_mut("cache")
+                .and_then(|c| c.get_mut("refresh"))
+                .filter(|r| r.is_object())
+            {
+                refresh["target"] = target(
+                    &refresh["target"],
+                    &format!("routes[{i}].cache.refresh.target"),
+                );
+            }
         }
     }
     if wake {

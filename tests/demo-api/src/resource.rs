@@ -111,6 +111,7 @@ pub fn answer(
         (HeaderName::from_static("cache-tag"), query.get("cache-tag")),
         (header::EXPIRES, query.get("expires")),
         (header::ETAG, query.get("etag")),
+        (header::LAST_MODIFIED, query.get("last-modified")),
     ];
     for (name, value) in optional {
         let Some(value) = value else { continue };
@@ -123,7 +124,55 @@ pub fn answer(
             }
         }
     }
+    // `header=name:value`, repeatable: any response field, each its own
+    // line (so a name given twice is sent twice).
+    for spec in query.all("header") {
+        let Some((name, value)) = spec.split_once(':') else {
+            return respond::bad_request(&format!("header={spec:?}: want name:value"));
+        };
+        match (
+            HeaderName::from_bytes(name.trim().as_bytes()),
+            HeaderValue::from_str(value.trim()),
+        ) {
+            (Ok(n), Ok(v)) => {
+                headers.append(n, v);
+            }
+            _ => return respond::bad_request(&format!("header={spec:?} is not a header")),
+        }
+    }
+    if not_modified(req, query) {
+        // A 304 carries the validators and caching fields, no body.
+        *resp.body_mut() = Body::empty();
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        resp.headers_mut().remove(header::CONTENT_TYPE);
+    }
     resp
+}
+
+/// Whether the request's `if-none-match` names the `etag=` this answer
+/// has (or `*`), or, without `if-none-match`, its `if-modified-since` is
+/// exactly the `last-modified=` it has. Only when the query asks for no
+/// other status.
+fn not_modified(req: &ApiRequest, query: &Query) -> bool {
+    if query.get("status").is_some() {
+        return false;
+    }
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    if let Some(inm) = header_value(&req.headers, "if-none-match") {
+        let Some(etag) = query.get("etag") else {
+            return false;
+        };
+        return inm
+            .split(',')
+            .any(|t| t.trim() == "*" || opaque(t) == opaque(etag));
+    }
+    match (
+        header_value(&req.headers, "if-modified-since"),
+        query.get("last-modified"),
+    ) {
+        (Some(ims), Some(lm)) => ims.trim() == lm.trim(),
+        _ => false,
+    }
 }
 
 /// Header names of a comma-separated list, trimmed and lowercased.

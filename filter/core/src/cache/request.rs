@@ -303,6 +303,8 @@ pub fn on_request(
             refresh: None,
         };
     }
+    // Expired (or stored only to be revalidated): refreshing it.
+    forward.fwd = Fwd::Stale;
     forward.stale = Some(entry);
     go(forward, state)
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::cache::generations::Generations;
 use crate::cache::response::OnHeaders;
 use crate::config::parse;
 use crate::mem_host::{MemHost, SharedStore};
@@ -84,6 +85,69 @@ impl World {
             .finish(&self.cfg.cache_store, state, host, at)
             .unwrap()
             .is_some());
+    }
+}
+
+impl World {
+    /// Forward `path` and store a `200` with these headers and `body`;
+    /// the entry the store reports.
+    fn store_with(
+        &self,
+        host: &mut MemHost,
+        state: &mut CacheState,
+        path: &str,
+        headers: &[(&str, &str)],
+        now: u64,
+    ) -> Option<std::rc::Rc<crate::cache::entry::Entry>> {
+        let Outcome::Forward(mut f) = self.ask(host, state, path, now, 0.5) else {
+            panic!("expected a miss")
+        };
+        self.answer(host, state, &mut f, headers, now)
+    }
+
+    fn answer(
+        &self,
+        host: &mut MemHost,
+        state: &mut CacheState,
+        f: &mut Forward,
+        headers: &[(&str, &str)],
+        now: u64,
+    ) -> Option<std::rc::Rc<crate::cache::entry::Entry>> {
+        let mut resp = vec![(":status".to_string(), b"200".to_vec())];
+        resp.extend(
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())),
+        );
+        let rule = self.cfg.routes[0].cache.as_ref().unwrap();
+        f.on_response_headers(rule, state, 200, &Headers::new(&resp), now);
+        f.on_body_chunk(b"body");
+        f.finish(&self.cfg.cache_store, state, host, now)
+            .unwrap()
+            .map(|r| r.entry)
+    }
+
+    fn write(&self, host: &mut MemHost, state: &mut CacheState, path: &str) {
+        let all = vec![
+            (":method".to_string(), b"PUT".to_vec()),
+            (":path".to_string(), path.as_bytes().to_vec()),
+        ];
+        let rule = self.cfg.routes[0].cache.as_ref().unwrap();
+        let facts = RequestFacts {
+            route: 0,
+            tenant: "t",
+            headers: Headers::new(&all),
+            all_headers: &all,
+            now_ms: 0,
+            rand01: 0.5,
+            lease_ms: 1,
+            background: true,
+        };
+        let Outcome::Write { slots } = on_request(&self.cfg.cache_store, rule, state, host, facts)
+        else {
+            panic!("a PUT is a write")
+        };
+        Generations::bump(host, self.cfg.cache_store.generation_slots, &slots).unwrap();
     }
 }
 
@@ -208,4 +272,185 @@ fn writes_and_other_methods() {
         on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts(&opt)),
         Outcome::Bypass { fwd: Fwd::Method }
     ));
+}
+
+/// RFC 9111 §4.4: a write invalidates its own target URI, not every
+/// response in flight (the old global-epoch check dropped them all).
+#[test]
+fn a_write_elsewhere_while_in_flight_does_not_stop_storing_but_one_to_the_same_uri_does() {
+    let w = World::new();
+    let (mut h, mut s) = w.worker();
+    let (mut h2, mut s2) = w.worker();
+    let Outcome::Forward(mut f) = w.ask(&mut h, &mut s, "/items/1", 0, 0.5) else {
+        panic!()
+    };
+    w.write(&mut h2, &mut s2, "/orders/9");
+    assert!(w
+        .answer(
+            &mut h,
+            &mut s,
+            &mut f,
+            &[("cache-control", "max-age=60")],
+            10
+        )
+        .is_some());
+    assert_eq!(label(&w.ask(&mut h2, &mut s2, "/items/1", 20, 0.5)), "hit");
+
+    let Outcome::Forward(mut f) = w.ask(&mut h, &mut s, "/items/2", 0, 0.5) else {
+        panic!()
+    };
+    w.write(&mut h2, &mut s2, "/items/2");
+    w.answer(
+        &mut h,
+        &mut s,
+        &mut f,
+        &[("cache-control", "max-age=60")],
+        10,
+    );
+    assert_eq!(
+        label(&w.ask(&mut h2, &mut s2, "/items/2", 20, 0.5)),
+        "miss",
+        "stored under the counters its request started with: the write made it unreachable"
+    );
+}
+
+/// §4.4: `location` / `content-location` on the request's origin.
+#[test]
+fn a_write_invalidates_the_uris_its_answer_names_on_its_own_origin_only() {
+    let w = World::new();
+    let rule = w.cfg.routes[0].cache.as_ref().unwrap();
+    let n = w.cfg.cache_store.generation_slots;
+    let slots = |values: &[&str]| location_slots(rule, "t", "api.example.com", values, n);
+    let path = |p: &str| slot("t", Scope::Path(p), n);
+    assert_eq!(slots(&["/items/9"]), vec![path("/items/9")]);
+    assert_eq!(
+        slots(&["http://api.example.com/items/9?x=1"]),
+        vec![path("/items/9")]
+    );
+    assert_eq!(slots(&["HTTPS://API.example.com"]), vec![path("/")]);
+    assert!(slots(&["https://evil.example.com/items/9"]).is_empty());
+    assert!(slots(&["//api.example.com/items/9", "items/9", ""]).is_empty());
+}
+
+/// §3.1: the stored `Date` is the origin's (one is added when missing);
+/// fields named by `Connection` are not stored.
+#[test]
+fn stored_headers_keep_date_and_drop_connection_named_fields() {
+    let w = World::new();
+    let (mut h, mut s) = w.worker();
+    let e = w
+        .store_with(
+            &mut h,
+            &mut s,
+            "/d",
+            &[
+                ("cache-control", "max-age=60"),
+                ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+                ("connection", "x-hop, close"),
+                ("x-hop", "1"),
+                ("x-kept", "2"),
+            ],
+            784_111_777_000,
+        )
+        .unwrap();
+    assert_eq!(e.header("date"), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
+    assert_eq!(e.header("x-hop"), None);
+    assert_eq!(e.header("connection"), None);
+    assert_eq!(e.header("x-kept"), Some("2"));
+    let e = w
+        .store_with(
+            &mut h,
+            &mut s,
+            "/nd",
+            &[("cache-control", "max-age=60")],
+            784_111_777_000,
+        )
+        .unwrap();
+    assert_eq!(e.header("date"), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
+}
+
+/// §4.3.1, §4.3.4: a stale entry with a validator is revalidated; a 304
+/// refreshes it (headers updated, body kept).
+#[test]
+fn a_304_refreshes_the_stale_entry_with_its_headers_and_keeps_the_body() {
+    let w = World::new();
+    let (mut h, mut s) = w.worker();
+    w.store_with(
+        &mut h,
+        &mut s,
+        "/r",
+        &[
+            ("cache-control", "max-age=1"),
+            ("etag", "\"v1\""),
+            ("x-gen", "1"),
+        ],
+        0,
+    );
+    let Outcome::Forward(mut f) = w.ask(&mut h, &mut s, "/r", 5_000, 0.5) else {
+        panic!("stale: revalidate")
+    };
+    assert_eq!(f.validators, vec![("if-none-match", b"\"v1\"".to_vec())]);
+    let rule = w.cfg.routes[0].cache.as_ref().unwrap();
+    let nm = vec![
+        (":status".to_string(), b"304".to_vec()),
+        ("cache-control".to_string(), b"max-age=60".to_vec()),
+        ("x-gen".to_string(), b"2".to_vec()),
+    ];
+    assert!(matches!(
+        f.on_response_headers(rule, &s, 304, &Headers::new(&nm), 5_000),
+        OnHeaders::NotModified
+    ));
+    let (entry, stored) = f
+        .refresh(
+            rule,
+            &w.cfg.cache_store,
+            &mut s,
+            &mut h,
+            &Headers::new(&nm),
+            5_000,
+        )
+        .unwrap();
+    assert!(matches!(stored, Ok(Some(_))));
+    assert_eq!(entry.header("x-gen"), Some("2"));
+    assert_eq!(entry.header("etag"), Some("\"v1\""));
+    let crate::cache::entry::Body::Response { body, .. } = &entry.body else {
+        panic!()
+    };
+    assert_eq!(body, b"body");
+    assert_eq!(label(&w.ask(&mut h, &mut s, "/r", 6_000, 0.5)), "hit");
+}
+
+/// A client's own conditional request carries its validators upstream
+/// untouched: the cache adds none.
+#[test]
+fn a_conditional_client_request_gets_no_cache_validators() {
+    let w = World::new();
+    let (mut h, mut s) = w.worker();
+    w.store_with(
+        &mut h,
+        &mut s,
+        "/c",
+        &[("cache-control", "max-age=1"), ("etag", "\"a\"")],
+        0,
+    );
+    let all = vec![
+        (":method".to_string(), b"GET".to_vec()),
+        (":path".to_string(), b"/c".to_vec()),
+        ("range".to_string(), b"bytes=0-1".to_vec()),
+    ];
+    let rule = w.cfg.routes[0].cache.as_ref().unwrap();
+    let facts = RequestFacts {
+        route: 0,
+        tenant: "t",
+        headers: Headers::new(&all),
+        all_headers: &all,
+        now_ms: 5_000,
+        rand01: 0.5,
+        lease_ms: 1,
+        background: true,
+    };
+    let Outcome::Forward(f) = on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts) else {
+        panic!()
+    };
+    assert!(f.validators.is_empty());
 }

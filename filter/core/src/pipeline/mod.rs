@@ -117,6 +117,12 @@ impl Filter {
             || self.limits()
             || self.config.accounting.is_some()
             || self.config.routes.iter().any(|r| r.batch.is_some())
+            // Background refreshes leave from the root's timer.
+            || self
+                .config
+                .routes
+                .iter()
+                .any(|r| r.cache.as_ref().is_some_and(|c| c.refresh.is_some()))
     }
 
     fn counters(&self, route: usize) -> RouteCounters {
