@@ -191,7 +191,10 @@ fn uncacheable_responses_are_never_served_from_cache(kind: GatewayKind) {
             "private",
         ),
         ("/api/items/ck?set-cookie=session%3Dabc", "set-cookie"),
-        ("/api/items/st?status=500", "status 500"),
+        // A 500 without a lifetime (not heuristically cacheable).
+        ("/api/items/st?status=500&cache-control=", "status 500"),
+        // A 206 is a part (RFC 9111 §3.3); a 304 only refreshes.
+        ("/api/items/pc?status=206", "status 206"),
     ] {
         let a = s.get(path, &[]);
         let b = s.get(path, &[]);
@@ -203,6 +206,12 @@ fn uncacheable_responses_are_never_served_from_cache(kind: GatewayKind) {
             "{label}"
         );
     }
+    // With an explicit lifetime any final status is stored (RFC 9111 §3).
+    let e = "/api/items/st5?status=503&cache-control=max-age%3D60";
+    let a = s.get(e, &[]);
+    let b = s.get(e, &[]);
+    assert_eq!((b.status, x_cache(&b)), (503, "HIT"), "{:?}", b.headers);
+    assert_eq!(call_no(&a), call_no(&b));
     // Request directives: no-store bypasses, no-cache forwards and stores.
     s.get("/api/items/rq", &[]);
     let bypass = s.get("/api/items/rq", &[("cache-control", "no-store")]);

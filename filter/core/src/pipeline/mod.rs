@@ -280,3 +280,6 @@ mod resume_tests;
 mod self_wake_tests;
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cache_refresh_tests;
