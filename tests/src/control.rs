@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::http;
+use crate::http::enc;
 use crate::procs::{port_open, wait_for, Proc};
 use crate::stack::workspace_bin;
 
@@ -317,17 +318,4 @@ impl CostControl {
     pub fn total_events(&self, tenant: &str) -> u64 {
         self.total(tenant, "events")
     }
-}
-
-/// Percent-encode a query value (tenants are plain identifiers, but a test
-/// may try odd ones).
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

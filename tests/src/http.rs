@@ -120,6 +120,18 @@ fn send(
     })
 }
 
+/// Percent-encode a query value (every byte but the unreserved ones).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
     request("GET", url, headers, None)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use e2e::envoy_config::Options;
 use e2e::gateway::GatewayKind;
-use e2e::http::{self, Resp};
+use e2e::http::{self, enc, Resp};
 use e2e::on_both_hosts;
 use e2e::procs::wait_for;
 use e2e::stack::Stack;
@@ -31,18 +31,6 @@ fn rfc_stack(kind: GatewayKind, name: &str) -> Stack {
             jwt: false,
         },
     )
-}
-
-/// Percent-encode a query value (the demo API decodes it).
-fn enc(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn call_no(r: &Resp) -> u64 {
@@ -365,4 +353,32 @@ fn cdn_cache_control_takes_precedence_for_this_cache(kind: GatewayKind) {
         Some("no-store"),
         "passed on as sent"
     );
+}
+
+on_both_hosts!(stale_if_error_covers_an_origin_that_resets_the_connection);
+/// RFC 5861 `stale-if-error`: an origin that closes the connection
+/// without answering (the host's own 502/503) gets the stale entry too.
+fn stale_if_error_covers_an_origin_that_resets_the_connection(kind: GatewayKind) {
+    let s = rfc_stack(kind, "rfc-sie-reset");
+    // Stale at once (max-age=0), kept for revalidation (its ETag) and
+    // usable on error for a minute.
+    let path = format!(
+        "/api/items/sie?cache-control={}&etag={}",
+        enc("max-age=0, stale-if-error=60"),
+        enc("\"s1\"")
+    );
+    let first = s.get(&path, &T);
+    assert_eq!(x_cache(&first), "MISS");
+    s.demo
+        .fault(json!({"path_prefix": "/api/items/sie", "abort": true}));
+    let stale = s.get(&path, &T);
+    assert_eq!(
+        (stale.status, x_cache(&stale)),
+        (200, "STALE"),
+        "{:?}",
+        stale.headers
+    );
+    assert_eq!(stale.text(), first.text());
+    let cs = stale.header("cache-status").unwrap();
+    assert!(cs.contains("fwd-status=50"), "{cs}");
 }

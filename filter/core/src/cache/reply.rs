@@ -96,9 +96,10 @@ pub fn hit_status(entry: &Entry, now_ms: u64) -> String {
 }
 
 /// `cache-status` of a stale entry served because the upstream failed.
-pub fn stale_if_error_status(entry: &Entry, now_ms: u64, upstream_status: u16) -> String {
+pub fn stale_if_error_status(entry: &Entry, now_ms: u64, fwd: Fwd, upstream_status: u16) -> String {
     format!(
-        "{CACHE_NAME}; fwd=miss; fwd-status={upstream_status}; ttl={}",
+        "{CACHE_NAME}; fwd={}; fwd-status={upstream_status}; ttl={}",
+        fwd.as_str(),
         ttl_s(entry, now_ms)
     )
 }
@@ -182,8 +183,8 @@ mod tests {
             "cost-optimizer; fwd=bypass"
         );
         assert_eq!(
-            stale_if_error_status(&e, 71_500, 503),
-            "cost-optimizer; fwd=miss; fwd-status=503; ttl=-2"
+            stale_if_error_status(&e, 71_500, Fwd::Stale, 503),
+            "cost-optimizer; fwd=stale; fwd-status=503; ttl=-2"
         );
     }
 }

@@ -205,6 +205,10 @@ fn kong_targets_and_wake() {
     // Targets must be host:port on Kong.
     for (json, field) in [
         (
+            r#"{"version":1,"host":"kong","routes":[{"name":"a","match":{"prefix":"/"},"cache":{"refresh":{"target":"demo_api"}}}]}"#,
+            "routes[0].cache.refresh.target",
+        ),
+        (
             r#"{"version":1,"host":"kong","accounting":{"cost_control":"cost_control","token":"t","gateway_id":"g"}}"#,
             "accounting.cost_control",
         ),
@@ -222,5 +226,61 @@ fn kong_targets_and_wake() {
         ),
     ] {
         assert_eq!(err(json).field, field, "{json}");
+    }
+}
+
+/// `statuses`: absent means what RFC 9111 allows; a list may hold
+/// statuses, `"any"`, `"4xx"` and `"200-299"`; 206 and 304 are refused.
+#[test]
+fn cache_statuses_and_the_new_cache_fields() {
+    use crate::cache::control::Statuses;
+    let cache = |c: &str| {
+        let cfg = parse(
+            format!(
+                r#"{{"version":1,"routes":[{{"name":"r","match":{{"prefix":"/"}},"cache":{c}}}]}}"#
+            )
+            .as_bytes(),
+        );
+        cfg.map(|c| c.routes[0].cache.clone().unwrap())
+    };
+    let c = cache("{}").unwrap();
+    assert_eq!(c.statuses, Statuses::Rfc);
+    assert_eq!(c.targeted_fields, vec!["cdn-cache-control".to_string()]);
+    assert_eq!((c.heuristic_fraction, c.refresh.is_none()), (None, true));
+    let c = cache(
+        r#"{"statuses":[200,"4xx"," 500 - 503 ","ANY"],"targeted_fields":["X-Cc"],
+                      "heuristic_fraction":0.1,"refresh":{"target":"up"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.statuses,
+        Statuses::Listed(vec![(200, 200), (400, 499), (500, 503), (200, 599)])
+    );
+    assert_eq!(c.targeted_fields, vec!["x-cc".to_string()]);
+    assert_eq!(c.refresh.unwrap().timeout_ms, 5_000);
+    for (json, field) in [
+        (r#"{"statuses":[206]}"#, "routes[0].cache.statuses[0]"),
+        (r#"{"statuses":[200,304]}"#, "routes[0].cache.statuses[1]"),
+        (r#"{"statuses":["6xx"]}"#, "routes[0].cache.statuses[0]"),
+        (r#"{"statuses":["299-200"]}"#, "routes[0].cache.statuses[0]"),
+        (r#"{"statuses":["soon"]}"#, "routes[0].cache.statuses[0]"),
+        (
+            r#"{"targeted_fields":["cache-control"]}"#,
+            "routes[0].cache.targeted_fields[0]",
+        ),
+        (
+            r#"{"heuristic_fraction":0}"#,
+            "routes[0].cache.heuristic_fraction",
+        ),
+        (
+            r#"{"refresh":{"target":" "}}"#,
+            "routes[0].cache.refresh.target",
+        ),
+        (
+            r#"{"refresh":{"target":"a","timeout_ms":0}}"#,
+            "routes[0].cache.refresh.timeout_ms",
+        ),
+    ] {
+        assert_eq!(cache(json).unwrap_err().field, field, "{json}");
     }
 }

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use crate::cache::request::entry_validators;
 use crate::cache::response::OnHeaders;
 use crate::cache::Forward;
+use crate::config::RouteCache;
 use crate::headers::Headers;
 use crate::host::{Callout, Host, Level};
 
@@ -73,19 +74,15 @@ impl Refreshes {
     }
 }
 
+fn rule_of<'a>(filter: &'a Filter, f: &Forward) -> Option<&'a RouteCache> {
+    filter.config.routes.get(f.route)?.cache.as_ref()
+}
+
 /// Send what is queued (from the root's timer).
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     let queued = std::mem::take(&mut worker.cache.refreshes.queued);
     for mut f in queued {
-        let Some(rule) = filter
-            .config
-            .routes
-            .get(f.route)
-            .and_then(|r| r.cache.as_ref())
-        else {
-            continue;
-        };
-        let Some(refresh) = &rule.refresh else {
+        let Some(refresh) = rule_of(filter, &f).and_then(|r| r.refresh.as_ref()) else {
             continue;
         };
         let request = Headers::new(&f.request_headers);
@@ -142,12 +139,7 @@ pub fn on_callout_response(
     let Some(mut f) = worker.cache.refreshes.in_flight.remove(&token) else {
         return false;
     };
-    let Some(rule) = filter
-        .config
-        .routes
-        .get(f.route)
-        .and_then(|r| r.cache.as_ref())
-    else {
+    let Some(rule) = rule_of(filter, &f) else {
         return true;
     };
     let counters = filter.counters(f.route).cache;

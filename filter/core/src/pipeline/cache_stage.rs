@@ -263,7 +263,7 @@ pub(super) fn on_response_headers<H: Host>(
         CacheStep::Forward(f) => {
             match f.on_response_headers(rule, &worker.cache, status, &headers, now) {
                 OnHeaders::ServeStale(entry) => {
-                    let cs = reply::stale_if_error_status(&entry, now, status);
+                    let cs = reply::stale_if_error_status(&entry, now, f.fwd, status);
                     let request = Headers::new(&f.request_headers);
                     let how = Answer {
                         label: Label::Stale,

@@ -46,11 +46,25 @@ pub enum CoalesceStep {
 
 pub const CACHE_STATUS: &str = "cost-optimizer; fwd=miss; collapsed";
 
+const PRECONDITIONS: [&str; 6] = [
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+];
+
 fn eligible<'a>(
     method: &str,
     headers: &Headers<'a>,
     allow_idempotency: bool,
 ) -> Option<Option<&'a str>> {
+    // A conditional or range request wants an answer of its own (a 304, a
+    // 206), not the one a plain request gets, nor to give it.
+    if PRECONDITIONS.iter().any(|h| headers.get(h).is_some()) {
+        return None;
+    }
     match method {
         "GET" | "HEAD" => Some(None),
         _ if allow_idempotency => headers.get_str("idempotency-key").map(Some),
@@ -303,7 +317,10 @@ pub(super) fn on_response_headers<H: Host>(
         .get_str("content-length")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .is_some_and(|l| l > u64::from(rule.max_body_bytes));
-    if (status >= 500 && !rule.share_5xx) || too_long || status == 0 {
+    // A 304 or 206 answers the leader's own conditional or range request
+    // (or the cache's validators), never a follower's plain one.
+    let partial = status == 304 || status == 206;
+    if (status >= 500 && !rule.share_5xx) || too_long || status == 0 || partial {
         lead.fail(filter, worker, host);
         return;
     }

@@ -198,3 +198,37 @@ fn many_followers_are_answered_a_bounded_number_per_host_call() {
         100
     );
 }
+
+/// A conditional or range request neither waits for a plain one nor is
+/// waited for: its 304 or 206 is its own.
+#[test]
+fn conditional_and_range_requests_are_not_coalesced() {
+    let gw = Gw::new();
+    let mut a = gw.worker(1);
+    let (v, _) = gw.request(&mut a, 1, "/live/c", 0);
+    assert_eq!(v, Verdict::Continue, "the plain GET leads");
+    for (stream, (name, value)) in [
+        (2, ("if-none-match", "\"x\"")),
+        (3, ("range", "bytes=0-1")),
+        (4, ("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")),
+    ] {
+        a.host.now_ms = 1;
+        a.host.request_headers = vec![
+            (":method".into(), b"GET".to_vec()),
+            (":path".into(), b"/live/c".to_vec()),
+            (name.into(), value.as_bytes().to_vec()),
+        ];
+        let v = on_request_headers(&gw.filter, &mut a.worker, &mut a.host, stream);
+        assert_eq!(v, Verdict::Continue, "{name} goes upstream itself");
+    }
+    // A 304 the leader got is not handed to followers: a plain GET that
+    // came meanwhile goes upstream when the leader's turn fails.
+    let (v, _) = gw.request(&mut a, 5, "/live/c", 2);
+    assert_eq!(v, Verdict::Pause, "a plain GET follows");
+    gw.respond(&mut a, 1, 304, b"");
+    assert!(
+        a.host.replies.iter().all(|r| r.stream != 5),
+        "no 304 for the follower"
+    );
+    assert!(a.host.resumed.contains(&5), "released upstream");
+}
