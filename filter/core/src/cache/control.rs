@@ -146,14 +146,20 @@ pub fn age_value(headers: &Headers<'_>) -> Option<u64> {
 
 /// The age a response had when it arrived (RFC 9111 §4.2.3): the larger
 /// of what its `Date` shows (`apparent_age`) and its `Age` plus the time
-/// the exchange took (`corrected_age_value`), in whole seconds.
+/// the exchange took (`corrected_age_value`), in whole seconds. `Date` is
+/// cut to whole seconds and may be a moment behind when the response
+/// leaves: the apparent age allows one second for that, so a response
+/// that just left the origin is not taken for one a second old (with
+/// `max-age=1` it would be stale on arrival).
 pub fn initial_age_s(
     age: Option<u64>,
     date_ms: Option<u64>,
     request_ms: u64,
     response_ms: u64,
 ) -> u64 {
-    let apparent = date_ms.map_or(0, |d| response_ms.saturating_sub(d) / 1000);
+    let apparent = date_ms.map_or(0, |d| {
+        (response_ms.saturating_sub(d) / 1000).saturating_sub(1)
+    });
     let corrected = age
         .unwrap_or(0)
         .saturating_add(response_ms.saturating_sub(request_ms) / 1000);
@@ -487,8 +493,10 @@ mod tests {
         );
         assert_eq!(age_value(&Headers::new(&[])), None);
         assert_eq!(ttl("max-age=3600", 7200, None), None);
-        // Date 10 s before the answer arrived: 10 s old even without Age.
-        assert_eq!(initial_age_s(None, Some(NOW - 10_000), NOW - 500, NOW), 10);
+        // Date 10 s before the answer arrived: 9 s old even without Age
+        // (one second allowed for Date's truncation).
+        assert_eq!(initial_age_s(None, Some(NOW - 10_000), NOW - 500, NOW), 9);
+        assert_eq!(initial_age_s(None, Some(NOW - 1_999), NOW - 10, NOW), 0);
         // Age 3 plus a 2 s exchange: 5.
         assert_eq!(initial_age_s(Some(3), Some(NOW), NOW - 2_000, NOW), 5);
         // A Date in the future does not make it younger than Age says.
