@@ -12,8 +12,8 @@ pub struct Directives {
     pub no_cache: bool,
     pub private: bool,
     pub public: bool,
-    /// `must-revalidate` or `proxy-revalidate`.
     pub must_revalidate: bool,
+    pub proxy_revalidate: bool,
     pub must_understand: bool,
     pub max_age: Option<u64>,
     pub s_maxage: Option<u64>,
@@ -41,7 +41,8 @@ pub fn parse(value: &str) -> Directives {
             "no-cache" => d.no_cache = true,
             "private" => d.private = true,
             "public" => d.public = true,
-            "must-revalidate" | "proxy-revalidate" => d.must_revalidate = true,
+            "must-revalidate" => d.must_revalidate = true,
+            "proxy-revalidate" => d.proxy_revalidate = true,
             "must-understand" => d.must_understand = true,
             "max-age" => d.max_age = Some(secs().unwrap_or(0)),
             "s-maxage" => d.s_maxage = Some(secs().unwrap_or(0)),
@@ -126,8 +127,12 @@ pub fn response_directives(headers: &Headers<'_>, targeted: &[String]) -> Direct
             .filter(|(k, _)| k.eq_ignore_ascii_case(field))
             .filter_map(|(_, v)| std::str::from_utf8(v).ok())
             .collect();
-        if values.iter().any(|v| !v.trim().is_empty()) {
-            return parse(&values.join(","));
+        // An invalid targeted field is ignored (RFC 9213 §2.1): one that
+        // gives no directive this cache knows does not replace
+        // Cache-Control.
+        let d = parse(&values.join(","));
+        if d != Directives::default() {
+            return d;
         }
     }
     directives(headers)
@@ -270,8 +275,12 @@ pub fn storable(r: ResponseFacts<'_>, p: Policy<'_>, now_ms: u64) -> Option<Fres
     if ttl_ms == 0 && !r.has_validator {
         return None;
     }
+    // RFC 9111 §4.2.4: no stale answer against must-revalidate, no-cache,
+    // or (for a shared cache) proxy-revalidate and s-maxage, which implies
+    // it (§5.2.2.10), whatever stale-while-revalidate / stale-if-error say.
+    let no_stale = d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some();
     let stale = |s: Option<u64>| {
-        if d.must_revalidate || revalidate_always {
+        if no_stale || revalidate_always {
             0
         } else {
             s.unwrap_or(0).saturating_mul(1000).min(p.max_ttl_ms)
@@ -558,6 +567,7 @@ mod tests {
         assert!(ok("public, max-age=60"));
         assert!(ok("s-maxage=60"));
         assert!(ok("max-age=60, must-revalidate"));
+        assert!(!ok("max-age=60, proxy-revalidate"), "not a §3.5 permission");
     }
 
     /// §4.2.2 heuristic freshness: a fraction of Date − Last-Modified,
@@ -604,6 +614,17 @@ mod tests {
         assert_eq!(nc.keep_ms, HOUR);
         let mr = with("max-age=1, must-revalidate, stale-if-error=9").unwrap();
         assert_eq!((mr.ttl_ms, mr.stale_if_error_ms), (1_000, 0));
+        for cc in [
+            "max-age=1, proxy-revalidate, stale-if-error=9",
+            "s-maxage=1, stale-while-revalidate=9, stale-if-error=9",
+        ] {
+            let f = with(cc).unwrap();
+            assert_eq!(
+                (f.stale_while_revalidate_ms, f.stale_if_error_ms),
+                (0, 0),
+                "§4.2.4, §5.2.2.10: {cc}"
+            );
+        }
         let swr = with("max-age=1, stale-while-revalidate=5, stale-if-error=9").unwrap();
         assert_eq!(
             (swr.stale_while_revalidate_ms, swr.stale_if_error_ms),
@@ -622,6 +643,12 @@ mod tests {
         let d = response_directives(&Headers::new(&h), &targeted);
         assert_eq!((d.no_store, d.max_age), (false, Some(30)));
         assert!(response_directives(&Headers::new(&h), &[]).no_store);
+        // An invalid targeted field is ignored (§2.1).
+        let bad = vec![
+            ("cache-control".to_string(), b"private".to_vec()),
+            ("cdn-cache-control".to_string(), b",".to_vec()),
+        ];
+        assert!(response_directives(&Headers::new(&bad), &targeted).private);
         let h2 = vec![("cache-control".to_string(), b"max-age=5".to_vec())];
         assert_eq!(
             response_directives(&Headers::new(&h2), &targeted).max_age,

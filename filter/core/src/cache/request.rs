@@ -35,6 +35,9 @@ pub struct Forward {
     /// The request carried `authorization` (RFC 9111 §3.5: stored only
     /// when the answer says it may be shared).
     pub authorization: bool,
+    /// The request was conditional or a range: only a `200` answer to it
+    /// is the resource (a 412, 416 or 206 answers this request alone).
+    pub conditional: bool,
     /// Whether the answer may be stored (a HEAD answer has no body).
     pub storable: bool,
     pub started_ms: u64,
@@ -82,8 +85,11 @@ pub struct RequestFacts<'a> {
     pub background: bool,
 }
 
+/// Any method not known to be safe invalidates on success (RFC 9111
+/// §4.4: "unsafe" includes methods whose safety is unknown, e.g. WebDAV's
+/// or a custom `PURGE`).
 fn is_write(method: &str) -> bool {
-    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
+    !matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
 }
 
 /// Slots a successful write to `path` bumps: the path and every related
@@ -246,6 +252,10 @@ pub fn on_request(
         stale: None,
         validators: Vec::new(),
         authorization,
+        conditional: CLIENT_CONDITIONALS
+            .iter()
+            .chain(["if-range"].iter())
+            .any(|h| headers.get(h).is_some()),
         storable: method == "GET",
         started_ms: facts.now_ms,
         request_headers: Vec::new(),

@@ -454,3 +454,136 @@ fn a_conditional_client_request_gets_no_cache_validators() {
     };
     assert!(f.validators.is_empty());
 }
+
+/// Review finding: an answer to a conditional or range request other than
+/// a 200 (a 416, a 412) answers that request alone and is not stored.
+#[test]
+fn a_non_200_answer_to_a_range_or_conditional_request_is_not_stored() {
+    let w = World::new();
+    let (mut h, mut s) = w.worker();
+    let rule = w.cfg.routes[0].cache.as_ref().unwrap();
+    for (name, value, status) in [("range", "bytes=999-", 416u16), ("if-match", "\"x\"", 412)] {
+        let all = vec![
+            (":method".to_string(), b"GET".to_vec()),
+            (":path".to_string(), b"/q".to_vec()),
+            (name.to_string(), value.as_bytes().to_vec()),
+        ];
+        let facts = RequestFacts {
+            route: 0,
+            tenant: "t",
+            headers: Headers::new(&all),
+            all_headers: &all,
+            now_ms: 0,
+            rand01: 0.5,
+            lease_ms: 1,
+            background: true,
+        };
+        let Outcome::Forward(mut f) = on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts)
+        else {
+            panic!()
+        };
+        let resp = vec![
+            (":status".to_string(), status.to_string().into_bytes()),
+            ("cache-control".to_string(), b"max-age=60".to_vec()),
+        ];
+        assert!(matches!(
+            f.on_response_headers(rule, &s, status, &Headers::new(&resp), 0),
+            OnHeaders::Pass { storing: false }
+        ));
+        assert!(!f.is_capturing(), "{name}");
+    }
+    assert_eq!(label(&w.ask(&mut h, &mut s, "/q", 1, 0.5)), "miss");
+}
+
+/// §4.3.4: a 304 naming another ETag does not update the entry; a 304's
+/// own Age counts (§4.2.3).
+#[test]
+fn a_304_for_another_representation_updates_nothing_and_a_304s_age_counts() {
+    let w = World::new();
+    let (mut h, mut s) = w.worker();
+    let rule = w.cfg.routes[0].cache.as_ref().unwrap();
+    let store = &w.cfg.cache_store;
+    w.store_with(
+        &mut h,
+        &mut s,
+        "/v",
+        &[("cache-control", "max-age=1"), ("etag", "\"v1\"")],
+        0,
+    );
+    let Outcome::Forward(mut f) = w.ask(&mut h, &mut s, "/v", 5_000, 0.5) else {
+        panic!()
+    };
+    let other = vec![
+        (":status".to_string(), b"304".to_vec()),
+        ("etag".to_string(), b"\"v2\"".to_vec()),
+        ("cache-control".to_string(), b"max-age=600".to_vec()),
+    ];
+    let (entry, stored) = f
+        .refresh(rule, store, &mut s, &mut h, &Headers::new(&other), 5_000)
+        .unwrap();
+    assert!(matches!(stored, Ok(None)), "nothing stored");
+    assert_eq!(entry.header("etag"), Some("\"v1\""));
+    // Same ETag, but the 304 is already 590 s old: fresh for 10 s only.
+    let Outcome::Forward(mut f) = w.ask(&mut h, &mut s, "/v", 6_000, 0.5) else {
+        panic!("still stale")
+    };
+    let aged = vec![
+        (":status".to_string(), b"304".to_vec()),
+        ("etag".to_string(), b"W/\"v1\"".to_vec()),
+        ("cache-control".to_string(), b"max-age=600".to_vec()),
+        ("age".to_string(), b"590".to_vec()),
+    ];
+    let (entry, stored) = f
+        .refresh(rule, store, &mut s, &mut h, &Headers::new(&aged), 6_000)
+        .unwrap();
+    assert!(matches!(stored, Ok(Some(_))));
+    assert_eq!(entry.fresh_until_ms, 16_000);
+}
+
+/// §4.4: a method of unknown safety invalidates like a write; tags are
+/// bounded per entry.
+#[test]
+fn unknown_methods_invalidate_and_tags_are_bounded() {
+    let w = World::new();
+    let (mut h, mut s) = w.worker();
+    let rule = w.cfg.routes[0].cache.as_ref().unwrap();
+    for m in ["PURGE", "MKCOL", "POST"] {
+        let all = vec![
+            (":method".to_string(), m.as_bytes().to_vec()),
+            (":path".to_string(), b"/a".to_vec()),
+        ];
+        let facts = RequestFacts {
+            route: 0,
+            tenant: "t",
+            headers: Headers::new(&all),
+            all_headers: &all,
+            now_ms: 0,
+            rand01: 0.5,
+            lease_ms: 1,
+            background: true,
+        };
+        assert!(
+            matches!(
+                on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts),
+                Outcome::Write { .. }
+            ),
+            "{m}"
+        );
+    }
+    let tags: Vec<String> = (0..1000).map(|i| format!("t{i}")).collect();
+    let joined = tags.join(" ");
+    let e = w
+        .store_with(
+            &mut h,
+            &mut s,
+            "/tags",
+            &[("cache-control", "max-age=60"), ("cache-tag", &joined)],
+            0,
+        )
+        .unwrap();
+    assert!(
+        e.gens.len() <= 16 + crate::cache::response::MAX_TAGS,
+        "{}",
+        e.gens.len()
+    );
+}

@@ -8,6 +8,7 @@ use crate::config::{RouteCache, Store};
 use crate::headers::Headers;
 use crate::host::{Host, HostError};
 
+use super::conditional;
 use super::control::{self, Freshness, Policy, ResponseFacts};
 use super::entry::{Body, Entry};
 use super::generations::{slot, Scope};
@@ -107,6 +108,27 @@ fn merged_headers(
     out
 }
 
+/// Cache tags an entry records at most (the rest are not purgeable).
+pub const MAX_TAGS: usize = 32;
+
+/// Whether a `304` is about the stored response (RFC 9111 §4.3.4): its
+/// `etag`, if it has one, matches the stored one (weak comparison); else
+/// its `last-modified`, if both have one, is the stored one.
+fn selects(stored: &Entry, not_modified: &Headers<'_>) -> bool {
+    if let Some(etag) = not_modified.get_str("etag") {
+        return stored
+            .header("etag")
+            .is_some_and(|s| conditional::weak_match(s, etag));
+    }
+    match (
+        not_modified.get_str("last-modified"),
+        stored.header("last-modified"),
+    ) {
+        (Some(new), Some(old)) => new.trim() == old.trim(),
+        _ => true,
+    }
+}
+
 impl Forward {
     pub fn on_response_headers(
         &mut self,
@@ -136,7 +158,11 @@ impl Forward {
         if length.is_some_and(|l| l > limit) {
             return OnHeaders::Pass { storing: false };
         }
-        let Some(mut capture) = self.assess(rule, state, status, headers, now_ms) else {
+        if self.conditional && status != 200 {
+            return OnHeaders::Pass { storing: false };
+        }
+        let age = control::age_value(headers);
+        let Some(mut capture) = self.assess(rule, state, status, headers, age, now_ms) else {
             return OnHeaders::Pass { storing: false };
         };
         capture.limit = limit;
@@ -147,13 +173,15 @@ impl Forward {
         }
     }
 
-    /// Whether a response with these headers may be stored, and how.
+    /// Whether a response with these headers (and this `Age`) may be
+    /// stored, and how.
     fn assess(
         &self,
         rule: &RouteCache,
         state: &CacheState,
         status: u16,
         headers: &Headers<'_>,
+        age: Option<u64>,
         now_ms: u64,
     ) -> Option<Capture> {
         if headers.get("set-cookie").is_some() {
@@ -166,7 +194,7 @@ impl Forward {
         let d = control::response_directives(headers, &rule.targeted_fields);
         let date = headers.get_str("date");
         let age_s = control::initial_age_s(
-            control::age_value(headers),
+            age,
             date.and_then(|v| http_date::parse_ms(v, now_ms)),
             self.started_ms,
             now_ms,
@@ -207,14 +235,22 @@ impl Forward {
             fresh,
             initial_age_s: age_s,
             vary,
-            tags: split_list(
-                &[
-                    header_values(headers, "cache-tag"),
-                    header_values(headers, "surrogate-key"),
-                ]
-                .concat(),
-                true,
-            ),
+            tags: {
+                let mut tags = split_list(
+                    &[
+                        header_values(headers, "cache-tag"),
+                        header_values(headers, "surrogate-key"),
+                    ]
+                    .concat(),
+                    true,
+                );
+                tags.sort_unstable();
+                tags.dedup();
+                // Every hit checks every tag's counter: a bound keeps an
+                // answer with thousands of tags from costing every hit.
+                tags.truncate(MAX_TAGS);
+                tags
+            },
         })
     }
 
@@ -241,8 +277,16 @@ impl Forward {
         else {
             return None;
         };
+        // RFC 9111 §4.3.4: a 304 whose validator names another
+        // representation does not update this one; the client still gets
+        // it (the origin did not send a body), but nothing is stored.
+        if !selects(&stale, not_modified) {
+            return Some((stale, Ok(None)));
+        }
         let merged = merged_headers(headers, not_modified, now_ms);
-        let Some(mut capture) = self.assess(rule, state, *status, &Headers::new(&merged), now_ms)
+        let age = control::age_value(not_modified);
+        let Some(mut capture) =
+            self.assess(rule, state, *status, &Headers::new(&merged), age, now_ms)
         else {
             return Some((stale, Ok(None)));
         };

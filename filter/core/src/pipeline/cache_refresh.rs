@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use crate::cache::entry::Body;
 use crate::cache::request::entry_validators;
 use crate::cache::response::OnHeaders;
 use crate::cache::Forward;
@@ -25,6 +26,9 @@ use super::{Filter, Worker};
 /// Refreshes a worker queues at most; beyond this a lease winner goes
 /// upstream itself, as without background refresh.
 pub const MAX_QUEUED: usize = 64;
+
+/// How long past its timeout a refresh's answer is still waited for.
+const GRACE_MS: u64 = 1_000;
 
 /// Request headers not copied onto a refresh: hop-by-hop ones, the body's,
 /// and the client's own preconditions (the refresh has the entry's).
@@ -48,12 +52,17 @@ const NOT_COPIED: [&str; 13] = [
 #[derive(Debug, Default)]
 pub struct Refreshes {
     queued: Vec<Forward>,
-    in_flight: HashMap<u32, Box<Forward>>,
+    /// By callout token, with when to give up on its answer.
+    in_flight: HashMap<u32, (u64, Box<Forward>)>,
 }
 
 impl Refreshes {
     pub fn has_room(&self) -> bool {
         self.queued.len() + self.in_flight.len() < MAX_QUEUED
+    }
+
+    pub fn in_flight_len(&self) -> usize {
+        self.in_flight.len()
     }
 
     pub fn has_queued(&self) -> bool {
@@ -65,6 +74,7 @@ impl Refreshes {
         // Refreshed by a GET whatever the request was (a HEAD), with the
         // entry's validators whatever the client sent.
         forward.storable = true;
+        forward.conditional = false;
         if let Some(stale) = &forward.stale {
             forward.validators = entry_validators(stale);
         }
@@ -78,8 +88,16 @@ fn rule_of<'a>(filter: &'a Filter, f: &Forward) -> Option<&'a RouteCache> {
     filter.config.routes.get(f.route)?.cache.as_ref()
 }
 
-/// Send what is queued (from the root's timer).
+/// Send what is queued (from the root's timer), and forget refreshes
+/// whose answer never came (the host should have timed them out; an entry
+/// kept here would hold a place in the bounded queue for good).
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    let now = host.now_ms();
+    worker
+        .cache
+        .refreshes
+        .in_flight
+        .retain(|_, (give_up_ms, _)| *give_up_ms > now);
     let queued = std::mem::take(&mut worker.cache.refreshes.queued);
     for mut f in queued {
         let Some(refresh) = rule_of(filter, &f).and_then(|r| r.refresh.as_ref()) else {
@@ -117,8 +135,13 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
         match sent {
             Ok(token) => {
                 filter.counters(f.route).cache.refreshes.add(host, 1);
-                f.started_ms = host.now_ms();
-                worker.cache.refreshes.in_flight.insert(token, Box::new(f));
+                f.started_ms = now;
+                let give_up = now + refresh.timeout_ms + GRACE_MS;
+                worker
+                    .cache
+                    .refreshes
+                    .in_flight
+                    .insert(token, (give_up, Box::new(f)));
             }
             Err(e) => host.log(
                 Level::Warn,
@@ -136,7 +159,7 @@ pub fn on_callout_response(
     token: u32,
     body_size: usize,
 ) -> bool {
-    let Some(mut f) = worker.cache.refreshes.in_flight.remove(&token) else {
+    let Some((_, mut f)) = worker.cache.refreshes.in_flight.remove(&token) else {
         return false;
     };
     let Some(rule) = rule_of(filter, &f) else {
@@ -148,6 +171,18 @@ pub fn on_callout_response(
     let all = host.callout_response_headers();
     let headers = Headers::new(&all);
     let now = host.now_ms();
+    // The refresh went to `refresh.target` directly, past the route's
+    // rewrites and the filters after this one: an answer of another
+    // status than the entry's (a 404 from an unrewritten path, a 401
+    // without the credentials a later filter adds) is not taken for the
+    // resource.
+    let same_status = f.stale.as_ref().is_some_and(|e| match &e.body {
+        Body::Response { status: s, .. } => *s == status,
+        Body::Vary { .. } => false,
+    });
+    if status != 304 && !same_status {
+        return true;
+    }
     let stored = match f.on_response_headers(rule, &worker.cache, status, &headers, now) {
         OnHeaders::NotModified => {
             let refreshed = f.refresh(rule, store, &mut worker.cache, host, &headers, now);
@@ -162,7 +197,11 @@ pub fn on_callout_response(
         // A failed refresh leaves the entry as it is (to expire, or to be
         // served on error); the lease lapses and a later request retries.
         OnHeaders::ServeStale(_) => None,
-        OnHeaders::Pass { .. } if f.is_capturing() => {
+        // A body over the rule's bound is not read at all (it could be
+        // anything, and the wasm heap is the worker's).
+        OnHeaders::Pass { .. }
+            if f.is_capturing() && body_size <= rule.max_entry_bytes as usize =>
+        {
             let body = if body_size > 0 {
                 host.callout_response_body(body_size)
             } else {

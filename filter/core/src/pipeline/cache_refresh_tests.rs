@@ -174,3 +174,34 @@ fn a_304_to_the_refresh_renews_the_entry_and_a_failure_leaves_it() {
         1
     );
 }
+
+/// Review findings: an answer of another status than the entry's is not
+/// taken for the resource, and a refresh whose answer never comes stops
+/// holding a place after its timeout.
+#[test]
+fn a_refresh_answered_with_another_status_or_never_answered_changes_nothing() {
+    let mut w = W::new();
+    let t = 1_000_000;
+    w.get(t, "old");
+    assert_eq!(w.get(t + 2_000, "unused"), s("STALE", "old"));
+    let call = w.tick().remove(0);
+    w.host.now_ms = t + 2_100;
+    w.answer(
+        call.token,
+        &[
+            (":status", "404"),
+            ("cache-control", "max-age=600"),
+            ("content-length", "4"),
+        ],
+        "gone",
+    );
+    assert_eq!(w.get(t + 2_200, "unused"), s("STALE", "old"));
+    assert_eq!(w.worker.cache.refreshes.in_flight_len(), 0);
+    // Another refresh after the lease; its answer never comes.
+    assert_eq!(w.get(t + 6_100, "unused"), s("STALE", "old"));
+    assert_eq!(w.tick().len(), 1);
+    assert_eq!(w.worker.cache.refreshes.in_flight_len(), 1);
+    w.host.now_ms = t + 6_100 + 900 + 1_001;
+    w.tick();
+    assert_eq!(w.worker.cache.refreshes.in_flight_len(), 0, "forgotten");
+}
