@@ -8,7 +8,7 @@
 #   scripts/render-kong.sh FILE RUN_DIR
 #   "$(scripts/kong-host.sh)" -p RUN_DIR/ -c RUN_DIR/nginx.conf -e RUN_DIR/error.log
 #
-# KONG_PORT (10000), DEMO_PORT (8080), SHM_KV_SIZE (64m),
+# KONG_PORT (10000), DEMO_PORT (8080), DEMO_B_PORT (8082), SHM_KV_SIZE (64m),
 # OPTIMIZER_WASM (target/wasm32-wasip1/release/cost_optimizer.wasm).
 # wasmtime's compilation cache goes to RUN_DIR/wasmtime-cache.
 # tests/src/kong.rs renders the same template for the tests.
@@ -47,6 +47,7 @@ out=${out//@SHM_KV_SIZE@/${SHM_KV_SIZE:-64m}}
 out=${out//@WASMTIME_CACHE_CONFIG@/$cache_config}
 out=${out//@LISTEN_PORT@/${KONG_PORT:-10000}}
 out=${out//@DEMO_PORT@/${DEMO_PORT:-8080}}
+out=${out//@DEMO_B_PORT@/${DEMO_B_PORT:-8082}}
 out=${out//@FILTER_CONFIG@/$config}
 if grep -Eo '@[A-Z_]+@' <<<"$out" | grep -v '^$' >&2; then
     echo "render-kong: placeholders left unreplaced (above)" >&2

@@ -35,7 +35,7 @@ sed -e "s/\"127\.0\.0\.1:8080\"/\"127.0.0.1:$DEMO_PORT\"/g" \
     "$run/filter.raw.json" >"$run/filter.json"
 shm=$(awk '$1 == "nginx_wasm_shm_kv_cost_optimizer" { print $3 }' kong/kong.conf)
 [[ -n "$shm" ]] || { echo "run-kong: kong/kong.conf sets no nginx_wasm_shm_kv_cost_optimizer" >&2; exit 1; }
-KONG_PORT="$ENVOY_PORT" DEMO_PORT="$DEMO_PORT" SHM_KV_SIZE="$shm" \
+KONG_PORT="$ENVOY_PORT" DEMO_PORT="$DEMO_PORT" DEMO_B_PORT="$DEMO_B_PORT" SHM_KV_SIZE="$shm" \
   scripts/render-kong.sh "$run/filter.json" "$run" >/dev/null
 prefix=$(cd "$run" && pwd -P)
 rm -f "$prefix/error.log"

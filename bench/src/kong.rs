@@ -79,6 +79,8 @@ pub fn render(template: &str, s: &Setup<'_>) -> Result<String, String> {
         ),
         ("LISTEN_PORT", s.listen.to_string()),
         ("DEMO_PORT", s.demo.to_string()),
+        // The bench routes nothing: the second provider is the first.
+        ("DEMO_B_PORT", s.demo.to_string()),
     ] {
         let placeholder = format!("@{name}@");
         if !out.contains(&placeholder) {

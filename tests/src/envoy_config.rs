@@ -39,6 +39,23 @@ fn hcm(stat_prefix: &str, filters: &str) -> String {
             - name: api
               domains: ["*"]
               routes:
+              # Routing across providers (a rule's `routing`): the filter
+              # names the cluster in x-optimizer-upstream, and sets
+              # x-envoy-max-retries; a retry goes to the aggregate cluster's
+              # next priority, the other provider.
+              - match: {{ prefix: "/api/search" }}
+                route:
+                  cluster_header: x-optimizer-upstream
+                  timeout: 30s
+                  retry_policy:
+                    retry_on: "5xx,reset,connect-failure"
+                    num_retries: 1
+                    retry_priority:
+                      name: envoy.retry_priorities.previous_priorities
+                      typed_config:
+                        "@type": type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig
+                        update_frequency: 1
+                    retry_back_off: {{ base_interval: 0.01s, max_interval: 0.1s }}
               - match: {{ prefix: "/" }}
                 route: {{ cluster: demo_api, timeout: 30s }}
           http_filters:
@@ -72,6 +89,55 @@ fn cluster(name: &str, port: u16) -> String {
         - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}
 "#
     )
+}
+
+/// An aggregate cluster trying `first`, then `then` (the retry's next
+/// priority).
+fn aggregate(name: &str, first: &str, then: &str) -> String {
+    format!(
+        r#"  - name: {name}
+    connect_timeout: 1s
+    lb_policy: CLUSTER_PROVIDED
+    cluster_type:
+      name: envoy.clusters.aggregate
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig
+        clusters: [{first}, {then}]
+"#
+    )
+}
+
+/// A test's filter config with each routing provider's `addresses` given
+/// as test cluster names (`demo_api`, `demo_api_b`) written as the
+/// `127.0.0.1:<port>` they listen on.
+pub fn with_addresses(filter: &serde_json::Value, ports: &Ports) -> serde_json::Value {
+    let mut out = filter.clone();
+    let Some(routes) = out.get_mut("routes").and_then(|r| r.as_array_mut()) else {
+        return out;
+    };
+    for route in routes {
+        let Some(providers) = route
+            .get_mut("routing")
+            .and_then(|r| r.get_mut("providers"))
+            .and_then(|p| p.as_array_mut())
+        else {
+            continue;
+        };
+        for p in providers {
+            let Some(addresses) = p.get_mut("addresses").and_then(|a| a.as_array_mut()) else {
+                continue;
+            };
+            for a in addresses {
+                let port = match a.as_str() {
+                    Some("demo_api") => ports.demo,
+                    Some("demo_api_b") => ports.demo_b,
+                    _ => continue,
+                };
+                *a = format!("127.0.0.1:{port}").into();
+            }
+        }
+    }
+    out
 }
 
 fn jwt_filter() -> String {
@@ -138,16 +204,18 @@ pub fn render(ports: &Ports, wasm: &Path, options: &Options) -> String {
     if options.jwt {
         filters.push_str(&jwt_filter());
     }
-    filters.push_str(&wasm_filter(wasm, &options.filter));
+    filters.push_str(&wasm_filter(wasm, &with_addresses(&options.filter, ports)));
     filters.push_str(&buffer_filter());
     format!(
-        "admin:\n  address:\n    socket_address: {{ address: 127.0.0.1, port_value: {admin} }}\nstatic_resources:\n  listeners:\n{main}{plain}  clusters:\n{c1}{c2}{c3}",
+        "admin:\n  address:\n    socket_address: {{ address: 127.0.0.1, port_value: {admin} }}\nstatic_resources:\n  listeners:\n{main}{plain}  clusters:\n{c1}{c2}{c3}{a1}{a2}",
         admin = ports.admin,
         main = listener("ingress", ports.listen, &hcm("ingress", &filters)),
         plain = listener("plain", ports.plain, &hcm("plain", "")),
         c1 = cluster("demo_api", ports.demo),
         c2 = cluster("demo_api_b", ports.demo_b),
         c3 = cluster("cost_control", ports.control),
+        a1 = aggregate("via_primary", "demo_api", "demo_api_b"),
+        a2 = aggregate("via_secondary", "demo_api_b", "demo_api"),
     )
 }
 

@@ -221,6 +221,7 @@ pub fn kong_ports(ports: &Ports) -> KongPorts {
     KongPorts {
         listen: ports.listen,
         demo: ports.demo,
+        demo_b: ports.demo_b,
     }
 }
 

@@ -133,6 +133,8 @@ pub struct KongPorts {
     pub listen: u16,
     /// The demo API it proxies to.
     pub demo: u16,
+    /// The second demo API (a second provider for routing).
+    pub demo_b: u16,
 }
 
 /// The filter config as the body of a single-quoted nginx string: compact
@@ -161,7 +163,7 @@ pub fn filter_config(filter: &serde_json::Value, ports: &Ports, wake: bool) -> s
         };
         format!("127.0.0.1:{port}").into()
     };
-    let mut out = filter.clone();
+    let mut out = crate::envoy_config::with_addresses(filter, ports);
     out["host"] = "kong".into();
     if let Some(acc) = out.get_mut("accounting").filter(|a| a.is_object()) {
         acc["cost_control"] = target(&acc["cost_control"], "accounting.cost_control");
@@ -171,6 +173,11 @@ pub fn filter_config(filter: &serde_json::Value, ports: &Ports, wake: bool) -> s
             if let Some(batch) = route.get_mut("batch").filter(|b| b.is_object()) {
                 batch["upstream"] =
                     target(&batch["upstream"], &format!("routes[{i}].batch.upstream"));
+            }
+            // The test host routes through the nginx variable its
+            // `location /` proxies to (kong/nginx.conf.template).
+            if let Some(routing) = route.get_mut("routing").filter(|r| r.is_object()) {
+                routing["kong_property"] = "ngx.optimizer_target".into();
             }
             if let Some(refresh) = route
                 .get_mut("cache")
@@ -249,6 +256,7 @@ pub fn render(
         ("WASMTIME_CACHE_CONFIG", cache_config.display().to_string()),
         ("LISTEN_PORT", ports.listen.to_string()),
         ("DEMO_PORT", ports.demo.to_string()),
+        ("DEMO_B_PORT", ports.demo_b.to_string()),
     ] {
         let placeholder = format!("@{name}@");
         assert!(
@@ -552,6 +560,7 @@ mod tests {
         let ports = KongPorts {
             listen: 1234,
             demo: 5678,
+            demo_b: 5679,
         };
         let filter = json!({"version": 1, "host": "kong", "routes": []});
         let conf = render(

@@ -98,6 +98,22 @@ pub trait Host {
     fn response_body(&self, size: usize) -> Vec<u8>;
     /// Add a header to the current response (response-headers phase).
     fn add_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError>;
+
+    /// Send the current request to `upstream` through the host's own
+    /// routing (routing stage). Envoy: set the request header `header`,
+    /// which the route's `cluster_header` reads, and clear the route cache
+    /// (Envoy 1.33+ does not always re-match after a header change), and
+    /// `x-envoy-max-retries` to `retries`. Kong: set the property
+    /// `property` (Kong Gateway: `kong.service.target`; bare nginx: an
+    /// `ngx.<variable>` its `proxy_pass` reads); retries are the upstream
+    /// block's.
+    fn route_to(
+        &mut self,
+        upstream: &str,
+        header: &str,
+        property: &str,
+        retries: u32,
+    ) -> Result<(), HostError>;
     /// A string property such as a verified JWT claim in dynamic metadata.
     /// Envoy returns strings as raw bytes and Kong as strings; either way
     /// the adapter hands back UTF-8 or `None`.

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod money;
 pub mod pipeline;
 pub mod request_id;
+pub mod route;
 pub mod routes;
 pub mod shared;
 

@@ -60,6 +60,15 @@ impl Reply {
     }
 }
 
+/// Where the filter routed a request (`Host::route_to`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    pub upstream: String,
+    pub header: String,
+    pub property: String,
+    pub retries: u32,
+}
+
 /// A callout the filter made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentCallout {
@@ -95,6 +104,8 @@ pub struct MemHost {
     pub replies: Vec<Reply>,
     pub resumed: Vec<StreamId>,
     pub callouts: Vec<SentCallout>,
+    /// Every `route_to`, in order.
+    pub routed: Vec<Routed>,
     /// Streams whose client has gone: replies and resumes fail for them.
     pub gone: HashSet<StreamId>,
     pub counters: BTreeMap<String, i64>,
@@ -141,6 +152,7 @@ impl MemHost {
             replies: Vec::new(),
             resumed: Vec::new(),
             callouts: Vec::new(),
+            routed: Vec::new(),
             gone: HashSet::new(),
             counters: BTreeMap::new(),
             tick_periods: Vec::new(),
@@ -251,6 +263,22 @@ impl Host for MemHost {
     fn add_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
         self.response_headers
             .push((name.to_string(), value.to_vec()));
+        Ok(())
+    }
+
+    fn route_to(
+        &mut self,
+        upstream: &str,
+        header: &str,
+        property: &str,
+        retries: u32,
+    ) -> Result<(), HostError> {
+        self.routed.push(Routed {
+            upstream: upstream.to_string(),
+            header: header.to_string(),
+            property: property.to_string(),
+            retries,
+        });
         Ok(())
     }
 

@@ -31,6 +31,30 @@ pub struct RouteCounters {
     pub batch: BatchCounters,
     pub cost: CostCounters,
     pub budget: BudgetCounters,
+    pub routing: RoutingCounters,
+}
+
+/// Routing (`routing.<what>`, `routing.provider.<name>.<what>`).
+#[derive(Debug, Clone, Default)]
+pub struct RoutingCounters {
+    /// Answers a provider other than the chosen one gave (the host
+    /// failed over).
+    pub failovers: Counter,
+    /// Requests refused because every provider's breaker was open.
+    pub unavailable: Counter,
+    /// Indexed like the rule's providers.
+    pub providers: Vec<ProviderCounters>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProviderCounters {
+    /// Requests routed to it.
+    pub routed: Counter,
+    /// Answers it served.
+    pub served: Counter,
+    pub failures: Counter,
+    pub opened: Counter,
+    pub closed: Counter,
 }
 
 /// Money per strategy, in micro-USD (`cost.<strategy>.<what>`).
@@ -45,7 +69,7 @@ pub struct StrategyCounters {
 #[derive(Debug, Clone, Default)]
 pub struct CostCounters {
     /// Indexed like `Strategy::ALL`.
-    pub by_strategy: [StrategyCounters; 4],
+    pub by_strategy: [StrategyCounters; 5],
 }
 
 impl CostCounters {
@@ -244,7 +268,7 @@ impl Metrics {
                     BatchCounters::default()
                 };
                 let cost = if r.cost.is_some() {
-                    let mut by_strategy = [StrategyCounters::default(); 4];
+                    let mut by_strategy = [StrategyCounters::default(); 5];
                     for (i, st) in crate::cost::model::Strategy::ALL.iter().enumerate() {
                         let mut c = |what: &str| {
                             Counter::define(host, &name(&format!("cost.{}.{what}", st.as_str())))
@@ -274,6 +298,32 @@ impl Metrics {
                 } else {
                     BudgetCounters::default()
                 };
+                let routing = match &r.routing {
+                    Some(rt) => RoutingCounters {
+                        failovers: Counter::define(host, &name("routing.failovers")),
+                        unavailable: Counter::define(host, &name("routing.unavailable")),
+                        providers: rt
+                            .providers
+                            .iter()
+                            .map(|p| {
+                                let mut c = |what: &str| {
+                                    Counter::define(
+                                        host,
+                                        &name(&format!("routing.provider.{}.{what}", p.name)),
+                                    )
+                                };
+                                ProviderCounters {
+                                    routed: c("routed"),
+                                    served: c("served"),
+                                    failures: c("failures"),
+                                    opened: c("opened"),
+                                    closed: c("closed"),
+                                }
+                            })
+                            .collect(),
+                    },
+                    None => RoutingCounters::default(),
+                };
                 RouteCounters {
                     requests: Counter::define(host, &name("requests")),
                     unauthenticated: Counter::define(host, &name("unauthenticated")),
@@ -283,6 +333,7 @@ impl Metrics {
                     batch,
                     cost,
                     budget,
+                    routing,
                 }
             })
             .collect();

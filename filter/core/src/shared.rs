@@ -55,6 +55,12 @@ pub fn budget_slot(slot: u32) -> String {
     format!("{PREFIX}/b/{slot}")
 }
 
+/// A routing rule's provider health (breakers and latency, all its
+/// providers in one key so that a claim is one compare-and-swap).
+pub fn route_health(rule: usize) -> String {
+    format!("{PREFIX}/r/h/{rule}")
+}
+
 /// How many times a compare-and-swap is retried before giving up.
 const CAS_RETRIES: usize = 16;
 

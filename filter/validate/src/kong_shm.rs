@@ -106,6 +106,7 @@ pub fn estimate(config: &Config) -> Result<ShmNeed, String> {
     candidates.extend((0..cs.slots).map(shared::cache_index));
     candidates.extend((0..config.coalesce_store.slots).map(shared::coalesce_marker));
     candidates.extend((0..config.limit_slots).map(shared::limit_slot));
+    candidates.extend((0..config.routes.len()).map(shared::route_health));
     let budget_keys: Vec<String> = config
         .accounting
         .as_ref()

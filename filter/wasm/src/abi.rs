@@ -110,6 +110,20 @@ extern "C" {
         out: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_set_property(
+        path: *const u8,
+        path_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_call_foreign_function(
+        name: *const u8,
+        name_size: usize,
+        args: *const u8,
+        args_size: usize,
+        out: *mut *mut u8,
+        out_size: *mut usize,
+    ) -> u32;
 }
 
 /// Takes ownership of a host-returned buffer.
@@ -195,6 +209,35 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, u32> {
         NOT_FOUND => Ok(None),
         s => Err(s),
     }
+}
+
+/// Set a property (`path` segments joined by NUL, as `property` reads).
+pub fn set_property(path: &[&str], value: &[u8]) -> u32 {
+    let encoded = path.join("\0");
+    // SAFETY: pointers and lengths of live slices.
+    unsafe { proxy_set_property(encoded.as_ptr(), encoded.len(), value.as_ptr(), value.len()) }
+}
+
+/// Call a host's foreign function; its result bytes are dropped.
+pub fn call_foreign(name: &str, args: &[u8]) -> u32 {
+    let mut ptr = null_mut();
+    let mut size = 0usize;
+    // SAFETY: valid slices and out pointers; a returned buffer is taken
+    // once (and freed).
+    let status = unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            args.as_ptr(),
+            args.len(),
+            &mut ptr,
+            &mut size,
+        )
+    };
+    if status == OK {
+        drop(unsafe { take(ptr, size) });
+    }
+    status
 }
 
 pub fn shared_get(key: &str) -> Result<Option<(Vec<u8>, u32)>, u32> {

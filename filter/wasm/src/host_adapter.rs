@@ -170,6 +170,29 @@ impl Host for ProxyHost {
         result(abi::add_header(abi::RESPONSE_HEADERS, name, value))
     }
 
+    fn route_to(
+        &mut self,
+        upstream: &str,
+        header: &str,
+        property: &str,
+        retries: u32,
+    ) -> Result<(), HostError> {
+        match self.kind {
+            HostKind::Envoy => {
+                self.set_request_header(header, Some(upstream.as_bytes()))?;
+                let n = retries.to_string();
+                self.set_request_header("x-envoy-max-retries", Some(n.as_bytes()))?;
+                // The route (and its cluster_header's cluster) may have been
+                // matched already; make the router match again.
+                result(abi::call_foreign("clear_route_cache", b""))
+            }
+            HostKind::Kong => {
+                let path: Vec<&str> = property.split('.').collect();
+                result(abi::set_property(&path, upstream.as_bytes()))
+            }
+        }
+    }
+
     fn property_str(&self, path: &[&str]) -> Option<String> {
         // Envoy serialises a string property as its raw bytes (other types
         // as typed binary, which the callers here never ask for); Kong

@@ -9,6 +9,7 @@ use super::coalesce::{
 use super::cost::{compile_route_cost, RouteCost};
 use super::limit::{compile_limit_store, compile_route_limit, RouteLimit};
 use super::raw::{Priority, RawConfig, RawHost, RawIdentity, RawRoute, RawSource};
+use super::routing::{compile_routing, Routing};
 use super::wake::{check_host, compile_wake, Wake};
 use super::{ConfigError, SUPPORTED_VERSION};
 use crate::host::HostKind;
@@ -75,6 +76,7 @@ pub struct Route {
     pub limit: Option<RouteLimit>,
     pub batch: Option<RouteBatch>,
     pub cost: Option<RouteCost>,
+    pub routing: Option<Routing>,
 }
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -246,6 +248,23 @@ fn compile_route(
         )?),
         None => None,
     };
+    let routing = match raw.routing {
+        None => None,
+        Some(r) => {
+            let rf = format!("{field}.routing");
+            if batch.is_some() {
+                return Err(ConfigError::at(
+                    rf,
+                    "not with batch: a batch call goes to batch.upstream",
+                ));
+            }
+            let mut routing = compile_routing(&rf, r, accounting)?;
+            // A probe whose answer never came frees its place once the
+            // request could no longer be waiting for it.
+            routing.breaker.probe_timeout_ms = (raw.sla_ms * 2).max(5_000);
+            Some(routing)
+        }
+    };
     Ok(Route {
         name: raw.name,
         matcher: RouteMatch {
@@ -262,6 +281,7 @@ fn compile_route(
         limit,
         batch,
         cost,
+        routing,
     })
 }
 

@@ -13,6 +13,7 @@ mod compile;
 mod cost;
 mod limit;
 mod raw;
+pub mod routing;
 mod wake;
 
 pub use accounting::{Accounting, Budgets, TICKS_PER_POLL};

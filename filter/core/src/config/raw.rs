@@ -159,6 +159,10 @@ pub struct RawRoute {
     /// Prices and budget enforcement for this rule; absent = not priced.
     #[serde(default)]
     pub cost: Option<super::cost::RawRouteCost>,
+    /// Providers of the same API and how to pick one; absent = the
+    /// route's own upstream.
+    #[serde(default)]
+    pub routing: Option<super::routing::RawRouting>,
 }
 
 fn default_sla_ms() -> u64 {

@@ -18,14 +18,18 @@ pub enum Strategy {
     Coalesced,
     /// Answered from its part of a batch call.
     Batched,
+    /// Went upstream to a provider other than the rule's default (first)
+    /// one: priced at that provider, against the default's price.
+    Routed,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 4] = [
+    pub const ALL: [Strategy; 5] = [
         Strategy::Upstream,
         Strategy::Cache,
         Strategy::Coalesced,
         Strategy::Batched,
+        Strategy::Routed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +38,7 @@ impl Strategy {
             Strategy::Cache => "cache",
             Strategy::Coalesced => "coalesced",
             Strategy::Batched => "batched",
+            Strategy::Routed => "routed",
         }
     }
 }
@@ -55,7 +60,7 @@ impl Priced {
 /// token price read from the answer's `usage`.
 pub fn price(strategy: Strategy, call_micros: u64, batch_share: Option<u64>) -> Priced {
     let actual_micros = match strategy {
-        Strategy::Upstream => call_micros,
+        Strategy::Upstream | Strategy::Routed => call_micros,
         Strategy::Cache | Strategy::Coalesced => 0,
         // Without a batch price the batch call costs what one call costs,
         // shared by its members (the share is computed by the caller).

@@ -47,16 +47,75 @@ impl Accountant {
     }
 }
 
-fn cost_of(filter: &Filter, route: usize) -> Option<(&Route, &RouteCost)> {
-    let r = filter.config.routes.get(route)?;
-    Some((r, r.cost.as_ref()?))
+/// The prices a request of a priced rule is charged at. Without routing,
+/// the rule's `cost` for both. With routing: the prices of the provider
+/// that served it (its own `cost`, else the rule's), against those of the
+/// rule's default (first) provider, the baseline of every strategy.
+struct Prices<'a> {
+    route: &'a Route,
+    served: &'a RouteCost,
+    baseline: &'a RouteCost,
+    /// Who is named in the ledger.
+    provider: &'a str,
+    /// It went upstream to a provider other than the default.
+    routed_away: bool,
+}
+
+fn prices<'a>(filter: &'a Filter, exchange: &Exchange) -> Option<Prices<'a>> {
+    let route = filter.config.routes.get(exchange.route)?;
+    let rule = route.cost.as_ref()?;
+    let Some(routing) = &route.routing else {
+        return Some(Prices {
+            route,
+            served: rule,
+            baseline: rule,
+            provider: &rule.provider,
+            routed_away: false,
+        });
+    };
+    let baseline = routing
+        .providers
+        .first()
+        .and_then(|p| p.cost.as_ref())
+        .unwrap_or(rule);
+    let served_at = exchange.routed.map(|r| r.served.unwrap_or(r.chosen));
+    let served_provider = served_at.and_then(|i| routing.providers.get(i));
+    Some(Prices {
+        route,
+        served: served_provider
+            .and_then(|p| p.cost.as_ref())
+            .unwrap_or(baseline),
+        baseline,
+        provider: served_provider
+            .or(routing.providers.first())
+            .map_or(&rule.provider, |p| &p.name),
+        routed_away: served_at.is_some_and(|i| i != 0),
+    })
+}
+
+impl Prices<'_> {
+    /// Price one call made upstream for `call_micros` (the served
+    /// provider's price of it); `baseline_call_micros` is what the default
+    /// provider would have charged.
+    fn upstream(&self, call_micros: u64, baseline_call_micros: u64) -> (Strategy, Priced) {
+        if self.routed_away {
+            let mut priced = model::price(Strategy::Routed, call_micros, None);
+            priced.baseline_micros = baseline_call_micros;
+            (Strategy::Routed, priced)
+        } else {
+            (
+                Strategy::Upstream,
+                model::price(Strategy::Upstream, call_micros, None),
+            )
+        }
+    }
 }
 
 /// Whether the response body must be read to price this request.
 pub(super) fn wants_body(filter: &Filter, exchange: &Exchange) -> bool {
     !exchange.cost.done
         && exchange.cost.body.is_some()
-        && cost_of(filter, exchange.route).is_some_and(|(_, c)| c.tokens.is_some())
+        && prices(filter, exchange).is_some_and(|p| p.served.tokens.is_some())
 }
 
 /// Response headers of a request the filter answered or that went
@@ -76,22 +135,30 @@ pub(super) fn on_response_headers<H: Host>(
     } = cx;
     let (filter, worker, host) = (*filter, &mut **worker, &mut **host);
     budget_stage::add_warnings(host, exchange);
-    let Some((_, cost)) = cost_of(filter, exchange.route) else {
+    let Some(p) = prices(filter, exchange) else {
         return;
     };
     if exchange.cost.done {
         return;
     }
-    if strategy == Strategy::Upstream && cost.tokens.is_some() && (200..300).contains(&status) {
+    let upstream = strategy == Strategy::Upstream;
+    if upstream && p.served.tokens.is_some() && (200..300).contains(&status) {
         // The price is in the body's `usage`: settle at its end.
         exchange.cost.body = Some(Vec::new());
         return;
     }
-    let priced = model::price(
-        strategy,
-        cost.cost_per_call_micros,
-        exchange.cost.batch_share,
-    );
+    let (strategy, priced) = if upstream {
+        p.upstream(
+            p.served.cost_per_call_micros,
+            p.baseline.cost_per_call_micros,
+        )
+    } else {
+        let call = p.baseline.cost_per_call_micros;
+        (
+            strategy,
+            model::price(strategy, call, exchange.cost.batch_share),
+        )
+    };
     add_cost_headers(filter, host, exchange, priced);
     finish(filter, worker, host, exchange, strategy, priced);
 }
@@ -104,10 +171,12 @@ pub(super) fn on_response_body<H: Host>(
     end_of_stream: bool,
 ) {
     let (filter, worker, host) = (cx.filter, &mut *cx.worker, &mut *cx.host);
-    let Some((_, cost)) = cost_of(filter, exchange.route) else {
+    let Some(p) = prices(filter, exchange) else {
         return;
     };
-    let Some(tokens) = &cost.tokens else { return };
+    let Some(tokens) = &p.served.tokens else {
+        return;
+    };
     if let Some(body) = &mut exchange.cost.body {
         // Past the bound the body is not kept: it prices as one call.
         if body.len() + chunk.len() <= tokens.max_body_bytes as usize {
@@ -121,9 +190,15 @@ pub(super) fn on_response_body<H: Host>(
         return;
     }
     let body = exchange.cost.body.take().unwrap_or_default();
-    let call = model::token_price(tokens, &body).unwrap_or(cost.cost_per_call_micros);
-    let priced = model::price(Strategy::Upstream, call, None);
-    finish(filter, worker, host, exchange, Strategy::Upstream, priced);
+    let call = model::token_price(tokens, &body).unwrap_or(p.served.cost_per_call_micros);
+    let baseline_call = p
+        .baseline
+        .tokens
+        .as_ref()
+        .and_then(|t| model::token_price(t, &body))
+        .unwrap_or(p.baseline.cost_per_call_micros);
+    let (strategy, priced) = p.upstream(call, baseline_call);
+    finish(filter, worker, host, exchange, strategy, priced);
 }
 
 /// The stream ended: a per-token request whose body never completed is
@@ -132,9 +207,12 @@ pub(super) fn on_response_body<H: Host>(
 pub(super) fn on_done<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) {
     let (filter, worker, host) = (cx.filter, &mut *cx.worker, &mut *cx.host);
     if !exchange.cost.done && exchange.cost.body.is_some() {
-        if let Some((_, cost)) = cost_of(filter, exchange.route) {
-            let priced = model::price(Strategy::Upstream, cost.cost_per_call_micros, None);
-            finish(filter, worker, host, exchange, Strategy::Upstream, priced);
+        if let Some(p) = prices(filter, exchange) {
+            let (strategy, priced) = p.upstream(
+                p.served.cost_per_call_micros,
+                p.baseline.cost_per_call_micros,
+            );
+            finish(filter, worker, host, exchange, strategy, priced);
         }
     }
     budget_stage::release_unused(filter, host, exchange);
@@ -166,7 +244,7 @@ fn finish(
     priced: Priced,
 ) {
     exchange.cost.done = true;
-    let Some((route, cost)) = cost_of(filter, exchange.route) else {
+    let Some(p) = prices(filter, exchange) else {
         return;
     };
     let c = filter.counters(exchange.route).cost.of(strategy);
@@ -182,8 +260,8 @@ fn finish(
     buffer.push(SpendEvent {
         tenant: id.tenant_or_anonymous().to_string(),
         service: id.service.clone().unwrap_or_default(),
-        route: route.name.clone(),
-        provider: cost.provider.clone(),
+        route: p.route.name.clone(),
+        provider: p.provider.to_string(),
         strategy: strategy.as_str(),
         cost_micros: priced.actual_micros,
         baseline_micros: priced.baseline_micros,

@@ -91,6 +91,7 @@ pub fn on_request_headers_eos(
         limit: None,
         cost: CostStep::default(),
         wake: SelfWake::default(),
+        routed: None,
     };
     let mut cx = Cx {
         filter,

@@ -11,7 +11,8 @@ use crate::host::{Host, Level, StreamId, Wake};
 use super::phase::{Event, Phase, Served, Stage, Wait};
 use super::self_wake::{self, GiveUp};
 use super::{
-    batch_stage, budget_stage, coalesce_stage, limit_stage, timer, Exchange, Filter, Worker,
+    batch_stage, budget_stage, coalesce_stage, limit_stage, route_stage, timer, Exchange, Filter,
+    Worker,
 };
 
 /// One call's context: the configured filter, the worker's state and the
@@ -122,7 +123,7 @@ pub(super) fn advance<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange, from: Stag
             Stage::Budget => budget_stage::on_request(cx, ex),
             Stage::Coalesce => coalesce_stage::on_request(cx, ex),
             Stage::Batch => batch_stage::on_request(cx, ex),
-            Stage::Route => Outcome::Pass,
+            Stage::Route => route_stage::on_request(cx, ex),
         };
         match outcome {
             Outcome::Pass => {}

@@ -23,6 +23,7 @@ pub mod machine;
 pub mod phase;
 mod purge_poll;
 mod response;
+mod route_stage;
 mod self_wake;
 mod timer;
 
@@ -88,6 +89,11 @@ impl Filter {
         if let Some(acc) = &self.config.accounting {
             if self.budgets() {
                 crate::cost::budget::create(host, acc.budgets.slots)?;
+            }
+        }
+        for (i, r) in self.config.routes.iter().enumerate() {
+            if let Some(routing) = &r.routing {
+                crate::route::table::create(host, i, routing.providers.len())?;
             }
         }
         Ok(())
@@ -207,6 +213,8 @@ pub struct Exchange {
     pub cost: CostStep,
     /// Its wake while parked, where it wakes itself (Kong).
     pub wake: SelfWake,
+    /// The provider the routing stage sent it to.
+    pub routed: Option<route_stage::Routed>,
 }
 
 impl Exchange {

@@ -13,7 +13,7 @@ pub enum Stage {
     Budget,
     Coalesce,
     Batch,
-    /// Choosing a provider (routing is not built: the request goes on).
+    /// Choosing a provider.
     Route,
 }
 

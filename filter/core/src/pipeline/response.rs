@@ -8,7 +8,7 @@ use crate::host::Host;
 
 use super::machine::{self, Cx, Outcome};
 use super::phase::{Event, Phase, Served};
-use super::{account_stage, cache_stage, coalesce_stage, Exchange, Verdict};
+use super::{account_stage, cache_stage, coalesce_stage, route_stage, Exchange, Verdict};
 
 impl Served {
     /// How an answer the filter made is priced (`None`: not at all).
@@ -47,7 +47,8 @@ impl Exchange {
                 machine::answer(cx, self, &reply, served);
                 Verdict::Pause
             }
-            // Routing is the only stage after batching (not built).
+            // Routing is the only stage after batching, and a batched
+            // rule has no routing.
             Outcome::Pass => self.forward(cx.host),
         }
     }
@@ -126,6 +127,7 @@ impl Exchange {
             }
             coalesce_stage::on_response_headers(cx, self, &all, status, end_of_stream);
         }
+        route_stage::on_response_headers(filter, cx.host, self, status);
         // The same headers an answer of the filter's own would carry.
         for (name, value) in self.own_headers(filter) {
             let _ = cx.host.add_response_header(&name, &value);
