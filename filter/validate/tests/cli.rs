@@ -113,8 +113,9 @@ fn the_shipped_envoy_yaml_passes() {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(
         stdout.contains(
-            "host envoy, 4 routes: items (cache, coalesce, cost), quotes (batch, cost), \
-             graphql (batch, cost), reports (limit, cost, budget); accounting -> cost_control"
+            "host envoy, 5 routes: items (cache, coalesce, cost), quotes (batch, cost), \
+             graphql (batch, cost), search (routing, cost), reports (limit, cost, budget); \
+             accounting -> cost_control"
         ),
         "{stdout}"
     );
@@ -131,7 +132,7 @@ fn the_shipped_kong_files_pass() {
             "{stdout}"
         );
         assert!(
-            stdout.contains("host kong, 4 routes: items (cache, coalesce, cost)"),
+            stdout.contains("host kong, 5 routes: items (cache, coalesce, cost)"),
             "{stdout}"
         );
         assert!(
@@ -220,11 +221,16 @@ fn the_kong_demo_is_the_envoy_demo_adapted() {
             if let Some(co) = r.get_mut("coalesce").and_then(Value::as_object_mut) {
                 co.remove("max_body_bytes");
             }
+            // Kong routes through a property (the engine's nginx variable).
+            if let Some(rt) = r.get_mut("routing").and_then(Value::as_object_mut) {
+                rt.remove("kong_property");
+            }
         }
         let text = serde_json::to_string(&c)
             .unwrap()
             .replace("\"127.0.0.1:8080\"", "\"demo_api\"")
-            .replace("\"127.0.0.1:8081\"", "\"cost_control\"");
+            .replace("\"127.0.0.1:8081\"", "\"cost_control\"")
+            .replace("\"127.0.0.1:8082\"", "\"demo_api_b\"");
         serde_json::from_str::<Value>(&text).unwrap()
     };
     assert_eq!(normalise(&kong), normalise(&envoy));

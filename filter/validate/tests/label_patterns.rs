@@ -182,8 +182,11 @@ fn every_counter_is_one_kong_metric_with_labels_that_give_its_name_back() {
         if let Some(r) = l.get("route") {
             back.push_str(&format!(".route.{r}"));
         }
-        for k in ["stage", "strategy", "counter"] {
+        for k in ["stage", "strategy", "provider", "counter"] {
             if let Some(v) = l.get(k) {
+                if k == "provider" {
+                    back.push_str(".provider");
+                }
                 back.push_str(&format!(".{v}"));
             }
         }
@@ -199,7 +202,7 @@ fn route_and_strategy_are_envoys_tags() {
     for name in counter_names() {
         let kong: BTreeMap<String, String> = labels_of(&name)
             .into_iter()
-            .filter(|(k, _)| k == "route" || k == "strategy")
+            .filter(|(k, _)| k == "route" || k == "strategy" || k == "provider")
             .collect();
         assert_eq!(kong, envoy_tags(&format!("wasmcustom.{name}")), "{name}");
     }
@@ -207,7 +210,15 @@ fn route_and_strategy_are_envoys_tags() {
 
 #[test]
 fn labels_of_each_kind_of_counter() {
-    let cases: [(&str, Value); 6] = [
+    let cases: [(&str, Value); 8] = [
+        (
+            "cost_optimizer.route.search.routing.provider.secondary.served",
+            json!({"route": "search", "stage": "routing", "provider": "secondary", "counter": "served"}),
+        ),
+        (
+            "cost_optimizer.route.search.routing.failovers",
+            json!({"route": "search", "stage": "routing", "counter": "failovers"}),
+        ),
         (
             "cost_optimizer.route.items.cost.cache.saving_micros",
             json!({"route": "items", "stage": "cost", "strategy": "cache", "counter": "saving_micros"}),

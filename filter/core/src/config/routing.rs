@@ -155,10 +155,11 @@ pub fn compile_routing(f: &str, raw: RawRouting, accounting: bool) -> Result<Rou
     let mut providers: Vec<Provider> = Vec::with_capacity(raw.providers.len());
     for (i, p) in raw.providers.into_iter().enumerate() {
         let pf = format!("{f}.providers[{i}]");
-        if !is_token(&p.name, b".") {
+        // No dots: the name is one segment of metric names.
+        if !is_token(&p.name, b"") || p.name.len() > 64 {
             return Err(ConfigError::at(
                 format!("{pf}.name"),
-                "must be 1..=128 of [A-Za-z0-9._-]",
+                "must be 1..=64 of [A-Za-z0-9_-]",
             ));
         }
         if providers.iter().any(|q| q.name == p.name) {
