@@ -99,6 +99,13 @@ pub trait Host {
     /// Add a header to the current response (response-headers phase).
     fn add_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError>;
 
+    /// `ip:port` of the upstream endpoint that answered the current
+    /// request (its last attempt): Envoy's `upstream.address`; Kong gives
+    /// the address and the port as two properties.
+    fn upstream_peer(&self) -> Option<String> {
+        self.property_str(&["upstream", "address"])
+    }
+
     /// Send the current request to `upstream` through the host's own
     /// routing (routing stage). Envoy: set the request header `header`,
     /// which the route's `cluster_header` reads, and clear the route cache

@@ -170,6 +170,19 @@ impl Host for ProxyHost {
         result(abi::add_header(abi::RESPONSE_HEADERS, name, value))
     }
 
+    fn upstream_peer(&self) -> Option<String> {
+        let address = self.property_str(&["upstream", "address"])?;
+        match self.kind {
+            HostKind::Envoy => Some(address),
+            // ngx_wasm_module 3bed2783: `upstream.address` is the peer's
+            // name up to its last ':', `upstream.port` the rest.
+            HostKind::Kong => {
+                let port = self.property_str(&["upstream", "port"])?;
+                Some(format!("{address}:{port}"))
+            }
+        }
+    }
+
     fn route_to(
         &mut self,
         upstream: &str,

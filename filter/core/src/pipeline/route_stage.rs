@@ -173,7 +173,7 @@ pub(super) fn on_response_headers(
     let now = host.now_ms();
     let latency = now.saturating_sub(routed.sent_ms);
     let served = host
-        .property_str(&["upstream", "address"])
+        .upstream_peer()
         .and_then(|a| routing.provider_at(&a))
         .unwrap_or(routed.chosen);
     routed.served = Some(served);
