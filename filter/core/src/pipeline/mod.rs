@@ -291,3 +291,6 @@ mod tests;
 
 #[cfg(test)]
 mod cache_refresh_tests;
+
+#[cfg(test)]
+mod route_tests;
