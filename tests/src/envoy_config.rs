@@ -229,6 +229,15 @@ pub fn render_shipped(ports: &Ports, wasm: &Path) -> String {
         ("port_value: 9901", format!("port_value: {}", ports.admin)),
         ("port_value: 8080", format!("port_value: {}", ports.demo)),
         ("port_value: 8082", format!("port_value: {}", ports.demo_b)),
+        // The routing providers' addresses in the filter config.
+        (
+            "\"127.0.0.1:8080\"",
+            format!("\"127.0.0.1:{}\"", ports.demo),
+        ),
+        (
+            "\"127.0.0.1:8082\"",
+            format!("\"127.0.0.1:{}\"", ports.demo_b),
+        ),
         ("port_value: 8081", format!("port_value: {}", ports.control)),
         (
             "filename: target/wasm32-wasip1/release/cost_optimizer.wasm",

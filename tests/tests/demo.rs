@@ -28,7 +28,7 @@ fn make_demo_prints_what_each_strategy_saved_from_the_ledger() {
     assert!(out.status.success(), "demo failed:\n{text}");
     // Columns: strategy, requests, upstream calls, ledger events, cost
     // with, cost without, saving $, saving %.
-    for strategy in ["cache", "coalesced", "batched"] {
+    for strategy in ["cache", "coalesced", "batched", "routed"] {
         let r = row(&text, strategy);
         assert_eq!(
             r[1], r[3],
@@ -37,6 +37,10 @@ fn make_demo_prints_what_each_strategy_saved_from_the_ledger() {
         assert!(r[1].parse::<u64>().unwrap() > 0, "{text}");
         assert!(dollars(r[6]) > 0.0, "{strategy} saved nothing:\n{text}");
     }
+    assert!(
+        text.contains("failover: the secondary provider answered 503"),
+        "{text}"
+    );
     let cache = row(&text, "cache");
     assert_eq!(dollars(cache[4]), 0.0, "cache hits cost nothing");
     let total = row(&text, "total");

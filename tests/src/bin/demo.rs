@@ -30,7 +30,7 @@ const TENANT: &str = "demo";
 const DEFAULT_SEED: u64 = 42;
 /// The demo API's delay on items: a slow upstream is where coalescing pays.
 const ITEMS_DELAY_MS: u64 = 200;
-const STRATEGIES: [&str; 4] = ["upstream", "cache", "coalesced", "batched"];
+const STRATEGIES: [&str; 5] = ["upstream", "cache", "coalesced", "batched", "routed"];
 const USAGE: &str = "usage: demo [--own-stack] [--seed N]\n\
     Uses the stack on ENVOY_PORT/ADMIN_PORT/DEMO_PORT/CONTROL_PORT (default\n\
     10000/9901/8080/8081) when one runs there, else starts its own.";
@@ -48,6 +48,8 @@ fn env_port(var: &str, default: u16) -> u16 {
 struct Target {
     envoy: u16,
     demo: u16,
+    /// The second provider (the search rule's cheaper one).
+    demo_b: u16,
     control: Option<CostControl>,
     own: Option<Stack>,
 }
@@ -57,6 +59,7 @@ impl Target {
         let envoy = env_port("ENVOY_PORT", 10000);
         let admin = env_port("ADMIN_PORT", 9901);
         let demo = env_port("DEMO_PORT", 8080);
+        let demo_b = env_port("DEMO_B_PORT", 8082);
         let control = env_port("CONTROL_PORT", 8081);
         let ready = http::try_request("GET", &format!("http://127.0.0.1:{admin}/ready"), &[], None)
             .map(|r| r.status == 200)
@@ -73,6 +76,7 @@ impl Target {
             return Target {
                 envoy,
                 demo,
+                demo_b,
                 control: cc,
                 own: None,
             };
@@ -90,6 +94,7 @@ impl Target {
         Target {
             envoy: stack.ports.listen,
             demo: stack.ports.demo,
+            demo_b: stack.ports.demo_b,
             control: cc,
             own: Some(stack),
         }
@@ -99,8 +104,22 @@ impl Target {
         format!("http://127.0.0.1:{}{path}", self.envoy)
     }
 
-    fn calls(&self) -> Value {
-        http::get(&format!("http://127.0.0.1:{}/__calls", self.demo), &[]).json()
+    /// Calls seen by each provider's demo API: (primary, secondary).
+    fn calls(&self) -> (Value, Value) {
+        let of = |port: u16| http::get(&format!("http://127.0.0.1:{port}/__calls"), &[]).json();
+        (of(self.demo), of(self.demo_b))
+    }
+
+    /// Install (or clear) a fault on the secondary provider.
+    fn fault_secondary(&self, rule: &str) {
+        let url = format!("http://127.0.0.1:{}/__faults", self.demo_b);
+        let r = http::request("POST", &url, &[], Some(rule.as_bytes()));
+        assert_eq!(
+            r.status,
+            200,
+            "fault on the secondary provider: {}",
+            r.text()
+        );
     }
 }
 
@@ -132,6 +151,9 @@ impl Rng {
 #[derive(Default)]
 struct Seen {
     by_strategy: BTreeMap<&'static str, u64>,
+    /// Answers the primary gave after the secondary failed (the host's
+    /// failover), and answers refused with every provider down.
+    failovers: u64,
     limited: u64,
     errors: BTreeMap<u16, u64>,
     sent: u64,
@@ -148,10 +170,11 @@ impl Seen {
             *self.errors.entry(r.status).or_default() += 1;
             return;
         }
-        let strategy = match r.header("x-cache") {
-            Some("HIT") | Some("STALE") => "cache",
-            Some("COALESCED") => "coalesced",
-            Some("BATCHED") => "batched",
+        let strategy = match (r.header("x-cache"), r.header("x-optimizer-provider")) {
+            (Some("HIT") | Some("STALE"), _) => "cache",
+            (Some("COALESCED"), _) => "coalesced",
+            (Some("BATCHED"), _) => "batched",
+            (_, Some("secondary")) => "routed",
             _ => "upstream",
         };
         *self.by_strategy.entry(strategy).or_default() += 1;
@@ -224,6 +247,22 @@ fn run_workload(t: &Target, seed: u64) -> Seen {
     let reports: Vec<String> = (1..=40).map(|n| format!("/api/reports/{n}")).collect();
     pool(t, &reports, 1, &seen);
 
+    // Search: 40 GETs routed to the cheaper provider, then 10 while it
+    // answers 503 (the host fails over to the primary and the breaker
+    // opens), then it recovers.
+    let search: Vec<String> = (1..=40).map(|n| format!("/api/search/s{n}")).collect();
+    pool(t, &search, 2, &seen);
+    t.fault_secondary(r#"{"path_prefix": "/api/search/", "status": 503}"#);
+    for n in 1..=10 {
+        let r = http::get(&t.url(&format!("/api/search/f{n}")), &headers());
+        let mut seen = seen.lock().unwrap();
+        seen.record(&r);
+        if r.status == 200 && r.header("x-optimizer-provider") == Some("primary") {
+            seen.failovers += 1;
+        }
+    }
+    t.fault_secondary(r#"{"clear": true}"#);
+
     // Users: 20 GETs no rule matches (pass-through).
     let users: Vec<String> = (1..=20)
         .map(|_| format!("/api/users/{}", 1 + rng.below(100)))
@@ -233,12 +272,15 @@ fn run_workload(t: &Target, seed: u64) -> Seen {
     seen.into_inner().unwrap()
 }
 
-fn calls_delta(before: &Value, after: &Value) -> (u64, u64) {
+/// Upstream calls between two `calls()`: (all, batch calls, secondary's).
+fn calls_delta(before: &(Value, Value), after: &(Value, Value)) -> (u64, u64, u64) {
     let n = |v: &Value| v.as_u64().unwrap_or(0);
-    let total = n(&after["total"]).saturating_sub(n(&before["total"]));
+    let secondary = n(&after.1["total"]).saturating_sub(n(&before.1["total"]));
+    let (before, after) = (&before.0, &after.0);
+    let total = n(&after["total"]).saturating_sub(n(&before["total"])) + secondary;
     let batch =
         n(&after["by_path"]["/api/batch"]).saturating_sub(n(&before["by_path"]["/api/batch"]));
-    (total, batch)
+    (total, batch, secondary)
 }
 
 fn now_ms() -> u64 {
@@ -315,8 +357,8 @@ fn print_row(name: &str, requests: u64, calls: u64, m: Money) {
     );
 }
 
-fn print_table(seen: &Seen, calls: (u64, u64), ledger: Option<&Value>) {
-    let (total_calls, batch_calls) = calls;
+fn print_table(seen: &Seen, calls: (u64, u64, u64), ledger: Option<&Value>) {
+    let (total_calls, batch_calls, secondary_calls) = calls;
     let mut rows: BTreeMap<String, Money> = BTreeMap::new();
     if let Some(report) = ledger {
         for row in report["rows"].as_array().into_iter().flatten() {
@@ -351,8 +393,11 @@ fn print_table(seen: &Seen, calls: (u64, u64), ledger: Option<&Value>) {
     for name in &names {
         let requests = seen.by_strategy.get(name.as_str()).copied().unwrap_or(0);
         let calls = match name.as_str() {
-            "upstream" => total_calls.saturating_sub(batch_calls),
+            "upstream" => total_calls
+                .saturating_sub(batch_calls)
+                .saturating_sub(secondary_calls),
             "batched" => batch_calls,
+            "routed" => secondary_calls,
             _ => 0,
         };
         let label = if name.is_empty() { "(none)" } else { name };
@@ -375,6 +420,12 @@ fn print_table(seen: &Seen, calls: (u64, u64), ledger: Option<&Value>) {
         saved_calls,
         percent(saved_calls, served)
     );
+    if seen.failovers > 0 {
+        println!(
+            "failover: the secondary provider answered 503 for {} requests; the gateway retried them on the primary (served 200, priced as upstream) and opened its breaker",
+            seen.failovers
+        );
+    }
     if seen.limited > 0 {
         println!(
             "rate limited: {} requests answered 429 by the optimizer (not served, not in the table)",
@@ -411,7 +462,7 @@ fn main() {
     println!(
         "==> workload (tenant {TENANT:?}, seed {seed}): 200 GET /api/items/1..20 (cache, coalescing; \
          upstream delay {ITEMS_DELAY_MS} ms),\n    4 bursts of 16 GET /api/quotes/N (batching), \
-         40 GET /api/reports/N (rate limit), 20 GET /api/users/N (pass-through)"
+         40 GET /api/reports/N (rate limit), 50 GET /api/search/N (routing; the cheaper\n    provider failing for the last 10), 20 GET /api/users/N (pass-through)"
     );
     let from_ms = now_ms();
     let before = target.calls();
