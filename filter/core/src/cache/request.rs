@@ -152,12 +152,15 @@ fn same_origin_path<'a>(uri: &'a str, authority: &str) -> Option<&'a str> {
 }
 
 /// Request fields that make the request conditional or partial: the
-/// client's own validators go upstream untouched, so the cache adds none.
-const CLIENT_CONDITIONALS: [&str; 5] = [
+/// client's own validators go upstream untouched (the cache adds none),
+/// and its answer (a 304, a 206) is its own (not stored unless a 200, not
+/// shared with a coalesced plain request).
+pub const CLIENT_CONDITIONALS: [&str; 6] = [
     "if-none-match",
     "if-modified-since",
     "if-match",
     "if-unmodified-since",
+    "if-range",
     "range",
 ];
 
@@ -252,10 +255,7 @@ pub fn on_request(
         stale: None,
         validators: Vec::new(),
         authorization,
-        conditional: CLIENT_CONDITIONALS
-            .iter()
-            .chain(["if-range"].iter())
-            .any(|h| headers.get(h).is_some()),
+        conditional: CLIENT_CONDITIONALS.iter().any(|h| headers.get(h).is_some()),
         storable: method == "GET",
         started_ms: facts.now_ms,
         request_headers: Vec::new(),

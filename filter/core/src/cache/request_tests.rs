@@ -133,21 +133,26 @@ impl World {
             (":path".to_string(), path.as_bytes().to_vec()),
         ];
         let rule = self.cfg.routes[0].cache.as_ref().unwrap();
-        let facts = RequestFacts {
-            route: 0,
-            tenant: "t",
-            headers: Headers::new(&all),
-            all_headers: &all,
-            now_ms: 0,
-            rand01: 0.5,
-            lease_ms: 1,
-            background: true,
-        };
+        let facts = facts_of(&all, 0);
         let Outcome::Write { slots } = on_request(&self.cfg.cache_store, rule, state, host, facts)
         else {
             panic!("a PUT is a write")
         };
         Generations::bump(host, self.cfg.cache_store.generation_slots, &slots).unwrap();
+    }
+}
+
+/// The facts of a request of tenant `t` with these headers at `now_ms`.
+fn facts_of(all: &[(String, Vec<u8>)], now_ms: u64) -> RequestFacts<'_> {
+    RequestFacts {
+        route: 0,
+        tenant: "t",
+        headers: Headers::new(all),
+        all_headers: all,
+        now_ms,
+        rand01: 0.5,
+        lease_ms: 1,
+        background: true,
     }
 }
 
@@ -439,16 +444,7 @@ fn a_conditional_client_request_gets_no_cache_validators() {
         ("range".to_string(), b"bytes=0-1".to_vec()),
     ];
     let rule = w.cfg.routes[0].cache.as_ref().unwrap();
-    let facts = RequestFacts {
-        route: 0,
-        tenant: "t",
-        headers: Headers::new(&all),
-        all_headers: &all,
-        now_ms: 5_000,
-        rand01: 0.5,
-        lease_ms: 1,
-        background: true,
-    };
+    let facts = facts_of(&all, 5_000);
     let Outcome::Forward(f) = on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts) else {
         panic!()
     };
@@ -468,16 +464,7 @@ fn a_non_200_answer_to_a_range_or_conditional_request_is_not_stored() {
             (":path".to_string(), b"/q".to_vec()),
             (name.to_string(), value.as_bytes().to_vec()),
         ];
-        let facts = RequestFacts {
-            route: 0,
-            tenant: "t",
-            headers: Headers::new(&all),
-            all_headers: &all,
-            now_ms: 0,
-            rand01: 0.5,
-            lease_ms: 1,
-            background: true,
-        };
+        let facts = facts_of(&all, 0);
         let Outcome::Forward(mut f) = on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts)
         else {
             panic!()
@@ -552,16 +539,7 @@ fn unknown_methods_invalidate_and_tags_are_bounded() {
             (":method".to_string(), m.as_bytes().to_vec()),
             (":path".to_string(), b"/a".to_vec()),
         ];
-        let facts = RequestFacts {
-            route: 0,
-            tenant: "t",
-            headers: Headers::new(&all),
-            all_headers: &all,
-            now_ms: 0,
-            rand01: 0.5,
-            lease_ms: 1,
-            background: true,
-        };
+        let facts = facts_of(&all, 0);
         assert!(
             matches!(
                 on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts),

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use crate::cache::entry::Body;
-use crate::cache::request::entry_validators;
+use crate::cache::request::{entry_validators, CLIENT_CONDITIONALS};
 use crate::cache::response::OnHeaders;
 use crate::cache::Forward;
 use crate::config::RouteCache;
@@ -30,9 +30,10 @@ pub const MAX_QUEUED: usize = 64;
 /// How long past its timeout a refresh's answer is still waited for.
 const GRACE_MS: u64 = 1_000;
 
-/// Request headers not copied onto a refresh: hop-by-hop ones, the body's,
-/// and the client's own preconditions (the refresh has the entry's).
-const NOT_COPIED: [&str; 13] = [
+/// Request headers not copied onto a refresh: hop-by-hop ones and the
+/// body's; nor the client's own preconditions ([`CLIENT_CONDITIONALS`]:
+/// the refresh has the entry's).
+const NOT_COPIED: [&str; 7] = [
     "connection",
     "keep-alive",
     "te",
@@ -40,12 +41,6 @@ const NOT_COPIED: [&str; 13] = [
     "upgrade",
     "content-length",
     "expect",
-    "if-none-match",
-    "if-modified-since",
-    "if-match",
-    "if-unmodified-since",
-    "if-range",
-    "range",
 ];
 
 /// A worker's background refreshes.
@@ -119,7 +114,10 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
             f.request_headers
                 .iter()
                 .filter(|(k, _)| {
-                    !k.starts_with(':') && !NOT_COPIED.contains(&k.to_ascii_lowercase().as_str())
+                    let k = k.to_ascii_lowercase();
+                    !k.starts_with(':')
+                        && !NOT_COPIED.contains(&k.as_str())
+                        && !CLIENT_CONDITIONALS.contains(&k.as_str())
                 })
                 .map(|(k, v)| (k.as_str(), v.as_slice())),
         );

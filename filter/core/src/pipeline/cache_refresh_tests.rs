@@ -3,7 +3,6 @@
 //! refresh on its tick, and its answer (a `304` or a new body) lands in the
 //! cache.
 
-use crate::config::parse;
 use crate::mem_host::MemHost;
 use crate::pipeline::{
     on_callout_response, on_done, on_request_headers, on_response_body, on_response_headers,
@@ -23,11 +22,8 @@ struct W {
 
 impl W {
     fn new() -> W {
-        let mut host = MemHost::new();
-        host.now_ms = 1_000_000;
-        let filter = Filter::new(parse(CFG.as_bytes()).unwrap(), &mut host);
-        filter.create_tables(&mut host).unwrap();
-        let worker = Worker::new(&filter.config, &mut host);
+        let store = crate::mem_host::SharedStore::new_shared();
+        let (host, filter, worker) = crate::pipeline::test_worker(&store, CFG, 1_000_000);
         W {
             host,
             filter,

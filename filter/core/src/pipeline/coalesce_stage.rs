@@ -6,6 +6,7 @@
 use crate::cache::entry::{Body, Entry};
 use crate::cache::key;
 use crate::cache::reply::storable_header;
+use crate::cache::request::CLIENT_CONDITIONALS;
 use crate::coalesce::table::{self, Role, State};
 use crate::config::RouteCoalesce;
 use std::rc::Rc;
@@ -46,15 +47,6 @@ pub enum CoalesceStep {
 
 pub const CACHE_STATUS: &str = "cost-optimizer; fwd=miss; collapsed";
 
-const PRECONDITIONS: [&str; 6] = [
-    "if-none-match",
-    "if-modified-since",
-    "if-match",
-    "if-unmodified-since",
-    "if-range",
-    "range",
-];
-
 fn eligible<'a>(
     method: &str,
     headers: &Headers<'a>,
@@ -62,7 +54,7 @@ fn eligible<'a>(
 ) -> Option<Option<&'a str>> {
     // A conditional or range request wants an answer of its own (a 304, a
     // 206), not the one a plain request gets, nor to give it.
-    if PRECONDITIONS.iter().any(|h| headers.get(h).is_some()) {
+    if CLIENT_CONDITIONALS.iter().any(|h| headers.get(h).is_some()) {
         return None;
     }
     match method {

@@ -294,3 +294,20 @@ mod cache_refresh_tests;
 
 #[cfg(test)]
 mod route_tests;
+
+/// A worker of a gateway whose shared data is `store`, configured by
+/// `cfg` (tables created), its clock at `now_ms`: the setup of the
+/// pipeline's native tests.
+#[cfg(test)]
+pub(crate) fn test_worker(
+    store: &std::rc::Rc<std::cell::RefCell<crate::mem_host::SharedStore>>,
+    cfg: &str,
+    now_ms: u64,
+) -> (crate::mem_host::MemHost, Filter, Worker) {
+    let mut host = crate::mem_host::MemHost::with_store(store.clone());
+    host.now_ms = now_ms;
+    let filter = Filter::new(crate::config::parse(cfg.as_bytes()).unwrap(), &mut host);
+    filter.create_tables(&mut host).unwrap();
+    let worker = Worker::new(&filter.config, &mut host);
+    (host, filter, worker)
+}

@@ -6,7 +6,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::config::parse;
 use crate::host::Level;
 use crate::mem_host::{MemHost, SharedStore};
 use crate::pipeline::{
@@ -29,11 +28,7 @@ struct W {
 fn gateway(cfg: &str) -> (Rc<RefCell<SharedStore>>, W, W) {
     let store = SharedStore::new_shared();
     let mk = || {
-        let mut host = MemHost::with_store(store.clone());
-        host.now_ms = 10_000;
-        let filter = Filter::new(parse(cfg.as_bytes()).unwrap(), &mut host);
-        filter.create_tables(&mut host).unwrap();
-        let worker = Worker::new(&filter.config, &mut host);
+        let (host, filter, worker) = crate::pipeline::test_worker(&store, cfg, 10_000);
         W {
             host,
             filter,

@@ -3,7 +3,6 @@
 //! for retryable requests, which provider answered, breakers shared by two
 //! workers, and the price of what a provider served.
 
-use crate::config::parse;
 use crate::mem_host::{MemHost, SharedStore};
 use crate::pipeline::{on_done, on_request_headers, on_response_headers, Filter, Verdict, Worker};
 
@@ -25,11 +24,7 @@ struct W {
 
 impl W {
     fn new(store: &std::rc::Rc<std::cell::RefCell<SharedStore>>) -> W {
-        let mut host = MemHost::with_store(store.clone());
-        host.now_ms = 1_000_000;
-        let filter = Filter::new(parse(CFG.as_bytes()).unwrap(), &mut host);
-        filter.create_tables(&mut host).unwrap();
-        let worker = Worker::new(&filter.config, &mut host);
+        let (host, filter, worker) = crate::pipeline::test_worker(store, CFG, 1_000_000);
         W {
             host,
             filter,
