@@ -54,6 +54,7 @@ pub struct ProviderCounters {
     pub served: Counter,
     pub failures: Counter,
     pub opened: Counter,
+    pub half_opened: Counter,
     pub closed: Counter,
 }
 
@@ -317,6 +318,7 @@ impl Metrics {
                                     served: c("served"),
                                     failures: c("failures"),
                                     opened: c("opened"),
+                                    half_opened: c("half_opened"),
                                     closed: c("closed"),
                                 }
                             })

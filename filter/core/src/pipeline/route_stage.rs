@@ -83,8 +83,20 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange) -> Outc
                 rule.sla_ms,
                 cx.worker.rand01(),
             );
-            match table::pick(host, ex.route, n, &order, now, &routing.breaker) {
-                Ok(Some((i, claim))) => (i, Some(claim)),
+            match table::pick_with_transition(host, ex.route, n, &order, now, &routing.breaker) {
+                Ok(Some((i, claim, t))) => {
+                    if t == Transition::HalfOpened {
+                        if let Some(c) = counters.providers.get(i) {
+                            c.half_opened.add(host, 1);
+                        }
+                        let name = routing.providers.get(i).map_or("?", |p| p.name.as_str());
+                        host.log(
+                            Level::Info,
+                            &format!("provider {name}: circuit breaker half-open (probing)"),
+                        );
+                    }
+                    (i, Some(claim))
+                }
                 Ok(None) => {
                     counters.unavailable.add(host, 1);
                     return Outcome::Answer(unavailable(ex, filter), Served::Refused);

@@ -125,6 +125,11 @@ fn a_failover_counts_against_the_chosen_provider_and_breakers_are_shared() {
     // After open_s one probe goes to it; it succeeds and closes it.
     a.host.now_ms += 1_001;
     assert_eq!(a.send("GET", &[]).unwrap().0, "via_secondary");
+    assert_eq!(
+        a.host
+            .counter("cost_optimizer.route.search.routing.provider.secondary.half_opened"),
+        1
+    );
     b.host.now_ms += 1_001;
     assert_eq!(
         b.send("GET", &[]).unwrap().0,

@@ -32,12 +32,34 @@ pub fn pick(
     now_ms: u64,
     cfg: &BreakerConfig,
 ) -> Result<Option<(usize, Claim)>, HostError> {
+    Ok(pick_with_transition(host, rule, n, order, now_ms, cfg)?.map(|(i, c, _)| (i, c)))
+}
+
+/// [`pick`], with what the claim did to the picked provider's breaker
+/// (an open one turning half-open, for the log and the counters).
+pub fn pick_with_transition(
+    host: &mut impl Host,
+    rule: usize,
+    n: usize,
+    order: &[usize],
+    now_ms: u64,
+    cfg: &BreakerConfig,
+) -> Result<Option<(usize, Claim, Transition)>, HostError> {
+    let mut picked = None;
     update(host, rule, n, |table| {
-        order.iter().find_map(|&i| {
-            let claim = table.providers.get_mut(i)?.claim(now_ms, cfg)?;
-            Some((i, claim))
-        })
-    })
+        // Each CAS attempt decides afresh on the record it read.
+        picked = None;
+        for &i in order {
+            let Some(p) = table.providers.get_mut(i) else {
+                continue;
+            };
+            if let (Some(claim), t) = p.claim_with_transition(now_ms, cfg) {
+                picked = Some((i, claim, t));
+                break;
+            }
+        }
+    })?;
+    Ok(picked)
 }
 
 /// The result of a request routed to `provider` with `claim`;
