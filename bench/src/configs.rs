@@ -11,7 +11,7 @@
 use serde_json::{json, Value};
 
 use crate::stack::Host;
-use crate::yaml::{json_body, Filters, Route};
+use crate::yaml::{json_body, Aggregate, Filters, Ports, Route, Upstream};
 
 /// Size of every answer measured in A–I.
 pub const BODY_BYTES: usize = 1024;
@@ -30,6 +30,7 @@ pub enum Feature {
     Coalesce,
     Limit,
     Batch,
+    Routing,
 }
 
 impl Feature {
@@ -39,6 +40,7 @@ impl Feature {
             Feature::Coalesce => "in-flight coalescing",
             Feature::Limit => "rate limiting",
             Feature::Batch => "batching",
+            Feature::Routing => "routing across providers",
         }
     }
 }
@@ -60,7 +62,102 @@ pub fn strategy(feature: Feature) -> (&'static str, Value) {
             "batch",
             json!({"upstream": "demo_api", "path": "/api/batch", "format": "rest", "window_ms": 20, "max_size": 24}),
         ),
+        // R's and RF's own JSON give the providers their addresses.
+        Feature::Routing => ("routing", routing_block(&[], &[], None)),
     }
+}
+
+/// R's and RF's `routing`: the cheapest of `a` ($0.002) and `b` ($0.001),
+/// so `b`; a breaker that needs 1000 failures in a row (the most the
+/// filter allows) or a window of 100,000 requests all failing to open; and
+/// each provider's endpoint addresses (how the filter tells which one
+/// answered). `pin`: the header that pins a request to a provider.
+pub fn routing_block(a: &[String], b: &[String], pin: Option<&str>) -> Value {
+    let mut v = json!({
+        "strategy": "cheapest", "max_attempts": 2,
+        "breaker": {"failures": 1000, "failure_rate": 1.0, "min_requests": 100_000,
+                    "window_s": 3600, "open_s": 1, "probes": 1},
+        "providers": [
+            {"name": "a", "upstream": "via_a", "addresses": a, "cost": {"cost_per_call": "0.002"}},
+            {"name": "b", "upstream": "via_b", "addresses": b, "cost": {"cost_per_call": "0.001"}}]
+    });
+    if let Some(h) = pin {
+        v["pin_header"] = json!(h);
+    }
+    v
+}
+
+/// The header RF's requests carry to pin them to provider `b`. A pinned
+/// request skips the breakers and records nothing in `b`'s; unpinned,
+/// every failover is a failure of `b`, whose breaker opens after 1000 in
+/// a row, and from then on requests go to `a` without failing over.
+pub const PIN: (&str, &str) = ("x-bench-pin", "b");
+
+/// Envoy's counter of the requests R's and RF's rule saw answered by
+/// another provider than the one it chose.
+pub const FAILOVERS_COUNTER: &str = "wasmcustom.cost_optimizer.route.items.routing.failovers";
+
+/// Envoy's counters of the answers R's and RF's rule recorded as a
+/// provider's failure (a 5xx, or no status): none in either, every answer
+/// being the demo API's 200.
+pub const PROVIDER_FAILURES: [&str; 2] = [
+    "wasmcustom.cost_optimizer.route.items.routing.provider.a.failures",
+    "wasmcustom.cost_optimizer.route.items.routing.provider.b.failures",
+];
+
+/// The price on the rule of R0, R and RF. Needed by R and RF: the filter
+/// reads the upstream's response headers only for a rule that caches,
+/// coalesces or is priced, so a routed rule with none of these sees every
+/// answer without a status and records it as its provider's failure, and
+/// the breakers open within the warm-up. R0 has it too, so R/R0 compares
+/// rules that differ only by `routing`.
+pub const ROUTED_RULE_COST: &str = "0.002";
+
+/// The rule of R0 (`routing`: `None`), R and RF.
+fn items_rule(routing: Option<Value>) -> Value {
+    let mut rule = json!({"name": "items", "match": {"prefix": "/api/items/"}, "sla_ms": 5000,
+                          "cost": {"cost_per_call": ROUTED_RULE_COST}});
+    if let Some(r) = routing {
+        rule["routing"] = r;
+    }
+    json!({
+        "version": 1,
+        "identity": {"tenant": [{"header": TENANT.0}]},
+        "routes": [rule]
+    })
+}
+
+/// R (`refused_first`: false) and RF (true): the rule `items` routing
+/// between `a` and `b`, and the route with the aggregate clusters of both
+/// providers. One demo API serves both, so its address can name only one
+/// provider: `b` in R (b answers every request), `a` in RF (b's first
+/// cluster refuses every connection, the retry reaches the demo API
+/// through a's). RF pins its requests to `b`: see [`PIN`].
+pub fn routed(ports: &Ports, refused_first: bool) -> (Filters, Route) {
+    let demo = vec![format!("127.0.0.1:{}", ports.demo)];
+    let refused = vec![format!("127.0.0.1:{}", ports.refused)];
+    let (a, b, pin, via_b) = if refused_first {
+        (
+            demo,
+            refused,
+            Some(PIN.0),
+            [Upstream::Refused, Upstream::Demo],
+        )
+    } else {
+        (vec![], demo, None, [Upstream::Demo, Upstream::DemoTwin])
+    };
+    let filter = items_rule(Some(routing_block(&a, &b, pin)));
+    let route = Route::Routed(vec![
+        Aggregate {
+            name: "via_a",
+            clusters: [Upstream::DemoTwin, Upstream::Demo],
+        },
+        Aggregate {
+            name: "via_b",
+            clusters: via_b,
+        },
+    ]);
+    (Filters::Wasm(filter), route)
 }
 
 /// The filter's JSON: tenant from `x-tenant-id`, one rule named `name`
@@ -108,6 +205,19 @@ pub enum Expect {
     FilterMiss,
     /// As `Ok`, and Envoy's cache answered (`age` header present).
     EnvoyHit,
+    /// As `Ok`, and the filter says this provider answered
+    /// (`x-optimizer-provider`).
+    Provider(&'static str),
+}
+
+/// What the filter's failover counter ([`FAILOVERS_COUNTER`]) must show
+/// over a measured run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failovers {
+    /// No request failed over.
+    None,
+    /// Every request did.
+    Every,
 }
 
 #[derive(Debug, Clone)]
@@ -123,14 +233,51 @@ pub struct Config {
     /// Its requests are priced and reported to cost-control: each round
     /// waits for the ledger to hold them before Envoy is stopped.
     pub priced: bool,
+    /// Headers every request carries besides the tenant's (probe and wrk).
+    pub headers: &'static [(&'static str, &'static str)],
+    /// The round fails unless the demo API counted exactly one call per
+    /// request of the measured run.
+    pub one_call_each: bool,
+    /// The round fails unless the filter's failover counter shows this.
+    pub failovers: Option<Failovers>,
 }
 
-/// A–I, then KA–KI, in the order they run within a round. `supported`:
+impl Config {
+    /// An Envoy configuration that needs no filter feature, prices
+    /// nothing, adds no header and checks only the probe.
+    fn envoy(
+        id: &'static str,
+        title: &str,
+        filters: Filters,
+        route: Route,
+        load: Load,
+        expect: Expect,
+    ) -> Config {
+        Config {
+            id,
+            host: Host::Envoy,
+            title: title.to_string(),
+            filters,
+            route,
+            load,
+            expect,
+            needs: vec![],
+            priced: false,
+            headers: &[],
+            one_call_each: false,
+            failovers: None,
+        }
+    }
+}
+
+/// A–I and R0–RF, then KA–KI, in the order they run within a round.
+/// `supported`:
 /// the strategies of [`I_FEATURES`] the built filter accepts; I turns on
 /// those (the title says which), and is unavailable while the cache is
 /// not among them. `wake`: the `host:port` of the cost-control that a
-/// request parked on Kong wakes itself through.
-pub fn throughput_configs(supported: &[Feature], wake: &str) -> Vec<Config> {
+/// request parked on Kong wakes itself through. `ports`: the demo API's
+/// and the refused port's, which R's and RF's providers list.
+pub fn throughput_configs(supported: &[Feature], wake: &str, ports: &Ports) -> Vec<Config> {
     let i_on: Vec<Feature> = I_FEATURES
         .iter()
         .copied()
@@ -158,84 +305,112 @@ pub fn throughput_configs(supported: &[Feature], wake: &str) -> Vec<Config> {
         I_FEATURES.to_vec()
     };
     let proxy = Route::Proxy;
+    let items = |features: &[Feature]| Filters::Wasm(filter_json("items", "/api/items/", features));
+    let (r_filters, r_route) = routed(ports, false);
+    let (rf_filters, rf_route) = routed(ports, true);
     let envoy = vec![
+        Config::envoy(
+            "A",
+            "Envoy proxying to the demo API, no filter",
+            Filters::None,
+            proxy.clone(),
+            Load::Unique,
+            Expect::Ok,
+        ),
+        Config::envoy(
+            "B",
+            "Envoy direct_response (ceiling for an answer made in Envoy)",
+            Filters::None,
+            Route::Direct(json_body(BODY_BYTES)),
+            Load::Same,
+            Expect::Ok,
+        ),
+        Config::envoy(
+            "C",
+            "filter loaded, request matching no rule",
+            Filters::Wasm(filter_json("other", "/other/", &[])),
+            proxy.clone(),
+            Load::Unique,
+            Expect::Ok,
+        ),
         Config {
-            host: Host::Envoy,
-            id: "A",
-            title: "Envoy proxying to the demo API, no filter".to_string(),
-            filters: Filters::None,
-            route: proxy.clone(),
-            load: Load::Unique,
-            expect: Expect::Ok,
-            needs: vec![],
-            priced: false,
-        },
-        Config {
-            host: Host::Envoy,
-            id: "B",
-            title: "Envoy direct_response (ceiling for an answer made in Envoy)".to_string(),
-            filters: Filters::None,
-            route: Route::Direct(json_body(BODY_BYTES)),
-            load: Load::Same,
-            expect: Expect::Ok,
-            needs: vec![],
-            priced: false,
-        },
-        Config {
-            host: Host::Envoy,
-            id: "C",
-            title: "filter loaded, request matching no rule".to_string(),
-            filters: Filters::Wasm(filter_json("other", "/other/", &[])),
-            route: proxy.clone(),
-            load: Load::Unique,
-            expect: Expect::Ok,
-            needs: vec![],
-            priced: false,
-        },
-        Config {
-            host: Host::Envoy,
-            id: "D",
-            title: "filter, every request a cache hit".to_string(),
-            filters: Filters::Wasm(filter_json("items", "/api/items/", &[Feature::Cache])),
-            route: proxy.clone(),
-            load: Load::Same,
-            expect: Expect::FilterHit,
             needs: vec![Feature::Cache],
-            priced: false,
+            ..Config::envoy(
+                "D",
+                "filter, every request a cache hit",
+                items(&[Feature::Cache]),
+                proxy.clone(),
+                Load::Same,
+                Expect::FilterHit,
+            )
         },
+        Config::envoy(
+            "F",
+            "Envoy's cache filter (simple_http_cache), every request a hit",
+            Filters::SimpleHttpCache,
+            proxy.clone(),
+            Load::Same,
+            Expect::EnvoyHit,
+        ),
         Config {
-            host: Host::Envoy,
-            id: "F",
-            title: "Envoy's cache filter (simple_http_cache), every request a hit".to_string(),
-            filters: Filters::SimpleHttpCache,
-            route: proxy.clone(),
-            load: Load::Same,
-            expect: Expect::EnvoyHit,
-            needs: vec![],
-            priced: false,
-        },
-        Config {
-            host: Host::Envoy,
-            id: "J",
-            title: "filter, every request priced, budgeted and reported to cost-control"
-                .to_string(),
-            filters: Filters::Wasm(accounting_filter()),
-            route: proxy.clone(),
-            load: Load::Unique,
-            expect: Expect::Ok,
-            needs: vec![],
             priced: true,
+            ..Config::envoy(
+                "J",
+                "filter, every request priced, budgeted and reported to cost-control",
+                Filters::Wasm(accounting_filter()),
+                proxy.clone(),
+                Load::Unique,
+                Expect::Ok,
+            )
         },
         Config {
-            host: Host::Envoy,
-            id: "I",
-            title: i_title,
-            filters: Filters::Wasm(filter_json("items", "/api/items/", &i_needs)),
-            route: proxy,
-            load: Load::Unique,
-            expect: Expect::FilterMiss,
-            needs: i_needs,
-            priced: false,
+            needs: i_needs.clone(),
+            ..Config::envoy(
+                "I",
+                &i_title,
+                items(&i_needs),
+                proxy.clone(),
+                Load::Unique,
+                Expect::FilterMiss,
+            )
+        },
+        Config {
+            one_call_each: true,
+            ..Config::envoy(
+                "R0",
+                "filter, the request matching a priced rule with no strategy (R's baseline)",
+                Filters::Wasm(items_rule(None)),
+                proxy,
+                Load::Unique,
+                Expect::Ok,
+            )
+        },
+        Config {
+            needs: vec![Feature::Routing],
+            one_call_each: true,
+            failovers: Some(Failovers::None),
+            ..Config::envoy(
+                "R",
+                "filter routing to the cheaper of two providers (cluster_header, aggregate clusters, retry policy)",
+                r_filters,
+                r_route,
+                Load::Unique,
+                Expect::Provider("b"),
+            )
+        },
+        Config {
+            needs: vec![Feature::Routing],
+            headers: &[PIN],
+            one_call_each: true,
+            failovers: Some(Failovers::Every),
+            ..Config::envoy(
+                "RF",
+                "as R, every request failing over: b's first cluster refuses the connection, the retry reaches a",
+                rf_filters,
+                rf_route,
+                Load::Unique,
+                Expect::Provider("a"),
+            )
         },
     ];
     let kong = kong_configs(&envoy, wake);
@@ -244,7 +419,8 @@ pub fn throughput_configs(supported: &[Feature], wake: &str) -> Vec<Config> {
 
 /// The Kong twins of A, B, C, D and I: the same filter JSON with
 /// `"host": "kong"` and a wake target, the same route and load, on Kong's
-/// engine. (F is Envoy's own cache and J needs Envoy's counters.)
+/// engine. (F is Envoy's own cache, J needs Envoy's counters, R0–RF are
+/// measured on Envoy only.)
 fn kong_configs(envoy: &[Config], wake: &str) -> Vec<Config> {
     KONG_TWINS
         .iter()
@@ -339,13 +515,14 @@ pub fn baseline_filter() -> Filters {
 /// The ratios the issues ask for: (numerator, denominator, goal). On Kong
 /// the same comparisons within the host (a hit against the ceiling of the
 /// same load: KD/KB), then each Kong configuration against its Envoy twin.
-pub const RATIOS: [(&str, &str, f64); 14] = [
+pub const RATIOS: [(&str, &str, f64); 15] = [
     ("D", "F", 1.0),
     ("D", "B", 0.0),
     ("C", "A", 0.0),
     ("I", "A", 0.88),
     ("J", "C", 0.0),
     ("J", "A", 0.0),
+    ("R", "R0", 0.0),
     ("KD", "KB", 0.0),
     ("KC", "KA", 0.0),
     ("KI", "KA", 0.0),
@@ -386,18 +563,18 @@ mod tests {
         let text = v["routes"][0]["cost"]["cost_per_call"].as_str().unwrap();
         let micros = (text.parse::<f64>().unwrap() * 1e6).round() as i64;
         assert_eq!(micros, J_COST_PER_CALL_MICROS);
-        let cs = throughput_configs(&[], "127.0.0.1:1");
+        let cs = throughput_configs(&[], "127.0.0.1:1", &Ports::from_base(19000));
         let priced: Vec<_> = cs.iter().filter(|c| c.priced).map(|c| c.id).collect();
         assert_eq!(priced, vec!["J"]);
     }
 
     #[test]
     fn ids_are_unique() {
-        let cs = throughput_configs(&[Feature::Cache], "127.0.0.1:1");
+        let cs = throughput_configs(&[Feature::Cache], "127.0.0.1:1", &Ports::from_base(19000));
         let i = cs.iter().find(|c| c.id == "I").unwrap();
         assert_eq!(i.needs, vec![Feature::Cache]);
         assert!(i.title.contains("not yet in the filter"));
-        let all = throughput_configs(&I_FEATURES, "127.0.0.1:1");
+        let all = throughput_configs(&I_FEATURES, "127.0.0.1:1", &Ports::from_base(19000));
         let i = all.iter().find(|c| c.id == "I").unwrap();
         assert_eq!(i.needs, I_FEATURES.to_vec());
         let mut ids: Vec<_> = cs.iter().map(|c| c.id).collect();
@@ -407,8 +584,47 @@ mod tests {
     }
 
     #[test]
+    fn routed_configs_tell_the_answering_provider_by_address() {
+        let cs = throughput_configs(&I_FEATURES, "127.0.0.1:1", &Ports::from_base(19000));
+        let get = |id: &str| cs.iter().find(|c| c.id == id).unwrap().clone();
+        let rule = |c: &Config| match &c.filters {
+            Filters::Wasm(v) => v["routes"][0].clone(),
+            other => panic!("{other:?}"),
+        };
+        let (r0, r, rf) = (get("R0"), get("R"), get("RF"));
+        // The same rule, with and without routing.
+        let mut bare = rule(&r);
+        let routing = bare.as_object_mut().unwrap().remove("routing").unwrap();
+        assert_eq!(bare, rule(&r0));
+        assert_eq!(bare["cost"]["cost_per_call"], ROUTED_RULE_COST);
+        let addresses = |v: &Value, i: usize| v["providers"][i]["addresses"].clone();
+        // R: the demo API is b's; RF: a's, b's the refused port.
+        assert_eq!(addresses(&routing, 0), json!([]));
+        assert_eq!(addresses(&routing, 1), json!(["127.0.0.1:19002"]));
+        let rf_routing = &rule(&rf)["routing"];
+        assert_eq!(addresses(rf_routing, 0), json!(["127.0.0.1:19002"]));
+        assert_eq!(addresses(rf_routing, 1), json!(["127.0.0.1:19004"]));
+        assert_eq!(
+            (rf_routing["pin_header"].as_str(), rf.headers),
+            (Some(PIN.0), &[PIN][..])
+        );
+        assert!(routing.get("pin_header").is_none() && r.headers.is_empty());
+        assert!(rf.route.uses_refused() && !r.route.uses_refused());
+        assert_eq!(
+            (r.expect, rf.expect),
+            (Expect::Provider("b"), Expect::Provider("a"))
+        );
+        assert_eq!(
+            (r0.failovers, r.failovers, rf.failovers),
+            (None, Some(Failovers::None), Some(Failovers::Every))
+        );
+        assert!(r0.one_call_each && r.one_call_each && rf.one_call_each);
+        assert!(RATIOS.iter().any(|(n, d, _)| (*n, *d) == ("R", "R0")));
+    }
+
+    #[test]
     fn kong_twins_share_route_and_load_and_say_kong() {
-        let cs = throughput_configs(&I_FEATURES, "127.0.0.1:19003");
+        let cs = throughput_configs(&I_FEATURES, "127.0.0.1:19003", &Ports::from_base(19000));
         for (k, e) in KONG_TWINS {
             let (k, e) = (
                 cs.iter().find(|c| c.id == k).unwrap(),

@@ -99,8 +99,15 @@ impl Wrk {
     }
 
     /// One run of `seconds`; `prefix` makes unique paths differ between
-    /// runs (warm-up and measurement must not share keys).
-    pub fn run(&self, load: Load, seconds: u32, prefix: &str) -> Result<WrkResult, String> {
+    /// runs (warm-up and measurement must not share keys); every request
+    /// carries the tenant's header and `headers`.
+    pub fn run(
+        &self,
+        load: Load,
+        seconds: u32,
+        prefix: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<WrkResult, String> {
         let script = match load {
             Load::Same => &self.same_script,
             Load::Unique => &self.unique_script,
@@ -113,9 +120,11 @@ impl Wrk {
             "10s".into(),
             "-H".into(),
             format!("{}: {}", TENANT.0, TENANT.1),
-            "-s".into(),
-            script.display().to_string(),
         ];
+        for (k, v) in headers {
+            args.extend(["-H".into(), format!("{k}: {v}")]);
+        }
+        args.extend(["-s".into(), script.display().to_string()]);
         match load {
             Load::Same => args.push(format!(
                 "http://127.0.0.1:{}/api/items/1?{QUERY}",

@@ -3,9 +3,10 @@
 //!
 //! Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_WARMUP
 //! (1), BENCH_CONNECTIONS (32), BENCH_PORT_BASE (19000; the bench holds
-//! BASE..=BASE+10), BENCH_ONLY (e.g. "A,C,KA,G": a subset of A–J, KA–KI,
-//! G, H, W), BENCH_H_RATE (1000 req/s), BENCH_H_SECONDS (3), BENCH_W_ROUNDS
-//! (30), BENCH_W_N (6), BENCH_W_DELAY_MS (100), ENVOY_BIN, OPTIMIZER_WASM,
+//! BASE..=BASE+10; BASE+4 is RF's refused port), BENCH_ONLY (e.g.
+//! "A,C,KA,G" or "A,R0,R,RF": a subset of A–J, R0, R, RF, KA–KI, G, H,
+//! W), BENCH_H_RATE (1000 req/s), BENCH_H_SECONDS (3), BENCH_W_ROUNDS (30),
+//! BENCH_W_N (6), BENCH_W_DELAY_MS (100), ENVOY_BIN, OPTIMIZER_WASM,
 //! KONG_NGINX_BIN (scripts/bench.sh sets it from scripts/kong-host.sh).
 
 mod chart;
@@ -153,7 +154,7 @@ fn real_main() -> Result<bool, String> {
     );
 
     let supported = supported_strategies(&bench);
-    let configs: Vec<Config> = configs::throughput_configs(&supported, &wake_target)
+    let configs: Vec<Config> = configs::throughput_configs(&supported, &wake_target, &bench.ports)
         .into_iter()
         .filter(|c| wanted(c.id))
         .collect();
@@ -194,8 +195,12 @@ fn real_main() -> Result<bool, String> {
             } += t.elapsed();
             match measured {
                 Ok(s) => {
+                    let failovers = s
+                        .failovers
+                        .map(|f| format!("  {f} failovers"))
+                        .unwrap_or_default();
                     println!(
-                        "==> round {round}/{}: {} {:>9.0} req/s  p50 {:>5} µs  p99 {:>6} µs  {:>6.1} CPU µs/req  {:.3} upstream/req  {} errors  other load {:.2} cores",
+                        "==> round {round}/{}: {} {:>9.0} req/s  p50 {:>5} µs  p99 {:>6} µs  {:>6.1} CPU µs/req  {:.3} upstream/req  {} errors{failovers}  other load {:.2} cores",
                         settings.rounds, cfg.id, s.rps, s.p50_us, s.p99_us, s.cpu_us_per_req, s.upstream_per_req, s.errors, s.other_cores
                     );
                     samples.push(s);
@@ -454,6 +459,7 @@ fn write_json(r: &Report, path: &std::path::Path) -> Result<(), String> {
                         "rps": s.rps, "p50_us": s.p50_us, "p99_us": s.p99_us,
                         "cpu_us_per_req": s.cpu_us_per_req, "upstream_per_req": s.upstream_per_req,
                         "requests": s.requests, "errors": s.errors, "other_cores": s.other_cores,
+                        "failovers": s.failovers,
                         "ledger": s.ledger.map(|l| serde_json::json!({
                             "answered": l.answered, "received": l.received, "events": l.events,
                             "priced": l.priced, "drain_ms": l.drain_ms

@@ -128,6 +128,9 @@ pub fn render(r: &Report) -> String {
     );
     table(&mut o, r);
     ratios(&mut o, &r.rows);
+    if let Some(line) = failover_line(&r.rows, s.connections) {
+        let _ = writeln!(o, "{line}\n");
+    }
     g_section(&mut o, r);
     h_section(&mut o, &r.h);
     w_section(&mut o, &r.w);
@@ -275,8 +278,40 @@ fn ratios(o: &mut String, rows: &[Row]) {
     }
     let _ = writeln!(
         o,
-        "\n\"CPU per request (inverse)\" is the denominator's gateway CPU µs/req over the numerator's: above 1 means the numerator costs its gateway less per request. KD is set against KB (nginx answering itself, the same load), as D against B; Kong against Envoy (KA/A … KI/I) compares the same configuration, load and answer on the two hosts, each with one worker on the same core. The req/s ratio uses only the rounds in which the rest of the machine used less than {QUIET_CORES} of a core (all rounds when a configuration has none); CPU per request is little affected by other load and uses every round.\n"
+        "\n\"CPU per request (inverse)\" is the denominator's gateway CPU µs/req over the numerator's: above 1 means the numerator costs its gateway less per request. R/R0 is what routing across providers adds on Envoy to a matching rule: the filter's choice and its breaker bookkeeping (shared data), the header, clear_route_cache and the route matched again, the aggregate cluster and the retry policy. KD is set against KB (nginx answering itself, the same load), as D against B; Kong against Envoy (KA/A … KI/I) compares the same configuration, load and answer on the two hosts, each with one worker on the same core. The req/s ratio uses only the rounds in which the rest of the machine used less than {QUIET_CORES} of a core (all rounds when a configuration has none); CPU per request is little affected by other load and uses every round.\n"
     );
+}
+
+/// What a failed-over request adds: RF's p50 against R's, each the median
+/// of its rounds' p50, with the failovers RF's filter counted. `None` when
+/// neither ran.
+pub fn failover_line(rows: &[Row], connections: u32) -> Option<String> {
+    let find = |id: &str| rows.iter().find(|r| r.id == id);
+    let (r, rf) = (find("R"), find("RF"));
+    if r.is_none() && rf.is_none() {
+        return None;
+    }
+    let p50 = |row: Option<&Row>| row?.stat(|s| s.p50_us as f64).map(|(_, m, _)| m);
+    let (Some(y), Some(x)) = (p50(r), p50(rf)) else {
+        let why = |id: &str, row: Option<&Row>| match row {
+            None => Some(format!("{id} not in BENCH_ONLY")),
+            Some(row) => status_text(&row.samples).map(|t| format!("{id} {t}")),
+        };
+        let whys: Vec<String> = [why("R", r), why("RF", rf)].into_iter().flatten().collect();
+        return Some(format!("RF: no failover figure ({}).", whys.join("; ")));
+    };
+    let (failed_over, requests) = match rf.map(|row| &row.samples) {
+        Some(Status::Done(v)) => (
+            v.iter().filter_map(|s| s.failovers).sum::<u64>(),
+            v.iter().map(|s| s.requests).sum::<u64>(),
+        ),
+        _ => (0, 0),
+    };
+    Some(format!(
+        "RF: p50 {x:.0} µs vs R p50 {y:.0} µs: a failed-over request adds {:.0} µs at p50 ({failed_over} failovers counted by RF's filter for its {requests} measured requests; each p50 the median over the rounds, at {} connections, so each includes the queueing of its own load; RF's retry waits Envoy's jittered back-off, 0–10 ms at `base_interval: 0.01s`).",
+        x - y,
+        connections
+    ))
 }
 
 /// Below this share of its core, in an undisturbed round, a gateway was
@@ -465,4 +500,53 @@ fn w_section(o: &mut String, w: &WPair) {
         o,
         "\nVerdict (fails the run): every answer 200, exactly one upstream call and one leader per round, no wake call answered other than 204.\n"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &'static str, p50s: &[u64], failovers: Option<u64>) -> Row {
+        Row {
+            id,
+            title: String::new(),
+            load: Load::Unique,
+            samples: Status::Done(
+                p50s.iter()
+                    .map(|&p50_us| Sample {
+                        p50_us,
+                        requests: 1000,
+                        failovers,
+                        ..Sample::default()
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn failover_line_sets_rf_against_r() {
+        let rows = vec![
+            row("R", &[3000, 3200, 3100], Some(0)),
+            row("RF", &[8000, 8500, 9000], Some(1000)),
+        ];
+        let line = failover_line(&rows, 32).unwrap();
+        assert!(
+            line.starts_with(
+                "RF: p50 8500 µs vs R p50 3100 µs: a failed-over request adds 5400 µs at p50"
+            ),
+            "{line}"
+        );
+        assert!(line.contains("3000 failovers counted by RF's filter for its 3000 measured"));
+        assert!(failover_line(&rows[..0], 32).is_none());
+        let failed = vec![
+            row("R", &[3000], Some(0)),
+            Row {
+                samples: Status::Failed("boom".into()),
+                ..row("RF", &[], None)
+            },
+        ];
+        let line = failover_line(&failed, 32).unwrap();
+        assert_eq!(line, "RF: no failover figure (RF **failed**: boom).");
+    }
 }

@@ -8,11 +8,12 @@
 use std::time::{Duration, Instant};
 
 use crate::configs::{
-    Config, Expect, Load, BODY_BYTES, J_COST_PER_CALL_MICROS, J_TENANT, QUERY, TENANT,
+    Config, Expect, Failovers, Load, BODY_BYTES, FAILOVERS_COUNTER, J_COST_PER_CALL_MICROS,
+    J_TENANT, PROVIDER_FAILURES, QUERY, TENANT,
 };
 use crate::http;
 use crate::load::Wrk;
-use crate::procs::{cpu_ticks, machine_busy_ticks};
+use crate::procs::{cpu_ticks, machine_busy_ticks, port_open};
 use crate::stack::{Bench, Workers};
 
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +41,9 @@ pub struct Sample {
     /// For a priced configuration: what this round sent and what reached
     /// cost-control's ledger.
     pub ledger: Option<LedgerRound>,
+    /// For a routed configuration: requests the filter saw answered by
+    /// another provider than the one it chose, during the measured run.
+    pub failovers: Option<u64>,
 }
 
 impl Sample {
@@ -80,6 +84,12 @@ pub fn measure(
     s: &Settings,
     helper_pids: &[u32],
 ) -> Result<Sample, String> {
+    if cfg.route.uses_refused() && port_open(bench.ports.refused) {
+        return Err(format!(
+            "port {} must refuse connections for {}, and something listens on it",
+            bench.ports.refused, cfg.id
+        ));
+    }
     let gateway = bench.start_gateway(
         cfg.id,
         cfg.host,
@@ -95,12 +105,25 @@ pub fn measure(
         };
         probe(bench, cfg, round)?;
         if s.warmup > 0 {
-            wrk.run(cfg.load, s.warmup, &format!("w{round}-"))?;
+            wrk.run(cfg.load, s.warmup, &format!("w{round}-"), cfg.headers)?;
         }
+        // The routing counters: failovers, then each provider's failures.
+        let routing_counters = || -> Result<Option<[u64; 3]>, String> {
+            if cfg.failovers.is_none() {
+                return Ok(None);
+            }
+            let [a, b] = PROVIDER_FAILURES;
+            Ok(Some([
+                bench.envoy_counter(FAILOVERS_COUNTER)?,
+                bench.envoy_counter(a)?,
+                bench.envoy_counter(b)?,
+            ]))
+        };
+        let routing0 = routing_counters()?;
         let calls0 = bench.demo_total_calls()?;
         let (busy0, helpers0) = (machine_busy_ticks()?, helper_ticks(helper_pids)?);
         let ticks0 = gateway.cpu_ticks()?;
-        let r = wrk.run(cfg.load, s.seconds, &format!("m{round}-"))?;
+        let r = wrk.run(cfg.load, s.seconds, &format!("m{round}-"), cfg.headers)?;
         let ticks1 = gateway.cpu_ticks()?;
         let (busy1, helpers1) = (machine_busy_ticks()?, helper_ticks(helper_pids)?);
         let ours = ticks1.saturating_sub(ticks0) + helpers1.saturating_sub(helpers0) + r.cpu_ticks;
@@ -108,6 +131,10 @@ pub fn measure(
         let other_cores =
             other_ticks as f64 / s.ticks_per_second as f64 / (r.duration_us.max(1) as f64 / 1e6);
         let calls1 = bench.demo_total_calls()?;
+        let routing = routing_counters()?
+            .zip(routing0)
+            .map(|(c1, c0)| [0, 1, 2].map(|i| c1[i].saturating_sub(c0[i])));
+        let failovers = routing.map(|[f, _, _]| f);
         let ledger = match &ledger0 {
             Some(l0) => Some(wait_for_ledger(bench, l0)?),
             None => None,
@@ -121,6 +148,37 @@ pub fn measure(
                 r.errors, r.requests
             ));
         }
+        let calls = calls1.saturating_sub(calls0);
+        if cfg.one_call_each {
+            check_one_each(
+                calls,
+                r.requests,
+                s.connections,
+                "upstream calls (the demo API's count)",
+            )?;
+        }
+        if let Some([_, a, b]) = routing.filter(|[_, a, b]| a + b > 0) {
+            return Err(format!(
+                "the filter recorded {a} failures of provider a and {b} of provider b ({}) for {} requests all answered 200: expected none",
+                PROVIDER_FAILURES.join(", "),
+                r.requests
+            ));
+        }
+        match (cfg.failovers, failovers) {
+            (Some(Failovers::None), Some(f)) if f > 0 => {
+                return Err(format!(
+                    "{f} of {} requests failed over ({FAILOVERS_COUNTER}); expected none",
+                    r.requests
+                ))
+            }
+            (Some(Failovers::Every), Some(f)) => check_one_each(
+                f,
+                r.requests,
+                s.connections,
+                &format!("failovers ({FAILOVERS_COUNTER})"),
+            )?,
+            _ => {}
+        }
         let n = r.requests as f64;
         let cpu_us = (ticks1.saturating_sub(ticks0)) as f64 * 1e6 / s.ticks_per_second as f64;
         Ok(Sample {
@@ -128,15 +186,32 @@ pub fn measure(
             p50_us: r.p50_us,
             p99_us: r.p99_us,
             cpu_us_per_req: cpu_us / n,
-            upstream_per_req: calls1.saturating_sub(calls0) as f64 / n,
+            upstream_per_req: calls as f64 / n,
             requests: r.requests,
             errors: r.errors,
             other_cores,
             ledger,
+            failovers,
         })
     })();
     bench.stop_gateway(gateway)?;
     result
+}
+
+/// `count` events over a measured run of `requests`, checked to be one
+/// per request: at least one for each request wrk completed (each was sent
+/// after the count's first reading and answered before its second), and
+/// at most two connections' worth more (requests that the end of the
+/// warm-up or of the run cut short after they reached the gateway).
+fn check_one_each(count: u64, requests: u64, connections: u32, what: &str) -> Result<(), String> {
+    let most = requests + 2 * u64::from(connections);
+    if (requests..=most).contains(&count) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{count} {what} for {requests} requests: expected one per request ({requests}..={most})"
+        ))
+    }
 }
 
 /// CPU ticks the bench's own servers used so far (the demo API, and
@@ -177,11 +252,14 @@ fn probe(bench: &Bench, cfg: &Config, round: u32) -> Result<(), String> {
         Load::Unique => format!("/api/items/probe-{round}?{QUERY}"),
     };
     let url = bench.url(&path);
-    let first = http::get(&url, &[TENANT])?;
+    let headers: Vec<(&str, &str)> = std::iter::once(TENANT)
+        .chain(cfg.headers.iter().copied())
+        .collect();
+    let first = http::get(&url, &headers)?;
     let resp = match cfg.expect {
         // A miss is only a miss the first time.
         Expect::FilterMiss => first,
-        _ => http::get(&url, &[TENANT])?,
+        _ => http::get(&url, &headers)?,
     };
     let fail = |what: &str| {
         Err(format!(
@@ -204,6 +282,8 @@ fn probe(bench: &Bench, cfg: &Config, round: u32) -> Result<(), String> {
         Expect::FilterMiss => fail("expected x-cache: MISS"),
         Expect::EnvoyHit if resp.header("age").is_some() => Ok(()),
         Expect::EnvoyHit => fail("expected an age header from Envoy's cache"),
+        Expect::Provider(p) if resp.header("x-optimizer-provider") == Some(p) => Ok(()),
+        Expect::Provider(p) => fail(&format!("expected x-optimizer-provider: {p}")),
     }
 }
 
@@ -242,6 +322,15 @@ mod tests {
         assert_eq!(percentile(&v, 100.0), Some(10.0));
         assert_eq!(percentile(&v, 0.0), Some(1.0));
         assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn one_each_allows_only_cut_requests_over() {
+        assert!(check_one_each(100, 100, 32, "calls").is_ok());
+        assert!(check_one_each(164, 100, 32, "calls").is_ok());
+        assert!(check_one_each(165, 100, 32, "calls").is_err());
+        assert!(check_one_each(99, 100, 32, "calls").is_err());
+        assert!(check_one_each(200, 100, 32, "calls").is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Envoy configurations for the bench: one listener, the same HTTP
 //! connection manager settings for every configuration (those the README
-//! asks for with the filter), one upstream cluster; what differs is the
-//! filter chain and whether the route proxies or answers directly.
+//! asks for with the filter), one upstream cluster (more for routing);
+//! what differs is the filter chain and whether the route proxies, answers
+//! directly or goes where the filter's routing sends it.
 
 use std::path::Path;
 
@@ -12,16 +13,22 @@ pub struct Ports {
     pub admin: u16,
     pub demo: u16,
     pub control: u16,
+    /// Where nothing listens (the bench checks it is free at its start and
+    /// before each round that needs it): RF's provider whose every
+    /// connection is refused.
+    pub refused: u16,
 }
 
 impl Ports {
-    /// Fixed ports from `base` on: listener, admin, demo API, cost-control.
+    /// Fixed ports from `base` on: listener, admin, demo API, cost-control,
+    /// the refused port.
     pub fn from_base(base: u16) -> Ports {
         Ports {
             listen: base,
             admin: base + 1,
             demo: base + 2,
             control: base + 3,
+            refused: base + 4,
         }
     }
 }
@@ -43,6 +50,54 @@ pub enum Route {
     Proxy,
     /// `direct_response` 200 with this body.
     Direct(String),
+    /// To the cluster the filter's routing names in `x-optimizer-upstream`
+    /// (these aggregate clusters), with one retry on a 5xx, a reset or a
+    /// connection failure to the aggregate cluster's next priority (the
+    /// shape of `envoy/envoy.yaml`'s `/api/search/` route).
+    Routed(Vec<Aggregate>),
+}
+
+impl Route {
+    /// Whether a cluster of this route is the refused port.
+    pub fn uses_refused(&self) -> bool {
+        match self {
+            Route::Routed(aggregates) => aggregates
+                .iter()
+                .any(|a| a.clusters.contains(&Upstream::Refused)),
+            _ => false,
+        }
+    }
+}
+
+/// A static cluster an aggregate cluster can list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// `demo_api`: the demo API.
+    Demo,
+    /// `demo_api_2`: the demo API again, as its own cluster (an aggregate
+    /// cluster lists distinct clusters).
+    DemoTwin,
+    /// `refused`: 127.0.0.1 on [`Ports::refused`], where every connection
+    /// is refused.
+    Refused,
+}
+
+impl Upstream {
+    pub fn cluster(self) -> &'static str {
+        match self {
+            Upstream::Demo => "demo_api",
+            Upstream::DemoTwin => "demo_api_2",
+            Upstream::Refused => "refused",
+        }
+    }
+}
+
+/// An aggregate cluster: its first cluster (priority 0), then the one a
+/// retry goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregate {
+    pub name: &'static str,
+    pub clusters: [Upstream; 2],
 }
 
 pub fn render(ports: &Ports, wasm: &Path, filters: &Filters, route: &Route) -> String {
@@ -51,12 +106,24 @@ pub fn render(ports: &Ports, wasm: &Path, filters: &Filters, route: &Route) -> S
         Filters::Wasm(config) => wasm_filter(wasm, config),
         Filters::SimpleHttpCache => CACHE_FILTER.to_string(),
     };
+    let routed = match route {
+        Route::Routed(aggregates) => {
+            let mut c = cluster("demo_api_2", ports.demo);
+            c.push_str(&cluster("refused", ports.refused));
+            for a in aggregates {
+                c.push_str(&aggregate(a));
+            }
+            c
+        }
+        _ => String::new(),
+    };
     let route = match route {
         Route::Proxy => "route: { cluster: demo_api, timeout: 60s }".to_string(),
         Route::Direct(body) => format!(
             "direct_response: {{ status: 200, body: {{ inline_string: '{}' }} }}",
             body.replace('\'', "''")
         ),
+        Route::Routed(_) => ROUTED.to_string(),
     };
     format!(
         r#"admin:
@@ -89,7 +156,7 @@ static_resources:
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
-{demo}{control}"#,
+{demo}{control}{routed}"#,
         admin = ports.admin,
         listen = ports.listen,
         demo = cluster("demo_api", ports.demo),
@@ -97,23 +164,61 @@ static_resources:
     )
 }
 
-/// A cluster with circuit breakers far above any load here, so that
-/// G's 1000 concurrent requests are never refused by Envoy's defaults
-/// (1024 pending / requests).
+/// The routed route: the cluster from the filter's header, one retry
+/// after a jittered 0–10 ms back-off, to the next priority.
+const ROUTED: &str = r#"route:
+                  cluster_header: x-optimizer-upstream
+                  timeout: 30s
+                  retry_policy:
+                    retry_on: "5xx,reset,connect-failure"
+                    num_retries: 1
+                    retry_priority:
+                      name: envoy.retry_priorities.previous_priorities
+                      typed_config:
+                        "@type": type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig
+                        update_frequency: 1
+                    retry_back_off: { base_interval: 0.01s, max_interval: 0.1s }"#;
+
+/// Circuit breakers far above any load here, so that G's 1000 concurrent
+/// requests are never refused by Envoy's defaults (1024 pending /
+/// requests), nor RF's retries (32 at once; the default is 3 retries
+/// outstanding per cluster, beyond which a retry is not made and the
+/// failure is the answer).
+const CIRCUIT_BREAKERS: &str = "    circuit_breakers:
+      thresholds:
+      - { max_connections: 100000, max_pending_requests: 100000, max_requests: 100000, max_retries: 100000 }
+";
+
 fn cluster(name: &str, port: u16) -> String {
     format!(
         r#"  - name: {name}
     type: STATIC
     connect_timeout: 1s
-    circuit_breakers:
-      thresholds:
-      - {{ max_connections: 100000, max_pending_requests: 100000, max_requests: 100000 }}
-    load_assignment:
+{CIRCUIT_BREAKERS}    load_assignment:
       cluster_name: {name}
       endpoints:
       - lb_endpoints:
         - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}
 "#
+    )
+}
+
+/// An aggregate cluster (Envoy checks a retry against the circuit
+/// breakers of the route's cluster, this one).
+fn aggregate(a: &Aggregate) -> String {
+    format!(
+        r#"  - name: {name}
+    connect_timeout: 1s
+    lb_policy: CLUSTER_PROVIDED
+{CIRCUIT_BREAKERS}    cluster_type:
+      name: envoy.clusters.aggregate
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig
+        clusters: [{first}, {then}]
+"#,
+        name = a.name,
+        first = a.clusters[0].cluster(),
+        then = a.clusters[1].cluster(),
     )
 }
 
@@ -181,5 +286,15 @@ mod tests {
         assert!(c.contains("{\"version\":1}"));
         let f = render(&p, w, &Filters::SimpleHttpCache, &Route::Proxy);
         assert!(f.contains("simple_http_cache"));
+        let route = Route::Routed(vec![Aggregate {
+            name: "via_b",
+            clusters: [Upstream::Refused, Upstream::Demo],
+        }]);
+        assert!(route.uses_refused() && !Route::Proxy.uses_refused());
+        let r = render(&p, w, &Filters::None, &route);
+        assert!(r.contains("cluster_header: x-optimizer-upstream"));
+        assert!(r.contains("clusters: [refused, demo_api]"));
+        assert!(r.contains("port_value: 19004") && r.contains("- name: demo_api_2"));
+        assert_eq!(r.matches("max_retries: 100000").count(), 5);
     }
 }

@@ -98,6 +98,9 @@ fn aggregate(name: &str, first: &str, then: &str) -> String {
         r#"  - name: {name}
     connect_timeout: 1s
     lb_policy: CLUSTER_PROVIDED
+    circuit_breakers:
+      thresholds:
+      - max_retries: 1000
     cluster_type:
       name: envoy.clusters.aggregate
       typed_config:

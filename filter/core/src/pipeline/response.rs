@@ -107,7 +107,9 @@ impl Exchange {
         let route = filter.config.routes.get(self.route);
         let stores = route.is_some_and(|r| r.cache.is_some() || r.coalesce.is_some());
         let priced = route.is_some_and(|r| r.cost.is_some());
-        let all = if stores || priced {
+        // Routing learns each provider's health from the status.
+        let routed = route.is_some_and(|r| r.routing.is_some());
+        let all = if stores || priced || routed {
             cx.host.response_headers()
         } else {
             Vec::new()

@@ -166,3 +166,28 @@ fn with_every_breaker_open_the_answer_is_a_clear_503() {
         1
     );
 }
+
+/// A routed rule with no other strategy still reads the answer's status
+/// (a bench found every answer taken for a failure, status 0).
+#[test]
+fn a_routed_rule_without_a_price_learns_from_the_status() {
+    let cfg = CFG.replace(",\n  \"cost\":{\"cost_per_call\":\"0.002\"}}]}", "}]}");
+    assert_ne!(cfg, CFG, "the rule's own cost removed");
+    let store = SharedStore::new_shared();
+    let (host, filter, worker) = crate::pipeline::test_worker(&store, &cfg, 1_000_000);
+    let mut w = W {
+        host,
+        filter,
+        worker,
+        stream: 0,
+    };
+    for _ in 0..5 {
+        assert_eq!(w.send("GET", &[]).unwrap().0, "via_secondary");
+        assert_eq!(w.answer(200, "10.0.0.2:80").as_deref(), Some("secondary"));
+    }
+    assert_eq!(
+        w.host
+            .counter("cost_optimizer.route.search.routing.provider.secondary.failures"),
+        0
+    );
+}
