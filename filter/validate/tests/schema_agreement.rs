@@ -118,7 +118,7 @@ fn full() -> Value {
                 "name": "quotes", "match": {"prefix": "/api/quotes/"},
                 "limit": {"by": "tenant_route", "sliding_window": {"limit": 100, "window_s": 60},
                           "queue_bound": 0},
-                "batch": {"upstream": "demo_api", "path": "/api/batch", "format": "rest",
+                "batch": {"upstream": "demo_api", "authority": "demo-api.local", "path": "/api/batch", "format": "rest",
                           "window_ms": 50, "window_min_ms": 10, "max_size": 16,
                           "max_body_bytes": 65536, "min_rate_rps": 1.5, "timeout_ms": 2000,
                           "bodies": true},

@@ -15,6 +15,10 @@ pub enum BatchFormat {
 #[serde(deny_unknown_fields)]
 pub struct RawRouteBatch {
     pub upstream: String,
+    /// `:authority` of the batch call; default: `upstream` (under Istio
+    /// the cluster is `outbound|port||host`, not a host name).
+    #[serde(default)]
+    pub authority: Option<String>,
     pub path: String,
     #[serde(default = "default_format")]
     pub format: BatchFormat,
@@ -64,6 +68,8 @@ pub const MAX_BATCH_SIZE: u32 = 24;
 pub struct RouteBatch {
     /// Envoy: a cluster name; Kong: `host:port`.
     pub upstream: String,
+    /// `:authority` of the batch call.
+    pub authority: String,
     pub path: String,
     pub format: BatchFormat,
     pub window_min_ms: u64,
@@ -126,7 +132,15 @@ pub fn compile_route_batch(
             "must be 1..=60000",
         ));
     }
+    let authority = raw.authority.unwrap_or_else(|| raw.upstream.clone());
+    if authority.is_empty() || authority.contains(char::is_whitespace) {
+        return Err(ConfigError::at(
+            format!("{f}.authority"),
+            "must be a host name without spaces",
+        ));
+    }
     Ok(RouteBatch {
+        authority,
         upstream: raw.upstream,
         path: raw.path,
         format: raw.format,

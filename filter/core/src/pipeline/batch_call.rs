@@ -52,7 +52,7 @@ fn flush(
         headers: vec![
             (":method", b"POST"),
             (":path", rule.path.as_bytes()),
-            (":authority", rule.upstream.as_bytes()),
+            (":authority", rule.authority.as_bytes()),
             ("content-type", b"application/json"),
             ("content-length", length.as_bytes()),
         ],
