@@ -333,6 +333,30 @@ impl Stack {
         }
     }
 
+    /// The demo APIs, cost-control and Envoy running the bootstrap that
+    /// `render` writes for the stack's ports and the built `.wasm` (a
+    /// config the way another control plane, e.g. Istio, would place the
+    /// filter).
+    pub fn start_yaml_with_control(
+        name: &str,
+        render: impl FnOnce(&Ports, &Path) -> String,
+    ) -> Stack {
+        let ports = ports();
+        let yaml = render(&ports, &wasm_path());
+        let dir = scratch_dir(name);
+        let (control, demo, demo_b) = Self::start_services(&ports, &dir, true);
+        let envoy = Envoy::start(&yaml, ports.admin, &[ports.listen], &dir);
+        Stack {
+            kind: GatewayKind::Envoy,
+            ports,
+            dir,
+            gateway: Gateway::Envoy(envoy),
+            control,
+            demo,
+            demo_b,
+        }
+    }
+
     /// cost-control, or a failure saying the stack was started without it.
     pub fn control(&self) -> &CostControl {
         self.control
