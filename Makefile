@@ -7,8 +7,10 @@ export ADMIN_PORT ?= 9901
 export DEMO_PORT ?= 8080
 export DEMO_B_PORT ?= 8082
 export CONTROL_PORT ?= 8081
+IMAGE_DIR ?= target/image
+IMAGE_REF ?=
 
-.PHONY: all install build wasm run run-kong demo test lint bench clean kong-host
+.PHONY: all install build wasm image run run-kong demo test lint bench clean kong-host
 
 all: build
 
@@ -18,6 +20,14 @@ install:
 wasm: install
 	$(CARGO) build -p cost-optimizer-wasm --target wasm32-wasip1 --release
 	@ls -l $(WASM) | awk '{print "==> " $$9 ": " $$5 " bytes"}'
+
+# The filter as an OCI image for Istio's WasmPlugin (url: oci://...), written
+# by filter/image without Docker: $(IMAGE_DIR)/oci (an OCI image layout),
+# $(IMAGE_DIR)/cost-optimizer-oci.tar (the same, for skopeo copy
+# oci-archive:...) and $(IMAGE_DIR)/digests.txt; the digests also go to stdout.
+# Same .wasm, same digests. make image IMAGE_REF=cost-optimizer:dev
+image: wasm
+	$(CARGO) run -q -p cost-optimizer-image -- --wasm $(WASM) --out $(IMAGE_DIR) --istio istio $(if $(IMAGE_REF),--ref $(IMAGE_REF))
 
 build: wasm
 	$(CARGO) build -p demo-api -p cost-control -p cost-optimizer-validate --bins
