@@ -317,20 +317,7 @@ impl Stack {
     /// The demo API, cost-control and Envoy running the shipped
     /// `envoy/envoy.yaml` (its ports replaced by the stack's).
     pub fn start_shipped_with_control(name: &str) -> Stack {
-        let ports = ports();
-        let yaml = envoy_config::render_shipped(&ports, &wasm_path());
-        let dir = scratch_dir(name);
-        let (control, demo, demo_b) = Self::start_services(&ports, &dir, true);
-        let envoy = Envoy::start(&yaml, ports.admin, &[ports.listen], &dir);
-        Stack {
-            kind: GatewayKind::Envoy,
-            ports,
-            dir,
-            gateway: Gateway::Envoy(envoy),
-            control,
-            demo,
-            demo_b,
-        }
+        Self::start_yaml_with_control(name, envoy_config::render_shipped)
     }
 
     /// The demo APIs, cost-control and Envoy running the bootstrap that
