@@ -106,6 +106,10 @@ pub struct MemHost {
     pub callouts: Vec<SentCallout>,
     /// Every `route_to`, in order.
     pub routed: Vec<Routed>,
+    /// Host calls made, by the `Host` method's name (what a call costs on
+    /// a real host is a crossing of the VM boundary: the profile of
+    /// `pipeline/host_calls_tests.rs` counts them per request).
+    pub calls: RefCell<BTreeMap<&'static str, u64>>,
     /// Streams whose client has gone: replies and resumes fail for them.
     pub gone: HashSet<StreamId>,
     pub counters: BTreeMap<String, i64>,
@@ -153,6 +157,7 @@ impl MemHost {
             resumed: Vec::new(),
             callouts: Vec::new(),
             routed: Vec::new(),
+            calls: RefCell::new(BTreeMap::new()),
             gone: HashSet::new(),
             counters: BTreeMap::new(),
             tick_periods: Vec::new(),
@@ -206,12 +211,25 @@ impl MemHost {
     }
 }
 
+impl MemHost {
+    fn count(&self, call: &'static str) {
+        *self.calls.borrow_mut().entry(call).or_default() += 1;
+    }
+
+    /// Host calls since the last `take_calls`, by method.
+    pub fn take_calls(&self) -> BTreeMap<&'static str, u64> {
+        std::mem::take(&mut *self.calls.borrow_mut())
+    }
+}
+
 impl Host for MemHost {
     fn now_ms(&self) -> u64 {
+        self.count("now_ms");
         self.now_ms
     }
 
     fn random_u64(&mut self) -> u64 {
+        self.count("random_u64");
         // splitmix64: deterministic per seed, good enough for tests.
         self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.rng;
@@ -221,6 +239,7 @@ impl Host for MemHost {
     }
 
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.count("request_header");
         self.request_headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -228,10 +247,12 @@ impl Host for MemHost {
     }
 
     fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+        self.count("request_headers");
         self.request_headers.clone()
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), HostError> {
+        self.count("set_request_header");
         self.request_headers
             .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
         if let Some(v) = value {
@@ -241,26 +262,32 @@ impl Host for MemHost {
     }
 
     fn response_headers(&self) -> Vec<(String, Vec<u8>)> {
+        self.count("response_headers");
         self.response_headers.clone()
     }
 
     fn request_body(&self, size: usize) -> Vec<u8> {
+        self.count("request_body");
         self.request_body[..size.min(self.request_body.len())].to_vec()
     }
 
     fn callout_response_headers(&self) -> Vec<(String, Vec<u8>)> {
+        self.count("callout_response_headers");
         self.callout_headers.clone()
     }
 
     fn callout_response_body(&self, size: usize) -> Vec<u8> {
+        self.count("callout_response_body");
         self.callout_body[..size.min(self.callout_body.len())].to_vec()
     }
 
     fn response_body(&self, size: usize) -> Vec<u8> {
+        self.count("response_body");
         self.response_chunk[..size.min(self.response_chunk.len())].to_vec()
     }
 
     fn add_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.count("add_response_header");
         self.response_headers
             .push((name.to_string(), value.to_vec()));
         Ok(())
@@ -273,6 +300,7 @@ impl Host for MemHost {
         property: &str,
         retries: u32,
     ) -> Result<(), HostError> {
+        self.count("route_to");
         self.routed.push(Routed {
             upstream: upstream.to_string(),
             header: header.to_string(),
@@ -283,15 +311,18 @@ impl Host for MemHost {
     }
 
     fn property_str(&self, path: &[&str]) -> Option<String> {
+        self.count("property_str");
         let key: Vec<String> = path.iter().map(|s| s.to_string()).collect();
         self.properties.get(&key).cloned()
     }
 
     fn shared_get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+        self.count("shared_get");
         Ok(self.shared.borrow().entries.get(key).cloned())
     }
 
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        self.count("shared_set");
         let mut store = self.shared.borrow_mut();
         if store.conflicts_to_inject > 0 {
             store.conflicts_to_inject -= 1;
@@ -313,6 +344,7 @@ impl Host for MemHost {
     }
 
     fn shared_put(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        self.count("shared_put");
         let mut store = self.shared.borrow_mut();
         let entry = store
             .entries
@@ -325,6 +357,7 @@ impl Host for MemHost {
     }
 
     fn shared_create(&mut self, key: &str, initial: &[u8]) -> Result<bool, HostError> {
+        self.count("shared_create");
         let mut store = self.shared.borrow_mut();
         if store.entries.contains_key(key) {
             return Ok(false);
@@ -334,6 +367,7 @@ impl Host for MemHost {
     }
 
     fn http_call(&mut self, call: &Callout<'_>) -> Result<u32, HostError> {
+        self.count("http_call");
         if let Some(e) = self.call_error {
             return Err(e);
         }
@@ -354,6 +388,7 @@ impl Host for MemHost {
     }
 
     fn wake(&mut self, stream: StreamId, how: Wake<'_>) -> Result<(), HostError> {
+        self.count("wake");
         if !self.can_wake(stream) {
             return Err(HostError::Unsupported);
         }
@@ -392,6 +427,7 @@ impl Host for MemHost {
     }
 
     fn set_tick_period(&mut self, ms: u64) -> Result<(), HostError> {
+        self.count("set_tick_period");
         if self.own_context_wakes
             && (self.context.is_some()
                 || (ms > 0 && self.tick_periods.last().is_some_and(|&p| p > 0)))
@@ -404,6 +440,7 @@ impl Host for MemHost {
     }
 
     fn define_counter(&mut self, name: &str) -> Option<u32> {
+        self.count("define_counter");
         if let Some(i) = self.metric_names.iter().position(|n| n == name) {
             return u32::try_from(i).ok();
         }
@@ -413,12 +450,14 @@ impl Host for MemHost {
     }
 
     fn increment(&mut self, metric: u32, delta: i64) {
+        self.count("increment");
         if let Some(name) = self.metric_names.get(metric as usize) {
             *self.counters.entry(name.clone()).or_insert(0) += delta;
         }
     }
 
     fn log(&self, level: Level, message: &str) {
+        self.count("log");
         self.logs.borrow_mut().push((level, message.to_string()));
     }
 }

@@ -311,3 +311,6 @@ pub(crate) fn test_worker(
     let worker = Worker::new(&filter.config, &mut host);
     (host, filter, worker)
 }
+
+#[cfg(test)]
+mod host_calls_tests;
