@@ -77,7 +77,8 @@ fn listener(name: &str, port: u16, hcm: &str) -> String {
     )
 }
 
-fn cluster(name: &str, port: u16) -> String {
+/// A static cluster of one endpoint on 127.0.0.1.
+pub fn cluster(name: &str, port: u16) -> String {
     format!(
         r#"  - name: {name}
     type: STATIC
@@ -167,7 +168,8 @@ fn jwt_filter() -> String {
     )
 }
 
-fn wasm_filter(wasm: &Path, config: &serde_json::Value) -> String {
+/// The filter as an HTTP filter entry, with `config` as its configuration.
+pub fn wasm_filter(wasm: &Path, config: &serde_json::Value) -> String {
     format!(
         r#"          - name: cost_optimizer
             typed_config:

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::envoy_config::Ports;
+use e2e::envoy_config::{cluster, wasm_filter, Ports};
 use e2e::http::{self, Resp};
 use e2e::procs::{repo_root, wait_for};
 use e2e::stack::Stack;
@@ -23,30 +23,14 @@ const CONTROL: &str = "outbound|8081||cost-control.cost-optimizer.svc.cluster.lo
 
 /// `pluginConfig` of the gateway's WasmPlugin, as the JSON Istio hands
 /// the filter.
-fn plugin_config() -> String {
+fn plugin_config() -> Value {
     let path = repo_root().join("istio/wasmplugin-gateway.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    let json: Value = serde_json::to_value(&doc["spec"]["pluginConfig"]).unwrap();
-    serde_json::to_string(&json).unwrap()
-}
-
-fn cluster(name: &str, port: u16) -> String {
-    format!(
-        r#"  - name: "{name}"
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: "{name}"
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}
-"#
-    )
+    serde_json::to_value(&doc["spec"]["pluginConfig"]).unwrap()
 }
 
 fn bootstrap(ports: &Ports, wasm: &Path) -> String {
-    let config = plugin_config().replace('\'', "''");
     format!(
         r#"admin:
   address:
@@ -87,20 +71,7 @@ static_resources:
                     permissions: [{{ any: true }}]
                     principals: [{{ any: true }}]
           # The WasmPlugin, phase UNSPECIFIED_PHASE: last before the router.
-          - name: cost_optimizer
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: cost_optimizer
-                root_id: cost_optimizer
-                vm_config:
-                  vm_id: cost_optimizer
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: "{wasm}" }} }}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '{config}'
-          - name: envoy.filters.http.router
+{filter}          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
@@ -108,7 +79,7 @@ static_resources:
         admin = ports.admin,
         listen = ports.listen,
         demo_cluster = DEMO,
-        wasm = wasm.display(),
+        filter = wasm_filter(wasm, &plugin_config()),
         c1 = cluster(DEMO, ports.demo),
         c2 = cluster(CONTROL, ports.control),
     )
