@@ -32,7 +32,7 @@ command -v taskset >/dev/null || apt_install taskset util-linux
 
 CARGO="${CARGO:-cargo}"
 say "building the filter (wasm32-wasip1, release)"
-"$CARGO" build -p cost-optimizer-wasm --target wasm32-wasip1 --release
+"$CARGO" build -p cost-optimizer-wasm -p floor-filter --target wasm32-wasip1 --release
 say "building the demo API, cost-control and the bench (release)"
 "$CARGO" build --release -p demo-api -p bench -p cost-control --bins
 

@@ -333,6 +333,22 @@ pub fn throughput_configs(supported: &[Feature], wake: &str, ports: &Ports) -> V
             Load::Unique,
             Expect::Ok,
         ),
+        Config::envoy(
+            "T",
+            "the floor filter (the SDK, every hook Continue): what any wasm filter costs per stream",
+            Filters::Floor("pass"),
+            proxy.clone(),
+            Load::Unique,
+            Expect::Ok,
+        ),
+        Config::envoy(
+            "TD",
+            "the floor filter answering every request with a 1 KiB local reply",
+            Filters::Floor("reply"),
+            proxy.clone(),
+            Load::Same,
+            Expect::Ok,
+        ),
         Config {
             needs: vec![Feature::Cache],
             ..Config::envoy(
@@ -515,10 +531,14 @@ pub fn baseline_filter() -> Filters {
 /// The ratios the issues ask for: (numerator, denominator, goal). On Kong
 /// the same comparisons within the host (a hit against the ceiling of the
 /// same load: KD/KB), then each Kong configuration against its Envoy twin.
-pub const RATIOS: [(&str, &str, f64); 15] = [
+pub const RATIOS: [(&str, &str, f64); 19] = [
     ("D", "F", 1.0),
     ("D", "B", 0.0),
-    ("C", "A", 0.0),
+    ("C", "A", 0.95),
+    ("T", "A", 0.0),
+    ("C", "T", 0.95),
+    ("TD", "B", 0.0),
+    ("D", "TD", 0.0),
     ("I", "A", 0.88),
     ("J", "C", 0.0),
     ("J", "A", 0.0),

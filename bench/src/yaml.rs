@@ -41,6 +41,9 @@ pub enum Filters {
     Wasm(serde_json::Value),
     /// Envoy's cache filter with the in-memory `simple_http_cache`.
     SimpleHttpCache,
+    /// The bench's floor filter (`bench/floor-filter`) with this mode:
+    /// `pass` or `reply`.
+    Floor(&'static str),
 }
 
 /// What the one route does.
@@ -105,6 +108,7 @@ pub fn render(ports: &Ports, wasm: &Path, filters: &Filters, route: &Route) -> S
         Filters::None => String::new(),
         Filters::Wasm(config) => wasm_filter(wasm, config),
         Filters::SimpleHttpCache => CACHE_FILTER.to_string(),
+        Filters::Floor(mode) => wasm_filter(&floor_wasm(wasm), &serde_json::json!(mode)),
     };
     let routed = match route {
         Route::Routed(aggregates) => {
@@ -228,6 +232,12 @@ const CACHE_FILTER: &str = r#"          - name: envoy.filters.http.cache
               typed_config:
                 "@type": type.googleapis.com/envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig
 "#;
+
+/// The floor filter's module: built by `scripts/bench.sh` next to the
+/// optimizer's.
+pub fn floor_wasm(wasm: &Path) -> std::path::PathBuf {
+    wasm.with_file_name("floor_filter.wasm")
+}
 
 fn wasm_filter(wasm: &Path, config: &serde_json::Value) -> String {
     format!(
