@@ -210,6 +210,19 @@ pub enum Expect {
     Provider(&'static str),
 }
 
+/// The upstream calls a configuration's measured run must make (the demo
+/// API's count around it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calls {
+    /// One per request (unique URLs, nothing answered before the
+    /// upstream): at least one for each request completed, at most two
+    /// connections' worth more (requests cut short at the run's ends).
+    OneEach,
+    /// None at all: every request answered inside the gateway (a cache
+    /// hit, `direct_response`, a local reply).
+    None,
+}
+
 /// What the filter's failover counter ([`FAILOVERS_COUNTER`]) must show
 /// over a measured run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,16 +248,17 @@ pub struct Config {
     pub priced: bool,
     /// Headers every request carries besides the tenant's (probe and wrk).
     pub headers: &'static [(&'static str, &'static str)],
-    /// The round fails unless the demo API counted exactly one call per
-    /// request of the measured run.
-    pub one_call_each: bool,
+    /// The upstream calls the demo API must count over the measured run,
+    /// else the round fails.
+    pub calls: Calls,
     /// The round fails unless the filter's failover counter shows this.
     pub failovers: Option<Failovers>,
 }
 
 impl Config {
     /// An Envoy configuration that needs no filter feature, prices
-    /// nothing, adds no header and checks only the probe.
+    /// nothing and adds no header; its upstream calls: one per request on
+    /// unique URLs, none on the same URL (every configuration here).
     fn envoy(
         id: &'static str,
         title: &str,
@@ -264,7 +278,10 @@ impl Config {
             needs: vec![],
             priced: false,
             headers: &[],
-            one_call_each: false,
+            calls: match load {
+                Load::Unique => Calls::OneEach,
+                Load::Same => Calls::None,
+            },
             failovers: None,
         }
     }
@@ -391,7 +408,6 @@ pub fn throughput_configs(supported: &[Feature], wake: &str, ports: &Ports) -> V
             )
         },
         Config {
-            one_call_each: true,
             ..Config::envoy(
                 "R0",
                 "filter, the request matching a priced rule with no strategy (R's baseline)",
@@ -403,7 +419,6 @@ pub fn throughput_configs(supported: &[Feature], wake: &str, ports: &Ports) -> V
         },
         Config {
             needs: vec![Feature::Routing],
-            one_call_each: true,
             failovers: Some(Failovers::None),
             ..Config::envoy(
                 "R",
@@ -417,7 +432,6 @@ pub fn throughput_configs(supported: &[Feature], wake: &str, ports: &Ports) -> V
         Config {
             needs: vec![Feature::Routing],
             headers: &[PIN],
-            one_call_each: true,
             failovers: Some(Failovers::Every),
             ..Config::envoy(
                 "RF",
@@ -589,6 +603,18 @@ mod tests {
     }
 
     #[test]
+    fn every_configuration_checks_its_upstream_calls() {
+        let cs = throughput_configs(&I_FEATURES, "127.0.0.1:1", &Ports::from_base(19000));
+        let calls = |id: &str| cs.iter().find(|c| c.id == id).unwrap().calls;
+        for id in ["A", "C", "I", "J", "T", "R0", "R", "RF", "KA", "KC", "KI"] {
+            assert_eq!(calls(id), Calls::OneEach, "{id}");
+        }
+        for id in ["B", "D", "F", "TD", "KB", "KD"] {
+            assert_eq!(calls(id), Calls::None, "{id}");
+        }
+    }
+
+    #[test]
     fn ids_are_unique() {
         let cs = throughput_configs(&[Feature::Cache], "127.0.0.1:1", &Ports::from_base(19000));
         let i = cs.iter().find(|c| c.id == "I").unwrap();
@@ -638,7 +664,7 @@ mod tests {
             (r0.failovers, r.failovers, rf.failovers),
             (None, Some(Failovers::None), Some(Failovers::Every))
         );
-        assert!(r0.one_call_each && r.one_call_each && rf.one_call_each);
+        assert!([&r0, &r, &rf].iter().all(|c| c.calls == Calls::OneEach));
         assert!(RATIOS.iter().any(|(n, d, _)| (*n, *d) == ("R", "R0")));
     }
 

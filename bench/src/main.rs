@@ -1,7 +1,9 @@
 //! `make bench` (scripts/bench.sh runs this binary in release). See
 //! bench/README.md for what each configuration measures.
 //!
-//! Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_WARMUP
+//! Knobs (environment): BENCH_ROUNDS (5), BENCH_SEED (the order of the
+//! configurations in each round; default: from the clock, printed),
+//! BENCH_SECONDS (5), BENCH_WARMUP
 //! (1), BENCH_CONNECTIONS (32), BENCH_PORT_BASE (19000; the bench holds
 //! BASE..=BASE+10; BASE+4 is RF's refused port), BENCH_ONLY (e.g.
 //! "A,C,KA,G" or "A,R0,R,RF": a subset of A–J, R0, R, RF, KA–KI, G, H,
@@ -17,6 +19,7 @@ mod load;
 mod machine;
 mod procs;
 mod report;
+mod rng;
 mod run;
 mod scenarios;
 mod stack;
@@ -59,11 +62,15 @@ fn real_main() -> Result<bool, String> {
     let started = Instant::now();
     let root = repo_root();
     let settings = Settings {
-        rounds: env_or("BENCH_ROUNDS", 3)?,
+        rounds: env_or("BENCH_ROUNDS", 5)?,
         seconds: env_or("BENCH_SECONDS", 5)?,
         warmup: env_or("BENCH_WARMUP", 1)?,
         connections: env_or("BENCH_CONNECTIONS", 32)?,
         ticks_per_second: clock_ticks_per_second(),
+    };
+    let seed: u64 = match std::env::var("BENCH_SEED") {
+        Ok(v) if !v.trim().is_empty() => env_or("BENCH_SEED", 0)?,
+        _ => rng::fresh_seed(),
     };
     let base: u16 = env_or("BENCH_PORT_BASE", 19000)?;
     let only: String = env_or("BENCH_ONLY", String::new())?;
@@ -182,8 +189,21 @@ fn real_main() -> Result<bool, String> {
         .collect();
     // Time spent per host's configurations, for the report.
     let (mut envoy_time, mut kong_time) = (Duration::ZERO, Duration::ZERO);
+    // Each round runs the configurations in its own order, shuffled from
+    // the seed: a slow drift of the machine (another job starting, the
+    // CPU warming) then spreads over every configuration instead of
+    // always landing on the same ones.
+    println!("==> order of the configurations shuffled in each round, seed {seed} (BENCH_SEED={seed} repeats it)");
+    let mut shuffler = rng::Rng::new(seed);
+    let mut orders: Vec<Vec<&'static str>> = Vec::new();
     for round in 1..=settings.rounds {
-        for (cfg, row) in configs.iter().zip(rows.iter_mut()) {
+        let mut order: Vec<usize> = (0..configs.len()).collect();
+        shuffler.shuffle(&mut order);
+        let ids: Vec<&'static str> = order.iter().map(|&i| configs[i].id).collect();
+        println!("==> round {round}/{}: {}", settings.rounds, ids.join(" "));
+        orders.push(ids);
+        for i in order {
+            let (cfg, row) = (&configs[i], &mut rows[i]);
             let Status::Done(samples) = &mut row.samples else {
                 continue;
             };
@@ -199,8 +219,13 @@ fn real_main() -> Result<bool, String> {
                         .failovers
                         .map(|f| format!("  {f} failovers"))
                         .unwrap_or_default();
+                    let who = if s.other_cores >= report::QUIET_CORES {
+                        format!(" ({})", report::procs_text(&s.other_procs))
+                    } else {
+                        String::new()
+                    };
                     println!(
-                        "==> round {round}/{}: {} {:>9.0} req/s  p50 {:>5} µs  p99 {:>6} µs  {:>6.1} CPU µs/req  {:.3} upstream/req  {} errors{failovers}  other load {:.2} cores",
+                        "==> round {round}/{}: {} {:>9.0} req/s  p50 {:>5} µs  p99 {:>6} µs  {:>6.1} CPU µs/req  {:.3} upstream/req  {} errors{failovers}  other load {:.2} cores{who}",
                         settings.rounds, cfg.id, s.rps, s.p50_us, s.p99_us, s.cpu_us_per_req, s.upstream_per_req, s.errors, s.other_cores
                     );
                     samples.push(s);
@@ -256,6 +281,8 @@ fn real_main() -> Result<bool, String> {
     let report = Report {
         machine: machine::describe(version, pinning),
         settings,
+        seed,
+        orders,
         rows,
         g_baseline,
         g_filter,
@@ -456,10 +483,10 @@ fn write_json(r: &Report, path: &std::path::Path) -> Result<(), String> {
                 Status::Done(v) => serde_json::json!(v
                     .iter()
                     .map(|s| serde_json::json!({
-                        "rps": s.rps, "p50_us": s.p50_us, "p99_us": s.p99_us,
+                        "round": s.round, "rps": s.rps, "p50_us": s.p50_us, "p99_us": s.p99_us,
                         "cpu_us_per_req": s.cpu_us_per_req, "upstream_per_req": s.upstream_per_req,
                         "requests": s.requests, "errors": s.errors, "other_cores": s.other_cores,
-                        "failovers": s.failovers,
+                        "failovers": s.failovers, "other_procs": s.other_procs,
                         "ledger": s.ledger.map(|l| serde_json::json!({
                             "answered": l.answered, "received": l.received, "events": l.events,
                             "priced": l.priced, "drain_ms": l.drain_ms
@@ -485,7 +512,8 @@ fn write_json(r: &Report, path: &std::path::Path) -> Result<(), String> {
         .collect();
     let doc = serde_json::json!({
         "date": r.machine.date, "cores": r.machine.cores, "cpu": r.machine.cpu_model,
-        "envoy": r.machine.envoy_version, "git": r.machine.git, "configs": rows, "w": w
+        "envoy": r.machine.envoy_version, "git": r.machine.git, "seed": r.seed,
+        "orders": r.orders, "configs": rows, "w": w
     });
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))

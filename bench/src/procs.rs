@@ -241,6 +241,78 @@ pub fn machine_busy_ticks() -> Result<u64, String> {
     Ok(busy)
 }
 
+/// utime + stime and the command name of every process now (those whose
+/// `/proc` entry could be read), by pid.
+pub fn process_ticks() -> std::collections::HashMap<u32, (String, u64)> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let comm = text
+            .find('(')
+            .zip(text.rfind(')'))
+            .map(|(a, b)| text[a + 1..b].to_string())
+            .unwrap_or_default();
+        if let Some(t) = parse_stat_ticks(&text) {
+            out.insert(pid, (comm, t));
+        }
+    }
+    out
+}
+
+/// The processes that used the most CPU between two [`process_ticks`]
+/// snapshots, summed by command name, in cores over `seconds`, those
+/// above 0.02 of a core, at most `n`, the busiest first; `exclude`: the
+/// bench's own processes. A process that started and ended in between is
+/// not seen; one that started in between counts all its time.
+pub fn busiest_others(
+    before: &std::collections::HashMap<u32, (String, u64)>,
+    after: &std::collections::HashMap<u32, (String, u64)>,
+    exclude: &[u32],
+    ticks_per_second: u64,
+    seconds: f64,
+    n: usize,
+) -> Vec<(String, f64)> {
+    let mut by_name: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for (pid, (comm, t1)) in after {
+        if exclude.contains(pid) {
+            continue;
+        }
+        let t0 = before
+            .get(pid)
+            .filter(|(c, _)| c == comm)
+            .map_or(0, |(_, t)| *t);
+        let d = t1.saturating_sub(t0);
+        if d > 0 {
+            *by_name.entry(comm.clone()).or_default() += d;
+        }
+    }
+    let mut v: Vec<(String, f64)> = by_name
+        .into_iter()
+        .map(|(c, t)| {
+            (
+                c,
+                t as f64 / ticks_per_second.max(1) as f64 / seconds.max(1e-9),
+            )
+        })
+        .filter(|(_, cores)| *cores >= 0.02)
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v.truncate(n);
+    v
+}
+
 /// Fields 14 and 15 of `/proc/<pid>/stat`, counted after the `)` that
 /// closes the command name (which may itself hold spaces).
 fn parse_stat_ticks(text: &str) -> Option<u64> {
@@ -261,6 +333,25 @@ mod tests {
         let line = "123 (envoy (x)) S 1 123 123 0 -1 4194560 100 0 0 0 250 37 0 0 20 0 5 0";
         assert_eq!(parse_stat_ticks(line), Some(287));
         assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn busiest_others_sums_by_name_and_skips_ours() {
+        let snap = |v: &[(u32, &str, u64)]| {
+            v.iter()
+                .map(|(p, c, t)| (*p, (c.to_string(), *t)))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        let before = snap(&[(1, "rustc", 100), (2, "rustc", 50), (3, "envoy", 0)]);
+        let after = snap(&[
+            (1, "rustc", 150),
+            (2, "rustc", 100),
+            (3, "envoy", 500),
+            (4, "cc1", 1),
+        ]);
+        let v = busiest_others(&before, &after, &[3], 100, 1.0, 3);
+        assert_eq!(v, vec![("rustc".to_string(), 1.0)]);
+        assert!(!process_ticks().is_empty());
     }
 
     #[test]

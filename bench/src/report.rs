@@ -63,6 +63,10 @@ pub struct WPair {
 pub struct Report {
     pub machine: Machine,
     pub settings: Settings,
+    /// The seed of the rounds' orders (`BENCH_SEED`).
+    pub seed: u64,
+    /// Each round's order of configurations.
+    pub orders: Vec<Vec<&'static str>>,
     pub rows: Vec<Row>,
     pub g_baseline: Status<Vec<GResult>>,
     pub g_filter: Status<Vec<GResult>>,
@@ -123,11 +127,13 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "# make bench — {}\n", m.date);
     let _ = writeln!(
         o,
-        "Machine: {} cores, {}; Envoy {}; git {}.  \n{}; Envoy `--concurrency 1`, Kong's engine (nginx 1.27.4 + ngx_wasm_module + wasmtime 26, the way Kong Gateway runs proxy-wasm filters) `worker_processes 1`, each restarted for every configuration and round; {} rounds interleaved; each run {} s after a {} s warm-up; wrk, 1 thread, {} connections; every answer 1 KiB.\n",
-        m.cores, m.cpu_model, m.envoy_version, m.git, m.pinning, s.rounds, s.seconds, s.warmup, s.connections
+        "Machine: {} cores, {}; Envoy {}; git {}.  \n{}; Envoy `--concurrency 1`, Kong's engine (nginx 1.27.4 + ngx_wasm_module + wasmtime 26, the way Kong Gateway runs proxy-wasm filters) `worker_processes 1`, each restarted for every configuration and round; {} rounds, the configurations in a shuffled order in each (seed {}: `BENCH_SEED={}` repeats it); each run {} s after a {} s warm-up; wrk, 1 thread, {} connections; every answer 1 KiB.\n",
+        m.cores, m.cpu_model, m.envoy_version, m.git, m.pinning, s.rounds, r.seed, r.seed, s.seconds, s.warmup, s.connections
     );
     table(&mut o, r);
+    order_and_noise(&mut o, r);
     ratios(&mut o, &r.rows);
+    decomposition(&mut o, &r.rows);
     if let Some(line) = failover_line(&r.rows, s.connections) {
         let _ = writeln!(o, "{line}\n");
     }
@@ -155,7 +161,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "{}\n", r.timing);
     let _ = writeln!(
         o,
-        "Reference measured earlier on this machine (Envoy 1.40, before this bench): A 24.2k req/s at 41 µs/req, B 63k at 15.7, F 51.9k at 19.1; a trivial wasm pass-through 0.92× A, a toy wasm cache hit 0.84× F.\n\nHow to read this: bench/README.md. Raw samples: target/bench/report.json. Chart: target/bench/report.png."
+        "Every figure in this report comes from this run. How to read it: bench/README.md. Raw samples: target/bench/report.json. Chart: target/bench/report.png."
     );
     o
 }
@@ -163,7 +169,7 @@ pub fn render(r: &Report) -> String {
 fn table(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
-        "| | configuration | load | req/s min / **median** / max | p50 µs | p99 µs | gateway CPU µs/req | gateway core busy | upstream calls/req | errors | other load, cores (max) |"
+        "| | configuration | load | req/s min / **median** / max | p50 µs | p99 µs | gateway CPU µs/req min / **median** / max | gateway core busy | upstream calls/req | errors | other load, cores (max) |"
     );
     let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &r.rows {
@@ -184,7 +190,7 @@ fn table(o: &mut String, r: &Report) {
         let errors: u64 = samples.iter().map(|s| s.errors).sum();
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} / **{}** / {} | {:.0} | {:.0} | {:.1} | {:.2} | {:.3} | {} | {:.2} |",
+            "| {} | {} | {} | {} / **{}** / {} | {:.0} | {:.0} | {} | {:.2} | {:.3} | {} | {:.2} |",
             row.id,
             row.title,
             row.load.describe(),
@@ -193,7 +199,9 @@ fn table(o: &mut String, r: &Report) {
             k(hi),
             med_of(&|s| s.p50_us as f64),
             med_of(&|s| s.p99_us as f64),
-            med_of(&|s| s.cpu_us_per_req),
+            row.stat(|s| s.cpu_us_per_req)
+                .map(|(lo, m, hi)| format!("{lo:.1} / **{m:.1}** / {hi:.1}"))
+                .unwrap_or_default(),
             med_of(&Sample::gateway_busy),
             med_of(&|s| s.upstream_per_req),
             errors,
@@ -204,7 +212,7 @@ fn table(o: &mut String, r: &Report) {
     }
     let _ = writeln!(
         o,
-        "\np50, p99, CPU, core busy and upstream calls are medians over the rounds. Gateway CPU is utime+stime from /proc over the measured run of the Envoy process (all threads), or of nginx's master and worker (K rows), divided by the requests completed. \"Gateway core busy\" is that CPU per request times req/s: near 1 the gateway's core was the bottleneck; well below in a round without other load (nginx's fastest rows), the client core (wrk, the demo API) was, and that row's req/s measures the client, not the gateway; with other load, that work also takes the gateway's core. \"Other load\" is the CPU the rest of the machine used during a run (all busy time in /proc/stat minus the gateway, the demo API, cost-control and wrk), the worst round shown: above a few tenths of a core, other work shared the machine and that round's req/s is disturbed (CPU µs/req much less so). A round fails when any request of its measured run failed; a K round also when nginx's error log shows a wasm trap, a panic or a dead worker.\n"
+        "\np50, p99, CPU, core busy and upstream calls are medians over the rounds. Gateway CPU is utime+stime from /proc over the measured run of the Envoy process (all threads), or of nginx's master and worker (K rows), divided by the requests completed. \"Gateway core busy\" is that CPU per request times req/s: near 1 the gateway's core was the bottleneck; well below in a round without other load (nginx's fastest rows), the client core (wrk, the demo API) was, and that row's req/s measures the client, not the gateway; with other load, that work also takes the gateway's core. \"Other load\" is the CPU the rest of the machine used during a run (all busy time in /proc/stat minus the gateway, the demo API, cost-control and wrk), the worst round shown: above a few tenths of a core, other work shared the machine and that round's req/s is disturbed (CPU µs/req much less so). A round fails when any request of its measured run failed (wrk: a socket error, a timeout, an answer other than 2xx/3xx; on Envoy also any 3xx, 4xx or 5xx its `http.bench.downstream_rq_*` counters show over the run), when the demo API counted upstream calls that do not fit the configuration (none for B, D, F, TD and KB, KD; one per request for the others, within two connections' worth of requests cut short at the ends of the run), and, for a Kong row (KA–KI), when nginx's error log shows a wasm trap, a panic or a dead worker.\n"
     );
 }
 
@@ -222,6 +230,197 @@ fn counts_text(counts: &[(u16, u64)]) -> String {
         })
         .collect();
     parts.join(", ")
+}
+
+/// `rustc 0.31, cc1 0.05`, or what /proc could not tell.
+pub fn procs_text(procs: &[(String, f64)]) -> String {
+    if procs.is_empty() {
+        return "no process seen in /proc over 0.02 of a core: short-lived ones, or the kernel"
+            .to_string();
+    }
+    let parts: Vec<String> = procs.iter().map(|(c, n)| format!("{c} {n:.2}")).collect();
+    format!("busiest other processes in cores: {}", parts.join(", "))
+}
+
+/// Each round's order, and the rounds the rest of the machine disturbed.
+fn order_and_noise(o: &mut String, r: &Report) {
+    let _ = writeln!(
+        o,
+        "Order of the configurations (seed {}; `BENCH_SEED={}` repeats it):\n",
+        r.seed, r.seed
+    );
+    for (i, ids) in r.orders.iter().enumerate() {
+        let _ = writeln!(o, "- round {}: {}", i + 1, ids.join(" "));
+    }
+    let _ = writeln!(o);
+    let mut noisy: Vec<(u32, &str, &Sample)> = Vec::new();
+    for row in &r.rows {
+        if let Status::Done(v) = &row.samples {
+            noisy.extend(
+                v.iter()
+                    .filter(|s| s.other_cores >= QUIET_CORES)
+                    .map(|s| (s.round, row.id, s)),
+            );
+        }
+    }
+    noisy.sort_by_key(|(round, _, _)| *round);
+    if noisy.is_empty() {
+        let _ = writeln!(
+            o,
+            "Noisy rounds: none (in no run did the rest of the machine use {QUIET_CORES} of a core or more).\n"
+        );
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "Noisy rounds (the rest of the machine used {QUIET_CORES} of a core or more during the run; their req/s is left out of the req/s ratios, their CPU per request kept):\n"
+    );
+    for (round, id, s) in noisy {
+        let _ = writeln!(
+            o,
+            "- round {round}, {id}: other load {:.2} cores ({})",
+            s.other_cores,
+            procs_text(&s.other_procs)
+        );
+    }
+    let _ = writeln!(o);
+}
+
+/// Median gateway CPU µs per request of `id`, if it ran.
+fn cpu_of(rows: &[Row], id: &str) -> Option<f64> {
+    rows.iter().find(|r| r.id == id)?.median_cpu()
+}
+
+/// One line of the decomposition: a figure computed from medians, or the
+/// configurations it lacks.
+fn part(rows: &[Row], needs: &[&str], f: impl Fn(&dyn Fn(&str) -> f64) -> f64) -> String {
+    let missing: Vec<&str> = needs
+        .iter()
+        .copied()
+        .filter(|id| cpu_of(rows, id).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return format!("— (needs {})", missing.join(", "));
+    }
+    let get = |id: &str| cpu_of(rows, id).unwrap_or(0.0);
+    format!("{:.1}", f(&get))
+}
+
+/// Where Envoy's CPU per request goes, and what the floor filter (T, TD)
+/// says is out of reach: every figure a median of this run.
+pub fn decomposition(o: &mut String, rows: &[Row]) {
+    let _ = writeln!(
+        o,
+        "## Decomposition — Envoy CPU µs per request, medians of this run\n"
+    );
+    let _ = writeln!(o, "| part | from | µs/req |");
+    let _ = writeln!(o, "|---|---|---|");
+    type Line<'a> = (
+        &'a str,
+        &'a str,
+        &'a [&'a str],
+        fn(&dyn Fn(&str) -> f64) -> f64,
+    );
+    let lines: [Line; 8] = [
+        (
+            "an answer made inside Envoy (`direct_response`)",
+            "B",
+            &["B"],
+            |c| c("B"),
+        ),
+        (
+            "the wasm tax: the optimizer loaded, no rule matching, over plain Envoy",
+            "C − A",
+            &["C", "A"],
+            |c| c("C") - c("A"),
+        ),
+        (
+            "the optimizer's hit logic: its cache hit over `direct_response` and the tax",
+            "D − B − (C − A)",
+            &["D", "B", "C", "A"],
+            |c| c("D") - c("B") - (c("C") - c("A")),
+        ),
+        (
+            "Envoy's own cache hit over `direct_response`",
+            "F − B",
+            &["F", "B"],
+            |c| c("F") - c("B"),
+        ),
+        (
+            "the floor: what any wasm filter costs per stream (the SDK, every hook Continue)",
+            "T − A",
+            &["T", "A"],
+            |c| c("T") - c("A"),
+        ),
+        (
+            "what the optimizer adds over the floor on traffic it does not touch",
+            "C − T",
+            &["C", "T"],
+            |c| c("C") - c("T"),
+        ),
+        (
+            "a wasm local reply (the floor filter's 1 KiB answer) over `direct_response`",
+            "TD − B",
+            &["TD", "B"],
+            |c| c("TD") - c("B"),
+        ),
+        (
+            "the optimizer's hit logic over the floor's local reply",
+            "D − TD",
+            &["D", "TD"],
+            |c| c("D") - c("TD"),
+        ),
+    ];
+    for (what, from, needs, f) in lines {
+        let _ = writeln!(o, "| {what} | {from} | {} |", part(rows, needs, f));
+    }
+    let _ = writeln!(o);
+    for line in floor_verdicts(rows) {
+        let _ = writeln!(o, "- {line}");
+    }
+    let _ = writeln!(
+        o,
+        "\nThe goals are judged here by CPU per request (the inverse ratio: the denominator's µs over the numerator's), the figure other load disturbs least; the ratio table above judges them by req/s. The optimizer cannot cost less than the floor filter doing nothing: C ≥ T and I ≥ T on unmatched and missed traffic, D ≥ TD for an answer made in wasm. So a goal that the floor itself misses is out of reach on this Envoy whatever the optimizer does.\n"
+    );
+}
+
+/// For each goal: whether the floor (T, TD) leaves it reachable, in words,
+/// from this run's medians.
+pub fn floor_verdicts(rows: &[Row]) -> Vec<String> {
+    let cpu = |id: &str| cpu_of(rows, id);
+    let mut out = Vec::new();
+    // (goal's numerator, denominator, goal, the floor standing in for the numerator)
+    for (num, den, goal, floor) in [
+        ("C", "A", 0.95, "T"),
+        ("I", "A", 0.88, "T"),
+        ("D", "F", 1.0, "TD"),
+    ] {
+        let (Some(d), Some(fl)) = (cpu(den), cpu(floor)) else {
+            out.push(format!(
+                "{num}/{den} ≥ {goal:.2}: no verdict on the floor ({floor} or {den} did not run)."
+            ));
+            continue;
+        };
+        let floor_ratio = d / fl;
+        let now = cpu(num)
+            .map(|n| format!("; now {num}/{den} = {:.2}", d / n))
+            .unwrap_or_default();
+        if floor_ratio < goal {
+            out.push(format!(
+                "**{num}/{den} ≥ {goal:.2} is unreachable on this Envoy**: the floor filter alone reaches {floor}/{den} = {floor_ratio:.2} ({den} {d:.1} µs ÷ {floor} {fl:.1} µs){now}."
+            ));
+        } else {
+            // The most the optimizer may add over the floor and still meet the goal.
+            let room = d / goal - fl;
+            let used = cpu(num)
+                .map(|n| format!(", it adds {:.1} µs", n - fl))
+                .unwrap_or_default();
+            out.push(format!(
+                "{num}/{den} ≥ {goal:.2} is reachable: {floor}/{den} = {floor_ratio:.2}; {num} may add at most {room:.1} µs over {floor}{used}{now}."
+            ));
+        }
+    }
+    out
 }
 
 /// `24213.7` → `24.2k`.
@@ -522,6 +721,56 @@ mod tests {
                     .collect(),
             ),
         }
+    }
+
+    fn cpu_row(id: &'static str, cpu: f64) -> Row {
+        Row {
+            id,
+            title: String::new(),
+            load: Load::Unique,
+            samples: Status::Done(vec![Sample {
+                cpu_us_per_req: cpu,
+                ..Sample::default()
+            }]),
+        }
+    }
+
+    #[test]
+    fn decomposition_and_what_the_floor_rules_out() {
+        let rows: Vec<Row> = [
+            ("A", 56.0),
+            ("B", 21.0),
+            ("C", 74.0),
+            ("D", 44.0),
+            ("F", 26.0),
+            ("T", 70.0),
+            ("TD", 25.0),
+        ]
+        .into_iter()
+        .map(|(id, c)| cpu_row(id, c))
+        .collect();
+        let mut o = String::new();
+        decomposition(&mut o, &rows);
+        // tax 18, logic 44 − 21 − 18 = 5, floor 14, C − T 4, TD − B 4, D − TD 19, F − B 5.
+        for want in [
+            "| C − A | 18.0 |",
+            "| D − B − (C − A) | 5.0 |",
+            "| T − A | 14.0 |",
+            "| C − T | 4.0 |",
+            "| TD − B | 4.0 |",
+            "| D − TD | 19.0 |",
+            "| F − B | 5.0 |",
+        ] {
+            assert!(o.contains(want), "{want} in {o}");
+        }
+        let v = floor_verdicts(&rows);
+        assert!(v[0].starts_with("**C/A ≥ 0.95 is unreachable"), "{}", v[0]);
+        assert!(v[1].starts_with("**I/A ≥ 0.88 is unreachable"), "{}", v[1]);
+        assert!(v[2].starts_with("D/F ≥ 1.00 is reachable: TD/F = 1.04; D may add at most 1.0 µs over TD, it adds 19.0 µs"), "{}", v[2]);
+        let few: Vec<Row> = rows.into_iter().filter(|r| r.id != "T").collect();
+        let mut o = String::new();
+        decomposition(&mut o, &few);
+        assert!(o.contains("| T − A | — (needs T) |"), "{o}");
     }
 
     #[test]

@@ -8,13 +8,13 @@
 use std::time::{Duration, Instant};
 
 use crate::configs::{
-    Config, Expect, Failovers, Load, BODY_BYTES, FAILOVERS_COUNTER, J_COST_PER_CALL_MICROS,
+    Calls, Config, Expect, Failovers, Load, BODY_BYTES, FAILOVERS_COUNTER, J_COST_PER_CALL_MICROS,
     J_TENANT, PROVIDER_FAILURES, QUERY, TENANT,
 };
 use crate::http;
 use crate::load::Wrk;
-use crate::procs::{cpu_ticks, machine_busy_ticks, port_open};
-use crate::stack::{Bench, Workers};
+use crate::procs::{busiest_others, cpu_ticks, machine_busy_ticks, port_open, process_ticks};
+use crate::stack::{Bench, Host, Workers};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -26,8 +26,10 @@ pub struct Settings {
 }
 
 /// One measured run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Sample {
+    /// The round it belongs to (1-based).
+    pub round: u32,
     pub rps: f64,
     pub p50_us: u64,
     pub p99_us: u64,
@@ -38,6 +40,10 @@ pub struct Sample {
     /// CPU the rest of the machine used during the run (not Envoy, not
     /// the demo API, not wrk), in cores: other work disturbing the run.
     pub other_cores: f64,
+    /// The processes (by command name, not the bench's own) that used the
+    /// most CPU during the run, in cores: who the other load was, as far
+    /// as `/proc` saw it.
+    pub other_procs: Vec<(String, f64)>,
     /// For a priced configuration: what this round sent and what reached
     /// cost-control's ledger.
     pub ledger: Option<LedgerRound>,
@@ -120,17 +126,45 @@ pub fn measure(
             ]))
         };
         let routing0 = routing_counters()?;
+        let non_2xx = || -> Result<Option<u64>, String> {
+            if cfg.host != Host::Envoy {
+                return Ok(None);
+            }
+            let mut n = 0;
+            for class in ["3xx", "4xx", "5xx"] {
+                n += bench.envoy_counter(&format!("http.bench.downstream_rq_{class}"))?;
+            }
+            Ok(Some(n))
+        };
+        let non_2xx0 = non_2xx()?;
         let calls0 = bench.demo_total_calls()?;
+        let procs0 = process_ticks();
         let (busy0, helpers0) = (machine_busy_ticks()?, helper_ticks(helper_pids)?);
         let ticks0 = gateway.cpu_ticks()?;
         let r = wrk.run(cfg.load, s.seconds, &format!("m{round}-"), cfg.headers)?;
         let ticks1 = gateway.cpu_ticks()?;
         let (busy1, helpers1) = (machine_busy_ticks()?, helper_ticks(helper_pids)?);
+        let procs1 = process_ticks();
+        let ours: Vec<u32> = gateway
+            .pids()
+            .into_iter()
+            .chain(helper_pids.iter().copied())
+            .chain([std::process::id()])
+            .collect();
+        let other_procs = busiest_others(
+            &procs0,
+            &procs1,
+            &ours,
+            s.ticks_per_second,
+            r.duration_us.max(1) as f64 / 1e6,
+            3,
+        );
         let ours = ticks1.saturating_sub(ticks0) + helpers1.saturating_sub(helpers0) + r.cpu_ticks;
         let other_ticks = busy1.saturating_sub(busy0).saturating_sub(ours);
         let other_cores =
             other_ticks as f64 / s.ticks_per_second as f64 / (r.duration_us.max(1) as f64 / 1e6);
         let calls1 = bench.demo_total_calls()?;
+        let non_2xx = non_2xx()?.zip(non_2xx0).map(|(a, b)| a.saturating_sub(b));
         let routing = routing_counters()?
             .zip(routing0)
             .map(|(c1, c0)| [0, 1, 2].map(|i| c1[i].saturating_sub(c0[i])));
@@ -148,14 +182,26 @@ pub fn measure(
                 r.errors, r.requests
             ));
         }
+        if let Some(n) = non_2xx.filter(|n| *n > 0) {
+            return Err(format!(
+                "Envoy answered {n} requests of the measured run with a status other than 2xx (http.bench.downstream_rq_3xx/4xx/5xx)"
+            ));
+        }
         let calls = calls1.saturating_sub(calls0);
-        if cfg.one_call_each {
-            check_one_each(
+        match cfg.calls {
+            Calls::OneEach => check_one_each(
                 calls,
                 r.requests,
                 s.connections,
                 "upstream calls (the demo API's count)",
-            )?;
+            )?,
+            Calls::None if calls > 0 => {
+                return Err(format!(
+                    "{calls} upstream calls (the demo API's count) for {} requests: expected none, every request answered inside the gateway",
+                    r.requests
+                ))
+            }
+            Calls::None => {}
         }
         if let Some([_, a, b]) = routing.filter(|[_, a, b]| a + b > 0) {
             return Err(format!(
@@ -182,6 +228,7 @@ pub fn measure(
         let n = r.requests as f64;
         let cpu_us = (ticks1.saturating_sub(ticks0)) as f64 * 1e6 / s.ticks_per_second as f64;
         Ok(Sample {
+            round,
             rps: r.rps(),
             p50_us: r.p50_us,
             p99_us: r.p99_us,
@@ -190,6 +237,7 @@ pub fn measure(
             requests: r.requests,
             errors: r.errors,
             other_cores,
+            other_procs,
             ledger,
             failovers,
         })

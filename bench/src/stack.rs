@@ -84,6 +84,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Its processes: Envoy's, or nginx's master and workers.
+    pub fn pids(&self) -> Vec<u32> {
+        std::iter::once(self.proc.pid())
+            .chain(self.workers.iter().copied())
+            .collect()
+    }
+
     /// utime + stime of the gateway: Envoy's process (all threads), or
     /// nginx's master and workers.
     pub fn cpu_ticks(&self) -> Result<u64, String> {
