@@ -523,13 +523,11 @@ pub fn accounting_filter() -> Value {
 /// left out: it would hold every request for its window by design.
 pub const I_FEATURES: [Feature; 3] = [Feature::Cache, Feature::Coalesce, Feature::Limit];
 
-/// G: the filter with cache and coalescing on `/api/items/`.
+/// G: the filter coalescing `/api/items/`, without a cache, so that every
+/// answer but the leaders' says `x-cache: COALESCED` and none can be a
+/// cache hit.
 pub fn coalescing_filter() -> Filters {
-    Filters::Wasm(filter_json(
-        "items",
-        "/api/items/",
-        &[Feature::Cache, Feature::Coalesce],
-    ))
+    Filters::Wasm(filter_json("items", "/api/items/", &[Feature::Coalesce]))
 }
 
 /// H: the filter batching `/api/quotes/` into the demo API's REST batch.

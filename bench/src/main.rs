@@ -407,11 +407,11 @@ fn run_g(
 ) {
     println!("==> G: coalescing bursts");
     let baseline = configs::baseline_filter();
-    let base = done_or_failed(scenarios::coalescing(bench, "G-baseline", &baseline));
+    let base = done_or_failed(scenarios::coalescing(bench, "G-baseline", &baseline, false));
     let filters = configs::coalescing_filter();
-    let needs = [Feature::Cache, Feature::Coalesce];
+    let needs = [Feature::Coalesce];
     let with = match availability(bench, "G", &filters, &yaml::Route::Proxy, &needs) {
-        Status::Done(_) => done_or_failed(scenarios::coalescing(bench, "G", &filters)),
+        Status::Done(_) => done_or_failed(scenarios::coalescing(bench, "G", &filters, true)),
         Status::Unavailable(w) => Status::Unavailable(w),
         Status::Failed(w) => Status::Failed(w),
     };
@@ -428,10 +428,13 @@ fn run_h(bench: &Bench, rate: u32, seconds: u32) -> HPair {
         &baseline,
         rate,
         seconds,
+        false,
     ));
     let filters = configs::batching_filter();
     let batched = match availability(bench, "H", &filters, &yaml::Route::Proxy, &[Feature::Batch]) {
-        Status::Done(_) => done_or_failed(scenarios::batching(bench, "H", &filters, rate, seconds)),
+        Status::Done(_) => done_or_failed(scenarios::batching(
+            bench, "H", &filters, rate, seconds, true,
+        )),
         Status::Unavailable(w) => Status::Unavailable(w),
         Status::Failed(w) => Status::Failed(w),
     };
@@ -461,10 +464,16 @@ fn any_failed(r: &Report) -> bool {
     r.rows
         .iter()
         .any(|row| matches!(row.samples, Status::Failed(_)))
-        || matches!(r.g_baseline, Status::Failed(_))
-        || matches!(r.g_filter, Status::Failed(_))
-        || matches!(r.h.baseline, Status::Failed(_))
-        || matches!(r.h.batched, Status::Failed(_))
+        || [&r.g_baseline, &r.g_filter].iter().any(|g| match g {
+            Status::Done(v) => v.iter().any(|x| !x.problems.is_empty()),
+            Status::Unavailable(_) => false,
+            Status::Failed(_) => true,
+        })
+        || [&r.h.baseline, &r.h.batched].iter().any(|h| match h {
+            Status::Done(x) => !x.problems.is_empty(),
+            Status::Unavailable(_) => false,
+            Status::Failed(_) => true,
+        })
         || matches!(r.accounting, Status::Failed(_))
         || [&r.w.envoy, &r.w.kong].iter().any(|w| match w {
             Status::Done(x) => !x.problems().is_empty(),

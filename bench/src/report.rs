@@ -540,7 +540,7 @@ fn g_section(o: &mut String, r: &Report) {
     );
     let _ = writeln!(
         o,
-        "| N | upstream calls, filter without a matching rule | upstream calls, filter coalescing | goal |"
+        "| N | upstream calls, filter without a matching rule | upstream calls, filter coalescing (no cache) | goal |"
     );
     let _ = writeln!(o, "|---|---|---|---|");
     let find = |s: &Status<Vec<GResult>>, n: usize| -> String {
@@ -550,9 +550,15 @@ fn g_section(o: &mut String, r: &Report) {
                 .find(|g| g.n == n)
                 .map(|g| {
                     format!(
-                        "{} (answers: {}; last after {} ms)",
+                        "{}{} (answers: {}; {} coalesced; last after {} ms)",
                         g.upstream_calls,
+                        if g.problems.is_empty() {
+                            ""
+                        } else {
+                            " **failed**"
+                        },
                         counts_text(&g.statuses),
+                        g.coalesced,
                         g.elapsed_ms
                     )
                 })
@@ -569,13 +575,21 @@ fn g_section(o: &mut String, r: &Report) {
             find(&r.g_filter, n)
         );
     }
-    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "\nVerdict (fails the run): every answer 200; the burst's path counted in the demo API's `/__calls` `by_path` (a missing key fails, it is not read as 0); no answer `x-cache: HIT` (the coalescing rule has no cache, so a coalesced answer is always marked COALESCED); with coalescing, one upstream call per answer that was not coalesced; without a matching rule, N calls and none coalesced. One call per burst is the goal, reported, not enforced.\n"
+    );
     for (name, s) in [
         ("Without a matching rule", &r.g_baseline),
         ("Coalescing", &r.g_filter),
     ] {
         if let Some(why) = status_text(s) {
             let _ = writeln!(o, "{name}: {why}\n");
+        }
+        if let Status::Done(v) = s {
+            for p in v.iter().flat_map(|g| &g.problems) {
+                let _ = writeln!(o, "{name}: **failed**: {p}\n");
+            }
         }
     }
 }
@@ -588,29 +602,36 @@ fn h_section(o: &mut String, h: &HPair) {
     );
     let _ = writeln!(
         o,
-        "| | requests (200) | upstream calls | calls/request | p50 µs |"
+        "| | requests (200) | upstream calls | calls/request | answered from a batch (`members_by_path`) | upstream alone (`by_path`) | p50 µs | |"
     );
-    let _ = writeln!(o, "|---|---|---|---|---|");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
     for (name, s) in [
         ("filter without a matching rule", &h.baseline),
         ("filter batching", &h.batched),
     ] {
         match s {
             Status::Done(x) => {
+                let verdict = if x.problems.is_empty() {
+                    "ok".to_string()
+                } else {
+                    format!("**failed**: {}", x.problems.join("; "))
+                };
                 let _ = writeln!(
                     o,
-                    "| {name} | {} ({}) | {} | {:.3} | {} |",
+                    "| {name} | {} ({}) | {} | {:.3} | {} | {} | {} | {verdict} |",
                     x.requests,
                     x.ok,
                     x.upstream_calls,
                     x.calls_per_request(),
+                    x.batched,
+                    x.alone,
                     x.p50_us
                 );
             }
             other => {
                 let _ = writeln!(
                     o,
-                    "| {name} | {} | | | |",
+                    "| {name} | {} | | | | | | |",
                     status_text(other).unwrap_or_default()
                 );
             }
@@ -625,7 +646,10 @@ fn h_section(o: &mut String, h: &HPair) {
             "\n{fewer:.1}× fewer upstream calls per request (goal ≥ 10×: {verdict}); added p50 {added} µs."
         );
     }
-    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "\nVerdict (fails the run): every request answered 200; batching, every request's path counted once as a batch member by the demo API (`members_by_path`) and none upstream on its own; without a matching rule, every path upstream once on its own.\n"
+    );
 }
 
 fn w_section(o: &mut String, w: &WPair) {
