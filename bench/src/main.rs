@@ -24,6 +24,7 @@ mod run;
 mod scenarios;
 mod stack;
 mod wake;
+mod workload;
 mod yaml;
 
 use std::path::PathBuf;
@@ -84,6 +85,11 @@ fn real_main() -> Result<bool, String> {
     if w.n < 2 || w.rounds == 0 {
         return Err("BENCH_W_N must be at least 2 and BENCH_W_ROUNDS at least 1".to_string());
     }
+    let k_settings = workload::KSettings {
+        requests: env_or("BENCH_K_REQUESTS", 30_000)?,
+        seed: env_or("BENCH_K_SEED", 18)?,
+        connections: settings.connections as usize,
+    };
     let wanted =
         |id: &str| only.is_empty() || only.split(',').any(|o| o.trim().eq_ignore_ascii_case(id));
 
@@ -238,6 +244,14 @@ fn real_main() -> Result<bool, String> {
         }
     }
 
+    let t = Instant::now();
+    let k = if wanted("K") {
+        run_k(&bench, &k_settings, settings.ticks_per_second)
+    } else {
+        skipped()
+    };
+    let k_time = t.elapsed();
+
     let accounting = match &control {
         Some(_) => ledger_check(&bench, &rows),
         None => skipped(),
@@ -269,10 +283,11 @@ fn real_main() -> Result<bool, String> {
     };
     let secs = |d: Duration| d.as_secs_f64().round();
     let timing = format!(
-        "This run of the bench program took {:.0} s: the rounds of the Envoy configurations {:.0} s, of the Kong configurations (KA–KI) {:.0} s; W {:.0} s; G and H {:.0} s (scripts/bench.sh's builds and cost-control's ingest benchmark come before it).",
+        "This run of the bench program took {:.0} s: the rounds of the Envoy configurations {:.0} s, of the Kong configurations (KA–KI) {:.0} s; K {:.0} s; W {:.0} s; G and H {:.0} s (scripts/bench.sh's builds and cost-control's ingest benchmark come before it).",
         secs(started.elapsed()),
         secs(envoy_time),
         secs(kong_time),
+        secs(k_time),
         secs(w_time),
         secs(t.elapsed()),
     );
@@ -287,6 +302,8 @@ fn real_main() -> Result<bool, String> {
         g_baseline,
         g_filter,
         h,
+        k,
+        k_settings,
         w: w_pair,
         timing,
         spend: spend_result(),
@@ -418,6 +435,31 @@ fn run_g(
     (base, with)
 }
 
+/// K on its three gateways, when the built filter accepts the
+/// optimizer's configuration.
+fn run_k(
+    bench: &Bench,
+    s: &workload::KSettings,
+    ticks_per_second: u64,
+) -> Status<Vec<workload::KRun>> {
+    let config = match workload::optimizer_config() {
+        Ok(c) => c,
+        Err(e) => return Status::Failed(e),
+    };
+    let filters = yaml::Filters::Wasm(config.clone());
+    let needs = [
+        Feature::Cache,
+        Feature::Coalesce,
+        Feature::Batch,
+        Feature::Limit,
+    ];
+    match availability(bench, "K", &filters, &yaml::Route::Proxy, &needs) {
+        Status::Done(_) => done_or_failed(workload::run(bench, s, config, ticks_per_second)),
+        Status::Unavailable(w) => Status::Unavailable(w),
+        Status::Failed(w) => Status::Failed(w),
+    }
+}
+
 /// H against the baseline, then against the filter when it batches.
 fn run_h(bench: &Bench, rate: u32, seconds: u32) -> HPair {
     println!("==> H: batching at {rate} req/s for {seconds} s");
@@ -469,6 +511,11 @@ fn any_failed(r: &Report) -> bool {
             Status::Unavailable(_) => false,
             Status::Failed(_) => true,
         })
+        || match &r.k {
+            Status::Done(v) => v.iter().any(|x| !x.problems.is_empty()),
+            Status::Unavailable(_) => false,
+            Status::Failed(_) => true,
+        }
         || [&r.h.baseline, &r.h.batched].iter().any(|h| match h {
             Status::Done(x) => !x.problems.is_empty(),
             Status::Unavailable(_) => false,
@@ -519,10 +566,27 @@ fn write_json(r: &Report, path: &std::path::Path) -> Result<(), String> {
             _ => None,
         })
         .collect();
+    let k: Vec<serde_json::Value> = match &r.k {
+        Status::Done(v) => v
+            .iter()
+            .map(|x| {
+                serde_json::json!({
+                    "id": x.id, "requests": x.requests, "upstream_calls": x.upstream_calls,
+                    "calls_by_route": x.calls_by_route, "cost_micros": x.cost_micros(),
+                    "cpu_us_per_req": x.cpu_us_per_req, "seconds": x.seconds,
+                    "p50_us": x.p50_us, "p99_us": x.p99_us, "stale_reads": x.stale_reads,
+                    "statuses": x.statuses.iter().map(|(k, s, n)| serde_json::json!([k.name(), s, n])).collect::<Vec<_>>(),
+                    "x_cache": x.x_cache, "problems": x.problems
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let doc = serde_json::json!({
         "date": r.machine.date, "cores": r.machine.cores, "cpu": r.machine.cpu_model,
         "envoy": r.machine.envoy_version, "git": r.machine.git, "seed": r.seed,
-        "orders": r.orders, "configs": rows, "w": w
+        "orders": r.orders, "configs": rows, "w": w, "k": k,
+        "k_requests": r.k_settings.requests, "k_seed": r.k_settings.seed
     });
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))

@@ -21,6 +21,11 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// Uniform in 0..n (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
         // Multiply-shift: the bias is at most n / 2^64.
@@ -46,6 +51,34 @@ pub fn fresh_seed() -> u64 {
     Rng::new(nanos ^ u64::from(std::process::id()).rotate_left(32)).next_u64() % 1_000_000
 }
 
+/// Zipf over ranks 1..=n with exponent `s`: P(k) ∝ 1 / k^s. Sampled by
+/// binary search in the cumulative distribution.
+#[derive(Debug, Clone)]
+pub struct Zipf {
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    pub fn new(n: usize, s: f64) -> Zipf {
+        let mut cdf = Vec::with_capacity(n);
+        let mut sum = 0.0;
+        for k in 1..=n {
+            sum += 1.0 / (k as f64).powf(s);
+            cdf.push(sum);
+        }
+        for c in &mut cdf {
+            *c /= sum;
+        }
+        Zipf { cdf }
+    }
+
+    /// A rank in 1..=n (1 the most frequent).
+    pub fn sample(&self, rng: &mut Rng) -> usize {
+        let u = rng.unit();
+        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1) + 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +100,18 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, (0..20).collect::<Vec<_>>());
         assert_ne!(v, sorted);
+    }
+
+    #[test]
+    fn zipf_favours_low_ranks() {
+        let z = Zipf::new(10_000, 1.0);
+        let mut rng = Rng::new(3);
+        let draws: Vec<usize> = (0..20_000).map(|_| z.sample(&mut rng)).collect();
+        assert!(draws.iter().all(|&k| (1..=10_000).contains(&k)));
+        let ones = draws.iter().filter(|&&k| k == 1).count() as f64 / 20_000.0;
+        // P(1) = 1 / H(10000) ≈ 0.102.
+        assert!((0.09..0.115).contains(&ones), "{ones}");
+        let unit: Vec<f64> = (0..1000).map(|_| rng.unit()).collect();
+        assert!(unit.iter().all(|u| (0.0..1.0).contains(u)));
     }
 }
