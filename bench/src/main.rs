@@ -93,6 +93,14 @@ fn real_main() -> Result<bool, String> {
     let wanted =
         |id: &str| only.is_empty() || only.split(',').any(|o| o.trim().eq_ignore_ascii_case(id));
 
+    if std::env::args().any(|a| a == "--estimate") {
+        println!(
+            "{}",
+            estimate(&settings, &wanted, &k_settings, &w, h_seconds, base)
+        );
+        return Ok(true);
+    }
+
     // A stale Envoy once answered a bench here: refuse while any port is held.
     let all: Vec<u16> = (base..=base.saturating_add(10)).collect();
     let taken = taken_ports(&all);
@@ -322,6 +330,73 @@ fn real_main() -> Result<bool, String> {
     println!("==> wrote {} and {}", md.display(), png.display());
     Ok(ok)
 }
+
+/// `--estimate` (scripts/bench.sh prints it before the run): about how
+/// long the bench will take with these knobs, counting every
+/// configuration `BENCH_ONLY` leaves in. Per configuration and round: the
+/// run, the warm-up, and about 3 s to start the gateway, probe it and
+/// stop it (6 s on Kong); K: each replay at about 1,500 requests a
+/// second; G, H and W as they are built.
+fn estimate(
+    s: &Settings,
+    wanted: &dyn Fn(&str) -> bool,
+    k: &workload::KSettings,
+    w: &WSettings,
+    h_seconds: u32,
+    base: u16,
+) -> String {
+    let configs: Vec<Config> =
+        configs::throughput_configs(&configs::I_FEATURES, "127.0.0.1:1", &Ports::from_base(base))
+            .into_iter()
+            .filter(|c| wanted(c.id))
+            .collect();
+    let per_round: u32 = configs
+        .iter()
+        .map(|c| {
+            s.seconds
+                + s.warmup
+                + match c.host {
+                    Host::Envoy => 3,
+                    Host::Kong => 6,
+                }
+        })
+        .sum();
+    let mut secs = f64::from(s.rounds * per_round);
+    let mut extra = Vec::new();
+    if wanted("K") {
+        secs += 3.0 * (k.requests as f64 / 1500.0 + 3.0);
+        extra.push("K");
+    }
+    if wanted("G") {
+        secs += 2.0 * (3.0 * (G_BURST_SECONDS) + 3.0);
+        extra.push("G");
+    }
+    if wanted("H") {
+        secs += 2.0 * (f64::from(h_seconds) + 3.0);
+        extra.push("H");
+    }
+    if wanted("W") {
+        secs += 2.0 * (f64::from(w.rounds) * (w.delay_ms as f64 / 1000.0 + 0.1) + 6.0);
+        extra.push("W");
+    }
+    let ids: Vec<&str> = configs.iter().map(|c| c.id).collect();
+    format!(
+        "about {} min: {} configurations ({}) × {} rounds × about {} s each{}",
+        (secs / 60.0).ceil().max(1.0),
+        configs.len(),
+        ids.join(" "),
+        s.rounds,
+        s.seconds + s.warmup + 3,
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!(", plus {}", extra.join(", "))
+        }
+    )
+}
+
+/// Seconds one G burst takes: the upstream's delay and the clients.
+const G_BURST_SECONDS: f64 = 1.5;
 
 /// W on one host; its verdict is [`wake::WResult::problems`].
 fn run_w(
