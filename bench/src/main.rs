@@ -93,7 +93,19 @@ fn real_main() -> Result<bool, String> {
     let wanted =
         |id: &str| only.is_empty() || only.split(',').any(|o| o.trim().eq_ignore_ascii_case(id));
 
-    if std::env::args().any(|a| a == "--estimate") {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(port) = args
+        .iter()
+        .position(|a| a == "--k-replay")
+        .and_then(|i| args.get(i + 1))
+    {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("--k-replay {port}: not a port"))?;
+        println!("{}", workload::replay_only(port, &k_settings));
+        return Ok(true);
+    }
+    if args.iter().any(|a| a == "--estimate") {
         println!(
             "{}",
             estimate(&settings, &wanted, &k_settings, &w, h_seconds, base)

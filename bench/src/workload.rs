@@ -340,6 +340,31 @@ pub fn run(
     Ok(out)
 }
 
+/// `bench --k-replay <port>`: the sequence replayed against a gateway
+/// already listening on 127.0.0.1:<port> (to look at one under K's load
+/// with its own logs and counters); prints the answers by kind, status
+/// and `x-cache`, and the first requests that got none.
+pub fn replay_only(port: u16, s: &KSettings) -> String {
+    let steps = sequence(s.requests, s.seed);
+    let start = Instant::now();
+    let answers = replay(port, &steps, s.connections, start);
+    let r = summarise("K-replay", "replay", &steps, &answers, &json!({}), 0.0, 0.0);
+    let statuses: Vec<String> = r
+        .statuses
+        .iter()
+        .map(|(k, st, n)| format!("{} {st}: {n}", k.name()))
+        .collect();
+    let xc: Vec<String> = r.x_cache.iter().map(|(x, n)| format!("{x} {n}")).collect();
+    format!(
+        "{} requests in {:.1} s; {}; x-cache: {}; {}",
+        r.requests,
+        start.elapsed().as_secs_f64(),
+        statuses.join(", "),
+        xc.join(", "),
+        r.problems.join("; ")
+    )
+}
+
 fn run_one(
     bench: &Bench,
     steps: &[Step],
