@@ -6,10 +6,14 @@
 //! BENCH_SECONDS (5), BENCH_WARMUP
 //! (1), BENCH_CONNECTIONS (32), BENCH_PORT_BASE (19000; the bench holds
 //! BASE..=BASE+10; BASE+4 is RF's refused port), BENCH_ONLY (e.g.
-//! "A,C,KA,G" or "A,R0,R,RF": a subset of A–J, R0, R, RF, KA–KI, G, H,
-//! W), BENCH_H_RATE (1000 req/s), BENCH_H_SECONDS (3), BENCH_W_ROUNDS (30),
+//! "A,C,KA,G" or "A,R0,R,RF": a subset of A–J, T, TD, R0, R, RF, KA–KI,
+//! G, H, K, W), BENCH_H_RATE (1000 req/s), BENCH_H_SECONDS (3),
+//! BENCH_K_REQUESTS (30000), BENCH_K_SEED (18), BENCH_K_FILTER (a JSON
+//! file: the optimizer's config for K), BENCH_W_ROUNDS (30),
 //! BENCH_W_N (6), BENCH_W_DELAY_MS (100), ENVOY_BIN, OPTIMIZER_WASM,
 //! KONG_NGINX_BIN (scripts/bench.sh sets it from scripts/kong-host.sh).
+//! Arguments: `--estimate` (how long the run would take), `--k-replay
+//! <port>` (K's sequence against a gateway already on that port).
 
 mod chart;
 mod configs;
