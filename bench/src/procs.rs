@@ -5,18 +5,14 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The repository root (this crate lives in `bench/`).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(".."))
-}
+/// The repository root: the e2e harness's (it lives in `tests/`, this
+/// crate in `bench/`, both one level down).
+pub use e2e::procs::repo_root;
 
 /// Where processes run: `Some(core)` pins them with `taskset -c core`.
 #[derive(Debug, Clone, Copy)]
@@ -173,9 +169,9 @@ impl Drop for Proc {
     }
 }
 
-pub fn port_open(port: u16) -> bool {
-    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
-}
+/// Whether something answers on 127.0.0.1:`port` (the e2e harness's
+/// check).
+pub use e2e::procs::port_open;
 
 /// Ports of `ports` that something holds: it answers, or we cannot bind.
 pub fn taken_ports(ports: &[u16]) -> Vec<u16> {

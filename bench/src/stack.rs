@@ -486,7 +486,7 @@ impl Bench {
 
     /// The demo API's `/__calls` (upstream calls seen).
     pub fn demo_calls(&self) -> Result<serde_json::Value, String> {
-        http::get(&self.demo_url("/__calls"), &[])?.json()
+        http::json(&http::get(&self.demo_url("/__calls"), &[])?)
     }
 
     pub fn demo_total_calls(&self) -> Result<u64, String> {

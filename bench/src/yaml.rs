@@ -106,9 +106,11 @@ pub struct Aggregate {
 pub fn render(ports: &Ports, wasm: &Path, filters: &Filters, route: &Route) -> String {
     let filters = match filters {
         Filters::None => String::new(),
-        Filters::Wasm(config) => wasm_filter(wasm, config),
+        Filters::Wasm(config) => e2e::envoy_config::wasm_filter(wasm, config),
         Filters::SimpleHttpCache => CACHE_FILTER.to_string(),
-        Filters::Floor(mode) => wasm_filter(&floor_wasm(wasm), &serde_json::json!(mode)),
+        Filters::Floor(mode) => {
+            e2e::envoy_config::wasm_filter(&floor_wasm(wasm), &serde_json::json!(mode))
+        }
     };
     let routed = match route {
         Route::Routed(aggregates) => {
@@ -193,18 +195,14 @@ const CIRCUIT_BREAKERS: &str = "    circuit_breakers:
       - { max_connections: 100000, max_pending_requests: 100000, max_requests: 100000, max_retries: 100000 }
 ";
 
+/// A static cluster of one endpoint on 127.0.0.1: the e2e harness's
+/// (`e2e::envoy_config::cluster`) with the bench's circuit breakers
+/// added (that one has none, and its tests rely on Envoy's defaults).
 fn cluster(name: &str, port: u16) -> String {
-    format!(
-        r#"  - name: {name}
-    type: STATIC
-    connect_timeout: 1s
-{CIRCUIT_BREAKERS}    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}
-"#
-    )
+    let plain = e2e::envoy_config::cluster(name, port);
+    let at = "    load_assignment:\n";
+    debug_assert!(plain.contains(at));
+    plain.replacen(at, &format!("{CIRCUIT_BREAKERS}{at}"), 1)
 }
 
 /// An aggregate cluster (Envoy checks a retry against the circuit
@@ -239,28 +237,6 @@ pub fn floor_wasm(wasm: &Path) -> std::path::PathBuf {
     wasm.with_file_name("floor_filter.wasm")
 }
 
-fn wasm_filter(wasm: &Path, config: &serde_json::Value) -> String {
-    format!(
-        r#"          - name: cost_optimizer
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: cost_optimizer
-                root_id: cost_optimizer
-                vm_config:
-                  vm_id: cost_optimizer
-                  runtime: envoy.wasm.runtime.v8
-                  code:
-                    local: {{ filename: "{wasm}" }}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: |
-                    {config}
-"#,
-        wasm = wasm.display(),
-    )
-}
-
 /// A JSON body of exactly `size` bytes shaped like the demo API's answer.
 pub fn json_body(size: usize) -> String {
     let head = r#"{"resource":"items","id":"1","provider":"direct","call":0,"pad":""#;
@@ -277,6 +253,14 @@ mod tests {
     fn body_has_the_size() {
         assert_eq!(json_body(1024).len(), 1024);
         assert!(serde_json::from_str::<serde_json::Value>(&json_body(1024)).is_ok());
+    }
+
+    #[test]
+    fn clusters_are_the_harness_ones_with_circuit_breakers() {
+        let want = format!(
+            "  - name: demo_api\n    type: STATIC\n    connect_timeout: 1s\n{CIRCUIT_BREAKERS}    load_assignment:\n      cluster_name: demo_api\n      endpoints:\n      - lb_endpoints:\n        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 19002 }} }} }}\n"
+        );
+        assert_eq!(cluster("demo_api", 19002), want);
     }
 
     #[test]
