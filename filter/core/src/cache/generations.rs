@@ -75,13 +75,18 @@ fn read_u64(bytes: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-/// The counters as they stood when a request started.
+/// The counters as they stood when a request started; none taken yet
+/// (every counter 0) by default, which allocates nothing: a hit never
+/// takes one.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot(Rc<[u32]>);
+pub struct Snapshot(Option<Rc<[u32]>>);
 
 impl Snapshot {
     pub fn value(&self, slot: u32) -> u32 {
-        self.0.get(slot as usize).copied().unwrap_or(0)
+        self.0
+            .as_ref()
+            .and_then(|t| t.get(slot as usize).copied())
+            .unwrap_or(0)
     }
 }
 
@@ -117,7 +122,7 @@ impl Generations {
 
     /// The counters as they stand now, kept by a request going upstream.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot(self.table.clone())
+        Snapshot(Some(self.table.clone()))
     }
 
     /// Whether every recorded counter still has the recorded value.

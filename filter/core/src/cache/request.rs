@@ -205,8 +205,12 @@ pub fn on_request(
     let headers = &facts.headers;
     let method = headers.get_str(":method").unwrap_or("GET");
     let path_and_query = headers.get(":path").unwrap_or(b"/");
-    let (path, query) = key::normalise(path_and_query, &rule.ignore_query);
+    // The normalised path and query name the scopes a write bumps and a
+    // stored answer depends on; a hit needs neither, so they are made
+    // only on those paths.
+    let normalised = || key::normalise(path_and_query, &rule.ignore_query);
     if is_write(method) {
+        let (path, _) = normalised();
         return Outcome::Write {
             slots: write_scopes(rule, facts.tenant, &path, store.generation_slots),
         };
@@ -232,6 +236,7 @@ pub fn on_request(
     // worker's copy is not refreshed again in this call). Only requests
     // that go upstream need it, so a hit does not pay for the hashing.
     let go = |mut forward: Forward, state: &CacheState| -> Outcome {
+        let (path, query) = normalised();
         forward.snapshot = state.gens.snapshot();
         forward.gens =
             purges::entry_slots(rule, facts.tenant, &path, &query, store.generation_slots)
@@ -272,13 +277,16 @@ pub fn on_request(
     }
     let now = facts.now_ms;
     let background = rule.refresh.is_some() && facts.background;
-    let Some((entry, found_key)) = find(store, state, host, &forward.key, headers, now) else {
+    let Some((entry, variant)) = find(store, state, host, &forward.key, headers, now) else {
         return go(forward, state);
     };
-    let claim = |host: &mut _| -> bool {
-        match l2::lookup(host, store, &found_key, now) {
+    // Only a refresh needs the key again (the variant's, when the entry
+    // was found through a vary marker); a plain hit copies no key.
+    let claim = |host: &mut _, key: &Key| -> bool {
+        let found_key = variant.as_ref().unwrap_or(key);
+        match l2::lookup(host, store, found_key, now) {
             Some(found) => {
-                l2::claim_refresh(host, store, &found, &found_key, now, now + facts.lease_ms)
+                l2::claim_refresh(host, store, &found, found_key, now, now + facts.lease_ms)
             }
             None => true, // gone from the shared tier meanwhile: refresh it
         }
@@ -290,7 +298,7 @@ pub fn on_request(
                 * -facts.rand01.max(f64::MIN_POSITIVE).ln();
             now as f64 + gap >= entry.fresh_until_ms as f64
         };
-        if early && claim(host) {
+        if early && claim(host, &forward.key) {
             forward.fwd = Fwd::Stale;
             forward.stale = Some(entry.clone());
             return in_background(go(forward, state), entry, Label::Hit, background);
@@ -302,7 +310,7 @@ pub fn on_request(
         };
     }
     if now < entry.swr_until_ms {
-        if claim(host) {
+        if claim(host, &forward.key) {
             forward.fwd = Fwd::Stale;
             forward.stale = Some(entry.clone());
             return in_background(go(forward, state), entry, Label::Stale, background);
@@ -334,7 +342,8 @@ fn in_background(forward: Outcome, entry: Rc<Entry>, label: Label, background: b
 }
 
 /// The usable response entry for `key`, following a vary marker to the
-/// variant for this request's headers. L1 first, then L2 (filling L1).
+/// variant for this request's headers (then returned too). L1 first, then
+/// L2 (filling L1).
 fn find(
     store: &Store,
     state: &mut CacheState,
@@ -342,14 +351,14 @@ fn find(
     key: &Key,
     headers: &Headers<'_>,
     now: u64,
-) -> Option<(Rc<Entry>, Key)> {
+) -> Option<(Rc<Entry>, Option<Key>)> {
     let entry = find_one(store, state, host, key, now)?;
     match &entry.body {
-        Body::Response { .. } => Some((entry, key.clone())),
+        Body::Response { .. } => Some((entry, None)),
         Body::Vary { names } => {
             let variant = key.variant(names, headers);
             let e = find_one(store, state, host, &variant, now)?;
-            matches!(e.body, Body::Response { .. }).then_some((e, variant))
+            matches!(e.body, Body::Response { .. }).then_some((e, Some(variant)))
         }
     }
 }

@@ -36,18 +36,27 @@ pub fn on_request_headers_eos(
     end_of_stream: bool,
 ) -> Verdict {
     let routes = &filter.config.routes;
-    // One cheap host call decides most unmatched traffic.
-    let Some(path) = host.request_header(":path") else {
-        return Verdict::Continue;
+    // One host call per request: `:path` alone where most traffic is not
+    // the filter's, every header at once where most is (first_read.rs).
+    let all = if worker.first_read.all_at_once() {
+        host.request_headers()
+    } else {
+        let Some(path) = host.request_header(":path") else {
+            return Verdict::Continue;
+        };
+        if !routes::any_prefix_matches(routes, &path) {
+            worker.first_read.record(false);
+            return Verdict::Continue;
+        }
+        host.request_headers()
     };
-    if !routes::any_prefix_matches(routes, &path) {
-        return Verdict::Continue;
-    }
-    let all = host.request_headers();
     let headers = Headers::new(&all);
+    let path = headers.get(":path").unwrap_or_default();
     let method = headers.get(":method").unwrap_or_default();
     let authority = headers.get(":authority").unwrap_or_default();
-    let Some(index) = routes::first_match(routes, &path, method, authority) else {
+    let matched = routes::first_match(routes, path, method, authority);
+    worker.first_read.record(matched.is_some());
+    let Some(index) = matched else {
         return Verdict::Continue;
     };
     let route = &routes[index];

@@ -17,6 +17,7 @@ mod budget_stage;
 pub mod cache_refresh;
 mod cache_stage;
 mod coalesce_stage;
+pub mod first_read;
 mod hooks;
 mod limit_stage;
 pub mod machine;
@@ -142,6 +143,8 @@ impl Filter {
 pub struct Worker {
     /// Every request a rule matched that has not ended, by stream.
     pub requests: HashMap<StreamId, Exchange>,
+    /// How the next request's headers are read (one host call or two).
+    pub first_read: first_read::FirstRead,
     pub ids: RequestIds,
     pub cache: CacheState,
     pub waiters: Waiters,
@@ -164,6 +167,7 @@ impl Worker {
         let nonce = host.random_u64() ^ host.now_ms();
         Worker {
             requests: HashMap::new(),
+            first_read: first_read::FirstRead::default(),
             accountant: Accountant::new(config.accounting.as_ref(), nonce),
             budgeter: Budgeter::default(),
             ids: RequestIds::new(seed),
