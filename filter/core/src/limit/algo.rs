@@ -106,14 +106,28 @@ pub fn decide(
     algo: &Algorithm,
     now_ms: u64,
 ) -> (Vec<u8>, Decision) {
+    let (next, d, _) = decide_many(state, tag, algo, now_ms, 1);
+    (next, d)
+}
+
+/// As [`decide`], taking up to `want` admissions at once from a token
+/// bucket (a worker's lease, see `lease.rs`); a sliding window always
+/// takes one. Returns how many were taken (0 when refused).
+pub fn decide_many(
+    state: Option<&[u8]>,
+    tag: u64,
+    algo: &Algorithm,
+    now_ms: u64,
+    want: u32,
+) -> (Vec<u8>, Decision, u32) {
     match *algo {
         Algorithm::TokenBucket {
             capacity,
             refill_per_s,
         } => {
             let b = bucket_state(state, tag, capacity, now_ms);
-            let (b, d) = bucket::decide(b, capacity, refill_per_s, now_ms);
-            (encode(KIND_BUCKET, tag, [b.level, b.last_ms, 0]), d)
+            let (b, d, taken) = bucket::take(b, capacity, refill_per_s, now_ms, want);
+            (encode(KIND_BUCKET, tag, [b.level, b.last_ms, 0]), d, taken)
         }
         Algorithm::SlidingWindow { limit, window_ms } => {
             let w = window_state(state, tag, window_ms, now_ms);
@@ -121,6 +135,7 @@ pub fn decide(
             (
                 encode(KIND_WINDOW, tag, [w.start, w.current, w.previous]),
                 d,
+                u32::from(d.admitted),
             )
         }
     }

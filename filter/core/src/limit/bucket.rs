@@ -84,19 +84,34 @@ impl Bucket {
 
 /// One request against the bucket: refill, then take one token if there
 /// is one.
+#[cfg(test)]
 pub(crate) fn decide(
-    mut b: Bucket,
+    b: Bucket,
     capacity: u32,
     refill_per_s: f64,
     now_ms: u64,
 ) -> (Bucket, Decision) {
+    let (b, d, _) = take(b, capacity, refill_per_s, now_ms, 1);
+    (b, d)
+}
+
+/// As [`decide`], taking up to `want` tokens at once (at least one, or
+/// none when not even one is there): the decision is the first one's,
+/// and the count is how many were taken.
+pub(crate) fn take(
+    mut b: Bucket,
+    capacity: u32,
+    refill_per_s: f64,
+    now_ms: u64,
+    want: u32,
+) -> (Bucket, Decision, u32) {
     let cap = u64::from(capacity) * TOKEN;
     let rate = rate_micro(refill_per_s);
     b.refill(cap, rate, now_ms);
-    let admitted = b.level >= TOKEN;
-    if admitted {
-        b.level -= TOKEN;
-    }
+    let whole = u32::try_from(b.level / TOKEN).unwrap_or(u32::MAX);
+    let taken = whole.min(want.max(1));
+    let admitted = taken > 0;
+    b.level -= u64::from(taken) * TOKEN;
     let d = Decision {
         admitted,
         remaining: u32::try_from(b.level / TOKEN).unwrap_or(u32::MAX),
@@ -107,7 +122,7 @@ pub(crate) fn decide(
             b.wait_ms(TOKEN, rate, now_ms)
         },
     };
-    (b, d)
+    (b, d, taken)
 }
 
 /// Expected wait of the request at queue `position`: the time for
@@ -145,6 +160,20 @@ mod tests {
                 d.admitted
             })
             .collect()
+    }
+
+    #[test]
+    fn take_takes_what_is_there_up_to_want() {
+        let b = Bucket::fresh(5 * TOKEN, T0);
+        let (b, d, n) = take(b, 5, 1.0, T0, 3);
+        assert_eq!((d.admitted, n, d.remaining), (true, 3, 2));
+        let (b, d, n) = take(b, 5, 1.0, T0, 3);
+        assert_eq!((d.admitted, n, d.remaining), (true, 2, 0));
+        let (_, d, n) = take(b, 5, 1.0, T0, 3);
+        assert_eq!((d.admitted, n, d.retry_after_ms), (false, 0, 1000));
+        // `want` 0 counts as 1: a request always asks for its own token.
+        let (_, d, n) = take(Bucket::fresh(TOKEN, T0), 5, 1.0, T0, 0);
+        assert_eq!((d.admitted, n), (true, 1));
     }
 
     #[test]

@@ -8,12 +8,15 @@
 //!   integer arithmetic of each algorithm).
 //! - `table`: the fixed table `cost_optimizer/l/{slot}`, updated by a
 //!   bounded compare-and-swap loop; errors are for the caller to fail open.
+//! - `lease`: a worker's chunk of tokens from a large bucket, so most of
+//!   its admissions make no host call.
 //! - `queue`: [`Queue`] of [`Queued`] requests, priority then FIFO.
 //! - `headers`: `RateLimit-Policy`, `RateLimit`, `Retry-After`, 429 body.
 
 pub mod algo;
 mod bucket;
 pub mod headers;
+pub mod lease;
 pub mod queue;
 pub mod table;
 mod window;

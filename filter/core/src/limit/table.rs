@@ -41,12 +41,25 @@ pub fn acquire(
     algo: &Algorithm,
     now_ms: u64,
 ) -> Result<Decision, HostError> {
+    acquire_many(host, slots, key, algo, now_ms, 1).map(|(d, _)| d)
+}
+
+/// As [`acquire`], taking up to `want` admissions in the one
+/// compare-and-swap (a worker's lease); how many were taken.
+pub fn acquire_many(
+    host: &mut impl Host,
+    slots: u32,
+    key: &str,
+    algo: &Algorithm,
+    now_ms: u64,
+    want: u32,
+) -> Result<(Decision, u32), HostError> {
     let (slot, tag) = slot_of(key, slots);
     let shared_key = slot_key(slot);
     let mut decision = None;
     let mut update = |bytes: &[u8]| {
-        let (next, d) = algo::decide(Some(bytes), tag, algo, now_ms);
-        decision = Some(d);
+        let (next, d, taken) = algo::decide_many(Some(bytes), tag, algo, now_ms, want);
+        decision = Some((d, taken));
         d.admitted.then_some(next)
     };
     match cas_update(host, &shared_key, &mut update) {

@@ -124,7 +124,7 @@ fn host_call_profile() {
     let bound = |name: &str| match name {
         n if n.starts_with("C:") => 1,
         n if n.starts_with("D:") => 6,
-        n if n.starts_with("I:") => 30,
+        n if n.starts_with("I:") => 28,
         n if n.starts_with("priced") => 10,
         _ => 17,
     };

@@ -7,6 +7,7 @@
 use crate::config::{LimitBy, Priority, Route};
 use crate::host::{Host, Level, StreamId};
 use crate::limit::algo::Decision;
+use crate::limit::lease::{self, Leases};
 use crate::limit::queue::{Queue, Queued};
 use crate::limit::{headers, table};
 
@@ -29,6 +30,8 @@ pub struct LimitNote {
 pub struct Limiter {
     pub queue: Queue<usize>,
     next_seq: u64,
+    /// Tokens taken ahead from large shared buckets (`limit/lease.rs`).
+    pub leases: Leases,
 }
 
 impl Limiter {
@@ -36,6 +39,7 @@ impl Limiter {
         Limiter {
             queue: Queue::new(bound),
             next_seq: 0,
+            leases: Leases::default(),
         }
     }
 }
@@ -91,8 +95,19 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
     let key = limit_key(rule.by, route, exchange);
     let now = exchange.clock_ms;
     let slots = filter.config.limit_slots;
-    let d = match table::acquire(*host, slots, &key, &rule.algorithm, now) {
-        Ok(d) => d,
+    if let Some(d) = worker.limiter.leases.admit(&key, now) {
+        counters.admitted.add(*host, 1);
+        exchange.limit = note(route, &d, false);
+        return Outcome::Pass;
+    }
+    let want = lease::chunk(&rule.algorithm);
+    let d = match table::acquire_many(*host, slots, &key, &rule.algorithm, now, want) {
+        Ok((d, taken)) => {
+            if d.admitted {
+                worker.limiter.leases.keep(&key, taken, d, now);
+            }
+            d
+        }
         Err(e) => {
             // Fail open: a limiter that cannot reach its table must not
             // take the API down.

@@ -132,3 +132,44 @@ fn a_queued_request_whose_sla_runs_out_is_refused_by_the_timer() {
     );
     assert!(host.resumed.is_empty());
 }
+
+/// A bucket of 64,000 tokens is leased in chunks of 64: a worker's first
+/// request takes 64 from the shared bucket in its one compare-and-swap,
+/// its next 63 make no shared-data call, and another worker takes a chunk
+/// of its own. The shared bucket shows every token taken.
+#[test]
+fn a_large_bucket_is_leased_in_chunks_and_every_token_is_counted() {
+    let cfg = r#"{"version":1,"routes":[{"name":"r","match":{"prefix":"/r/"},"priority":"low",
+        "limit":{"by":"route","token_bucket":{"capacity":64000,"refill_per_s":0.001}}}]}"#;
+    let store = crate::mem_host::SharedStore::new_shared();
+    let t = 1_000_000;
+    let (mut a, fa, mut wa) = test_worker(&store, cfg, t);
+    let (mut b, fb, mut wb) = test_worker(&store, cfg, t);
+    let shared_calls = |h: &MemHost| {
+        let c = h.take_calls();
+        c.get("shared_get").copied().unwrap_or(0) + c.get("shared_set").copied().unwrap_or(0)
+    };
+    assert_eq!(ask(&fa, &mut wa, &mut a, 1, "low", t).0, Verdict::Continue);
+    assert_eq!(shared_calls(&a), 2, "read and compare-and-swap");
+    for s in 2..=64 {
+        assert_eq!(ask(&fa, &mut wa, &mut a, s, "low", t).0, Verdict::Continue);
+    }
+    assert_eq!(shared_calls(&a), 0, "63 admitted from the lease");
+    assert_eq!(wa.limiter.leases.held("r|r"), 0);
+    assert_eq!(ask(&fb, &mut wb, &mut b, 1, "low", t).0, Verdict::Continue);
+    assert_eq!(wb.limiter.leases.held("r|r"), 63);
+    // The 65th request on `a` takes a new chunk.
+    ask(&fa, &mut wa, &mut a, 65, "low", t);
+    assert_eq!(shared_calls(&a), 2);
+    // 3 chunks out of 64,000: 63,808 left for the whole gateway.
+    let algo = fa.config.routes[0].limit.as_ref().unwrap().algorithm;
+    let (d, _) =
+        crate::limit::table::acquire_many(&mut a, fa.config.limit_slots, "r|r", &algo, t, 1)
+            .unwrap();
+    assert_eq!(d.remaining, 64_000 - 3 * 64 - 1);
+    // The answer's RateLimit field counts what this worker can admit.
+    on_response_headers(&fa, &mut wa, &mut a, 65, false);
+    assert!(a
+        .response_header("ratelimit")
+        .is_some_and(|v| v.starts_with("\"r\";r=")));
+}
