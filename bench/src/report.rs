@@ -388,7 +388,7 @@ pub fn decomposition(o: &mut String, rows: &[Row]) {
     }
     let _ = writeln!(
         o,
-        "\nThe goals are judged here by CPU per request (the inverse ratio: the denominator's µs over the numerator's), the figure other load disturbs least; the ratio table above judges them by req/s. The optimizer cannot cost less than the floor filter doing nothing: C ≥ T and I ≥ T on unmatched and missed traffic, D ≥ TD for an answer made in wasm. So a goal that the floor itself misses is out of reach on this Envoy whatever the optimizer does.\n"
+        "\nThe goals are judged here by CPU per request (the inverse ratio: the denominator's µs over the numerator's), the figure other load disturbs least; the ratio table above judges them by req/s. The floor filter is the proxy-wasm SDK doing nothing (T) or making one local reply (TD): the optimizer, built with the same SDK, is expected to cost at least that (C and I at least T, D at least TD), so a goal the floor itself misses is out of reach on this Envoy whatever the optimizer does. Where this run measured the optimizer below its floor, the floor says nothing about that goal, and the line says so.\n"
     );
 }
 
@@ -413,6 +413,13 @@ pub fn floor_verdicts(rows: &[Row]) -> Vec<String> {
         let now = cpu(num)
             .map(|n| format!("; now {num}/{den} = {:.2}", d / n))
             .unwrap_or_default();
+        if let Some(n) = cpu(num).filter(|n| *n < fl) {
+            out.push(format!(
+                "{num}/{den} ≥ {goal:.2}: no verdict from the floor: {num} cost less than the floor filter in this run ({num} − {floor} = {:.1} µs), so {floor} is no lower bound for it here ({floor}/{den} = {floor_ratio:.2}{now}).",
+                n - fl
+            ));
+            continue;
+        }
         if floor_ratio < goal {
             out.push(format!(
                 "**{num}/{den} ≥ {goal:.2} is unreachable on this Envoy**: the floor filter alone reaches {floor}/{den} = {floor_ratio:.2} ({den} {d:.1} µs ÷ {floor} {fl:.1} µs){now}."
@@ -925,6 +932,20 @@ mod tests {
         assert!(v[0].starts_with("**C/A ≥ 0.95 is unreachable"), "{}", v[0]);
         assert!(v[1].starts_with("**I/A ≥ 0.88 is unreachable"), "{}", v[1]);
         assert!(v[2].starts_with("D/F ≥ 1.00 is reachable: TD/F = 1.04; D may add at most 1.0 µs over TD, it adds 19.0 µs"), "{}", v[2]);
+        let below: Vec<Row> = rows
+            .iter()
+            .map(|r| {
+                cpu_row(
+                    r.id,
+                    if r.id == "C" {
+                        60.0
+                    } else {
+                        r.median_cpu().unwrap()
+                    },
+                )
+            })
+            .collect();
+        assert!(floor_verdicts(&below)[0].contains("no verdict from the floor: C cost less"));
         let few: Vec<Row> = rows.into_iter().filter(|r| r.id != "T").collect();
         let mut o = String::new();
         decomposition(&mut o, &few);
