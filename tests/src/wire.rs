@@ -140,6 +140,55 @@ impl RawRequest {
     }
 }
 
+/// A kept-alive connection carrying requests one after another, for what
+/// a pooling client hides: whether the gateway takes a second request on
+/// the connection that carried the first.
+pub struct KeepAlive {
+    stream: TcpStream,
+    port: u16,
+}
+
+impl KeepAlive {
+    /// Connect to `127.0.0.1:port`; each answer must come within `timeout`.
+    pub fn connect(port: u16, timeout: Duration) -> KeepAlive {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("connect to :{port}: {e}"));
+        stream
+            .set_read_timeout(Some(timeout))
+            .unwrap_or_else(|e| panic!("socket timeout: {e}"));
+        KeepAlive { stream, port }
+    }
+
+    /// Write a GET of `path` on the connection.
+    pub fn send_get(&mut self, path: &str, headers: &[(&str, &str)]) {
+        let mut head = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\n", self.port);
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        self.stream
+            .write_all(head.as_bytes())
+            .unwrap_or_else(|e| panic!("GET {path} to :{}: {e}", self.port));
+    }
+
+    /// Read the next answer to a GET; `Err` when none came in time or the
+    /// connection closed first.
+    pub fn answer(&mut self) -> Result<Resp, String> {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if let Some(r) = complete_response(&raw, "GET") {
+                return Ok(r);
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err(format!("connection closed after {} bytes", raw.len())),
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(format!("no answer ({e}) after {} bytes", raw.len())),
+            }
+        }
+    }
+}
+
 /// The response in `raw` once all of it arrived (not for one whose body
 /// runs to the end of the connection).
 fn complete_response(raw: &[u8], method: &str) -> Option<Resp> {

@@ -288,3 +288,40 @@ fn a_follower_with_a_short_sla_goes_upstream_itself(kind: GatewayKind) {
         |timeouts| assert_eq!(timeouts, 1),
     );
 }
+
+on_both_hosts!(a_leaders_connection_carries_its_next_request);
+/// A leader whose followers are answered on its own worker keeps its
+/// connection: the next request on it is answered. (Envoy turns the
+/// result of the hook that sends a local reply into "stop", even when the
+/// reply is for another stream; the leader's last body chunk then never
+/// left, and a kept-alive connection carried nothing more.) Sixteen
+/// followers on their own connections over two workers: the chance that
+/// none shares the leader's worker is 2^-16.
+fn a_leaders_connection_carries_its_next_request(kind: GatewayKind) {
+    use e2e::wire::KeepAlive;
+    let s = stack(kind, "coalesce-keepalive");
+    let tenant = [("x-tenant-id", "acme")];
+    let path = "/api/live/keepalive?cache-control=no-store&delay_ms=400";
+    let mut leader = KeepAlive::connect(s.ports.listen, Duration::from_secs(10));
+    leader.send_get(path, &tenant);
+    wait_for(
+        "the leader's upstream call",
+        Duration::from_secs(10),
+        || (s.demo.calls_for("/api/live/keepalive") == 1).then_some(()),
+    );
+    let followers = burst(&s, 16, "GET", path, &tenant, None);
+    let first = leader.answer().expect("the leader's answer");
+    assert_eq!(first.status, 200);
+    assert_ne!(x_cache(&first), "COALESCED", "the kept-alive request led");
+    for (r, _) in &followers {
+        assert_eq!((r.status, x_cache(r)), (200, "COALESCED"));
+        assert_eq!(r.body, first.body);
+    }
+    assert_eq!(s.demo.calls_for("/api/live/keepalive"), 1);
+    leader.send_get("/api/live/after?cache-control=no-store", &tenant);
+    let next = leader
+        .answer()
+        .unwrap_or_else(|e| panic!("the next request on the leader's connection: {e}"));
+    assert_eq!(next.status, 200);
+    assert!(next.text().contains("\"id\":\"after\""), "{}", next.text());
+}

@@ -36,7 +36,10 @@ fn finish_ended(filter: &Filter, worker: &mut Worker, ended: &Ended) {
         _ => return,
     };
     for id in ids {
-        let mut host = ProxyHost::stream(filter.config.host, id);
+        // Run from inside another hook, maybe a filter hook: replies to
+        // other streams are held (see `ProxyHost::wake`) and sent by the
+        // caller's next flush.
+        let mut host = ProxyHost::stream(filter.config.host, id).in_filter_hook();
         pipeline::on_done(filter, worker, &mut host, id);
     }
 }
@@ -72,12 +75,14 @@ impl Context for FilterRoot {
         let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
             return;
         };
+        crate::host_adapter::send_held_replies(self.id);
         let mut host = ProxyHost::root(filter.config.host, self.id);
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return;
         };
         finish_ended(filter, &mut worker, &self.ended);
         pipeline::on_callout_response(filter, &mut worker, &mut host, token, body_size);
+        crate::host_adapter::send_held_replies(self.id);
     }
 }
 
@@ -144,12 +149,14 @@ impl RootContext for FilterRoot {
         let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
             return;
         };
+        crate::host_adapter::send_held_replies(self.id);
         let mut host = ProxyHost::root(filter.config.host, self.id);
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return;
         };
         finish_ended(filter, &mut worker, &self.ended);
         pipeline::on_tick(filter, &mut worker, &mut host);
+        crate::host_adapter::send_held_replies(self.id);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -177,6 +184,16 @@ struct StreamContext {
     matched: bool,
 }
 
+/// Which kind of a stream's hook runs: the host reads the result of a
+/// request or response hook as the stream's filter status, and not that
+/// of the others (`on_done`, a callout answer).
+#[derive(Clone, Copy)]
+enum Hook {
+    Request,
+    Response,
+    Other,
+}
+
 fn action(v: Verdict) -> Action {
     match v {
         Verdict::Continue => Action::Continue,
@@ -192,14 +209,14 @@ impl StreamContext {
         &mut self,
         f: impl FnOnce(&Filter, &mut Worker, &mut ProxyHost, u32) -> R,
     ) -> Option<R> {
-        self.with_worker_in(false, f)
+        self.with_worker_in(Hook::Other, f)
     }
 
-    /// [`Self::with_worker`], telling the host view whether a response
-    /// hook runs.
+    /// [`Self::with_worker`], telling the host view which kind of hook
+    /// runs.
     fn with_worker_in<R>(
         &mut self,
-        response_phase: bool,
+        hook: Hook,
         f: impl FnOnce(&Filter, &mut Worker, &mut ProxyHost, u32) -> R,
     ) -> Option<R> {
         if !self.matched {
@@ -208,9 +225,11 @@ impl StreamContext {
         let filter = self.filter.as_ref()?;
         let mut worker = self.worker.as_ref()?.try_borrow_mut().ok()?;
         let mut host = ProxyHost::stream(filter.config.host, self.id);
-        if response_phase {
-            host = host.in_response();
-        }
+        host = match hook {
+            Hook::Request => host.in_filter_hook(),
+            Hook::Response => host.in_response().in_filter_hook(),
+            Hook::Other => host,
+        };
         Some(f(filter, &mut worker, &mut host, self.id))
     }
 }
@@ -224,14 +243,18 @@ impl Context for StreamContext {
         body_size: usize,
         _trailers: usize,
     ) {
+        crate::host_adapter::send_held_replies(self.id);
         self.with_worker(|filter, worker, host, id| {
             pipeline::on_stream_callout_response(filter, worker, host, id, token, body_size)
         });
+        crate::host_adapter::send_held_replies(self.id);
     }
 
     fn on_done(&mut self) -> bool {
         crate::local_reply::forget(self.id);
+        crate::host_adapter::send_held_replies(self.id);
         let done = self.with_worker(pipeline::on_done);
+        crate::host_adapter::send_held_replies(self.id);
         if self.matched && done.is_none() {
             if let Ok(mut ended) = self.ended.try_borrow_mut() {
                 ended.push(self.id);
@@ -247,7 +270,7 @@ impl HttpContext for StreamContext {
         let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
             return Action::Continue;
         };
-        let mut host = ProxyHost::stream(filter.config.host, self.id);
+        let mut host = ProxyHost::stream(filter.config.host, self.id).in_filter_hook();
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return Action::Continue;
         };
@@ -260,7 +283,7 @@ impl HttpContext for StreamContext {
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        self.with_worker(|filter, worker, host, id| {
+        self.with_worker_in(Hook::Request, |filter, worker, host, id| {
             action(pipeline::on_request_body(
                 filter,
                 worker,
@@ -275,7 +298,7 @@ impl HttpContext for StreamContext {
 
     fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         crate::local_reply::on_headers(self.id);
-        let verdict = self.with_worker_in(true, |filter, worker, host, id| {
+        let verdict = self.with_worker_in(Hook::Response, |filter, worker, host, id| {
             pipeline::on_response_headers(filter, worker, host, id, end_of_stream)
         });
         if crate::local_reply::rewritten(self.id) {
@@ -289,7 +312,7 @@ impl HttpContext for StreamContext {
         if crate::local_reply::on_body(self.id, size, end_of_stream) == Some(true) {
             return Action::Pause;
         }
-        self.with_worker_in(true, |filter, worker, host, id| {
+        self.with_worker_in(Hook::Response, |filter, worker, host, id| {
             action(pipeline::on_response_body(
                 filter,
                 worker,

@@ -12,6 +12,44 @@ use crate::abi;
 thread_local! {
     /// A period was set on this worker's root (one VM per worker thread).
     static TICK_SET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Replies for other streams held back from a stream's filter hook
+    /// (see [`ProxyHost::wake`]), in the order they were made.
+    static HELD: std::cell::RefCell<Vec<HeldReply>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A local reply for another stream, made inside a stream's filter hook
+/// on Envoy and sent at the worker's next hook whose result Envoy does not
+/// read as a filter status.
+struct HeldReply {
+    stream: StreamId,
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+/// Send the replies held back on this worker (Envoy), acting on each
+/// reply's stream and then on `home` again. Called from the hooks whose
+/// return Envoy does not turn into a filter status: a stream's `on_done`,
+/// the root's tick, callout answers.
+pub fn send_held_replies(home: u32) {
+    let held = HELD.with(|h| h.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)));
+    let Ok(held) = held else { return };
+    if held.is_empty() {
+        return;
+    }
+    for r in held {
+        // A client gone meanwhile answers BadArgument: nothing to send.
+        if abi::set_effective_context(r.stream) != abi::OK {
+            continue;
+        }
+        let headers: Vec<(&str, &[u8])> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let _ = abi::send_local_response(u32::from(r.status), &headers, &r.body);
+    }
+    let _ = abi::set_effective_context(home);
 }
 
 /// A view of the host from one context (a stream or the root).
@@ -22,6 +60,9 @@ pub struct ProxyHost {
     /// The host called a stream's response hook (Kong answers differently
     /// there, see `local_reply`).
     response_phase: bool,
+    /// The host called one of a stream's request or response hooks, whose
+    /// return it reads as the stream's filter status.
+    filter_hook: bool,
     /// The context the host called into.
     home: u32,
     /// The context host calls currently act on.
@@ -53,6 +94,7 @@ impl ProxyHost {
             kind,
             root: true,
             response_phase: false,
+            filter_hook: false,
             home: id,
             current: id,
         }
@@ -70,6 +112,15 @@ impl ProxyHost {
     pub fn in_response(self) -> Self {
         ProxyHost {
             response_phase: true,
+            ..self
+        }
+    }
+
+    /// The same view, inside one of the stream's request or response
+    /// hooks (not `on_done`, not a callout answer).
+    pub fn in_filter_hook(self) -> Self {
+        ProxyHost {
+            filter_hook: true,
             ..self
         }
     }
@@ -288,6 +339,37 @@ impl Host for ProxyHost {
     }
 
     fn wake(&mut self, stream: StreamId, how: Wake<'_>) -> Result<(), HostError> {
+        // Envoy fact (proxy-wasm cpp-host, checked on 1.40): a local reply
+        // raises one stop flag for the whole VM, and the hook running
+        // turns its own result into "stop" when it returns. A reply for
+        // another stream (a leader answering its followers) sent from a
+        // stream's filter hook would therefore stop that stream for good:
+        // the leader's last body chunk never leaves and its connection
+        // carries no further request. Such replies are held and sent from
+        // the worker's next hook that is not a filter hook (the leader's
+        // own `on_done` comes right after its response ends).
+        if let (
+            HostKind::Envoy,
+            true,
+            Wake::Reply {
+                status,
+                headers,
+                body,
+            },
+        ) = (self.kind, self.filter_hook && stream != self.home, &how)
+        {
+            let held = HeldReply {
+                stream,
+                status: *status,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_vec()))
+                    .collect(),
+                body: body.to_vec(),
+            };
+            HELD.with(|h| h.borrow_mut().push(held));
+            return Ok(());
+        }
         self.target(stream)?;
         let r = match how {
             Wake::Resume => result(abi::continue_request()),
