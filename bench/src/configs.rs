@@ -366,6 +366,30 @@ pub fn throughput_configs(supported: &[Feature], wake: &str, ports: &Ports) -> V
             Load::Same,
             Expect::Ok,
         ),
+        Config::envoy(
+            "PG",
+            "the floor filter's reply after 20 shared-data reads (37 bytes each): the price of a host call that returns bytes",
+            Filters::Floor("reply:shared_get"),
+            proxy.clone(),
+            Load::Same,
+            Expect::Ok,
+        ),
+        Config::envoy(
+            "PS",
+            "the floor filter's reply after 20 shared-data writes (37 bytes each): the price of a host call that passes bytes in",
+            Filters::Floor("reply:shared_set"),
+            proxy.clone(),
+            Load::Same,
+            Expect::Ok,
+        ),
+        Config::envoy(
+            "PA",
+            "the floor filter's reply after adding a request header 20 times: the price of a host call that passes bytes in",
+            Filters::Floor("reply:add_header"),
+            proxy.clone(),
+            Load::Same,
+            Expect::Ok,
+        ),
         Config {
             needs: vec![Feature::Cache],
             ..Config::envoy(
@@ -607,7 +631,7 @@ mod tests {
         for id in ["A", "C", "I", "J", "T", "R0", "R", "RF", "KA", "KC", "KI"] {
             assert_eq!(calls(id), Calls::OneEach, "{id}");
         }
-        for id in ["B", "D", "F", "TD", "KB", "KD"] {
+        for id in ["B", "D", "F", "TD", "PG", "PS", "PA", "KB", "KD"] {
             assert_eq!(calls(id), Calls::None, "{id}");
         }
     }

@@ -17,6 +17,7 @@
 
 mod chart;
 mod configs;
+mod host_calls;
 mod http;
 mod kong;
 mod load;
@@ -323,6 +324,7 @@ fn real_main() -> Result<bool, String> {
         seed,
         orders,
         rows,
+        host_calls: host_calls::count_all(&configs),
         g_baseline,
         g_filter,
         h,

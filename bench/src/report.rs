@@ -69,6 +69,9 @@ pub struct Report {
     /// Each round's order of configurations.
     pub orders: Vec<Vec<&'static str>>,
     pub rows: Vec<Row>,
+    /// Each optimizer configuration's host calls per request (counted
+    /// natively), priced in the host-call section.
+    pub host_calls: Vec<(&'static str, crate::host_calls::Counts)>,
     pub g_baseline: Status<Vec<GResult>>,
     pub g_filter: Status<Vec<GResult>>,
     pub h: HPair,
@@ -141,6 +144,7 @@ pub fn render(r: &Report) -> String {
     order_and_noise(&mut o, r);
     ratios(&mut o, &r.rows);
     decomposition(&mut o, &r.rows);
+    crate::host_calls::section(&mut o, &r.rows, &r.host_calls);
     if let Some(line) = failover_line(&r.rows, s.connections) {
         let _ = writeln!(o, "{line}\n");
     }
