@@ -103,7 +103,20 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         .map(|a| format!("{:016x}", fnv1a(&[a])))
         .unwrap_or_default();
     let head = method == "HEAD";
-    let co_key = co::key(&primary, &format!("{method}{auth}"), idempotency);
+    // A request made after a write to its scopes must not take the answer
+    // of one made before that write: the invalidation generations it was
+    // looked up under are part of what it shares (RFC 9111 §4.4 holds for
+    // followers as it does for hits). Both workers read the generations
+    // per request, so this holds across workers too.
+    let generations: String = match &exchange.cache {
+        CacheStep::Forward(f) => f.gens.iter().map(|(s, g)| format!("{s}:{g},")).collect(),
+        _ => String::new(),
+    };
+    let co_key = co::key(
+        &primary,
+        &format!("{method}{auth}\n{generations}"),
+        idempotency,
+    );
     let slots = filter.config.coalesce_store.slots;
     let slot = co::slot_of(&co_key, slots);
     let tag = co_key.tag();

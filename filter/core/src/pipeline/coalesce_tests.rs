@@ -232,3 +232,52 @@ fn conditional_and_range_requests_are_not_coalesced() {
     );
     assert!(a.host.resumed.contains(&5), "released upstream");
 }
+
+/// A GET made after a write to the same URI has been answered does not
+/// join a leader that went upstream before the write (its answer may
+/// predate the write): it leads a turn of its own, on either worker; a GET
+/// made while that second leader is in flight follows it.
+#[test]
+fn a_request_after_a_write_does_not_follow_a_leader_from_before_it() {
+    let cfg = r#"{"version":1,"routes":[{"name":"items","match":{"prefix":"/items/"},"sla_ms":1000,
+        "cache":{},"coalesce":{"grace_ms":0}}]}"#;
+    let store = crate::mem_host::SharedStore::new_shared();
+    let t = 1_000_000;
+    let (mut a, f, mut wa) = test_worker(&store, cfg, t);
+    let (mut b, _, mut wb) = test_worker(&store, cfg, t);
+    let ask = |h: &mut MemHost, w: &mut Worker, id: u32, method: &str| {
+        h.request_headers = vec![
+            (":method".into(), method.as_bytes().to_vec()),
+            (":path".into(), b"/items/1".to_vec()),
+            (":authority".into(), b"api".to_vec()),
+        ];
+        on_request_headers(&f, w, h, id)
+    };
+    assert_eq!(ask(&mut a, &mut wa, 1, "GET"), Verdict::Continue, "leader");
+    assert_eq!(
+        ask(&mut b, &mut wb, 2, "GET"),
+        Verdict::Pause,
+        "follower before the write"
+    );
+    // A write to the URI, answered.
+    assert_eq!(ask(&mut b, &mut wb, 3, "PUT"), Verdict::Continue);
+    b.response_headers = vec![(":status".into(), b"204".to_vec())];
+    on_response_headers(&f, &mut wb, &mut b, 3, true);
+    on_done(&f, &mut wb, &mut b, 3);
+    // After it, on either worker: not a follower of stream 1.
+    assert_eq!(
+        ask(&mut b, &mut wb, 4, "GET"),
+        Verdict::Continue,
+        "a new leader"
+    );
+    assert_eq!(
+        ask(&mut a, &mut wa, 5, "GET"),
+        Verdict::Pause,
+        "follows stream 4"
+    );
+    assert_eq!(
+        a.counter("cost_optimizer.route.items.coalesce.leaders")
+            + b.counter("cost_optimizer.route.items.coalesce.leaders"),
+        2
+    );
+}
