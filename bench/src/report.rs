@@ -735,7 +735,7 @@ fn k_section(o: &mut String, k: &Status<Vec<KRun>>, s: &KSettings) {
     }
     let _ = writeln!(
         o,
-        "\nA stale read: an item GET answered with the item's state (the demo API's `call` number in the body) from before a PUT of that item that had been answered before the GET was sent. Verdict (fails the run): every request answered, no socket error, every answer 2xx but the reports' 429s (counted apart, expected from the optimizer's limit), and the optimizer making no more upstream calls than no filter.\n"
+        "\nA stale read: an item GET answered with the item's state (the demo API's `call` number in the body) from before a PUT of that item that had been answered before the GET was sent. Verdict (fails the run): every request answered, no socket error, every answer 2xx but the reports' 429s (counted apart, expected from the optimizer's limit), the optimizer making no more upstream calls than no filter, and no stale read from the optimizer.\n"
     );
 }
 

@@ -337,6 +337,17 @@ pub fn run(
             ));
         }
     }
+    // Nor answer a read with an item's state from before a write that was
+    // answered before the read was sent (its cache invalidates on writes,
+    // and a request after a write follows no leader from before it).
+    if let Some(opt) = out.iter_mut().find(|r| r.id == "K-optimizer") {
+        if opt.stale_reads > 0 {
+            opt.problems.push(format!(
+                "the optimizer answered {} reads with an item's state from before a finished write",
+                opt.stale_reads
+            ));
+        }
+    }
     Ok(out)
 }
 
