@@ -325,3 +325,40 @@ fn a_leaders_connection_carries_its_next_request(kind: GatewayKind) {
     assert_eq!(next.status, 200);
     assert!(next.text().contains("\"id\":\"after\""), "{}", next.text());
 }
+
+on_both_hosts!(a_read_after_a_write_does_not_follow_a_leader_from_before_it);
+/// A GET sent after a PUT to the same item was answered does not take the
+/// answer of a GET that went upstream before the PUT: it goes upstream
+/// itself and sees the write.
+fn a_read_after_a_write_does_not_follow_a_leader_from_before_it(kind: GatewayKind) {
+    let s = stack(kind, "coalesce-after-write");
+    let tenant = [("x-tenant-id", "acme")];
+    let path = "/api/items/aw1?delay_ms=800";
+    std::thread::scope(|sc| {
+        let early = sc.spawn(|| http::request_fresh("GET", &s.url(path), &tenant, None));
+        wait_for(
+            "the early GET's upstream call",
+            Duration::from_secs(10),
+            || (s.demo.calls_for("/api/items/aw1") == 1).then_some(()),
+        );
+        let put = http::request_fresh("PUT", &s.url("/api/items/aw1"), &tenant, Some(b"{}"));
+        assert!(put.status < 300, "PUT: {} {}", put.status, put.text());
+        let written = put.json()["call"].as_u64().expect("the PUT's call number");
+        let late = http::request_fresh("GET", &s.url(path), &tenant, None);
+        assert_eq!(late.status, 200);
+        assert_ne!(x_cache(&late), "COALESCED", "{:?}", late.headers);
+        let seen = late.json()["call"].as_u64().expect("call number");
+        assert!(
+            seen > written,
+            "the late GET saw call {seen}, the PUT was {written}"
+        );
+        let early = early.join().unwrap();
+        assert_eq!(early.status, 200);
+        assert!(early.json()["call"].as_u64().unwrap() < written);
+    });
+    assert_eq!(
+        s.demo.calls_for("/api/items/aw1"),
+        3,
+        "two GETs and the PUT"
+    );
+}
