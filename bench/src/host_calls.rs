@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use optimizer_core::config::parse;
-use optimizer_core::mem_host::MemHost;
+use optimizer_core::mem_host::{MemHost, CALLS_RETURNING_BYTES};
 use optimizer_core::pipeline::{
     on_done, on_request_headers, on_response_body, on_response_headers, Filter, Verdict, Worker,
 };
@@ -22,18 +22,6 @@ use serde_json::Value;
 use crate::configs::{Config, Load, BODY_BYTES, QUERY, TENANT};
 use crate::report::Row;
 use crate::yaml::Filters;
-
-/// Host calls that return bytes (the host calls back into the VM to
-/// allocate them): the dear kind on Envoy.
-const RETURNS_BYTES: [&str; 7] = [
-    "request_header",
-    "request_headers",
-    "response_headers",
-    "response_body",
-    "request_body",
-    "shared_get",
-    "property_str",
-];
 
 /// How many calls each P row makes per request (the floor filter's
 /// `CALLS`).
@@ -49,7 +37,7 @@ pub struct Counts {
 fn split(calls: &BTreeMap<&'static str, u64>) -> Counts {
     let mut c = Counts::default();
     for (kind, n) in calls {
-        if RETURNS_BYTES.contains(kind) {
+        if CALLS_RETURNING_BYTES.contains(kind) {
             c.bytes += n;
         } else {
             c.other += n;

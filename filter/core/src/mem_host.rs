@@ -211,6 +211,22 @@ impl MemHost {
     }
 }
 
+/// The kinds of host call (as [`MemHost::take_calls`] names them) that
+/// return bytes: on Envoy the host calls back into the VM to allocate
+/// what they return, which makes them the dear kind (`make bench`'s P
+/// rows price both kinds).
+pub const CALLS_RETURNING_BYTES: [&str; 9] = [
+    "request_header",
+    "request_headers",
+    "response_headers",
+    "response_body",
+    "request_body",
+    "shared_get",
+    "property_str",
+    "callout_response_headers",
+    "callout_response_body",
+];
+
 impl MemHost {
     fn count(&self, call: &'static str) {
         *self.calls.borrow_mut().entry(call).or_default() += 1;

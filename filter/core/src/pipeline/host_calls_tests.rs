@@ -15,22 +15,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::mem_host::{MemHost, SharedStore};
+use crate::mem_host::{MemHost, SharedStore, CALLS_RETURNING_BYTES};
 use crate::pipeline::{
     on_done, on_request_headers, on_response_body, on_response_headers, Filter, Verdict, Worker,
 };
-
-/// Host calls that return bytes (the host allocates them in the VM).
-const RETURNS_BYTES: [&str; 8] = [
-    "request_header",
-    "request_headers",
-    "response_headers",
-    "response_body",
-    "request_body",
-    "shared_get",
-    "property_str",
-    "callout_response_body",
-];
 
 struct Run {
     host: MemHost,
@@ -88,7 +76,7 @@ fn total(calls: &BTreeMap<&'static str, u64>) -> u64 {
 fn bytes(calls: &BTreeMap<&'static str, u64>) -> u64 {
     calls
         .iter()
-        .filter(|(k, _)| RETURNS_BYTES.contains(k))
+        .filter(|(k, _)| CALLS_RETURNING_BYTES.contains(k))
         .map(|(_, n)| n)
         .sum()
 }
