@@ -82,7 +82,6 @@ impl Context for FilterRoot {
         };
         finish_ended(filter, &mut worker, &self.ended);
         pipeline::on_callout_response(filter, &mut worker, &mut host, token, body_size);
-        crate::host_adapter::send_held_replies(self.id);
     }
 }
 
@@ -156,7 +155,6 @@ impl RootContext for FilterRoot {
         };
         finish_ended(filter, &mut worker, &self.ended);
         pipeline::on_tick(filter, &mut worker, &mut host);
-        crate::host_adapter::send_held_replies(self.id);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -247,14 +245,12 @@ impl Context for StreamContext {
         self.with_worker(|filter, worker, host, id| {
             pipeline::on_stream_callout_response(filter, worker, host, id, token, body_size)
         });
-        crate::host_adapter::send_held_replies(self.id);
     }
 
     fn on_done(&mut self) -> bool {
         crate::local_reply::forget(self.id);
         crate::host_adapter::send_held_replies(self.id);
         let done = self.with_worker(pipeline::on_done);
-        crate::host_adapter::send_held_replies(self.id);
         if self.matched && done.is_none() {
             if let Ok(mut ended) = self.ended.try_borrow_mut() {
                 ended.push(self.id);

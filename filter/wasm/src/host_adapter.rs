@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use optimizer_core::host::{Callout, Host, HostError, HostKind, Level, StreamId, Wake};
+use optimizer_core::pipeline::ACTIONS_PER_CALL;
 use proxy_wasm::hostcalls;
 
 use crate::abi;
@@ -27,12 +28,19 @@ struct HeldReply {
     body: Vec<u8>,
 }
 
-/// Send the replies held back on this worker (Envoy), acting on each
-/// reply's stream and then on `home` again. Called from the hooks whose
+/// Send the replies held back on this worker (Envoy), oldest first and at
+/// most `ACTIONS_PER_CALL` of them (the bound on local replies per host
+/// call; the rest wait for the next such hook), acting on each reply's
+/// stream and then on `home` again. Called at the start of the hooks whose
 /// return Envoy does not turn into a filter status: a stream's `on_done`,
 /// the root's tick, callout answers.
 pub fn send_held_replies(home: u32) {
-    let held = HELD.with(|h| h.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)));
+    let held = HELD.with(|h| {
+        h.try_borrow_mut().map(|mut v| {
+            let n = v.len().min(ACTIONS_PER_CALL);
+            v.drain(..n).collect::<Vec<_>>()
+        })
+    });
     let Ok(held) = held else { return };
     if held.is_empty() {
         return;
