@@ -106,8 +106,24 @@ impl RawRequest {
             .is_some_and(|s| s.established() && s.rx_queue == 0 && s.inode != 0)
     }
 
+    /// Whether the first bytes of the answer are here: the gateway read
+    /// the request and answered it (and may have closed its end since,
+    /// so the kernel no longer lists it as [`RawRequest::read_by_server`]
+    /// looks for it).
+    pub fn answer_arrived(&self) -> bool {
+        let mut one = [0u8; 1];
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let arrived = matches!(self.stream.peek(&mut one), Ok(n) if n > 0);
+        let _ = self.stream.set_nonblocking(false);
+        arrived
+    }
+
     /// Wait until the gateway has read the request (see
-    /// [`RawRequest::read_by_server`]).
+    /// [`RawRequest::read_by_server`]), or already answered it: on a busy
+    /// machine the answer can come before a look at the kernel's table
+    /// finds the gateway holding the request.
     pub fn wait_read_by_server(&self) {
         crate::procs::wait_for(
             &format!(
@@ -115,7 +131,7 @@ impl RawRequest {
                 self.server_port, self.local_port
             ),
             Duration::from_secs(10),
-            || self.read_by_server().then_some(()),
+            || (self.read_by_server() || self.answer_arrived()).then_some(()),
         );
     }
 
