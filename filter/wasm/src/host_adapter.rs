@@ -30,10 +30,10 @@ struct HeldReply {
 
 /// Send the replies held back on this worker (Envoy), oldest first and at
 /// most `ACTIONS_PER_CALL` of them (the bound on local replies per host
-/// call; the rest wait for the next such hook), acting on each reply's
-/// stream and then on `home` again. Called at the start of the hooks whose
-/// return Envoy does not turn into a filter status: a stream's `on_done`,
-/// the root's tick, callout answers.
+/// call; the rest wait for the next such hook), through the same
+/// [`Host::wake`] that held them, from `home`'s view. Called at the start
+/// of the hooks whose return Envoy does not turn into a filter status: a
+/// stream's `on_done`, the root's tick, callout answers.
 pub fn send_held_replies(home: u32) {
     let held = HELD.with(|h| {
         h.try_borrow_mut().map(|mut v| {
@@ -42,22 +42,24 @@ pub fn send_held_replies(home: u32) {
         })
     });
     let Ok(held) = held else { return };
-    if held.is_empty() {
-        return;
-    }
+    // Not a filter hook: `wake` sends at once, and acts on `home` again.
+    let mut host = ProxyHost::stream(HostKind::Envoy, home);
     for r in held {
-        // A client gone meanwhile answers BadArgument: nothing to send.
-        if abi::set_effective_context(r.stream) != abi::OK {
-            continue;
-        }
         let headers: Vec<(&str, &[u8])> = r
             .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect();
-        let _ = abi::send_local_response(u32::from(r.status), &headers, &r.body);
+        // A client gone meanwhile answers BadArgument: nothing to send.
+        let _ = host.wake(
+            r.stream,
+            Wake::Reply {
+                status: r.status,
+                headers: &headers,
+                body: &r.body,
+            },
+        );
     }
-    let _ = abi::set_effective_context(home);
 }
 
 /// A view of the host from one context (a stream or the root).
