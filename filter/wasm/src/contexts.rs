@@ -75,7 +75,7 @@ impl Context for FilterRoot {
         let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
             return;
         };
-        crate::host_adapter::send_held_replies(self.id);
+        crate::held_replies::send(self.id);
         let mut host = ProxyHost::root(filter.config.host, self.id);
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return;
@@ -148,7 +148,7 @@ impl RootContext for FilterRoot {
         let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
             return;
         };
-        crate::host_adapter::send_held_replies(self.id);
+        crate::held_replies::send(self.id);
         let mut host = ProxyHost::root(filter.config.host, self.id);
         let Ok(mut worker) = worker.try_borrow_mut() else {
             return;
@@ -241,7 +241,7 @@ impl Context for StreamContext {
         body_size: usize,
         _trailers: usize,
     ) {
-        crate::host_adapter::send_held_replies(self.id);
+        crate::held_replies::send(self.id);
         self.with_worker(|filter, worker, host, id| {
             pipeline::on_stream_callout_response(filter, worker, host, id, token, body_size)
         });
@@ -249,7 +249,7 @@ impl Context for StreamContext {
 
     fn on_done(&mut self) -> bool {
         crate::local_reply::forget(self.id);
-        crate::host_adapter::send_held_replies(self.id);
+        crate::held_replies::send(self.id);
         let done = self.with_worker(pipeline::on_done);
         if self.matched && done.is_none() {
             if let Ok(mut ended) = self.ended.try_borrow_mut() {

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use optimizer_core::host::{Callout, Host, HostError, HostKind, Level, StreamId, Wake};
-use optimizer_core::pipeline::ACTIONS_PER_CALL;
 use proxy_wasm::hostcalls;
 
 use crate::abi;
@@ -13,53 +12,6 @@ use crate::abi;
 thread_local! {
     /// A period was set on this worker's root (one VM per worker thread).
     static TICK_SET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// Replies for other streams held back from a stream's filter hook
-    /// (see [`ProxyHost::wake`]), in the order they were made.
-    static HELD: std::cell::RefCell<Vec<HeldReply>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// A local reply for another stream, made inside a stream's filter hook
-/// on Envoy and sent at the worker's next hook whose result Envoy does not
-/// read as a filter status.
-struct HeldReply {
-    stream: StreamId,
-    status: u16,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
-}
-
-/// Send the replies held back on this worker (Envoy), oldest first and at
-/// most `ACTIONS_PER_CALL` of them (the bound on local replies per host
-/// call; the rest wait for the next such hook), through the same
-/// [`Host::wake`] that held them, from `home`'s view. Called at the start
-/// of the hooks whose return Envoy does not turn into a filter status: a
-/// stream's `on_done`, the root's tick, callout answers.
-pub fn send_held_replies(home: u32) {
-    let held = HELD.with(|h| {
-        h.try_borrow_mut().map(|mut v| {
-            let n = v.len().min(ACTIONS_PER_CALL);
-            v.drain(..n).collect::<Vec<_>>()
-        })
-    });
-    let Ok(held) = held else { return };
-    // Not a filter hook: `wake` sends at once, and acts on `home` again.
-    let mut host = ProxyHost::stream(HostKind::Envoy, home);
-    for r in held {
-        let headers: Vec<(&str, &[u8])> = r
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        // A client gone meanwhile answers BadArgument: nothing to send.
-        let _ = host.wake(
-            r.stream,
-            Wake::Reply {
-                status: r.status,
-                headers: &headers,
-                body: &r.body,
-            },
-        );
-    }
 }
 
 /// A view of the host from one context (a stream or the root).
@@ -368,16 +320,7 @@ impl Host for ProxyHost {
             },
         ) = (self.kind, self.filter_hook && stream != self.home, &how)
         {
-            let held = HeldReply {
-                stream,
-                status: *status,
-                headers: headers
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_vec()))
-                    .collect(),
-                body: body.to_vec(),
-            };
-            HELD.with(|h| h.borrow_mut().push(held));
+            crate::held_replies::hold(stream, *status, headers, body);
             return Ok(());
         }
         self.target(stream)?;
