@@ -66,6 +66,17 @@ pub enum SpendCmd {
         #[arg(long)]
         group_by: Option<String>,
     },
+    /// Send the spend batches a stopped gateway wrote to its log (lines
+    /// `cost-optimizer spend-spill v1 ...`; Envoy's log, or a log
+    /// collector's export of it). A batch cost-control already has is
+    /// a duplicate there: replaying twice counts nothing twice.
+    Replay {
+        #[command(flatten)]
+        conn: Conn,
+        /// Log files to read ("-" for standard input).
+        #[arg(required = true)]
+        logs: Vec<std::path::PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -176,13 +187,16 @@ pub fn budget(c: BudgetCmd) -> Result<(), String> {
 }
 
 pub fn spend(c: SpendCmd) -> Result<(), String> {
-    let SpendCmd::Report {
-        conn,
-        tenant,
-        from,
-        to,
-        group_by,
-    } = c;
+    let (conn, tenant, from, to, group_by) = match c {
+        SpendCmd::Report {
+            conn,
+            tenant,
+            from,
+            to,
+            group_by,
+        } => (conn, tenant, from, to, group_by),
+        SpendCmd::Replay { conn, logs } => return replay(&conn, &logs),
+    };
     let mut q = format!("?tenant={}", enc(&tenant));
     for (k, v) in [("from", from), ("to", to), ("group_by", group_by)] {
         if let Some(v) = v {
@@ -200,4 +214,75 @@ pub fn purge(a: PurgeArgs) -> Result<(), String> {
         }
     }
     call(&a.conn, "POST", "/v1/purge", true, Some(b))
+}
+
+fn read_log(path: &std::path::Path) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+    };
+    read.map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// `spend replay`: every whole spilled batch to `POST /v1/spend`, one
+/// line of outcome each; fails when a batch was unusable or not accepted.
+fn replay(conn: &Conn, logs: &[std::path::PathBuf]) -> Result<(), String> {
+    let mut text = String::new();
+    for path in logs {
+        text.push_str(&read_log(path)?);
+        text.push('\n');
+    }
+    let found = cost_control::spill::find(&text);
+    let url = format!("{}/v1/spend", conn.server.trim_end_matches('/'));
+    let auth = format!("Bearer {}", token(conn, false)?);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut failed = found.unusable.len();
+    for (id, why) in &found.unusable {
+        println!("{id}: not sent, {why}");
+    }
+    if found.bad_lines > 0 {
+        println!("{} spill lines could not be read", found.bad_lines);
+    }
+    for batch in &found.batches {
+        let resp = agent
+            .post(&url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(&batch.body[..]);
+        let outcome = match resp {
+            Ok(r) => {
+                let status = r.status();
+                let text = r.into_body().read_to_string().unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                if status.is_success() && v["duplicate"] == true {
+                    "duplicate (already in the ledger)".to_string()
+                } else if status.is_success() {
+                    format!("accepted ({} events)", v["accepted"])
+                } else {
+                    failed += 1;
+                    format!("refused: {status} {text}")
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                format!("not sent: {e}")
+            }
+        };
+        println!("{}: {outcome}", batch.batch_id);
+    }
+    println!(
+        "{} batches found, {} not replayed",
+        found.batches.len() + found.unusable.len(),
+        failed
+    );
+    if failed > 0 {
+        return Err(format!("{failed} batches not replayed"));
+    }
+    Ok(())
 }

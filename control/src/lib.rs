@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod model;
 pub mod money;
 pub mod openapi;
+pub mod spill;
 pub mod state;
 pub mod store;
 pub mod window;

@@ -225,6 +225,21 @@ impl Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// SIGTERM, then wait up to `timeout` for the process to exit; its
+    /// exit code (`None`: killed by a signal). Panics if it did not exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill -TERM {}: {e}", self.name));
+        assert!(sent.success(), "kill -TERM {} failed", self.name);
+        wait_for(
+            &format!("{} to exit after SIGTERM", self.name),
+            timeout,
+            || self.exited(),
+        )
+    }
 }
 
 impl Drop for Proc {

@@ -83,6 +83,22 @@ impl Context for FilterRoot {
         finish_ended(filter, &mut worker, &self.ended);
         pipeline::on_callout_response(filter, &mut worker, &mut host, token, body_size);
     }
+
+    /// Envoy 1.40 calls this on every worker when it stops (SIGTERM) or
+    /// drops the filter; Kong's engine (ngx_wasm_module 3bed2783) does not
+    /// call it at all (both checked). The spend the worker still holds
+    /// goes to the log (`pipeline::on_shutdown`).
+    fn on_done(&mut self) -> bool {
+        let (Some(filter), Some(worker)) = (self.filter.as_ref(), self.worker.as_ref()) else {
+            return true;
+        };
+        let mut host = ProxyHost::root(filter.config.host, self.id);
+        if let Ok(mut worker) = worker.try_borrow_mut() {
+            finish_ended(filter, &mut worker, &self.ended);
+            pipeline::on_shutdown(filter, &mut worker, &mut host);
+        }
+        true
+    }
 }
 
 impl RootContext for FilterRoot {

@@ -362,6 +362,9 @@ pub fn backoff_delay(attempts: u32, min: u64, max: u64) -> u64 {
 #[path = "spend_parked.rs"]
 mod parked;
 
+#[path = "spend_spill.rs"]
+pub mod spill;
+
 #[cfg(test)]
 #[path = "spend_tests.rs"]
 mod tests;

@@ -7,7 +7,7 @@
 
 use crate::config::{Accounting, Route, RouteCost};
 use crate::cost::model::{self, Priced, Strategy};
-use crate::cost::spend::{FlushOutcome, SpendBuffer, SpendEvent};
+use crate::cost::spend::{spill, FlushOutcome, SpendBuffer, SpendEvent};
 use crate::host::{Callout, Host, Level};
 
 use super::budget_stage::{self, Held};
@@ -313,6 +313,35 @@ pub(super) fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host
             filter.metrics.spend.failures.add(host, 1);
         }
     }
+}
+
+/// The filter ends (see `hooks::on_shutdown`): every batch the worker
+/// holds, the one out included, is written to the log, part by part.
+pub(super) fn on_shutdown(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    let Some(acc) = &filter.config.accounting else {
+        return;
+    };
+    let Some(buffer) = worker.accountant.spend.as_mut() else {
+        return;
+    };
+    worker.accountant.spend_call = None;
+    let batches = buffer.spill(acc.max_events as usize);
+    if batches.is_empty() {
+        return;
+    }
+    let events: usize = batches.iter().map(|b| b.events).sum();
+    for batch in &batches {
+        for line in spill::lines(&batch.batch_id, &batch.body) {
+            host.log(Level::Error, &line);
+        }
+    }
+    host.log(
+        Level::Error,
+        &format!(
+            "the filter stops with {} unsent spend batches ({events} events): written to this log; `cost-control spend replay <log>` sends them",
+            batches.len()
+        ),
+    );
 }
 
 /// A call to cost-control: a JSON POST with the gateway's bearer token.

@@ -199,3 +199,57 @@ fn a_request_the_limiter_queued_meets_its_budget_when_admitted() {
     assert_eq!((reply.stream, reply.status), (2, 429));
     assert!(String::from_utf8_lossy(&reply.body).contains("budget_exceeded"));
 }
+
+/// The filter stopping writes every request's spend to the log: the batch
+/// out (its answer never came) with its id, and what was never sent.
+#[test]
+fn at_shutdown_the_spend_left_goes_to_the_log_in_replayable_parts() {
+    let mut h = MemHost::new();
+    let (f, mut w) = setup(&mut h);
+    h.now_ms = 10_000;
+    for stream in 1..=3 {
+        request(&mut h, &format!("/free/{stream}"));
+        on_request_headers(&f, &mut w, &mut h, stream);
+        upstream_ok(&f, &mut w, &mut h, stream);
+    }
+    h.now_ms = 10_200;
+    on_tick(&f, &mut w, &mut h);
+    let out = String::from_utf8(h.callouts.last().unwrap().body.clone().unwrap()).unwrap();
+    for stream in 4..=5 {
+        request(&mut h, &format!("/free/{stream}"));
+        on_request_headers(&f, &mut w, &mut h, stream);
+        upstream_ok(&f, &mut w, &mut h, stream);
+    }
+    h.logs.borrow_mut().clear();
+    on_shutdown(&f, &mut w, &mut h);
+    let logs = h.logs.borrow();
+    let mut bodies: Vec<String> = Vec::new();
+    for (level, line) in logs.iter() {
+        assert_eq!(*level, crate::host::Level::Error, "{line}");
+        let Some(rest) = line.strip_prefix(crate::cost::spend::spill::MARKER) else {
+            continue;
+        };
+        let hex = rest.split(' ').nth(3).unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        bodies.push(String::from_utf8(bytes).unwrap());
+    }
+    assert_eq!(bodies.len(), 2, "{logs:?}");
+    assert_eq!(bodies[0], out, "the batch out, same id and body");
+    let events: usize = bodies
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<serde_json::Value>(b).unwrap()["events"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(events, 5);
+    drop(logs);
+    h.logs.borrow_mut().clear();
+    on_shutdown(&f, &mut w, &mut h);
+    assert!(h.logs.borrow().is_empty(), "nothing twice");
+}

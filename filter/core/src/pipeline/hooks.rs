@@ -267,6 +267,14 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     timer::set_tick(filter, worker, host);
 }
 
+/// The host ends the filter: Envoy calls the root context's `on_done` on
+/// every worker when it stops (SIGTERM) or replaces the filter. The spend
+/// the worker still holds goes to the log, where `cost-control spend
+/// replay` finds it (see `cost::spend::spill` for why not a last call).
+pub fn on_shutdown(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
+    account_stage::on_shutdown(filter, worker, host);
+}
+
 fn log_failure(host: &impl Host, stream: StreamId, what: &str, r: Result<(), HostError>) {
     if let Err(e) = r {
         host.log(Level::Warn, &format!("[{stream}] could not {what}: {e:?}"));

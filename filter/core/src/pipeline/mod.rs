@@ -45,7 +45,7 @@ pub use cache_stage::CacheStep;
 pub use coalesce_stage::CoalesceStep;
 pub use hooks::{
     on_callout_response, on_done, on_request_body, on_request_headers, on_request_headers_eos,
-    on_response_body, on_response_headers, on_stream_callout_response, on_tick,
+    on_response_body, on_response_headers, on_shutdown, on_stream_callout_response, on_tick,
 };
 pub use limit_stage::{LimitNote, Limiter};
 pub use machine::Cx;
