@@ -1,0 +1,6 @@
+//! The targets, by where their bytes come from.
+
+pub mod bodies;
+pub mod control;
+pub mod http;
+pub mod shared;
