@@ -128,8 +128,12 @@ pub fn token_price(pricing: &TokenPricing, body: &[u8]) -> Option<u64> {
                 .as_deref()
                 .and_then(|m| pricing.models.get(m))
         })?;
-    let total = u128::from(doc.usage.prompt_tokens) * u128::from(*prompt)
-        + u128::from(doc.usage.completion_tokens) * u128::from(*completion);
+    // Each product fits a u128 (u64 x u64), their sum may not: prices up
+    // to u64::MAX micros are a valid config and token counts come from
+    // the upstream (found by fuzzing, `usage_body`). A sum past u128 is
+    // past u64 too, so it reads like any other too-large price.
+    let total = (u128::from(doc.usage.prompt_tokens) * u128::from(*prompt))
+        .checked_add(u128::from(doc.usage.completion_tokens) * u128::from(*completion))?;
     u64::try_from(total.div_ceil(1000)).ok()
 }
 
@@ -228,5 +232,17 @@ mod tests {
             None,
             "too large: no panic"
         );
+    }
+
+    /// Found by fuzzing (`usage_body`): with both prices at the largest
+    /// the config accepts, the two products overflowed u128 when added.
+    #[test]
+    fn token_price_with_the_largest_prices_and_counts_is_none_not_a_panic() {
+        let mut p = pricing();
+        p.models.insert("max".to_string(), (u64::MAX, u64::MAX));
+        let body = r#"{"model":"max","usage":{"prompt_tokens":18446744073709551615,"completion_tokens":18446744073709551615}}"#;
+        assert_eq!(token_price(&p, body.as_bytes()), None);
+        let one = r#"{"model":"max","usage":{"prompt_tokens":1,"completion_tokens":0}}"#;
+        assert_eq!(token_price(&p, one.as_bytes()), Some(u64::MAX.div_ceil(1000)));
     }
 }
