@@ -100,7 +100,9 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
         return Err(err());
     };
     let (y, mo, d) = (num(y)?, num(mo)?, num(d)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+    // Years of four digits, as RFC 3339 writes them: a longer one made
+    // `days_from_civil` overflow (found by fuzzing, `control_json`).
+    if y > 9999 || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
         return Err(err());
     }
     let mut ms = days_from_civil(y, mo as u32, d as u32) * DAY_MS;
@@ -128,6 +130,23 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (`control_json`, a `GET /v1/spend` query): a
+    /// year of 19 digits overflowed in `days_from_civil`.
+    #[test]
+    fn a_year_past_four_digits_is_refused_not_an_overflow() {
+        for s in [
+            "2339210719340376714-03-01T00:00:00Z",
+            "9223372036854775807-01-01",
+            "10000-01-01",
+        ] {
+            assert!(parse_time(s).is_err(), "{s}");
+        }
+        assert_eq!(
+            parse_time("9999-12-31").unwrap(),
+            days_from_civil(9999, 12, 31) * DAY_MS
+        );
+    }
 
     #[test]
     fn civil_roundtrip() {
