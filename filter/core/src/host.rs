@@ -35,6 +35,23 @@ pub enum HostError {
     Other(u32),
 }
 
+impl HostError {
+    /// The error for a proxy-wasm status other than `Ok` (0): the ABI's
+    /// `NotFound` (1), `BadArgument` (2), `CasMismatch` (8) and
+    /// `Unimplemented` (12) by name, every other status as it is. Total,
+    /// so no status a host returns can stop the filter (the Rust SDK's
+    /// wrappers panic on any status they do not expect).
+    pub fn from_status(status: u32) -> HostError {
+        match status {
+            1 => HostError::NotFound,
+            2 => HostError::BadArgument,
+            8 => HostError::CasMismatch,
+            12 => HostError::Unsupported,
+            s => HostError::Other(s),
+        }
+    }
+}
+
 /// Log levels, mirrored from proxy-wasm so the trait does not depend on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {

@@ -125,7 +125,8 @@ pub struct MemHost {
     /// The context the next call runs in (Kong rules): a stream, or
     /// `None` for the root.
     pub context: Option<StreamId>,
-    /// When set, every `http_call` fails with this.
+    /// When set, every `http_call` fails with this; a proxy-wasm status
+    /// `n` as the adapter maps it is `HostError::from_status(n)`.
     pub call_error: Option<HostError>,
 }
 

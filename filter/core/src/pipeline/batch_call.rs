@@ -6,7 +6,7 @@
 use crate::batch::codec::{self, Member};
 use crate::host::{Callout, Host, Level};
 
-use super::batch_stage::{format, InFlight, Pending};
+use super::batch_stage::{self, format, InFlight, Pending};
 use super::machine::{own_headers, release, Cx, Release, Reply};
 use super::phase::Served;
 use super::{Filter, Worker};
@@ -39,7 +39,7 @@ fn flush(
     route: usize,
     members: Vec<Pending>,
 ) {
-    let Some(rule) = filter.config.routes[route].batch.as_ref() else {
+    let Some(rule) = batch_stage::rule(filter, route) else {
         return;
     };
     let counters = filter.counters(route).batch;
@@ -111,7 +111,7 @@ pub fn on_callout_response(
         return;
     };
     let route = flight.route;
-    let Some(rule) = filter.config.routes[route].batch.as_ref() else {
+    let Some(rule) = batch_stage::rule(filter, route) else {
         return;
     };
     let counters = filter.counters(route).batch;

@@ -70,6 +70,13 @@ pub(super) fn format(f: BatchFormat) -> Format {
     }
 }
 
+/// Route `route`'s batching rule; `None` also for an index that is not a
+/// route (every index comes from matching this filter's routes, so that
+/// would be a bug, and the request then simply is not batched).
+pub(super) fn rule(filter: &Filter, route: usize) -> Option<&RouteBatch> {
+    filter.config.routes.get(route)?.batch.as_ref()
+}
+
 fn policy(rule: &RouteBatch) -> Policy {
     Policy {
         window_min_ms: rule.window_min_ms,
@@ -82,7 +89,9 @@ fn policy(rule: &RouteBatch) -> Policy {
 /// first, or go on alone.
 pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -> Outcome {
     let Cx { filter, worker, .. } = cx;
-    let route = &filter.config.routes[exchange.route];
+    let Some(route) = filter.config.routes.get(exchange.route) else {
+        return Outcome::Pass;
+    };
     let Some(rule) = &route.batch else {
         return Outcome::Pass;
     };
@@ -132,7 +141,7 @@ pub(super) fn on_request_body<H: Host>(
         worker,
         host,
     } = cx;
-    let Some(rule) = filter.config.routes[exchange.route].batch.as_ref() else {
+    let Some(rule) = self::rule(filter, exchange.route) else {
         return Outcome::Pass;
     };
     if size > rule.max_body_bytes as usize {
@@ -187,7 +196,7 @@ fn join(
     now: u64,
 ) -> bool {
     let route = exchange.route;
-    let Some(rule) = filter.config.routes[route].batch.as_ref() else {
+    let Some(rule) = self::rule(filter, route) else {
         return false;
     };
     let rps = worker

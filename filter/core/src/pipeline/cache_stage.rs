@@ -41,7 +41,9 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         host,
     } = cx;
     let all = &exchange.request;
-    let route = &filter.config.routes[exchange.route];
+    let Some(route) = filter.config.routes.get(exchange.route) else {
+        return false;
+    };
     let Some(rule) = &route.cache else {
         return false;
     };

@@ -72,7 +72,9 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         worker,
         host,
     } = cx;
-    let route = &filter.config.routes[exchange.route];
+    let Some(route) = filter.config.routes.get(exchange.route) else {
+        return Outcome::Pass;
+    };
     let Some(rule) = &route.coalesce else {
         return Outcome::Pass;
     };

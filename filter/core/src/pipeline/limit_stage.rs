@@ -86,7 +86,9 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         worker,
         host,
     } = cx;
-    let route = &filter.config.routes[exchange.route];
+    let Some(route) = filter.config.routes.get(exchange.route) else {
+        return Outcome::Pass;
+    };
     let Some(rule) = &route.limit else {
         return Outcome::Pass;
     };
@@ -180,7 +182,9 @@ pub fn on_tick<H: Host>(cx: &mut Cx<'_, H>, budget: usize) -> usize {
     let now = cx.host.now_ms();
     let mut sent = 0;
     for q in cx.worker.limiter.queue.expired(now) {
-        let route = &filter.config.routes[q.item];
+        let Some(route) = filter.config.routes.get(q.item) else {
+            continue;
+        };
         let Some(rule) = &route.limit else { continue };
         let d = Decision {
             admitted: false,
@@ -207,7 +211,9 @@ pub fn on_tick<H: Host>(cx: &mut Cx<'_, H>, budget: usize) -> usize {
         let Some(front) = cx.worker.limiter.queue.peek_front() else {
             break;
         };
-        let route = &filter.config.routes[front.item];
+        let Some(route) = filter.config.routes.get(front.item) else {
+            break;
+        };
         let Some(rule) = &route.limit else { break };
         let key = front.limit_key.clone();
         let slots = filter.config.limit_slots;
