@@ -16,9 +16,7 @@ use optimizer_core::header_pairs;
 
 pub const OK: u32 = 0;
 pub const NOT_FOUND: u32 = 1;
-pub const BAD_ARGUMENT: u32 = 2;
 pub const CAS_MISMATCH: u32 = 8;
-pub const UNIMPLEMENTED: u32 = 12;
 
 pub const REQUEST_HEADERS: u32 = 0;
 pub const RESPONSE_HEADERS: u32 = 2;
@@ -26,6 +24,7 @@ pub const STREAM_REQUEST: u32 = 0;
 pub const BUFFER_REQUEST_BODY: u32 = 0;
 pub const BUFFER_RESPONSE_BODY: u32 = 1;
 pub const BUFFER_CALL_RESPONSE_BODY: u32 = 4;
+pub const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 pub const CALL_RESPONSE_HEADERS: u32 = 6;
 pub const METRIC_COUNTER: u32 = 0;
 

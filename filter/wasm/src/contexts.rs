@@ -116,7 +116,9 @@ impl RootContext for FilterRoot {
     }
 
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let Some(bytes) = crate::host_adapter::plugin_configuration(self.id) else {
+            return false;
+        };
         match config::parse(&bytes) {
             Ok(cfg) => {
                 let mut host = ProxyHost::root(cfg.host, self.id);
@@ -171,6 +173,7 @@ impl RootContext for FilterRoot {
         };
         finish_ended(filter, &mut worker, &self.ended);
         pipeline::on_tick(filter, &mut worker, &mut host);
+        crate::heap::report(filter.config.host);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

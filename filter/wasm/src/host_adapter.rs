@@ -32,13 +32,7 @@ pub struct ProxyHost {
 }
 
 fn error(status: u32) -> HostError {
-    match status {
-        abi::NOT_FOUND => HostError::NotFound,
-        abi::BAD_ARGUMENT => HostError::BadArgument,
-        abi::CAS_MISMATCH => HostError::CasMismatch,
-        abi::UNIMPLEMENTED => HostError::Unsupported,
-        s => HostError::Other(s),
-    }
+    HostError::from_status(status)
 }
 
 fn result(status: u32) -> Result<(), HostError> {
@@ -46,6 +40,30 @@ fn result(status: u32) -> Result<(), HostError> {
         Ok(())
     } else {
         Err(error(status))
+    }
+}
+
+/// The filter's configuration, read by the root context `root` in
+/// `on_configure`; `None` (logged) when the host answers the read with an
+/// error. The SDK's `get_plugin_configuration` panics there on any status
+/// but `Ok` and `NotFound`, and Kong (ngx_wasm_module 3bed2783) answers
+/// `InternalFailure` when it cannot allocate the copy. The caller refuses
+/// the configuration then, as it refuses an invalid one.
+pub fn plugin_configuration(root: u32) -> Option<Vec<u8>> {
+    match abi::buffer(abi::BUFFER_PLUGIN_CONFIGURATION, 0, usize::MAX) {
+        Ok(bytes) => Some(bytes),
+        Err(status) => {
+            // The kind is not known before the configuration is read; a
+            // log line is the same on both hosts.
+            ProxyHost::root(HostKind::default(), root).log(
+                Level::Error,
+                &format!(
+                    "[{root}] cost-optimizer cannot read its configuration: host status {status} ({:?})",
+                    error(status)
+                ),
+            );
+            None
+        }
     }
 }
 
@@ -281,10 +299,23 @@ impl Host for ProxyHost {
     }
 
     fn http_call(&mut self, call: &Callout<'_>) -> Result<u32, HostError> {
-        // The SDK's dispatcher must learn the token to route the answer
-        // back to this context, so this goes through the SDK, which returns
-        // BadArgument and InternalFailure as errors. Header values must be
-        // UTF-8 there; config and encoders only produce such values.
+        // The one host call left on the SDK, because the answer must find
+        // its way back. The host hands it to the SDK's exported
+        // `proxy_on_http_call_response`, which routes by the tokens the
+        // SDK's own `dispatch_http_call` recorded and stops with
+        // `expect("invalid token_id")` on any other: a call made through
+        // `abi` would trap when answered. That export cannot be replaced
+        // while the SDK is linked (a second definition fails to link,
+        // "symbol multiply defined"), and the recording function is
+        // private to the SDK. So a dispatch status other than Ok,
+        // BadArgument and InternalFailure still panics in the SDK. Neither
+        // host returns one: Envoy's `Context::httpCall` answers
+        // BadArgument (no such cluster, no `:path`/`:method`/`:authority`)
+        // or InternalFailure; Kong's engine (3bed2783) InternalFailure, or
+        // traps outside the hooks it allows. Removing this last path means
+        // owning every `proxy_on_*` export instead of the SDK's dispatcher
+        // (Kong calls each without a NULL check). Header values must be
+        // UTF-8 for the SDK; config and encoders only produce such values.
         let headers: Vec<(&str, &str)> = call
             .headers
             .iter()

@@ -59,7 +59,9 @@ pub fn on_request_headers_eos(
     let Some(index) = matched else {
         return Verdict::Continue;
     };
-    let route = &routes[index];
+    let Some(route) = routes.get(index) else {
+        return Verdict::Continue;
+    };
     let counters = filter.counters(index);
     counters.requests.add(host, 1);
 
