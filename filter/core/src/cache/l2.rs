@@ -119,7 +119,10 @@ pub fn lookup(host: &mut impl Host, store: &Store, key: &Key, now_ms: u64) -> Op
     let newest = ways.iter().map(|w| w.last_used_ms).max().unwrap_or(0);
     if w.last_used_ms < newest {
         let _ = update_way(host, slot, way as u32, store.ways, tag, |w| {
-            w.last_used_ms = newest + 1
+            // Saturating: the clock is read from shared data, where a
+            // damaged or foreign index may hold u64::MAX (found by
+            // fuzzing, `cache_index`).
+            w.last_used_ms = newest.saturating_add(1)
         });
     }
     Some(Found {
@@ -214,7 +217,7 @@ pub fn store_entry(
         all[pick] = Way {
             tag,
             usable_until_ms: usable_until,
-            last_used_ms: newest + 1,
+            last_used_ms: newest.saturating_add(1), // as in `lookup`
             refresh_until_ms: 0,
         };
         chosen = pick as u32;
@@ -272,6 +275,40 @@ mod tests {
                 body: key.material.as_bytes().to_vec(),
             },
         }
+    }
+
+    /// Found by fuzzing (`cache_index`): an index whose recency clock is
+    /// at u64::MAX (damaged, or written by another version) overflowed
+    /// `newest + 1` when storing, and when a hit touched its way.
+    #[test]
+    fn an_index_clock_at_its_maximum_neither_overflows_on_store_nor_on_touch() {
+        let mut h = MemHost::new();
+        let cfg = store_cfg(1, 2);
+        let (k1, k2) = (
+            Key::from_material("k1".into()),
+            Key::from_material("k2".into()),
+        );
+        let ways = [
+            Way {
+                tag: k1.tag(),
+                usable_until_ms: 1_000,
+                last_used_ms: 1,
+                refresh_until_ms: 0,
+            },
+            Way {
+                tag: 99,
+                usable_until_ms: 1_000,
+                last_used_ms: u64::MAX,
+                refresh_until_ms: 0,
+            },
+        ];
+        h.shared_put(&cache_index(0), &encode_index(&ways)).unwrap();
+        h.shared_put(&cache_data(0, 0), &entry(&k1, 1_000).encode())
+            .unwrap();
+        let found = lookup(&mut h, &cfg, &k1, 10).unwrap();
+        assert_eq!(found.way, 0);
+        store_entry(&mut h, &cfg, &k2, &entry(&k2, 1_000), 10).unwrap();
+        assert!(lookup(&mut h, &cfg, &k2, 10).is_some());
     }
 
     #[test]

@@ -243,6 +243,9 @@ mod tests {
         let body = r#"{"model":"max","usage":{"prompt_tokens":18446744073709551615,"completion_tokens":18446744073709551615}}"#;
         assert_eq!(token_price(&p, body.as_bytes()), None);
         let one = r#"{"model":"max","usage":{"prompt_tokens":1,"completion_tokens":0}}"#;
-        assert_eq!(token_price(&p, one.as_bytes()), Some(u64::MAX.div_ceil(1000)));
+        assert_eq!(
+            token_price(&p, one.as_bytes()),
+            Some(u64::MAX.div_ceil(1000))
+        );
     }
 }
