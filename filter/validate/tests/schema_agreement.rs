@@ -75,6 +75,7 @@ fn full() -> Value {
                         "l1_max_entries": 128, "l1_max_bytes": 1048576, "generation_slots": 512},
         "coalesce_store": {"slots": 256, "tick_ms": 5},
         "limit_store": {"slots": 1024},
+        "shared_answers": {"bypass_headers": ["x-forwarded-host", "X-Original-URL"]},
         "accounting": {
             "cost_control": "cost_control", "authority": "cost-control",
             "token": "gateway-dev-token", "gateway_id": "gw-1",

@@ -163,11 +163,22 @@ impl Host for ProxyHost {
     }
 
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        if name == ":path" && self.kind == HostKind::Kong {
+            return kong_raw_path();
+        }
         abi::header(abi::REQUEST_HEADERS, name).ok().flatten()
     }
 
     fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-        abi::headers(abi::REQUEST_HEADERS).unwrap_or_default()
+        let mut all = abi::headers(abi::REQUEST_HEADERS).unwrap_or_default();
+        if self.kind == HostKind::Kong {
+            if let (Some(raw), Some(path)) =
+                (kong_raw_path(), all.iter_mut().find(|(k, _)| k == ":path"))
+            {
+                path.1 = raw;
+            }
+        }
+        all
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), HostError> {
@@ -426,4 +437,15 @@ impl Host for ProxyHost {
         };
         abi::log(level, message);
     }
+}
+
+/// Kong's `:path` is nginx's `$uri` plus its arguments: percent-decoded
+/// and with dot segments resolved, while `proxy_pass` sends the client's
+/// raw request line upstream (`$request_uri`). A cache key made from the
+/// first would give `/a/./b`, `/a/%62` and `/a%2Fb` the answer stored for
+/// another path the upstream tells apart (issue 19, checked against
+/// ngx_wasm_module 3bed2783's `ngx_proxy_wasm_maps_get_path`). Its
+/// `request.path` property is `$request_uri`: what goes upstream.
+fn kong_raw_path() -> Option<Vec<u8>> {
+    abi::property(&["request", "path"]).ok().flatten()
 }

@@ -78,8 +78,8 @@ pub struct ApiRequest {
     pub body: Bytes,
     /// Call sequence number drawn for this request.
     pub call: u64,
-    /// REST batch members to omit from the end of the answer (faults).
-    pub drop_members: usize,
+    /// What faults do to a REST batch answer.
+    pub batch_faults: crate::faults::BatchFaults,
 }
 
 /// Fallback handler: every non-control request.
@@ -118,7 +118,7 @@ pub async fn entry(State(state): State<AppState>, req: Request) -> Response {
         headers: parts.headers,
         body,
         call,
-        drop_members: fault.drop_members,
+        batch_faults: fault.batch,
     };
     execute(&state, route, req).await
 }

@@ -52,6 +52,8 @@ struct Slot {
 #[derive(Debug, Serialize)]
 struct Answer {
     responses: Vec<Slot>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pad: Option<String>,
 }
 
 /// A member ready to run, or the status and error code of its slot.
@@ -94,9 +96,23 @@ pub async fn answer(state: &AppState, req: &ApiRequest) -> Response {
         }
     });
     let mut responses = futures_util::future::join_all(runs).await;
-    let keep = responses.len().saturating_sub(req.drop_members);
+    let faults = req.batch_faults;
+    let keep = responses.len().saturating_sub(faults.drop_members);
     responses.truncate(keep);
-    respond::json(StatusCode::OK, &Answer { responses })
+    if faults.duplicate_members {
+        let copies: Vec<Slot> = responses
+            .iter()
+            .map(|s| Slot {
+                id: s.id.clone(),
+                status: s.status,
+                headers: s.headers.clone(),
+                body: format!("duplicate of {}", s.id),
+            })
+            .collect();
+        responses.extend(copies);
+    }
+    let pad = (faults.pad_bytes > 0).then(|| "x".repeat(faults.pad_bytes));
+    respond::json(StatusCode::OK, &Answer { responses, pad })
 }
 
 fn split_target(target: &str) -> (&str, Option<&str>) {
@@ -136,7 +152,7 @@ fn prepare(state: &AppState, m: Member) -> Prepared {
             headers,
             body: m.body.map(Bytes::from).unwrap_or_default(),
             call: state.counters.next_call(),
-            drop_members: 0,
+            batch_faults: Default::default(),
         }),
     )
 }

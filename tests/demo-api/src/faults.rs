@@ -29,6 +29,12 @@ pub struct FaultRequest {
     pub garbage: Option<bool>,
     /// Omit the last K members of a REST batch answer.
     pub drop_members: Option<usize>,
+    /// Send every slot of a REST batch answer twice, the copy with a
+    /// different body (an upstream disagreeing with itself).
+    pub duplicate_members: Option<bool>,
+    /// Pad a REST batch answer with this many bytes (a field the client
+    /// ignores; at most 64 MiB).
+    pub pad_bytes: Option<usize>,
     /// Apply to the next N matching requests only.
     pub count: Option<u64>,
 }
@@ -43,6 +49,8 @@ impl FaultRequest {
             || self.abort.is_some()
             || self.garbage.is_some()
             || self.drop_members.is_some()
+            || self.duplicate_members.is_some()
+            || self.pad_bytes.is_some()
             || self.count.is_some()
     }
 }
@@ -57,6 +65,8 @@ pub struct FaultRule {
     pub abort: bool,
     pub garbage: bool,
     pub drop_members: usize,
+    pub duplicate_members: bool,
+    pub pad_bytes: usize,
     /// Matching requests left before the rule disappears (`None`: forever).
     pub remaining: Option<u64>,
 }
@@ -76,6 +86,9 @@ impl FaultRule {
         if !(0.0..=1.0).contains(&error_rate) {
             return Err(format!("error_rate: {error_rate} is not within 0..=1"));
         }
+        if req.pad_bytes.is_some_and(|n| n > MAX_PAD) {
+            return Err(format!("pad_bytes: at most {MAX_PAD}"));
+        }
         if req.count == Some(0) {
             return Err("count: must be at least 1 (or null for no limit)".to_owned());
         }
@@ -87,6 +100,8 @@ impl FaultRule {
             abort: req.abort.unwrap_or(false),
             garbage: req.garbage.unwrap_or(false),
             drop_members: req.drop_members.unwrap_or(0),
+            duplicate_members: req.duplicate_members.unwrap_or(false),
+            pad_bytes: req.pad_bytes.unwrap_or(0),
             remaining: req.count,
         })
     }
@@ -103,9 +118,23 @@ pub struct Outcome {
     pub abort: bool,
     /// Answer 200 with a non-JSON body.
     pub garbage: bool,
-    /// REST batch members to omit from the end of the answer.
-    pub drop_members: usize,
+    /// What to do to a REST batch answer.
+    pub batch: BatchFaults,
 }
+
+/// Faults of a REST batch answer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchFaults {
+    /// Members to omit from the end of the answer.
+    pub drop_members: usize,
+    /// Every slot twice, the copy with another body.
+    pub duplicate_members: bool,
+    /// Bytes of padding in the answer.
+    pub pad_bytes: usize,
+}
+
+/// The largest padding a rule may ask for.
+pub const MAX_PAD: usize = 64 * 1024 * 1024;
 
 /// The installed rules.
 #[derive(Debug)]
@@ -170,7 +199,9 @@ impl Faults {
             out.latency += Duration::from_millis(rule.latency_ms);
             out.abort |= rule.abort;
             out.garbage |= rule.garbage;
-            out.drop_members += rule.drop_members;
+            out.batch.drop_members += rule.drop_members;
+            out.batch.duplicate_members |= rule.duplicate_members;
+            out.batch.pad_bytes = out.batch.pad_bytes.max(rule.pad_bytes);
             if out.error_status.is_none() && self.roll(rule.error_rate) {
                 out.error_status = StatusCode::from_u16(rule.status).ok();
             }

@@ -35,7 +35,7 @@ pub fn parse(value: &str) -> Directives {
             Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
             None => (part, None),
         };
-        let secs = || arg.and_then(|a| a.parse::<u64>().ok());
+        let secs = || arg.and_then(delta_seconds);
         match name.to_ascii_lowercase().as_str() {
             "no-store" => d.no_store = true,
             "no-cache" => d.no_cache = true,
@@ -52,6 +52,16 @@ pub fn parse(value: &str) -> Directives {
         }
     }
     d
+}
+
+/// A delta-seconds value (RFC 9111 §1.2.2): digits only (no sign, no
+/// space); one too large to represent counts as 2^31 seconds, as the RFC
+/// asks, rather than as malformed.
+fn delta_seconds(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse::<u64>().unwrap_or(u64::MAX).min(1 << 31))
 }
 
 /// All `Cache-Control` values of a header list, joined.
@@ -142,11 +152,7 @@ pub fn response_directives(headers: &Headers<'_>, targeted: &[String]) -> Direct
 /// the first field line (a list-valued `Age` is a sender's error), `None`
 /// when that is not a non-negative integer. Huge values saturate at 2^31.
 pub fn age_value(headers: &Headers<'_>) -> Option<u64> {
-    let first = headers.get_str("age")?.split(',').next()?.trim();
-    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(first.parse::<u64>().unwrap_or(u64::MAX).min(1 << 31))
+    delta_seconds(headers.get_str("age")?.split(',').next()?.trim())
 }
 
 /// The age a response had when it arrived (RFC 9111 §4.2.3): the larger

@@ -32,6 +32,22 @@ fn cache_control_table() {
                 ..Default::default()
             },
         ),
+        // RFC 9111 §1.2.2: a value too large to represent is 2^31, not
+        // malformed; a sign is malformed.
+        (
+            "max-age=99999999999999999999999",
+            Directives {
+                max_age: Some(1 << 31),
+                ..Default::default()
+            },
+        ),
+        (
+            "max-age=+60",
+            Directives {
+                max_age: Some(0),
+                ..Default::default()
+            },
+        ),
         (
             "public, s-maxage=10, max-age=5",
             Directives {

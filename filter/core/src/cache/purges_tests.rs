@@ -376,6 +376,7 @@ impl Gateway {
                 rand01: 0.5,
                 lease_ms: 5_000,
                 background: true,
+                unshared: false,
             },
         )
     }

@@ -83,6 +83,9 @@ pub struct RequestFacts<'a> {
     pub lease_ms: u64,
     /// A background refresh can be queued (the worker's queue has room).
     pub background: bool,
+    /// The request carries a header that keeps it from shared answers
+    /// (`shared_answers.bypass_headers`).
+    pub unshared: bool,
 }
 
 /// Any method not known to be safe invalidates on success (RFC 9111
@@ -220,7 +223,8 @@ pub fn on_request(
     }
     let mode = control::request_mode(&control::directives(headers));
     let authorization = headers.get("authorization").is_some();
-    if mode == RequestMode::Bypass || (authorization && !rule.allow_authorization) {
+    if mode == RequestMode::Bypass || facts.unshared || (authorization && !rule.allow_authorization)
+    {
         return Outcome::Bypass { fwd: Fwd::Bypass };
     }
     let key = key::primary(

@@ -53,6 +53,7 @@ impl World {
                 rand01,
                 lease_ms: 5_000,
                 background: true,
+                unshared: false,
             },
         )
     }
@@ -153,6 +154,7 @@ fn facts_of(all: &[(String, Vec<u8>)], now_ms: u64) -> RequestFacts<'_> {
         rand01: 0.5,
         lease_ms: 1,
         background: true,
+        unshared: false,
     }
 }
 
@@ -264,6 +266,7 @@ fn writes_and_other_methods() {
         rand01: 0.5,
         lease_ms: 1,
         background: true,
+        unshared: false,
     };
     assert!(matches!(
         on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts(&all)),

@@ -32,7 +32,23 @@ pub struct Config {
     /// Where a waiting request is woken from on Kong (`wake`, else
     /// `accounting`'s cost-control); never used on Envoy.
     pub wake: Option<Wake>,
+    /// A request carrying one of these headers neither reads nor feeds a
+    /// shared answer (see `shared_answers.rs`).
+    pub bypass_headers: Vec<String>,
     pub routes: Vec<Route>,
+}
+
+impl Config {
+    /// Whether a request with these headers must stay away from shared
+    /// answers (see `shared_answers.rs`).
+    pub fn bypasses_sharing(&self, headers: &[(String, Vec<u8>)]) -> bool {
+        !self.bypass_headers.is_empty()
+            && headers.iter().any(|(name, _)| {
+                self.bypass_headers
+                    .iter()
+                    .any(|b| b.eq_ignore_ascii_case(name))
+            })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +111,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let limit_slots = compile_limit_store(raw.limit_store)?;
     let accounting = raw.accounting.map(compile_accounting).transpose()?;
     let wake = raw.wake.map(compile_wake).transpose()?;
+    let bypass_headers = super::shared_answers::compile_shared_answers(raw.shared_answers)?;
     let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.into_iter().enumerate() {
         let route = compile_route(
@@ -122,6 +139,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         limit_slots,
         accounting,
         wake: None,
+        bypass_headers,
         routes,
     };
     config.wake = check_host(&config, wake)?;
@@ -294,7 +312,7 @@ fn non_empty(field: &str, value: &str) -> Result<(), ConfigError> {
 }
 
 /// A header name as HTTP/2 and Envoy want it: lowercase token characters.
-fn header_name(field: &str, value: &str) -> Result<String, ConfigError> {
+pub(super) fn header_name(field: &str, value: &str) -> Result<String, ConfigError> {
     let ok = !value.is_empty()
         && value
             .bytes()

@@ -14,6 +14,7 @@ mod cost;
 mod limit;
 mod raw;
 pub mod routing;
+mod shared_answers;
 mod wake;
 
 pub use accounting::{Accounting, Budgets, TICKS_PER_POLL};
@@ -24,6 +25,7 @@ pub use compile::{Config, Identity, Route, RouteMatch, Source};
 pub use cost::{BatchPrice, OnUnavailable, RouteBudget, RouteCost, TokenPricing};
 pub use limit::{LimitBy, RouteLimit};
 pub use raw::{Priority, RawHost};
+pub use shared_answers::DEFAULT_BYPASS_HEADERS;
 pub use wake::Wake;
 
 use std::fmt;
@@ -74,6 +76,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             limit_store: limit::RawLimitStore::default(),
             accounting: None,
             wake: None,
+            shared_answers: shared_answers::RawSharedAnswers::default(),
             routes: Vec::new(),
         });
     }

@@ -23,6 +23,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub wake: Option<super::wake::RawWake>,
     #[serde(default)]
+    pub shared_answers: super::shared_answers::RawSharedAnswers,
+    #[serde(default)]
     pub routes: Vec<RawRoute>,
 }
 

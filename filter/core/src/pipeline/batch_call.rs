@@ -15,6 +15,7 @@ use super::{Filter, Worker};
 /// Returns nothing; answers come with the call's response.
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     let now = host.now_ms();
+    expire(filter, worker, host, now);
     for (route, members) in std::mem::take(&mut worker.batcher.ready) {
         flush(filter, worker, host, route, members);
     }
@@ -71,10 +72,14 @@ fn flush(
     );
     match host.http_call(&call) {
         Ok(token) => {
-            worker
-                .batcher
-                .in_flight
-                .insert(token, InFlight { route, members });
+            worker.batcher.in_flight.insert(
+                token,
+                InFlight {
+                    route,
+                    members,
+                    deadline_ms: now + rule.timeout_ms + ANSWER_GRACE_MS,
+                },
+            );
         }
         Err(e) => {
             host.log(
@@ -84,6 +89,42 @@ fn flush(
             counters.fallback_failed.add(host, members.len() as i64);
             go_alone(filter, worker, host, members);
         }
+    }
+}
+
+/// How long past its timeout a batch call may still be answered by the
+/// host before its members stop waiting for it.
+pub(super) const ANSWER_GRACE_MS: u64 = 1_000;
+
+/// Calls the host has not answered by their deadline: their members go
+/// alone, and a late answer finds no flight and is dropped. Envoy answers
+/// every call by its timeout; Kong's engine (3bed2783) reads a large
+/// answer for as long as it keeps coming (a 50 MB one for over 30 s on
+/// loopback), and its timeout does not cut that short.
+fn expire(filter: &Filter, worker: &mut Worker, host: &mut impl Host, now: u64) {
+    let late: Vec<u32> = worker
+        .batcher
+        .in_flight
+        .iter()
+        .filter(|(_, f)| now >= f.deadline_ms)
+        .map(|(t, _)| *t)
+        .collect();
+    for token in late {
+        let Some(flight) = worker.batcher.in_flight.remove(&token) else {
+            continue;
+        };
+        host.log(
+            Level::Warn,
+            &format!(
+                "batch call {token} unanswered past its timeout: its {} members go alone",
+                flight.members.len()
+            ),
+        );
+        let counters = filter.counters(flight.route).batch;
+        counters
+            .fallback_failed
+            .add(host, flight.members.len() as i64);
+        go_alone(filter, worker, host, flight.members);
     }
 }
 

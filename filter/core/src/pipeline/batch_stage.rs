@@ -39,6 +39,9 @@ pub(super) struct OpenBatch {
 pub(super) struct InFlight {
     pub(super) route: usize,
     pub(super) members: Vec<Pending>,
+    /// When the members stop waiting for this call's answer and go
+    /// alone, whether or not the host ever answers it.
+    pub(super) deadline_ms: u64,
 }
 
 /// Per-worker batching state.

@@ -207,3 +207,33 @@ fn a_batch_never_exceeds_its_max_size() {
         serde_json::from_slice(h.callouts[1].body.as_ref().unwrap()).unwrap();
     assert_eq!(sent["requests"].as_array().unwrap().len(), 2);
 }
+
+/// A batch call the host never answers (Kong's engine reading a huge
+/// answer) does not hold its members past its timeout: they go alone,
+/// and the late answer is dropped.
+#[test]
+fn members_of_a_call_unanswered_past_its_timeout_go_alone() {
+    let (f, mut w, mut h) = setup();
+    h.now_ms = 1_000;
+    for s in 1..=2 {
+        get(&f, &mut w, &mut h, s, &format!("/q/{s}"));
+    }
+    h.now_ms = 1_200;
+    on_tick(&f, &mut w, &mut h);
+    assert_eq!(h.callouts.len(), 1);
+    let call = h.callouts[0].clone();
+    let timeout = call.timeout_ms;
+    h.now_ms = 1_200 + timeout + batch_call::ANSWER_GRACE_MS - 1;
+    on_tick(&f, &mut w, &mut h);
+    assert!(h.resumed.is_empty(), "still within its timeout");
+    h.now_ms += 1;
+    on_tick(&f, &mut w, &mut h);
+    assert_eq!(h.resumed, vec![1, 2]);
+    assert_eq!(h.counter("cost_optimizer.route.q.batch.fallback_failed"), 2);
+    h.callout_headers = vec![(":status".into(), b"200".to_vec())];
+    h.callout_body = br#"{"responses":[]}"#.to_vec();
+    let n = h.callout_body.len();
+    on_callout_response(&f, &mut w, &mut h, call.token, n);
+    assert!(h.replies.is_empty(), "the late answer is dropped");
+    assert_eq!(h.resumed, vec![1, 2]);
+}

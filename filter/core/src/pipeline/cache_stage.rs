@@ -60,6 +60,7 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         rand01,
         lease_ms: (route.sla_ms * 2).max(1000),
         background: worker.cache.refreshes.has_room(),
+        unshared: filter.config.bypasses_sharing(all),
     };
     let head = facts.headers.get(":method") == Some(b"HEAD");
     match cache::on_request(

@@ -87,6 +87,12 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
     let Some(idempotency) = eligible(method, &headers, rule.idempotency_key) else {
         return Outcome::Pass;
     };
+    // A cache lookup already turned away a request the cache may not
+    // share (`Forward` means it did not); else look here.
+    let looked_up = matches!(exchange.cache, CacheStep::Forward(_));
+    if !looked_up && filter.config.bypasses_sharing(&exchange.request) {
+        return Outcome::Pass;
+    }
     let tenant = exchange.identity.tenant_or_anonymous();
     let primary = match &exchange.cache {
         CacheStep::Forward(f) => f.key.clone(),

@@ -102,3 +102,68 @@ fn workers_seeded_differently_generate_different_ids() {
     let mut wb = Worker::new(&cfg, &mut b);
     assert_ne!(wa.ids.next_id(), wb.ids.next_id());
 }
+
+/// A request carrying a header applications trust for links or routing
+/// (`X-Forwarded-Host`) shares no answer: no cache lookup or store, and it
+/// neither leads nor follows identical requests in flight (issue 19: web
+/// cache poisoning through headers the key leaves out).
+#[test]
+fn a_request_with_a_bypass_header_shares_no_answer() {
+    for (routes, name) in [
+        (
+            r#"{"name":"c","match":{"prefix":"/api/"},"cache":{},"coalesce":{}}"#,
+            "cache and coalesce",
+        ),
+        (
+            r#"{"name":"c","match":{"prefix":"/api/"},"coalesce":{}}"#,
+            "coalesce only",
+        ),
+    ] {
+        let cfg = format!(r#"{{"version":1,"routes":[{routes}]}}"#);
+        let mut host = MemHost::get("/api/items/1")
+            .with_header("x-tenant-id", "acme")
+            .with_header("X-Forwarded-Host", "evil.example");
+        let filter = Filter::new(parse(cfg.as_bytes()).unwrap(), &mut host);
+        filter.create_tables(&mut host).unwrap();
+        let mut worker = Worker::new(&filter.config, &mut host);
+        assert_eq!(
+            on_request_headers(&filter, &mut worker, &mut host, 1),
+            Verdict::Continue,
+            "{name}"
+        );
+        let attacker = &worker.requests[&1];
+        assert!(
+            matches!(attacker.cache, CacheStep::None | CacheStep::Bypass(_)),
+            "{name}: {:?}",
+            attacker.cache
+        );
+        assert!(matches!(attacker.coalesce, CoalesceStep::None), "{name}");
+        // The same URL without the header, while the first is in flight:
+        // it leads its own call instead of waiting for the attacker's.
+        host.request_headers
+            .retain(|(k, _)| k != "X-Forwarded-Host");
+        assert_eq!(
+            on_request_headers(&filter, &mut worker, &mut host, 2),
+            Verdict::Continue,
+            "{name}"
+        );
+        assert!(
+            matches!(worker.requests[&2].coalesce, CoalesceStep::Leader(_)),
+            "{name}"
+        );
+    }
+    let empty = r#"{"version":1,"shared_answers":{"bypass_headers":[]},"routes":[]}"#;
+    assert!(parse(empty.as_bytes()).unwrap().bypass_headers.is_empty());
+    let bad = r#"{"version":1,"shared_answers":{"bypass_headers":["x-ok","bad name"]}}"#;
+    let e = parse(bad.as_bytes()).unwrap_err();
+    assert_eq!(e.field, "shared_answers.bypass_headers[1]", "{e}");
+    let default = parse(br#"{"version":1}"#).unwrap();
+    assert!(default
+        .bypass_headers
+        .iter()
+        .any(|h| h == "x-forwarded-host"));
+    assert!(!default
+        .bypass_headers
+        .iter()
+        .any(|h| h == "x-forwarded-proto"));
+}
