@@ -44,15 +44,20 @@ impl Window {
 
     /// Whether `k` more requests fit now: prev·(w−e)/w + cur + k ≤ limit,
     /// multiplied through by w.
+    /// Each product fits a u128; their sum is saturated, since counts
+    /// near u64::MAX (a damaged record) and a window near u64::MAX (the
+    /// algorithms take any value; the config allows up to a day) made it
+    /// overflow (found by fuzzing, `limiter`). Saturated, it only reads
+    /// as "full", which it is.
     fn fits(&self, limit: u64, w: u64, e: u64, k: u64) -> bool {
-        let used = u128::from(self.previous) * u128::from(w - e)
-            + (u128::from(self.current) + u128::from(k)) * u128::from(w);
+        let used = (u128::from(self.previous) * u128::from(w - e))
+            .saturating_add((u128::from(self.current) + u128::from(k)) * u128::from(w));
         used <= u128::from(limit) * u128::from(w)
     }
 
     fn remaining(&self, limit: u64, w: u64, e: u64) -> u32 {
-        let used = u128::from(self.previous) * u128::from(w - e)
-            + u128::from(self.current) * u128::from(w);
+        let used = (u128::from(self.previous) * u128::from(w - e))
+            .saturating_add(u128::from(self.current) * u128::from(w));
         let free = (u128::from(limit) * u128::from(w)).saturating_sub(used) / u128::from(w);
         u32::try_from(free).unwrap_or(u32::MAX)
     }
@@ -129,6 +134,20 @@ pub(crate) fn peek(mut win: Window, limit: u32, window_ms: u64, now_ms: u64, pos
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by fuzzing (`limiter`): a damaged record's counts near
+    /// u64::MAX with a window near u64::MAX overflowed the u128 sum.
+    #[test]
+    fn extreme_counts_and_window_read_as_full_without_overflow() {
+        let w = Window {
+            start: 0,
+            current: u64::MAX - 1,
+            previous: u64::MAX,
+        };
+        let (_, d) = decide(w, u32::MAX, u64::MAX, 1);
+        assert!(!d.admitted);
+        assert_eq!(d.remaining, 0);
+    }
 
     /// A multiple of every window used below, so windows start at T0.
     const T0: u64 = 1_700_000_000_000;
