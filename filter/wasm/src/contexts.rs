@@ -173,6 +173,7 @@ impl RootContext for FilterRoot {
         };
         finish_ended(filter, &mut worker, &self.ended);
         pipeline::on_tick(filter, &mut worker, &mut host);
+        crate::heap::report(filter.config.host);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -4,6 +4,7 @@
 
 mod abi;
 mod contexts;
+mod heap;
 mod held_replies;
 mod host_adapter;
 mod local_reply;
