@@ -62,7 +62,7 @@ pub enum SpendCmd {
         from: Option<String>,
         #[arg(long)]
         to: Option<String>,
-        /// service, route, provider or strategy.
+        /// service, route, provider, strategy, hour or day.
         #[arg(long)]
         group_by: Option<String>,
     },

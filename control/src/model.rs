@@ -162,31 +162,55 @@ pub enum GroupBy {
     Route,
     Provider,
     Strategy,
+    Tenant,
+    /// Hour buckets at the report's UTC offset.
+    Hour,
+    /// Calendar-day buckets at the report's UTC offset.
+    Day,
 }
 
 impl GroupBy {
-    pub fn column(self) -> &'static str {
+    /// The events column rows are keyed by; `None` for time buckets.
+    pub fn column(self) -> Option<&'static str> {
         match self {
-            GroupBy::Service => "service",
-            GroupBy::Route => "route",
-            GroupBy::Provider => "provider",
-            GroupBy::Strategy => "strategy",
+            GroupBy::Service => Some("service"),
+            GroupBy::Route => Some("route"),
+            GroupBy::Provider => Some("provider"),
+            GroupBy::Strategy => Some("strategy"),
+            GroupBy::Tenant => Some("tenant"),
+            GroupBy::Hour | GroupBy::Day => None,
+        }
+    }
+
+    /// The width of a time bucket; `None` for column groups.
+    pub fn bucket_ms(self) -> Option<i64> {
+        match self {
+            GroupBy::Hour => Some(3_600_000),
+            GroupBy::Day => Some(crate::window::DAY_MS),
+            _ => None,
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReportQuery {
-    pub tenant: String,
+    /// `None`: every tenant.
+    pub tenant: Option<String>,
     pub from_ms: i64,
     pub to_ms: i64,
     pub group_by: Option<GroupBy>,
+    /// Minutes east of UTC that hour and day buckets start at.
+    pub offset_minutes: i32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportRow {
-    /// The group's value (`"total"` when not grouped).
+    /// The group's value (`"total"` when not grouped; a time bucket's
+    /// start in RFC 3339 at the report's offset).
     pub key: String,
+    /// A time bucket's start, unix ms (absent for other groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<i64>,
     pub events: i64,
     pub cost_micros: i64,
     pub baseline_micros: i64,

@@ -121,12 +121,16 @@ fn schemas() -> Value {
         })),
         "SpendAck": obj(&["batch_id", "accepted", "duplicate"], json!({"batch_id": string(), "accepted": {"type": "integer"}, "duplicate": {"type": "boolean"}})),
         "ReportRow": obj(&["key", "events", "cost_micros", "baseline_micros", "savings_micros"], json!({
-            "key": string(), "events": int(), "cost_micros": int(), "baseline_micros": int(), "savings_micros": int()
+            "key": {"type": "string", "description": "The group's value; \"total\" when not grouped; for hour and day, the bucket's start in RFC 3339 at the report's offset (\"2025-03-10T17:00:00+05:30\")."},
+            "start_ms": {"type": "integer", "format": "int64", "description": "hour and day only: the bucket's start, unix ms."},
+            "events": int(), "cost_micros": int(), "baseline_micros": int(), "savings_micros": int()
         })),
-        "Report": obj(&["tenant", "from_ms", "to_ms", "rows", "total"], json!({
-            "tenant": string(), "from_ms": int(), "to_ms": int(),
-            "group_by": {"type": ["string", "null"], "enum": ["service", "route", "provider", "strategy", null]},
-            "rows": {"type": "array", "items": reference("ReportRow")}, "total": reference("ReportRow")
+        "Report": obj(&["tenant", "from_ms", "to_ms", "utc_offset_minutes", "rows", "total"], json!({
+            "tenant": {"type": ["string", "null"], "description": "null: every tenant"}, "from_ms": int(), "to_ms": int(),
+            "group_by": {"type": ["string", "null"], "enum": ["service", "route", "provider", "strategy", "tenant", "hour", "day", null]},
+            "utc_offset_minutes": {"type": "integer", "description": "The offset day and hour buckets (and the default from) follow: the tenant's, 0 for every tenant."},
+            "rows": {"type": "array", "items": reference("ReportRow"), "description": "Ordered by key; hour and day buckets in time order, only those with events."},
+            "total": reference("ReportRow")
         })),
         "AllowanceRequest": obj(&["gateway_id", "tenant", "want_micros"], json!({
             "gateway_id": string(), "tenant": string(),
@@ -197,9 +201,10 @@ pub fn document() -> Value {
             },
             "/v1/spend": {
                 "post": op("Ingest a spend batch (acknowledged once durably committed; idempotent per batch_id; all-or-nothing)", "gateway", json!([]), Some(body("SpendBatch")), "200", ok("Committed (or already committed: duplicate=true)", reference("SpendAck")), &["400", "401", "403", "413", "503"]),
-                "get": op("Spend report: cost, baseline, savings over [from, to)", "admin or gateway", json!([
-                    q("tenant", true, ""), q("from", false, "unix ms, RFC 3339 or YYYY-MM-DD; default: start of the tenant's month"),
-                    q("to", false, "exclusive; default now"), q("group_by", false, "service | route | provider | strategy")
+                "get": op("Spend report: cost, baseline, savings over [from, to), of one tenant or of every tenant", "admin or gateway", json!([
+                    q("tenant", false, "absent: every tenant"), q("from", false, "unix ms, RFC 3339 or YYYY-MM-DD; default: start of the tenant's month (UTC month for every tenant)"),
+                    q("to", false, "exclusive; default now"),
+                    q("group_by", false, "service | route | provider | strategy | tenant | hour | day; hour and day buckets start at the tenant's UTC offset (UTC for every tenant)")
                 ]), None, "200", ok("OK", reference("Report")), &["400", "401", "503"])
             },
             "/v1/allowances": {"post": op("Lease part of the remaining budget (at most what is left)", "gateway", json!([]), Some(body("AllowanceRequest")), "200", ok("The grant (granted_micros may be 0)", reference("Allowance")), &["400", "401", "403", "413", "503"])},

@@ -73,6 +73,25 @@ pub fn format_offset(min: i32) -> String {
     format!("{sign}{:02}:{:02}", min.abs() / 60, min.abs() % 60)
 }
 
+/// Formats a time as RFC 3339 at `offset_min` minutes east of UTC, to the
+/// second: `2025-03-10T12:00:00Z`, `2025-03-10T17:30:00+05:30`.
+pub fn format_time(ts_ms: i64, offset_min: i32) -> String {
+    let local = ts_ms + i64::from(offset_min) * MINUTE_MS;
+    let (y, m, d) = civil_from_days(local.div_euclid(DAY_MS));
+    let secs = local.rem_euclid(DAY_MS) / 1000;
+    let zone = if offset_min == 0 {
+        "Z".to_owned()
+    } else {
+        format_offset(offset_min)
+    };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{zone}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 fn num(s: &str) -> Result<i64, String> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("bad number {s:?}"));
@@ -196,5 +215,17 @@ mod tests {
         assert_eq!(parse_offset("-08:00"), Ok(-480));
         assert!(parse_offset("+15:00").is_err());
         assert_eq!(format_offset(-330), "-05:30");
+    }
+
+    #[test]
+    fn formats_times_at_offsets_and_reads_them_back() {
+        let t = parse_time("2025-03-10T12:00:00Z").unwrap();
+        assert_eq!(format_time(t, 0), "2025-03-10T12:00:00Z");
+        assert_eq!(format_time(t, 330), "2025-03-10T17:30:00+05:30");
+        assert_eq!(format_time(t + 1_999, -480), "2025-03-10T04:00:01-08:00");
+        for off in [-840, -330, 0, 60, 840] {
+            let s = format_time(t + 61_000, off);
+            assert_eq!(parse_time(&s), Ok(t + 61_000), "{s}");
+        }
     }
 }

@@ -151,7 +151,8 @@ async fn report_groups_and_filters(b: Backend) {
     );
     for (q, field) in [
         ("group_by=nope&tenant=acme", "group_by"),
-        ("from=2025-01-01", "tenant"),
+        ("tenant=&from=2025-01-01", "tenant"),
+        ("group_by=week", "group_by"),
         ("tenant=acme&from=soon", "from"),
     ] {
         let (s, v) = h
@@ -163,6 +164,128 @@ async fn report_groups_and_filters(b: Backend) {
             "{q}: {v}"
         );
     }
+}
+
+/// Hour and day buckets (at the tenant's offset), and every tenant at once
+/// grouped by tenant: the dashboard's charts.
+async fn report_by_hour_day_and_tenant(b: Backend) {
+    let h = Harness::new(b).await;
+    let at = |ms: i64, cost: i64| event("acme", "s", cost, ms);
+    let (m30, m45) = (30 * 60_000, 45 * 60_000);
+    h.spend(
+        "t1",
+        vec![
+            at(T0 - HOUR, 10),
+            at(T0, 20),
+            at(T0 + m45, 40),
+            at(T0 - 20 * DAY, 80),
+            event("other", "x", 5, T0 + m30),
+        ],
+    )
+    .await;
+    let range = format!("from={}&to={}", T0 - 2 * HOUR, T0 + 2 * HOUR);
+    let r = report(&h, &format!("tenant=acme&group_by=hour&{range}")).await;
+    let keys = |r: &serde_json::Value| -> Vec<(String, i64, i64, i64)> {
+        r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["key"].as_str().unwrap().to_owned(),
+                    x["start_ms"].as_i64().unwrap(),
+                    x["events"].as_i64().unwrap(),
+                    x["cost_micros"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        keys(&r),
+        [
+            ("2025-03-10T11:00:00Z".into(), T0 - HOUR, 1, 10),
+            ("2025-03-10T12:00:00Z".into(), T0, 2, 60)
+        ],
+        "{r}"
+    );
+    assert_eq!(r["group_by"], "hour");
+    assert_eq!(r["total"]["cost_micros"], 70);
+    assert_eq!(
+        r["rows"][1]["savings_micros"], 60,
+        "baseline is twice the cost"
+    );
+    // At +05:30 hours start at :30 UTC, and keys say so.
+    h.set_budget(json!({"tenant": "acme", "daily": "1", "utc_offset": "+05:30"}))
+        .await;
+    let r = report(&h, &format!("tenant=acme&group_by=hour&{range}")).await;
+    assert_eq!(r["utc_offset_minutes"], 330);
+    assert_eq!(
+        keys(&r),
+        [
+            ("2025-03-10T16:00:00+05:30".into(), T0 - HOUR - m30, 1, 10),
+            ("2025-03-10T17:00:00+05:30".into(), T0 - m30, 1, 20),
+            ("2025-03-10T18:00:00+05:30".into(), T0 + m30, 1, 40)
+        ],
+        "{r}"
+    );
+    // Days at +05:30 start at 18:30Z; February's event is its own day.
+    let r = report(
+        &h,
+        &format!("tenant=acme&group_by=day&from=2025-02-01&to={}", T0 + DAY),
+    )
+    .await;
+    assert_eq!(
+        keys(&r),
+        [
+            (
+                "2025-02-18T00:00:00+05:30".into(),
+                common::parse("2025-02-17T18:30:00Z"),
+                1,
+                80
+            ),
+            (
+                "2025-03-10T00:00:00+05:30".into(),
+                common::parse("2025-03-09T18:30:00Z"),
+                3,
+                70
+            )
+        ],
+        "{r}"
+    );
+    // Every tenant: no tenant parameter, UTC buckets, from the start of the
+    // UTC month by default (to now: T0).
+    h.clock.set(T0 + HOUR);
+    let r = report(&h, "group_by=tenant").await;
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(r["tenant"], serde_json::Value::Null);
+    assert_eq!(
+        rows.iter()
+            .map(|x| (
+                x["key"].as_str().unwrap(),
+                x["cost_micros"].as_i64().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        [("acme", 70), ("other", 5)],
+        "{r}"
+    );
+    assert_eq!(r["total"]["cost_micros"], 75);
+    let r = report(&h, "group_by=day").await;
+    assert_eq!(
+        keys(&r),
+        [(
+            "2025-03-10T00:00:00Z".into(),
+            common::parse("2025-03-10"),
+            4,
+            75
+        )],
+        "{r}"
+    );
+    let r = report(&h, &format!("group_by=hour&{range}")).await;
+    assert_eq!(r["rows"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(
+        r["rows"][1]["events"], 3,
+        "acme's two and other's one at 12:xx"
+    );
 }
 
 async fn windows_roll_over_with_the_clock(b: Backend) {
@@ -257,5 +380,6 @@ crate::both_stores!(
     replayed_batch_counts_once,
     invalid_event_refuses_whole_batch,
     report_groups_and_filters,
+    report_by_hour_day_and_tenant,
     windows_roll_over_with_the_clock,
 );

@@ -48,10 +48,11 @@ async fn an_old_events_table_gains_count_and_old_rows_count_once() {
     store.ingest(batch, T0).await.unwrap();
     let rows = store
         .report(ReportQuery {
-            tenant: "acme".into(),
+            tenant: Some("acme".into()),
             from_ms: T0 - 1,
             to_ms: T0 + 1,
             group_by: None,
+            offset_minutes: 0,
         })
         .await
         .unwrap();

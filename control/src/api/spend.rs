@@ -140,27 +140,38 @@ pub async fn ingest(
 
 #[derive(Deserialize)]
 struct ReportParams {
-    tenant: String,
+    /// Absent: every tenant.
+    tenant: Option<String>,
     from: Option<String>,
     to: Option<String>,
     group_by: Option<GroupBy>,
 }
 
+/// `GET /v1/spend`: one tenant's spend, or every tenant's, over `[from,
+/// to)`, grouped by a column or by hour or day. Windows and buckets follow
+/// the tenant's UTC offset (its budget's), UTC for every tenant.
 pub async fn report(
     _: AnyRole,
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let p: ReportParams = query(raw.as_deref())?;
-    ident("tenant", &p.tenant, 200)?;
+    if let Some(t) = &p.tenant {
+        ident("tenant", t, 200)?;
+    }
     let now = state.now_ms();
+    let offset = match &p.tenant {
+        Some(t) => state
+            .store
+            .budgets(Some(t), now)
+            .await?
+            .first()
+            .map_or(0, |b| b.utc_offset_minutes),
+        None => 0,
+    };
     let from_ms = match &p.from {
         Some(s) => parse_time(s).map_err(|e| ApiError::invalid("from", e))?,
-        None => {
-            let budgets = state.store.budgets(Some(&p.tenant), now).await?;
-            let offset = budgets.first().map_or(0, |b| b.utc_offset_minutes);
-            month_bounds(now, offset).0
-        }
+        None => month_bounds(now, offset).0,
     };
     let to_ms = match &p.to {
         Some(s) => parse_time(s).map_err(|e| ApiError::invalid("to", e))?,
@@ -174,6 +185,7 @@ pub async fn report(
         from_ms,
         to_ms,
         group_by: p.group_by,
+        offset_minutes: offset,
     };
     let rows = state.store.report(q).await?;
     let (mut events, mut cost, mut base) = (0, 0, 0);
@@ -187,6 +199,7 @@ pub async fn report(
         "from_ms": from_ms,
         "to_ms": to_ms,
         "group_by": p.group_by,
+        "utc_offset_minutes": offset,
         "rows": rows,
         "total": {"key": "total", "events": events, "cost_micros": cost,
                   "baseline_micros": base, "savings_micros": base - cost},

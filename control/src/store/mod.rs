@@ -20,6 +20,7 @@ use crate::model::{
     Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind, ReportQuery,
     ReportRow, Snapshot, SpendBatch, TenantState,
 };
+use crate::window::format_time;
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -69,7 +70,8 @@ pub trait Store: Send + Sync + 'static {
     async fn alerts(&self, tenant: Option<&str>, limit: i64) -> StoreResult<Vec<Alert>>;
     /// Records a delivery attempt's outcome.
     async fn alert_attempted(&self, id: i64, attempts: i32, delivered: bool) -> StoreResult<()>;
-    /// Cost, baseline and savings over `[from, to)`.
+    /// Cost, baseline and savings over `[from, to)`, of one tenant or of all,
+    /// grouped by a column or by hour or day buckets.
     async fn report(&self, q: ReportQuery) -> StoreResult<Vec<ReportRow>>;
 }
 
@@ -109,4 +111,70 @@ pub fn day_buckets(
         slot.1 += e.baseline_micros;
     }
     out
+}
+
+/// A spend report's query for both dialects. The key is `'total'`, a
+/// column, or a time bucket's start: `ts_ms` less its (euclidean) remainder
+/// at the offset, which SQLite and PostgreSQL compute alike (both truncate
+/// `%` towards zero). Bound parameters: `p(1)` the tenant (only when
+/// given), then from and to. `text` is the dialect's text literal of
+/// `'total'`, `sum` wraps an aggregate (PostgreSQL's SUM of BIGINT is a
+/// NUMERIC).
+pub(crate) fn report_sql(
+    q: &ReportQuery,
+    p: impl Fn(usize) -> String,
+    text: &str,
+    sum: impl Fn(&str) -> String,
+) -> String {
+    let key = match q.group_by {
+        None => text.to_owned(),
+        Some(g) => match (g.column(), g.bucket_ms()) {
+            (Some(col), _) => col.to_owned(),
+            (None, Some(w)) => {
+                // Integers of ours (an offset within ±14 h), not input text.
+                let off = i64::from(q.offset_minutes) * 60_000;
+                format!("ts_ms - (((ts_ms + {off}) % {w}) + {w}) % {w}")
+            }
+            (None, None) => text.to_owned(),
+        },
+    };
+    let (tenant, first) = match q.tenant {
+        Some(_) => (format!("tenant = {} AND ", p(1)), 2),
+        None => (String::new(), 1),
+    };
+    format!(
+        "SELECT {key}, {}, {}, {} FROM events WHERE {tenant}ts_ms >= {} AND ts_ms < {} GROUP BY 1 ORDER BY 1",
+        sum("count"),
+        sum("cost_micros"),
+        sum("baseline_micros"),
+        p(first),
+        p(first + 1),
+    )
+}
+
+/// A report row from its key (text) or bucket start, and its sums.
+pub(crate) fn report_row(
+    q: &ReportQuery,
+    key: Result<String, i64>,
+    events: i64,
+    cost: i64,
+    base: i64,
+) -> ReportRow {
+    let (key, start_ms) = match key {
+        Ok(k) => (k, None),
+        Err(start) => (format_time(start, q.offset_minutes), Some(start)),
+    };
+    ReportRow {
+        key,
+        start_ms,
+        events,
+        cost_micros: cost,
+        baseline_micros: base,
+        savings_micros: base - cost,
+    }
+}
+
+/// Whether a report's key is a time bucket (an integer column).
+pub(crate) fn report_by_time(q: &ReportQuery) -> bool {
+    q.group_by.and_then(|g| g.bucket_ms()).is_some()
 }

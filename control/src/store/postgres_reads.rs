@@ -2,7 +2,7 @@
 //! from `postgres_sql` to keep files small).
 
 use super::postgres_sql::{bump_version, err};
-use super::StoreResult;
+use super::{report_by_time, report_row, report_sql, StoreResult};
 use crate::model::{Alert, PurgeEntry, PurgeKind, ReportQuery, ReportRow};
 use tokio_postgres::Transaction;
 
@@ -80,27 +80,23 @@ pub async fn alerts(t: &Tx<'_>, tenant: Option<&str>, limit: i64) -> StoreResult
 }
 
 pub async fn report(t: &Tx<'_>, q: &ReportQuery) -> StoreResult<Vec<ReportRow>> {
-    let key = q.group_by.map_or("'total'::TEXT", |g| g.column());
-    let sql = format!(
-        "SELECT {key}, COALESCE(SUM(count), 0)::BIGINT, COALESCE(SUM(cost_micros), 0)::BIGINT,
-         COALESCE(SUM(baseline_micros), 0)::BIGINT
-         FROM events WHERE tenant = $1 AND ts_ms >= $2 AND ts_ms < $3 GROUP BY 1 ORDER BY 1"
+    let sql = report_sql(
+        q,
+        |i| format!("${i}"),
+        "'total'::TEXT",
+        |col| format!("COALESCE(SUM({col}), 0)::BIGINT"),
     );
-    let rows = t
-        .query(&sql, &[&q.tenant, &q.from_ms, &q.to_ms])
-        .await
-        .map_err(err)?;
+    let rows = match &q.tenant {
+        Some(tenant) => t.query(&sql, &[tenant, &q.from_ms, &q.to_ms]).await,
+        None => t.query(&sql, &[&q.from_ms, &q.to_ms]).await,
+    }
+    .map_err(err)?;
+    let by_time = report_by_time(q);
     Ok(rows
         .iter()
         .map(|r| {
-            let (cost, base): (i64, i64) = (r.get(2), r.get(3));
-            ReportRow {
-                key: r.get(0),
-                events: r.get(1),
-                cost_micros: cost,
-                baseline_micros: base,
-                savings_micros: base - cost,
-            }
+            let key = if by_time { Err(r.get(0)) } else { Ok(r.get(0)) };
+            report_row(q, key, r.get(1), r.get(2), r.get(3))
         })
         .collect())
 }

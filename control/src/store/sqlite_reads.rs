@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection};
 
 use super::sqlite_sql::{bump_version, err};
-use super::StoreResult;
+use super::{report_by_time, report_row, report_sql, StoreResult};
 use crate::model::{Alert, PurgeEntry, PurgeKind, ReportQuery, ReportRow};
 
 pub fn purges(c: &Connection) -> StoreResult<Vec<PurgeEntry>> {
@@ -85,23 +85,26 @@ pub fn alerts(c: &Connection, tenant: Option<&str>, limit: i64) -> StoreResult<V
 }
 
 pub fn report(c: &Connection, q: &ReportQuery) -> StoreResult<Vec<ReportRow>> {
-    let key = q.group_by.map_or("'total'", |g| g.column());
-    let sql = format!(
-        "SELECT {key}, COALESCE(SUM(count), 0), COALESCE(SUM(cost_micros), 0), COALESCE(SUM(baseline_micros), 0)
-         FROM events WHERE tenant = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 GROUP BY 1 ORDER BY 1"
+    let sql = report_sql(
+        q,
+        |i| format!("?{i}"),
+        "'total'",
+        |col| format!("COALESCE(SUM({col}), 0)"),
     );
+    let by_time = report_by_time(q);
     let mut s = c.prepare(&sql).map_err(err)?;
-    let rows = s
-        .query_map(params![q.tenant, q.from_ms, q.to_ms], |r| {
-            let (cost, base): (i64, i64) = (r.get(2)?, r.get(3)?);
-            Ok(ReportRow {
-                key: r.get(0)?,
-                events: r.get(1)?,
-                cost_micros: cost,
-                baseline_micros: base,
-                savings_micros: base - cost,
-            })
-        })
-        .map_err(err)?;
+    let map = |r: &rusqlite::Row<'_>| {
+        let key = if by_time {
+            Err(r.get::<_, i64>(0)?)
+        } else {
+            Ok(r.get::<_, String>(0)?)
+        };
+        Ok(report_row(q, key, r.get(1)?, r.get(2)?, r.get(3)?))
+    };
+    let rows = match &q.tenant {
+        Some(t) => s.query_map(params![t, q.from_ms, q.to_ms], map),
+        None => s.query_map(params![q.from_ms, q.to_ms], map),
+    }
+    .map_err(err)?;
     rows.collect::<Result<_, _>>().map_err(err)
 }
