@@ -60,6 +60,18 @@ test: lint build
 bench: install
 	@scripts/bench.sh
 
+# Every fuzz target (fuzz/), each until FUZZ_INPUTS inputs or FUZZ_SECONDS
+# seconds: coverage-guided libFuzzer when it builds here (stable rustc, a
+# C++ compiler), else the stable driver (FUZZ_ENGINE=auto|libfuzzer|driver).
+# make fuzz FUZZ_TARGETS="cache_entry limiter" FUZZ_SECONDS=60
+FUZZ_ENGINE ?= auto
+FUZZ_SECONDS ?= 600
+FUZZ_INPUTS ?= 10000000
+FUZZ_TARGETS ?=
+fuzz:
+	@FUZZ_ENGINE="$(FUZZ_ENGINE)" FUZZ_SECONDS="$(FUZZ_SECONDS)" FUZZ_INPUTS="$(FUZZ_INPUTS)" \
+	  FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh
+
 # The stack for SOAK_MINUTES under mixed traffic at half its capacity,
 # upstream faults and cost-control restarts; fails on an unexplained
 # answer, memory growth, a ledger off by a cent or a worker restart.

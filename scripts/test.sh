@@ -15,6 +15,11 @@ echo "==> Kong's engine (nginx + ngx_wasm_module + wasmtime) for the tests on Ko
 KONG_NGINX_BIN="$(scripts/kong-host.sh | tail -n1)"
 export KONG_NGINX_BIN
 
+echo "==> fuzz smoke (every fuzz target, 20,000 inputs each; make fuzz runs them long)"
+# A fixed seed, so a failure here repeats; a panic or an input over the
+# allocation bound fails the suite, the input saved in target/fuzz-crashes/.
+cargo run -q -p optimizer-fuzz --bin fuzz -- --inputs "${FUZZ_SMOKE_INPUTS:-20000}"
+
 echo "==> cargo test (unit, service and end-to-end tests)"
 # End-to-end tests each start a gateway with two workers (every behaviour
 # test once on Envoy and once on Kong's engine) and the demo API; two at a

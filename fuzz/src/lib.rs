@@ -11,12 +11,14 @@
 //! `optimizer-core` or `cost-control` and panics only when that code
 //! panics or a property the target checks fails. Two engines run them:
 //!
-//! - `src/bin/fuzz.rs`, the stable driver (`make fuzz` by default and
-//!   the smoke in `make test`): seeds from the real encoders, byte-level
-//!   mutations, and a counting allocator that fails an input making an
-//!   allocation larger than its bound (see the driver);
+//! - `src/bin/fuzz.rs`, the stable driver (the smoke in `make test`, and
+//!   `make fuzz` where libFuzzer cannot be built): seeds from the real
+//!   encoders, byte-level mutations, no coverage feedback;
 //! - `libfuzzer/`, coverage-guided libFuzzer over the same functions
-//!   (`make fuzz FUZZ_ENGINE=libfuzzer`), see its `Cargo.toml`.
+//!   (`make fuzz`), built with stable rustc's SanitizerCoverage flags.
+//!
+//! Both install [`alloc_bound::Counting`] and fail an input whose largest
+//! allocation, or growth of live memory, passes [`alloc_bound::bound`].
 //!
 //! See README.md ("Fuzzing") for how to run them and what was reached.
 
@@ -24,6 +26,7 @@
 // itself, by panicking: the engines catch it and keep the input.
 #![allow(clippy::panic)]
 
+pub mod alloc_bound;
 pub mod input;
 pub mod mutate;
 pub mod targets;

@@ -1,7 +1,7 @@
 //! The stable fuzz driver: runs each target on its seeds, then on mutants
 //! of them, until it has run `--inputs` inputs or `--seconds` seconds
 //! passed. A panic fails the target, and so does an input that makes an
-//! allocation bigger than the bound below or grows live memory past it;
+//! allocation bigger than the allocation bound or grows live memory past it;
 //! the input is saved under `target/fuzz-crashes/`. Exit status 1 when any
 //! target failed.
 //!
@@ -11,128 +11,20 @@
 //! fuzz --replay FILE TARGET     (one input, with the usual panic output)
 //! ```
 //!
-//! Allocation bound: `64 × input length + 1 MiB`, for the largest single
-//! allocation and for the growth of live bytes while the input runs. The
-//! decoders' own working sets are a small multiple of the input: a
-//! `serde_json::Value` holds 32 bytes per array element of as little as
-//! two input bytes (`0,`), an `Entry` copies its strings once, and the
-//! bound leaves room for that. 1 MiB covers the fixed part (a config's
-//! metric names, a worker's tables, a SQLite page). What it catches is
-//! what matters for a filter that shares one VM heap with every request:
-//! an allocation sized by a length or count field read from the bytes
-//! (`Vec::with_capacity(n)` of a damaged `n`), which is megabytes to
-//! gigabytes from a few input bytes.
+//! The allocation bound is `optimizer_fuzz::alloc_bound::bound`: 64 bytes
+//! per input byte plus 1 MiB (the reasons are in that module).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Instant;
 
+use optimizer_fuzz::alloc_bound::{self, bound, Counting};
 use optimizer_fuzz::mutate::{mutate, Rng};
 use optimizer_fuzz::Target;
 
-// --- the counting allocator ------------------------------------------------------
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-static ARMED: AtomicBool = AtomicBool::new(false);
-/// The input being run, for the allocator to save when an allocation is
-/// so large that the process cannot go on (it then aborts).
-static CURRENT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
-static CURRENT_LEN: AtomicUsize = AtomicUsize::new(0);
-static OVERSIZE_FILE: OnceLock<Mutex<Option<File>>> = OnceLock::new();
-/// Larger than this, an allocation is refused (and the input saved)
-/// rather than attempted: the machine could not hold it.
-const ABORT_ABOVE: usize = 1 << 30;
-
-fn note(size: usize) {
-    let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
-    PEAK.fetch_max(live, Ordering::Relaxed);
-    LARGEST.fetch_max(size, Ordering::Relaxed);
-}
-
-/// Called from inside the allocator: must not allocate. `File::write_all`
-/// on an open file does not.
-fn save_oversize() {
-    let (ptr, len) = (
-        CURRENT.load(Ordering::Relaxed),
-        CURRENT_LEN.load(Ordering::Relaxed),
-    );
-    if ptr.is_null() {
-        return;
-    }
-    // SAFETY: CURRENT points at the input the driver is running, which
-    // outlives the call into the target (see `run_one`).
-    let input = unsafe { std::slice::from_raw_parts(ptr, len) };
-    if let Some(lock) = OVERSIZE_FILE.get() {
-        if let Ok(mut guard) = lock.try_lock() {
-            if let Some(f) = guard.as_mut() {
-                let _ = f.write_all(input);
-                let _ = f.flush();
-            }
-        }
-    }
-}
-
-// SAFETY: every call is forwarded to `System`; the counters are plain
-// atomics and never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ARMED.load(Ordering::Relaxed) && layout.size() > ABORT_ABOVE {
-            save_oversize();
-            return std::ptr::null_mut();
-        }
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            note(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if ARMED.load(Ordering::Relaxed) && layout.size() > ABORT_ABOVE {
-            save_oversize();
-            return std::ptr::null_mut();
-        }
-        let p = System.alloc_zeroed(layout);
-        if !p.is_null() {
-            note(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if ARMED.load(Ordering::Relaxed) && new_size > ABORT_ABOVE {
-            save_oversize();
-            return std::ptr::null_mut();
-        }
-        let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            note(new_size);
-        }
-        p
-    }
-}
-
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-/// The bound for one input (see the module docs).
-fn bound(len: usize) -> usize {
-    64 * len + (1 << 20)
-}
 
 // --- running inputs ------------------------------------------------------------------
 
@@ -145,18 +37,12 @@ enum Outcome {
 }
 
 fn run_one(t: &Target, input: &[u8]) -> Outcome {
-    CURRENT.store(input.as_ptr().cast_mut(), Ordering::Relaxed);
-    CURRENT_LEN.store(input.len(), Ordering::Relaxed);
     optimizer_fuzz::take_exempt();
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    LARGEST.store(0, Ordering::Relaxed);
-    ARMED.store(true, Ordering::Relaxed);
+    let base = alloc_bound::live();
+    alloc_bound::begin(input);
     let result = std::panic::catch_unwind(|| (t.run)(input));
-    ARMED.store(false, Ordering::Relaxed);
-    CURRENT.store(std::ptr::null_mut(), Ordering::Relaxed);
-    let largest = LARGEST.load(Ordering::Relaxed);
-    let grew = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    let usage = alloc_bound::end(base);
+    let (largest, grew) = (usage.largest, usage.grew);
     if result.is_err() {
         let msg = PANIC_MESSAGE
             .lock()
@@ -165,8 +51,7 @@ fn run_one(t: &Target, input: &[u8]) -> Outcome {
             .unwrap_or_else(|| "panic".into());
         return Outcome::Panic(msg);
     }
-    let limit = bound(input.len());
-    if !optimizer_fuzz::take_exempt() && (largest > limit || grew > limit) {
+    if !optimizer_fuzz::take_exempt() && !usage.within(input.len()) {
         return Outcome::Alloc { largest, grew };
     }
     Outcome::Ok { largest, grew }
@@ -192,11 +77,7 @@ struct Options {
 fn fuzz(t: &Target, o: &Options) -> bool {
     let oversize = o.crash_dir.join(format!("{}-oversize.bin", t.name));
     let _ = std::fs::create_dir_all(&o.crash_dir);
-    if let Some(lock) = OVERSIZE_FILE.get() {
-        if let Ok(mut g) = lock.lock() {
-            *g = File::create(&oversize).ok();
-        }
-    }
+    alloc_bound::save_oversize_to(File::create(&oversize).ok());
     let seeds = (t.seeds)();
     let mut ring: Vec<Vec<u8>> = Vec::with_capacity(128);
     let mut rng = Rng::new(o.seed ^ optimizer_core::shared::fnv1a(&[t.name.as_bytes()]));
@@ -260,6 +141,7 @@ fn fuzz(t: &Target, o: &Options) -> bool {
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    alloc_bound::save_oversize_to(None);
     let _ = std::fs::remove_file(&oversize);
     match failed {
         None => {
@@ -297,7 +179,6 @@ fn usage() -> ! {
 }
 
 fn main() {
-    let _ = OVERSIZE_FILE.set(Mutex::new(None));
     let mut o = Options {
         inputs: u64::MAX,
         seconds: f64::INFINITY,

@@ -3,7 +3,7 @@
 //! SQLite store for what passes), one request per input.
 //!
 //! The app lives for many inputs (building it costs a store); it is
-//! rebuilt every [`REBUILD_EVERY`] inputs so the database stays small.
+//! rebuilt every `REBUILD_EVERY` inputs so the database stays small.
 //! The database sits in `/dev/shm` where that exists: the store commits
 //! with `synchronous = FULL`, and an fsync per accepted write on a disk
 //! would make this target a disk benchmark.

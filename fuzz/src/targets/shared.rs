@@ -441,7 +441,12 @@ pub fn allowance_write_seeds() -> Vec<Vec<u8>> {
     let mut s = Vec::new();
     put_piece(&mut s, "tenant-é".as_bytes());
     s.extend_from_slice("lease-ü".as_bytes());
-    vec![s]
+    // Ids and tenants near the record's 200-byte cut, in two-byte
+    // characters.
+    let mut long = Vec::new();
+    put_piece(&mut long, "é".repeat(99).as_bytes());
+    long.extend_from_slice("ü".repeat(120).as_bytes());
+    vec![s, long]
 }
 
 // --- route health ------------------------------------------------------------------
