@@ -10,7 +10,7 @@ export CONTROL_PORT ?= 8081
 IMAGE_DIR ?= target/image
 IMAGE_REF ?=
 
-.PHONY: all install build wasm image run run-kong demo test lint bench soak clean kong-host
+.PHONY: all install build wasm image run run-kong demo test lint bench soak fuzz clean kong-host
 
 all: build
 
