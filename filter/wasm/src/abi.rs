@@ -115,6 +115,18 @@ extern "C" {
         value: *const u8,
         value_size: usize,
     ) -> u32;
+    fn proxy_http_call(
+        upstream: *const u8,
+        upstream_size: usize,
+        headers: *const u8,
+        headers_size: usize,
+        body: *const u8,
+        body_size: usize,
+        trailers: *const u8,
+        trailers_size: usize,
+        timeout_ms: u32,
+        token: *mut u32,
+    ) -> u32;
     fn proxy_call_foreign_function(
         name: *const u8,
         name_size: usize,
@@ -323,4 +335,38 @@ pub fn define_counter(name: &str) -> Result<u32, u32> {
 pub fn increment_metric(id: u32, delta: i64) -> u32 {
     // SAFETY: plain value call.
     unsafe { proxy_increment_metric(id, delta) }
+}
+
+/// Start an HTTP call; the answer comes to `proxy_on_http_call_response`
+/// with the returned token.
+pub fn http_call(
+    upstream: &str,
+    headers: &[(&str, &[u8])],
+    body: Option<&[u8]>,
+    timeout_ms: u32,
+) -> Result<u32, u32> {
+    let headers = header_pairs::encode(headers);
+    let trailers = header_pairs::encode(&[]);
+    let body = body.unwrap_or_default();
+    let mut token = 0u32;
+    // SAFETY: pointers and lengths of live slices, a valid out pointer.
+    let status = unsafe {
+        proxy_http_call(
+            upstream.as_ptr(),
+            upstream.len(),
+            headers.as_ptr(),
+            headers.len(),
+            body.as_ptr(),
+            body.len(),
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut token,
+        )
+    };
+    if status == OK {
+        Ok(token)
+    } else {
+        Err(status)
+    }
 }

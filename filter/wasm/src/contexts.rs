@@ -7,11 +7,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use crate::sdk::{Action, Context, ContextType, HttpContext, RootContext};
 use optimizer_core::config;
 use optimizer_core::host::{Host, Level};
 use optimizer_core::pipeline::{self, Filter, Verdict, Worker};
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
 
 use crate::host_adapter::ProxyHost;
 

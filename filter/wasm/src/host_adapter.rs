@@ -2,10 +2,7 @@
 //! core's `Host` trait over proxy-wasm, with the Envoy/Kong differences
 //! (DESIGN.md "Host facts") decided here and nowhere else.
 
-use std::time::Duration;
-
 use optimizer_core::host::{Callout, Host, HostError, HostKind, Level, StreamId, Wake};
-use proxy_wasm::hostcalls;
 
 use crate::abi;
 
@@ -310,36 +307,13 @@ impl Host for ProxyHost {
     }
 
     fn http_call(&mut self, call: &Callout<'_>) -> Result<u32, HostError> {
-        // The one host call left on the SDK, because the answer must find
-        // its way back. The host hands it to the SDK's exported
-        // `proxy_on_http_call_response`, which routes by the tokens the
-        // SDK's own `dispatch_http_call` recorded and stops with
-        // `expect("invalid token_id")` on any other: a call made through
-        // `abi` would trap when answered. That export cannot be replaced
-        // while the SDK is linked (a second definition fails to link,
-        // "symbol multiply defined"), and the recording function is
-        // private to the SDK. So a dispatch status other than Ok,
-        // BadArgument and InternalFailure still panics in the SDK. Neither
-        // host returns one: Envoy's `Context::httpCall` answers
-        // BadArgument (no such cluster, no `:path`/`:method`/`:authority`)
-        // or InternalFailure; Kong's engine (3bed2783) InternalFailure, or
-        // traps outside the hooks it allows. Removing this last path means
-        // owning every `proxy_on_*` export instead of the SDK's dispatcher
-        // (Kong calls each without a NULL check). Header values must be
-        // UTF-8 for the SDK; config and encoders only produce such values.
-        let headers: Vec<(&str, &str)> = call
-            .headers
-            .iter()
-            .filter_map(|(k, v)| std::str::from_utf8(v).ok().map(|v| (*k, v)))
-            .collect();
-        hostcalls::dispatch_http_call(
-            call.target,
-            headers,
-            call.body,
-            Vec::new(),
-            Duration::from_millis(call.timeout_ms),
-        )
-        .map_err(|s| error(s as u32))
+        // Through `abi`, every status an error; the answer is routed by
+        // this module's own exports (`sdk.rs`), which learn the token here.
+        let timeout = u32::try_from(call.timeout_ms).unwrap_or(u32::MAX);
+        let token =
+            abi::http_call(call.target, &call.headers, call.body, timeout).map_err(error)?;
+        crate::sdk::register_callout(token);
+        Ok(token)
     }
 
     fn wake(&mut self, stream: StreamId, how: Wake<'_>) -> Result<(), HostError> {

@@ -8,10 +8,4 @@ mod heap;
 mod held_replies;
 mod host_adapter;
 mod local_reply;
-
-use proxy_wasm::types::LogLevel;
-
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|context_id| Box::new(contexts::FilterRoot::new(context_id)));
-}}
+mod sdk;
