@@ -15,10 +15,14 @@ echo "==> Kong's engine (nginx + ngx_wasm_module + wasmtime) for the tests on Ko
 KONG_NGINX_BIN="$(scripts/kong-host.sh | tail -n1)"
 export KONG_NGINX_BIN
 
-echo "==> fuzz smoke (every fuzz target, 20,000 inputs each; make fuzz runs them long)"
-# A fixed seed, so a failure here repeats; a panic or an input over the
+echo "==> fuzz smoke (every fuzz target, 20,000 inputs or 3 s each; make fuzz runs them long)"
+# A debug build (its dependencies are those cargo test builds next) and a
+# fixed seed, so a failure here repeats; a panic or an input over the
 # allocation bound fails the suite, the input saved in target/fuzz-crashes/.
-cargo run -q -p optimizer-fuzz --bin fuzz -- --inputs "${FUZZ_SMOKE_INPUTS:-20000}"
+# The slowest target (whole exchanges through the pipeline) reaches about
+# 3,000 inputs in 3 s.
+cargo run -q -p optimizer-fuzz --bin fuzz -- \
+  --inputs "${FUZZ_SMOKE_INPUTS:-20000}" --seconds "${FUZZ_SMOKE_SECONDS:-3}"
 
 echo "==> cargo test (unit, service and end-to-end tests)"
 # End-to-end tests each start a gateway with two workers (every behaviour

@@ -169,7 +169,7 @@ const CONTROL_DICT: &[&[u8]] = &[
 
 /// Every target, in the order the driver runs them.
 pub fn targets() -> Vec<Target> {
-    use targets::{bodies, control, http, shared};
+    use targets::{bodies, control, exchange, http, shared};
     vec![
         Target {
             name: "config",
@@ -187,6 +187,12 @@ pub fn targets() -> Vec<Target> {
             name: "http_date",
             run: http::http_date,
             seeds: http::http_date_seeds,
+            dict: HEADER_DICT,
+        },
+        Target {
+            name: "cache_exchange",
+            run: exchange::cache_exchange,
+            seeds: exchange::cache_exchange_seeds,
             dict: HEADER_DICT,
         },
         Target {

@@ -2,5 +2,6 @@
 
 pub mod bodies;
 pub mod control;
+pub mod exchange;
 pub mod http;
 pub mod shared;
