@@ -16,12 +16,14 @@ pub mod openapi;
 pub mod spill;
 pub mod state;
 pub mod store;
+pub mod ui;
 pub mod window;
 
 pub use state::AppState;
 pub use store::Store;
 
-/// The HTTP application: every route, with auth, limits and metrics.
+/// The HTTP application: every API route, with auth, limits and metrics,
+/// and the dashboard (`/ui/`, see [`ui`]).
 pub fn app(state: AppState) -> axum::Router {
-    api::router(state)
+    api::router(state).merge(ui::router())
 }
