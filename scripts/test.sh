@@ -24,6 +24,13 @@ echo "==> fuzz smoke (every fuzz target, 20,000 inputs or 3 s each; make fuzz ru
 cargo run -q -p optimizer-fuzz --bin fuzz -- \
   --inputs "${FUZZ_SMOKE_INPUTS:-20000}" --seconds "${FUZZ_SMOKE_SECONDS:-3}"
 
+echo "==> Chromium and chromedriver for the dashboard's browser test"
+# Debian's chromium and chromium-driver, installed once (about a minute),
+# a check after; the test reads the two paths the script prints.
+while IFS= read -r line; do
+  export "${line?}"
+done < <(scripts/ensure-chromium.sh | tail -n2)
+
 echo "==> cargo test (unit, service and end-to-end tests)"
 # End-to-end tests each start a gateway with two workers (every behaviour
 # test once on Envoy and once on Kong's engine) and the demo API; two at a
