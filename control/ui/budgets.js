@@ -8,6 +8,8 @@ import { usd, dollars, offset, when } from './format.js';
 
 // A message to show after the list is drawn again (e.g. "saved").
 let flash = null;
+// The latest render started; an older one draws nothing.
+let latest = 0;
 
 const MONEY = /^\d+(\.\d{1,6})?$/;
 
@@ -116,8 +118,10 @@ function card(b, rerender) {
 }
 
 export async function render(root) {
+  const seq = ++latest;
   const rerender = () => render(root).catch((e) => fill(root, el('h2', { text: 'Budgets' }), note('error', e.message)));
   const { budgets } = await get('/v1/budgets');
+  if (seq !== latest) return;
   const parts = [el('h2', { text: 'Budgets' })];
   if (flash) {
     parts.push(flash);

@@ -28,7 +28,9 @@ export async function render(root) {
     if (!tenant || !value) return fill(msg, note('error', 'Give a tenant and a value.'));
     try {
       const p = await call('POST', '/v1/purge', { tenant, [kind.value]: value });
-      fill(msg, note('ok', `Purged ${p.kind} ${p.value} of ${p.tenant}: generation ${p.generation}. Gateways apply it at their next purge poll (accounting.purge_poll_ms, 1 s by default).`));
+      const done = note('ok', `Purged ${p.kind} ${p.value} of ${p.tenant}: generation ${p.generation}. Gateways apply it at their next purge poll (accounting.purge_poll_ms, 1 s by default).`);
+      done.dataset.kind = p.kind;
+      fill(msg, done);
     } catch (e) {
       fill(msg, note('error', e.message));
     }

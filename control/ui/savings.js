@@ -25,6 +25,9 @@ const STRATEGIES = {
 
 // The controls' choice, kept across renders.
 const choice = { tenant: '', range: '24h', bucket: 'hour' };
+// The latest render started: an older one still waiting for the API
+// draws nothing (choices changed quickly must not end on a stale view).
+let latest = 0;
 
 function mod(a, b) {
   return ((a % b) + b) % b;
@@ -83,6 +86,8 @@ function summary(t, from, to, tenant) {
       'data-from-ms': from,
       'data-to-ms': to,
       'data-tenant': tenant ?? '',
+      'data-range': choice.range,
+      'data-bucket': choice.bucket,
       'data-events': t.events,
       'data-cost-micros': t.cost_micros,
       'data-baseline-micros': t.baseline_micros,
@@ -130,6 +135,7 @@ function emptyState(tenant, anySpend) {
 }
 
 export async function render(root) {
+  const seq = ++latest;
   const rerender = () => render(root).catch((e) => fill(root, el('h2', { text: 'Savings' }), note('error', e.message)));
   const to = Date.now() + 1;
   const from = to - RANGES[choice.range][1];
@@ -140,12 +146,14 @@ export async function render(root) {
     get('/v1/spend', { from, to, group_by: 'tenant' }),
     get('/v1/budgets'),
   ]);
+  if (seq !== latest) return;
   const tenants = [...new Set([...byTenant.rows.map((r) => r.key), ...budgets.budgets.map((b) => b.tenant), choice.tenant])]
     .filter(Boolean)
     .sort();
   const parts = [el('h2', { text: 'Savings' }), controls(tenants, rerender)];
   if (series.total.events === 0) {
     const ever = byTenant.total.events > 0 || (await get('/v1/spend', { from: 0, group_by: 'tenant' })).total.events > 0;
+    if (seq !== latest) return;
     parts.push(el('div', { id: 'savings-empty' }, emptyState(tenant, ever)));
     fill(root, parts);
     return;

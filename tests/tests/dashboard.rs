@@ -175,6 +175,13 @@ fn view(b: &Browser, base: &str, name: &str) {
     );
 }
 
+/// Chooses `value` in the savings view's `control` select and waits until
+/// the view is drawn with it.
+fn choose(b: &Browser, control: &str, value: &str) {
+    b.select(&format!("#savings-{control}"), value);
+    b.wait(&format!("#savings-summary[data-{control}=\"{value}\"]"));
+}
+
 /// The savings view's numbers against the API's over the same range.
 fn savings_match_the_api(b: &Browser, s: &Stack, tenant: Option<&str>) {
     let sel = match tenant {
@@ -272,6 +279,10 @@ fn the_dashboard_shows_the_ledger_and_sets_budgets_in_a_real_browser() {
     );
     assert!(!b.visible("#savings-time"));
     shot("empty");
+    view(&b, &base, "budgets");
+    assert!(b.text("#budgets-empty").contains("No budgets yet"));
+    view(&b, &base, "alerts");
+    assert!(b.text("#alerts-empty").contains("No alerts yet"));
 
     // Real traffic, then the ledger it produced.
     s.control().put_budget("globex", 15_000);
@@ -312,8 +323,16 @@ fn the_dashboard_shows_the_ledger_and_sets_budgets_in_a_real_browser() {
     shot("savings");
     b.select("#savings-tenant", "acme");
     savings_match_the_api(&b, &s, Some("acme"));
-    b.select("#savings-tenant", "");
-    b.wait("#savings-summary[data-tenant=\"\"]");
+    // Daily buckets over 7 days: the same money, in 7 or 8 bars. (Each
+    // choice draws the view again, controls included: wait for it.)
+    choose(&b, "range", "7d");
+    choose(&b, "bucket", "day");
+    savings_match_the_api(&b, &s, Some("acme"));
+    let days = b.attrs("#savings-time .bucket", "data-start-ms").len();
+    assert!((7..=8).contains(&days), "{days} daily buckets");
+    choose(&b, "tenant", "");
+    choose(&b, "range", "24h");
+    choose(&b, "bucket", "hour");
 
     // Budgets: globex is spent (hard); edit it in place, and add one.
     view(&b, &base, "budgets");
@@ -396,6 +415,33 @@ fn the_dashboard_shows_the_ledger_and_sets_budgets_in_a_real_browser() {
     wait_for("the purged item to miss", Duration::from_secs(10), || {
         (get(&s, item, "acme").header("x-cache") == Some("MISS")).then_some(())
     });
+    // A prefix and a tag, as the snapshot gateways poll shows them.
+    for (kind, value) in [("prefix", "/api/items"), ("tag", "items")] {
+        b.select("#purge-form select[name=kind]", kind);
+        b.type_into("#purge-form input[name=value]", value);
+        b.click("#purge-form button[type=submit]");
+        b.wait(&format!("#purge-result .note.ok[data-kind={kind}]"));
+    }
+    let r = s.control().call("GET", "/v1/snapshot", GATEWAY_TOKEN, None);
+    let purges: Vec<(String, String, String, i64)> = r.json()["purges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["tenant"].as_str().unwrap().to_owned(),
+                p["kind"].as_str().unwrap().to_owned(),
+                p["value"].as_str().unwrap().to_owned(),
+                p["generation"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    for (kind, value) in [("key", item), ("prefix", "/api/items"), ("tag", "items")] {
+        assert!(
+            purges.contains(&("acme".into(), kind.into(), value.into(), 1)),
+            "{kind} {value}: {purges:?}"
+        );
+    }
 
     // The gateway token reads but cannot write.
     sign_in_ok(&b, GATEWAY_TOKEN);
