@@ -26,10 +26,10 @@ cargo run -q -p optimizer-fuzz --bin fuzz -- \
 
 echo "==> Chromium and chromedriver for the dashboard's browser test"
 # Debian's chromium and chromium-driver, installed once (about a minute),
-# a check after; the test reads the two paths the script prints.
-while IFS= read -r line; do
-  export "${line?}"
-done < <(scripts/ensure-chromium.sh | tail -n2)
+# a check after; the test reads the two paths the script prints last
+# (CHROMIUM_BIN=..., CHROMEDRIVER_BIN=...). A failed install stops here.
+CHROMIUM_ENV="$(scripts/ensure-chromium.sh | tail -n2)"
+export "$(sed -n 1p <<<"$CHROMIUM_ENV")" "$(sed -n 2p <<<"$CHROMIUM_ENV")"
 
 echo "==> cargo test (unit, service and end-to-end tests)"
 # End-to-end tests each start a gateway with two workers (every behaviour
