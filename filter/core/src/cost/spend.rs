@@ -182,6 +182,14 @@ impl SpendBuffer {
         self.folded_total += 1;
     }
 
+    /// Give back the room an outage's backlog grew the buffer to, once
+    /// it has drained (see `pipeline::oversized`).
+    pub fn compact(&mut self) {
+        if crate::pipeline::oversized(self.events.len(), self.events.capacity()) {
+            self.events.shrink_to(2 * self.events.len());
+        }
+    }
+
     /// Events (and folded sums) not yet in a batch.
     pub fn pending(&self) -> usize {
         self.events.len() + self.folded.len()

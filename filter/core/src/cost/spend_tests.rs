@@ -212,3 +212,29 @@ fn long_fields_are_cut_to_what_cost_control_accepts() {
     assert!(v["events"][0]["tenant"].as_str().unwrap().len() <= 200);
     assert_eq!(v["events"][0]["route"].as_str().unwrap().len(), 1024);
 }
+
+/// A backlog (cost-control away) grows the buffer; once it has drained,
+/// `compact` gives the room back (`make soak`'s heap check found it kept).
+#[test]
+fn a_drained_backlog_gives_its_room_back() {
+    let mut b = SpendBuffer::new("gw", 1, 10_000);
+    for i in 0..5_000 {
+        b.push(ev("a", i));
+    }
+    let grown = b.events.capacity();
+    assert!(grown >= 5_000);
+    while let Some(batch) = b.next_batch(0, 0, 500) {
+        assert!(batch.events > 0);
+        b.on_result(0, FlushOutcome::Accepted, 0, 100, 1_000);
+    }
+    assert_eq!(b.pending(), 0);
+    b.compact();
+    assert!(b.events.capacity() <= 256, "{} kept", b.events.capacity());
+    // A buffer in use keeps its working room.
+    for i in 0..100 {
+        b.push(ev("a", i));
+    }
+    let working = b.events.capacity();
+    b.compact();
+    assert_eq!(b.events.capacity(), working);
+}

@@ -264,6 +264,7 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     };
     let sent = sent + limit_stage::on_tick(&mut cx, timer::ACTIONS_PER_CALL.saturating_sub(sent));
     coalesce_stage::on_tick(filter, worker, host, sent);
+    worker.compact();
     // Where only the root may set the timer (Kong), this is where the
     // period the hooks asked for takes effect.
     timer::set_tick(filter, worker, host);

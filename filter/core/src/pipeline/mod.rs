@@ -154,7 +154,34 @@ pub struct Worker {
     pub budgeter: Budgeter,
 }
 
+/// Entries a table may keep room for beyond what it holds: a table that
+/// grew in a backlog (an outage of cost-control, a burst of parked
+/// requests) gives the rest back once it drains, so a worker's heap
+/// returns to its working size (`make soak` found the spend buffer keeping
+/// an outage's high-water mark).
+const SPARE_FLOOR: usize = 64;
+
+/// Whether a table with room for `capacity` holding `len` should shrink.
+pub(crate) fn oversized(len: usize, capacity: usize) -> bool {
+    capacity > 4 * len.max(SPARE_FLOOR)
+}
+
 impl Worker {
+    /// Shrink the tables a backlog grew (see [`SPARE_FLOOR`]); run by the
+    /// timer.
+    pub fn compact(&mut self) {
+        if oversized(self.requests.len(), self.requests.capacity()) {
+            self.requests.shrink_to(2 * self.requests.len());
+        }
+        let waiting = &mut self.budgeter.waiting;
+        if oversized(waiting.len(), waiting.capacity()) {
+            waiting.shrink_to(2 * waiting.len());
+        }
+        if let Some(spend) = self.accountant.spend.as_mut() {
+            spend.compact();
+        }
+    }
+
     pub fn new(config: &Config, host: &mut impl Host) -> Self {
         let seed = [
             host.random_u64(),
