@@ -66,9 +66,9 @@ struct ServeArgs {
     /// Request body bound, bytes.
     #[arg(long, env = "COST_CONTROL_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_body_bytes: usize,
-    /// Log format: json or text.
-    #[arg(long, env = "COST_CONTROL_LOG_FORMAT", default_value = "json")]
-    log_format: String,
+    /// Log format: json or text (anything else is an error, not JSON).
+    #[arg(long, env = "COST_CONTROL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, env = "COST_CONTROL_LOG_LEVEL", default_value = "info")]
     log_level: tracing::Level,
@@ -96,11 +96,17 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
 fn init_logs(args: &ServeArgs) {
     let b = tracing_subscriber::fmt()
         .with_max_level(args.log_level)
         .with_writer(std::io::stderr);
-    if args.log_format == "text" {
+    if args.log_format == LogFormat::Text {
         b.init();
     } else {
         b.json().flatten_event(true).init();
@@ -183,4 +189,35 @@ async fn shutdown_signal() {
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_format(args: &[&str]) -> Result<LogFormat, clap::Error> {
+        let argv = ["cost-control", "serve"];
+        let cli = Cli::try_parse_from(argv.iter().chain(args))?;
+        match cli.cmd {
+            Some(Cmd::Serve(s)) => Ok(s.log_format),
+            _ => unreachable!("parsed as serve"),
+        }
+    }
+
+    #[test]
+    fn log_format_is_json_or_text_and_nothing_else() {
+        assert_eq!(log_format(&[]).unwrap(), LogFormat::Json);
+        assert_eq!(
+            log_format(&["--log-format", "json"]).unwrap(),
+            LogFormat::Json
+        );
+        assert_eq!(
+            log_format(&["--log-format", "text"]).unwrap(),
+            LogFormat::Text
+        );
+        for typo in ["jsno", "txt", "JSON ", ""] {
+            let e = log_format(&["--log-format", typo]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue, "{typo:?}");
+        }
+    }
 }
