@@ -102,4 +102,46 @@ async fn soft_and_hard_alerts_fire_once(b: Backend) {
     );
 }
 
-crate::both_stores!(soft_and_hard_alerts_fire_once);
+/// A soft-limit percent outside 0..=100 in a stored row (written by hand or
+/// by an older version) reads as clamped on every store: 300 is 100 (soft
+/// only at the limit), -5 is 0 (soft at once). SQLite used to fail the read
+/// (300 does not fit a u8) while PostgreSQL clamped.
+async fn stored_soft_percent_is_clamped(b: Backend) {
+    let h = Harness::new(b).await;
+    h.set_budget(json!({"tenant": "acme", "daily_limit_micros": 1000}))
+        .await;
+    h.raw_db
+        .exec("UPDATE budgets SET soft_percent = 300 WHERE tenant = 'acme'")
+        .await;
+    let s = h.state_of("acme", "").await;
+    assert_eq!(s["soft_limit_percent"], 100, "{s}");
+    h.spend("c1", vec![event("acme", "s", 950, T0)]).await;
+    let s = h.state_of("acme", "").await;
+    assert_eq!(
+        (s["soft"].as_bool(), s["hard"].as_bool()),
+        (Some(false), Some(false)),
+        "{s}"
+    );
+    let (st, v) = h
+        .call("GET", "/v1/alerts?tenant=acme", Some(ADMIN), None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        v["alerts"].as_array().unwrap().len(),
+        0,
+        "95% of a 100% soft limit: {v}"
+    );
+    h.raw_db
+        .exec("UPDATE budgets SET soft_percent = -5 WHERE tenant = 'acme'")
+        .await;
+    let s = h.state_of("acme", "").await;
+    assert_eq!(s["soft_limit_percent"], 0, "{s}");
+    assert_eq!(s["soft"], true, "{s}");
+    let (st, v) = h.call("GET", "/v1/snapshot", Some(GATEWAY), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+}
+
+crate::both_stores!(
+    soft_and_hard_alerts_fire_once,
+    stored_soft_percent_is_clamped
+);

@@ -90,6 +90,13 @@ pub async fn open(spec: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
+/// A budget row's soft-limit percent as stored, clamped to 0..=100 (a row
+/// written by hand or by an older version may hold anything; both stores
+/// read it through here so they cannot disagree).
+pub(crate) fn soft_percent(stored: i64) -> u8 {
+    stored.clamp(0, 100) as u8
+}
+
 /// A fresh random id (128 bits, hex) for leases.
 pub fn new_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))

@@ -111,7 +111,7 @@ async fn budget_rows(t: &Tx<'_>, tenant: Option<&str>) -> StoreResult<Vec<Budget
             service: r.get(1),
             daily_limit_micros: r.get(2),
             monthly_limit_micros: r.get(3),
-            soft_limit_percent: r.get::<_, i32>(4).clamp(0, 100) as u8,
+            soft_limit_percent: super::soft_percent(r.get::<_, i32>(4).into()),
             utc_offset_minutes: r.get(5),
         })
         .collect())

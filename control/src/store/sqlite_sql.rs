@@ -102,7 +102,7 @@ fn budget_rows(c: &Connection, tenant: Option<&str>) -> StoreResult<Vec<Budget>>
                 service: r.get(1)?,
                 daily_limit_micros: r.get(2)?,
                 monthly_limit_micros: r.get(3)?,
-                soft_limit_percent: r.get(4)?,
+                soft_limit_percent: super::soft_percent(r.get(4)?),
                 utc_offset_minutes: r.get(5)?,
             })
         })

@@ -33,8 +33,39 @@ pub enum Backend {
     Postgres,
 }
 
+/// Where a store's tables live, for tests that write rows by hand.
+#[derive(Clone, Debug)]
+pub enum RawDb {
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL schema in `pg_url()`'s database.
+    Postgres(String),
+}
+
+impl RawDb {
+    /// Runs SQL statements on the store's tables, outside the service.
+    pub async fn exec(&self, sql: &str) {
+        match self {
+            RawDb::Sqlite(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.execute_batch(sql).unwrap();
+            }
+            RawDb::Postgres(schema) => {
+                let (client, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("SET search_path TO {schema}; {sql}"))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
 pub struct Harness {
     pub app: Router,
+    pub raw_db: RawDb,
     pub state: AppState,
     pub clock: Arc<ManualClock>,
     pub store: Arc<dyn Store>,
@@ -56,8 +87,19 @@ pub fn pg_url() -> String {
 
 /// A store of the given kind, isolated from every other test (own file or schema).
 pub async fn store(backend: Backend, dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    store_at(backend, dir).await.0
+}
+
+/// A store and where its tables live.
+pub async fn store_at(backend: Backend, dir: &tempfile::TempDir) -> (Arc<dyn Store>, RawDb) {
     match backend {
-        Backend::Sqlite => Arc::new(SqliteStore::open(dir.path().join("cc.db")).unwrap()),
+        Backend::Sqlite => {
+            let path = dir.path().join("cc.db");
+            (
+                Arc::new(SqliteStore::open(&path).unwrap()),
+                RawDb::Sqlite(path),
+            )
+        }
         Backend::Postgres => {
             let schema = format!(
                 "t_{}_{}_{}",
@@ -65,11 +107,10 @@ pub async fn store(backend: Backend, dir: &tempfile::TempDir) -> Arc<dyn Store> 
                 SEQ.fetch_add(1, Ordering::SeqCst),
                 fastrand::u32(..)
             );
-            Arc::new(
-                PostgresStore::connect(&pg_url(), Some(&schema))
-                    .await
-                    .unwrap(),
-            )
+            let store = PostgresStore::connect(&pg_url(), Some(&schema))
+                .await
+                .unwrap();
+            (Arc::new(store), RawDb::Postgres(schema))
         }
     }
 }
@@ -81,7 +122,7 @@ impl Harness {
 
     pub async fn with_webhooks(backend: Backend, webhooks: Vec<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(backend, &dir).await;
+        let (store, raw_db) = store_at(backend, &dir).await;
         let clock = Arc::new(ManualClock::new(T0));
         let retry = RetryPolicy {
             max_attempts: 5,
@@ -103,6 +144,7 @@ impl Harness {
         );
         Self {
             app: cost_control::app(state.clone()),
+            raw_db,
             state,
             clock,
             store,
