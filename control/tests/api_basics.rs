@@ -170,7 +170,44 @@ async fn budget_validation_names_the_field(b: Backend) {
     assert_eq!(v["budgets"], json!([]), "nothing invalid was stored");
 }
 
+/// Every write route parses its body through the one extractor: a wrong
+/// type, a missing field and text that is not JSON are each the documented
+/// 400 `{"error", "field"}`.
+async fn write_routes_answer_body_errors_alike(b: Backend) {
+    let h = Harness::new(b).await;
+    let routes = [
+        ("PUT", "/v1/budgets", ADMIN, "tenant"),
+        ("POST", "/v1/spend", GATEWAY, "batch_id"),
+        ("POST", "/v1/allowances", GATEWAY, "gateway_id"),
+        ("POST", "/v1/purge", ADMIN, "tenant"),
+    ];
+    for (method, path, token, first) in routes {
+        let cases = [
+            (format!("{{\"{first}\": 7}}"), first.to_owned()),
+            ("{}".to_owned(), first.to_owned()),
+            ("not json".to_owned(), String::new()),
+            (String::new(), String::new()),
+        ];
+        for (body, field) in cases {
+            let (s, _, bytes) = h.raw(method, path, Some(token), Some(body.clone())).await;
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(
+                s,
+                StatusCode::BAD_REQUEST,
+                "{method} {path} {body:?} -> {v}"
+            );
+            assert_eq!(
+                v["field"],
+                field.as_str(),
+                "{method} {path} {body:?} -> {v}"
+            );
+            assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+        }
+    }
+}
+
 crate::both_stores!(
+    write_routes_answer_body_errors_alike,
     ops_routes,
     openapi_matches_checked_in_file,
     auth_failures,

@@ -1,13 +1,11 @@
 //! `POST /v1/allowances` and `DELETE /v1/allowances/{id}` (gateway): lease
 //! part of a tenant's remaining budget; return what a lease did not use.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::body::{body, ident, json, short};
+use super::body::{ident, short, JsonBody};
 use crate::auth::Gateway;
 use crate::error::ApiError;
 use crate::metrics::inc;
@@ -26,7 +24,7 @@ pub struct GrantAnswer {
 }
 
 #[derive(Deserialize)]
-struct GrantBody {
+pub struct GrantBody {
     gateway_id: String,
     tenant: String,
     #[serde(default)]
@@ -39,9 +37,8 @@ struct GrantBody {
 pub async fn grant(
     _: Gateway,
     State(state): State<AppState>,
-    raw: Result<Bytes, BytesRejection>,
+    JsonBody(b): JsonBody<GrantBody>,
 ) -> Result<Json<GrantAnswer>, ApiError> {
-    let b: GrantBody = json(&body(raw)?)?;
     ident("gateway_id", &b.gateway_id, 200)?;
     ident("tenant", &b.tenant, 200)?;
     short("service", &b.service, 200)?;

@@ -2,18 +2,29 @@
 //! (`events[3].cost_micros`), and small validation helpers.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// Turns a body rejection (e.g. over the size bound) into an `ApiError`.
-pub fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    b.map_err(|r| match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        _ => ApiError::invalid("", "could not read the request body"),
-    })
+/// Every write handler's body: read within the size bound (413 beyond it)
+/// and parsed with `json`, so a serde error is the documented 400
+/// `{"error", "field"}` naming the field. Must be a handler's last argument.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| match r.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                _ => ApiError::invalid("", "could not read the request body"),
+            })?;
+        json(&bytes).map(JsonBody)
+    }
 }
 
 fn field_of(path: &str, msg: &str) -> String {

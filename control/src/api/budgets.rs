@@ -1,12 +1,10 @@
 //! `PUT /v1/budgets` (admin) and `GET /v1/budgets` (either token).
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::Deserialize;
 
-use super::body::{body, ident, json, query, short};
+use super::body::{ident, query, short, JsonBody};
 use crate::auth::{Admin, AnyRole};
 use crate::error::ApiError;
 use crate::model::{Budget, TenantState};
@@ -22,7 +20,7 @@ enum Offset {
 }
 
 #[derive(Deserialize)]
-struct PutBudget {
+pub struct PutBudget {
     tenant: String,
     #[serde(default)]
     service: String,
@@ -37,9 +35,8 @@ struct PutBudget {
 pub async fn put(
     _: Admin,
     State(state): State<AppState>,
-    raw: Result<Bytes, BytesRejection>,
+    JsonBody(req): JsonBody<PutBudget>,
 ) -> Result<Json<TenantState>, ApiError> {
-    let req: PutBudget = json(&body(raw)?)?;
     ident("tenant", &req.tenant, 200)?;
     short("service", &req.service, 200)?;
     if req.daily_limit_micros.is_none() && req.monthly_limit_micros.is_none() {

@@ -1,13 +1,11 @@
 //! `POST /v1/purge` (admin): bump the cache generation of a tenant's path
 //! prefix, tag or key; filters see the new generation in the snapshot.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 
-use super::body::{body, ident, json};
+use super::body::{ident, JsonBody};
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::metrics::inc;
@@ -15,7 +13,7 @@ use crate::model::{PurgeEntry, PurgeKind};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
-struct PurgeBody {
+pub struct PurgeBody {
     tenant: String,
     prefix: Option<String>,
     tag: Option<String>,
@@ -25,9 +23,8 @@ struct PurgeBody {
 pub async fn purge(
     _: Admin,
     State(state): State<AppState>,
-    raw: Result<Bytes, BytesRejection>,
+    JsonBody(b): JsonBody<PurgeBody>,
 ) -> Result<Json<PurgeEntry>, ApiError> {
-    let b: PurgeBody = json(&body(raw)?)?;
     ident("tenant", &b.tenant, 200)?;
     let given: Vec<(PurgeKind, String)> = [
         (PurgeKind::Prefix, b.prefix),

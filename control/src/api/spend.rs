@@ -2,13 +2,11 @@
 //! durably committed, idempotent per `batch_id`, all-or-nothing validation.
 //! `GET /v1/spend` (either token): cost, baseline and savings report.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::Deserialize;
 
-use super::body::{body, ident, json, query, short};
+use super::body::{ident, query, short, JsonBody};
 use crate::auth::{AnyRole, Gateway};
 use crate::error::ApiError;
 use crate::metrics::inc;
@@ -48,7 +46,7 @@ struct EventBody {
 }
 
 #[derive(Deserialize)]
-struct BatchBody {
+pub struct BatchBody {
     batch_id: String,
     gateway_id: String,
     events: Vec<EventBody>,
@@ -115,10 +113,10 @@ fn validate(b: BatchBody, state: &AppState, now: i64) -> Result<SpendBatch, ApiE
 pub async fn ingest(
     _: Gateway,
     State(state): State<AppState>,
-    raw: Result<Bytes, BytesRejection>,
+    JsonBody(b): JsonBody<BatchBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let now = state.now_ms();
-    let batch = validate(json(&body(raw)?)?, &state, now)?;
+    let batch = validate(b, &state, now)?;
     let cost: i64 = batch.events.iter().map(|e| e.cost_micros).sum();
     let batch_id = batch.batch_id.clone();
     let out = state.store.ingest(batch, now).await?;
