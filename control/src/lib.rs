@@ -9,6 +9,7 @@ pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod ledger;
 pub mod metrics;
 pub mod model;
 pub mod money;

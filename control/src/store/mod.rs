@@ -102,24 +102,6 @@ pub fn new_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
-/// Sums events per (tenant, service, day window) so a batch touches few
-/// aggregate rows. `offset` gives each tenant's UTC offset.
-pub fn day_buckets(
-    batch: &SpendBatch,
-    offset: impl Fn(&str) -> i32,
-) -> std::collections::BTreeMap<(String, String, i64), (i64, i64)> {
-    let mut out = std::collections::BTreeMap::new();
-    for e in &batch.events {
-        let day = crate::window::day_start(e.ts_ms, offset(&e.tenant));
-        let slot = out
-            .entry((e.tenant.clone(), e.service.clone(), day))
-            .or_insert((0_i64, 0_i64));
-        slot.0 += e.cost_micros;
-        slot.1 += e.baseline_micros;
-    }
-    out
-}
-
 /// A spend report's query for both dialects. The key is `'total'`, a
 /// column, or a time bucket's start: `ts_ms` less its (euclidean) remainder
 /// at the offset, which SQLite and PostgreSQL compute alike (both truncate

@@ -9,6 +9,7 @@ use tokio_postgres::{IsolationLevel, NoTls};
 use super::postgres_reads as r;
 use super::postgres_sql as q;
 use super::{Store, StoreError, StoreResult};
+use crate::ledger;
 use crate::model::{
     Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind, ReportQuery,
     ReportRow, Snapshot, SpendBatch, TenantState,
@@ -91,27 +92,29 @@ impl Store for PostgresStore {
     }
 
     async fn put_budget(&self, budget: Budget, now_ms: i64) -> StoreResult<TenantState> {
-        in_tx!(self, RC, |t| q::put_budget(&t, &budget, now_ms).await?)
+        in_tx!(self, RC, |t| ledger::put_budget(&*t, &budget, now_ms)
+            .await?)
     }
 
     async fn budgets(&self, tenant: Option<&str>, now_ms: i64) -> StoreResult<Vec<TenantState>> {
-        in_tx!(self, RR, |t| q::states(&t, tenant, now_ms).await?)
+        in_tx!(self, RR, |t| ledger::states(&*t, tenant, now_ms).await?)
     }
 
     async fn ingest(&self, batch: SpendBatch, now_ms: i64) -> StoreResult<IngestOutcome> {
-        in_tx!(self, RC, |t| q::ingest(&t, &batch, now_ms).await?)
+        in_tx!(self, RC, |t| ledger::ingest(&*t, &batch, now_ms).await?)
     }
 
     async fn grant(&self, req: AllowanceRequest, now_ms: i64) -> StoreResult<Allowance> {
-        in_tx!(self, RC, |t| q::grant(&t, &req, now_ms).await?)
+        in_tx!(self, RC, |t| ledger::grant(&*t, &req, now_ms).await?)
     }
 
     async fn release(&self, allowance_id: &str, now_ms: i64) -> StoreResult<i64> {
-        in_tx!(self, RC, |t| q::release(&t, allowance_id, now_ms).await?)
+        in_tx!(self, RC, |t| ledger::release(&*t, allowance_id, now_ms)
+            .await?)
     }
 
     async fn expire_leases(&self, now_ms: i64) -> StoreResult<u64> {
-        in_tx!(self, RC, |t| q::expire(&t, now_ms).await?)
+        in_tx!(self, RC, |t| ledger::expire(&*t, now_ms).await?)
     }
 
     async fn version(&self) -> StoreResult<i64> {
@@ -127,7 +130,7 @@ impl Store for PostgresStore {
         in_tx!(self, RR, |t| Snapshot {
             version: q::version(&t).await?.to_string(),
             generated_at_ms: now_ms,
-            tenants: q::states(&t, None, now_ms).await?,
+            tenants: ledger::states(&*t, None, now_ms).await?,
             purges: r::purges(&t).await?,
         })
     }

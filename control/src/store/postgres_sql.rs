@@ -1,18 +1,15 @@
-//! PostgreSQL schema and the queries the PostgreSQL store runs inside the
-//! caller's transaction. Writes that touch a tenant's budget math take the
-//! tenant's advisory transaction lock first, so grants and spend reports for
-//! one tenant are serialized across every replica sharing the database.
-
-use std::collections::HashMap;
+//! PostgreSQL schema and the ledger's primitive queries in PostgreSQL's
+//! dialect, run inside the caller's transaction; the rules are in
+//! `crate::ledger`. `lock_tenant` takes the tenant's advisory transaction
+//! lock, so grants and spend reports for one tenant are serialized across
+//! every replica sharing the database.
 
 use tokio_postgres::Transaction;
 
-use super::{day_buckets, new_id, StoreError, StoreResult};
-use crate::budget::{crossings, state, Usage};
-use crate::model::{
-    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, SpendBatch, TenantState,
-};
-use crate::window::{day_start, month_bounds};
+use super::{soft_percent, StoreError, StoreResult};
+use crate::budget::Crossing;
+use crate::ledger::{LeaseRow, LedgerTx};
+use crate::model::{AllowanceRequest, Budget, SpendBatch, SpendEvent};
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BIGINT NOT NULL);
@@ -57,16 +54,6 @@ pub fn err(e: tokio_postgres::Error) -> StoreError {
 
 type Tx<'a> = Transaction<'a>;
 
-pub async fn lock_tenant(t: &Tx<'_>, tenant: &str) -> StoreResult<()> {
-    t.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
-        &[&tenant],
-    )
-    .await
-    .map_err(err)?;
-    Ok(())
-}
-
 pub async fn bump_version(t: &Tx<'_>) -> StoreResult<()> {
     t.execute("UPDATE meta SET v = v + 1 WHERE k = 'version'", &[])
         .await
@@ -82,269 +69,206 @@ pub async fn version(t: &Tx<'_>) -> StoreResult<i64> {
     Ok(row.get(0))
 }
 
-async fn offset(t: &Tx<'_>, tenant: &str) -> StoreResult<i32> {
-    let row = t
-        .query_opt(
-            "SELECT utc_offset_minutes FROM tenants WHERE tenant = $1",
+impl LedgerTx for Transaction<'_> {
+    async fn lock_tenant(&self, tenant: &str) -> StoreResult<()> {
+        self.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
             &[&tenant],
         )
         .await
         .map_err(err)?;
-    Ok(row.map_or(0, |r| r.get(0)))
-}
-
-async fn budget_rows(t: &Tx<'_>, tenant: Option<&str>) -> StoreResult<Vec<Budget>> {
-    let rows = t
-        .query(
-            "SELECT b.tenant, b.service, b.daily_micros, b.monthly_micros, b.soft_percent,
-                    COALESCE(t.utc_offset_minutes, 0)
-             FROM budgets b LEFT JOIN tenants t ON t.tenant = b.tenant
-             WHERE $1::TEXT IS NULL OR b.tenant = $1 ORDER BY b.tenant, b.service",
-            &[&tenant],
-        )
-        .await
-        .map_err(err)?;
-    Ok(rows
-        .iter()
-        .map(|r| Budget {
-            tenant: r.get(0),
-            service: r.get(1),
-            daily_limit_micros: r.get(2),
-            monthly_limit_micros: r.get(3),
-            soft_limit_percent: super::soft_percent(r.get::<_, i32>(4).into()),
-            utc_offset_minutes: r.get(5),
-        })
-        .collect())
-}
-
-async fn spent(t: &Tx<'_>, b: &Budget, from: i64, to: i64) -> StoreResult<i64> {
-    let row = t
-        .query_one(
-            "SELECT COALESCE(SUM(cost_micros), 0)::BIGINT FROM daily_spend WHERE tenant = $1
-             AND ($2 = '' OR service = $2) AND day_start_ms >= $3 AND day_start_ms < $4",
-            &[&b.tenant, &b.service, &from, &to],
-        )
-        .await
-        .map_err(err)?;
-    Ok(row.get(0))
-}
-
-async fn usage(t: &Tx<'_>, b: &Budget, now: i64) -> StoreResult<Usage> {
-    let day = day_start(now, b.utc_offset_minutes);
-    let (ms, me) = month_bounds(now, b.utc_offset_minutes);
-    let row = t
-        .query_one(
-            "SELECT COALESCE(SUM(granted_micros - settled_micros), 0)::BIGINT FROM leases
-             WHERE tenant = $1 AND status = 'open' AND expires_ms > $3 AND ($2 = '' OR service = $2)",
-            &[&b.tenant, &b.service, &now],
-        )
-        .await
-        .map_err(err)?;
-    Ok(Usage {
-        day_spent: spent(t, b, day, day + 1).await?,
-        month_spent: spent(t, b, ms, me).await?,
-        outstanding: row.get(0),
-    })
-}
-
-pub async fn states(t: &Tx<'_>, tenant: Option<&str>, now: i64) -> StoreResult<Vec<TenantState>> {
-    let mut out = Vec::new();
-    for b in budget_rows(t, tenant).await? {
-        let u = usage(t, &b, now).await?;
-        out.push(state(&b, u, now));
+        Ok(())
     }
-    Ok(out)
-}
 
-pub async fn put_budget(t: &Tx<'_>, b: &Budget, now: i64) -> StoreResult<TenantState> {
-    lock_tenant(t, &b.tenant).await?;
-    t.execute(
-        "INSERT INTO tenants (tenant, utc_offset_minutes) VALUES ($1, $2)
-         ON CONFLICT (tenant) DO UPDATE SET utc_offset_minutes = excluded.utc_offset_minutes",
-        &[&b.tenant, &b.utc_offset_minutes],
-    )
-    .await
-    .map_err(err)?;
-    t.execute(
-        "INSERT INTO budgets (tenant, service, daily_micros, monthly_micros, soft_percent, updated_ms)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, service) DO UPDATE SET
-         daily_micros = excluded.daily_micros, monthly_micros = excluded.monthly_micros,
-         soft_percent = excluded.soft_percent, updated_ms = excluded.updated_ms",
-        &[&b.tenant, &b.service, &b.daily_limit_micros, &b.monthly_limit_micros, &i32::from(b.soft_limit_percent), &now],
-    )
-    .await
-    .map_err(err)?;
-    bump_version(t).await?;
-    let u = usage(t, b, now).await?;
-    Ok(state(b, u, now))
-}
-
-pub async fn ingest(t: &Tx<'_>, batch: &SpendBatch, now: i64) -> StoreResult<IngestOutcome> {
-    let mut tenants: Vec<&str> = batch.events.iter().map(|e| e.tenant.as_str()).collect();
-    tenants.sort_unstable();
-    tenants.dedup();
-    for tenant in &tenants {
-        lock_tenant(t, tenant).await?;
+    async fn budget_rows(&self, tenant: Option<&str>) -> StoreResult<Vec<Budget>> {
+        let rows = self
+            .query(
+                "SELECT b.tenant, b.service, b.daily_micros, b.monthly_micros, b.soft_percent,
+                        COALESCE(t.utc_offset_minutes, 0)
+                 FROM budgets b LEFT JOIN tenants t ON t.tenant = b.tenant
+                 WHERE $1::TEXT IS NULL OR b.tenant = $1 ORDER BY b.tenant, b.service",
+                &[&tenant],
+            )
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| Budget {
+                tenant: r.get(0),
+                service: r.get(1),
+                daily_limit_micros: r.get(2),
+                monthly_limit_micros: r.get(3),
+                soft_limit_percent: soft_percent(r.get::<_, i32>(4).into()),
+                utc_offset_minutes: r.get(5),
+            })
+            .collect())
     }
-    let n = t
-        .execute(
-            "INSERT INTO batches (batch_id, gateway_id, received_ms, events) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
-            &[&batch.batch_id, &batch.gateway_id, &now, &(batch.events.len() as i32)],
+
+    async fn tenant_offset(&self, tenant: &str) -> StoreResult<i32> {
+        let row = self
+            .query_opt(
+                "SELECT utc_offset_minutes FROM tenants WHERE tenant = $1",
+                &[&tenant],
+            )
+            .await
+            .map_err(err)?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    async fn sum_spent(&self, b: &Budget, from: i64, to: i64) -> StoreResult<i64> {
+        let row = self
+            .query_one(
+                "SELECT COALESCE(SUM(cost_micros), 0)::BIGINT FROM daily_spend WHERE tenant = $1
+                 AND ($2 = '' OR service = $2) AND day_start_ms >= $3 AND day_start_ms < $4",
+                &[&b.tenant, &b.service, &from, &to],
+            )
+            .await
+            .map_err(err)?;
+        Ok(row.get(0))
+    }
+
+    async fn sum_outstanding(&self, b: &Budget, now: i64) -> StoreResult<i64> {
+        let row = self
+            .query_one(
+                "SELECT COALESCE(SUM(granted_micros - settled_micros), 0)::BIGINT FROM leases
+                 WHERE tenant = $1 AND status = 'open' AND expires_ms > $3 AND ($2 = '' OR service = $2)",
+                &[&b.tenant, &b.service, &now],
+            )
+            .await
+            .map_err(err)?;
+        Ok(row.get(0))
+    }
+
+    async fn upsert_budget(&self, b: &Budget, now: i64) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO tenants (tenant, utc_offset_minutes) VALUES ($1, $2)
+             ON CONFLICT (tenant) DO UPDATE SET utc_offset_minutes = excluded.utc_offset_minutes",
+            &[&b.tenant, &b.utc_offset_minutes],
         )
         .await
         .map_err(err)?;
-    if n == 0 {
-        return Ok(IngestOutcome {
-            duplicate: true,
-            events: batch.events.len(),
-            fired: vec![],
-        });
+        self.execute(
+            "INSERT INTO budgets (tenant, service, daily_micros, monthly_micros, soft_percent, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, service) DO UPDATE SET
+             daily_micros = excluded.daily_micros, monthly_micros = excluded.monthly_micros,
+             soft_percent = excluded.soft_percent, updated_ms = excluded.updated_ms",
+            &[&b.tenant, &b.service, &b.daily_limit_micros, &b.monthly_limit_micros, &i32::from(b.soft_limit_percent), &now],
+        )
+        .await
+        .map_err(err)?;
+        Ok(())
     }
-    let ev = &batch.events;
-    let col = |f: fn(&crate::model::SpendEvent) -> &String| ev.iter().map(f).collect::<Vec<_>>();
-    let (tn, sv, rt, pv, st) = (
-        col(|e| &e.tenant),
-        col(|e| &e.service),
-        col(|e| &e.route),
-        col(|e| &e.provider),
-        col(|e| &e.strategy),
-    );
-    let cost: Vec<i64> = ev.iter().map(|e| e.cost_micros).collect();
-    let base: Vec<i64> = ev.iter().map(|e| e.baseline_micros).collect();
-    let ts: Vec<i64> = ev.iter().map(|e| e.ts_ms).collect();
-    let al: Vec<Option<&str>> = ev.iter().map(|e| e.allowance_id.as_deref()).collect();
-    let count: Vec<i64> = ev.iter().map(|e| e.count).collect();
-    t.execute(
-        "INSERT INTO events (batch_id, tenant, service, route, provider, strategy, cost_micros,
-         baseline_micros, ts_ms, allowance_id, count)
-         SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
-                                  $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::BIGINT[])",
-        &[
-            &batch.batch_id,
-            &tn,
-            &sv,
-            &rt,
-            &pv,
-            &st,
-            &cost,
-            &base,
-            &ts,
-            &al,
-            &count,
-        ],
-    )
-    .await
-    .map_err(err)?;
-    for e in ev.iter().filter(|e| e.allowance_id.is_some()) {
-        t.execute(
+
+    async fn insert_batch(&self, batch: &SpendBatch, now: i64) -> StoreResult<bool> {
+        let n = self
+            .execute(
+                "INSERT INTO batches (batch_id, gateway_id, received_ms, events) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[&batch.batch_id, &batch.gateway_id, &now, &(batch.events.len() as i32)],
+            )
+            .await
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    async fn insert_events(&self, batch: &SpendBatch) -> StoreResult<()> {
+        // One statement for the whole batch: columns as arrays.
+        let ev = &batch.events;
+        let col = |f: fn(&SpendEvent) -> &String| ev.iter().map(f).collect::<Vec<_>>();
+        let (tn, sv, rt, pv, st) = (
+            col(|e| &e.tenant),
+            col(|e| &e.service),
+            col(|e| &e.route),
+            col(|e| &e.provider),
+            col(|e| &e.strategy),
+        );
+        let cost: Vec<i64> = ev.iter().map(|e| e.cost_micros).collect();
+        let base: Vec<i64> = ev.iter().map(|e| e.baseline_micros).collect();
+        let ts: Vec<i64> = ev.iter().map(|e| e.ts_ms).collect();
+        let al: Vec<Option<&str>> = ev.iter().map(|e| e.allowance_id.as_deref()).collect();
+        let count: Vec<i64> = ev.iter().map(|e| e.count).collect();
+        self.execute(
+            "INSERT INTO events (batch_id, tenant, service, route, provider, strategy, cost_micros,
+             baseline_micros, ts_ms, allowance_id, count)
+             SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                                      $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::BIGINT[])",
+            &[&batch.batch_id, &tn, &sv, &rt, &pv, &st, &cost, &base, &ts, &al, &count],
+        )
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn settle(&self, lease: &str, tenant: &str, cost: i64, now: i64) -> StoreResult<()> {
+        self.execute(
             "UPDATE leases SET settled_micros = LEAST(granted_micros, settled_micros + $1)
              WHERE id = $2 AND tenant = $3 AND status = 'open' AND expires_ms > $4",
-            &[&e.cost_micros, &e.allowance_id, &e.tenant, &now],
+            &[&cost, &lease, &tenant, &now],
         )
         .await
         .map_err(err)?;
+        Ok(())
     }
-    let mut offsets: HashMap<String, i32> = HashMap::new();
-    for tenant in &tenants {
-        offsets.insert((*tenant).to_owned(), offset(t, tenant).await?);
-    }
-    let buckets = day_buckets(batch, |x| offsets.get(x).copied().unwrap_or(0));
-    for ((tenant, service, day), (c, b)) in &buckets {
-        t.execute(
+
+    async fn add_daily(
+        &self,
+        (tenant, service, day): &(String, String, i64),
+        cost: i64,
+        base: i64,
+    ) -> StoreResult<()> {
+        self.execute(
             "INSERT INTO daily_spend (tenant, service, day_start_ms, cost_micros, baseline_micros)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, service, day_start_ms) DO UPDATE SET
              cost_micros = daily_spend.cost_micros + excluded.cost_micros,
              baseline_micros = daily_spend.baseline_micros + excluded.baseline_micros",
-            &[tenant, service, day, c, b],
+            &[tenant, service, day, &cost, &base],
         )
         .await
         .map_err(err)?;
+        Ok(())
     }
-    let mut fired = Vec::new();
-    let mut budgets: HashMap<String, Vec<Budget>> = HashMap::new();
-    for (tenant, service, day) in buckets.keys() {
-        if !budgets.contains_key(tenant) {
-            budgets.insert(tenant.clone(), budget_rows(t, Some(tenant)).await?);
-        }
-        let applicable = budgets.get(tenant).into_iter().flatten();
-        for b in applicable.filter(|b| b.service.is_empty() || &b.service == service) {
-            let (ms, me) = month_bounds(*day, b.utc_offset_minutes);
-            let (ds, msp) = (
-                spent(t, b, *day, day + 1).await?,
-                spent(t, b, ms, me).await?,
-            );
-            for x in crossings(b, *day, ds, msp) {
-                let row = t
-                    .query_opt(
-                        "INSERT INTO alerts (tenant, service, \"window\", window_start_ms, level,
-                         spent_micros, limit_micros, fired_ms, delivered, attempts)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, 0)
-                         ON CONFLICT DO NOTHING RETURNING id",
-                        &[
-                            &b.tenant,
-                            &b.service,
-                            &x.window,
-                            &x.window_start_ms,
-                            &x.level,
-                            &x.spent,
-                            &x.limit,
-                            &now,
-                        ],
-                    )
-                    .await
-                    .map_err(err)?;
-                if let Some(row) = row {
-                    fired.push(Alert {
-                        id: row.get(0),
-                        tenant: b.tenant.clone(),
-                        service: b.service.clone(),
-                        window: x.window.into(),
-                        window_start_ms: x.window_start_ms,
-                        level: x.level.into(),
-                        spent_micros: x.spent,
-                        limit_micros: x.limit,
-                        fired_at_ms: now,
-                        delivered: false,
-                        attempts: 0,
-                    });
-                }
-            }
-        }
-    }
-    bump_version(t).await?;
-    Ok(IngestOutcome {
-        duplicate: false,
-        events: batch.events.len(),
-        fired,
-    })
-}
 
-pub async fn grant(t: &Tx<'_>, req: &AllowanceRequest, now: i64) -> StoreResult<Allowance> {
-    lock_tenant(t, &req.tenant).await?;
-    let applicable: Vec<Budget> = budget_rows(t, Some(&req.tenant))
-        .await?
-        .into_iter()
-        .filter(|b| b.service.is_empty() || b.service == req.service)
-        .collect();
-    let mut left: Option<i64> = None;
-    for b in &applicable {
-        let r = crate::budget::remaining(b, usage(t, b, now).await?);
-        left = Some(left.map_or(r, |l: i64| l.min(r)));
+    async fn insert_alert_if_new(
+        &self,
+        b: &Budget,
+        x: &Crossing,
+        now: i64,
+    ) -> StoreResult<Option<i64>> {
+        let row = self
+            .query_opt(
+                "INSERT INTO alerts (tenant, service, \"window\", window_start_ms, level,
+                 spent_micros, limit_micros, fired_ms, delivered, attempts)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, 0)
+                 ON CONFLICT DO NOTHING RETURNING id",
+                &[
+                    &b.tenant,
+                    &b.service,
+                    &x.window,
+                    &x.window_start_ms,
+                    &x.level,
+                    &x.spent,
+                    &x.limit,
+                    &now,
+                ],
+            )
+            .await
+            .map_err(err)?;
+        Ok(row.map(|r| r.get(0)))
     }
-    let granted = match left {
-        Some(l) => req.want_micros.min(l.max(0)),
-        None => req.want_micros,
-    };
-    let expires = now + req.ttl_ms;
-    let mut id = None;
-    if granted > 0 {
-        let lease = new_id();
-        t.execute(
+
+    async fn insert_lease(
+        &self,
+        id: &str,
+        req: &AllowanceRequest,
+        granted: i64,
+        now: i64,
+        expires: i64,
+    ) -> StoreResult<()> {
+        self.execute(
             "INSERT INTO leases (id, tenant, service, gateway_id, granted_micros, settled_micros,
              created_ms, expires_ms, status) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, 'open')",
             &[
-                &lease,
+                &id,
                 &req.tenant,
                 &req.service,
                 &req.gateway_id,
@@ -355,55 +279,44 @@ pub async fn grant(t: &Tx<'_>, req: &AllowanceRequest, now: i64) -> StoreResult<
         )
         .await
         .map_err(err)?;
-        bump_version(t).await?;
-        id = Some(lease);
+        Ok(())
     }
-    Ok(Allowance {
-        allowance_id: id,
-        tenant: req.tenant.clone(),
-        service: req.service.clone(),
-        gateway_id: req.gateway_id.clone(),
-        granted_micros: granted,
-        expires_at_ms: expires,
-        remaining_micros: left.map(|l| (l - granted).max(0)),
-    })
-}
 
-pub async fn release(t: &Tx<'_>, id: &str, now: i64) -> StoreResult<i64> {
-    let row = t
-        .query_opt(
-            "SELECT granted_micros - settled_micros, status, expires_ms FROM leases WHERE id = $1 FOR UPDATE",
+    async fn lease(&self, id: &str) -> StoreResult<Option<LeaseRow>> {
+        let row = self
+            .query_opt(
+                "SELECT granted_micros - settled_micros, status, expires_ms FROM leases WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await
+            .map_err(err)?;
+        Ok(row.map(|r| LeaseRow {
+            unused: r.get(0),
+            status: r.get(1),
+            expires_ms: r.get(2),
+        }))
+    }
+
+    async fn mark_released(&self, id: &str) -> StoreResult<()> {
+        self.execute(
+            "UPDATE leases SET status = 'released' WHERE id = $1",
             &[&id],
         )
         .await
         .map_err(err)?;
-    let Some(row) = row else {
-        return Err(StoreError::NotFound("allowance"));
-    };
-    let (unused, status, expires): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
-    if status != "open" || expires <= now {
-        return Ok(0);
+        Ok(())
     }
-    t.execute(
-        "UPDATE leases SET status = 'released' WHERE id = $1",
-        &[&id],
-    )
-    .await
-    .map_err(err)?;
-    bump_version(t).await?;
-    Ok(unused)
-}
 
-pub async fn expire(t: &Tx<'_>, now: i64) -> StoreResult<u64> {
-    let n = t
-        .execute(
+    async fn mark_expired(&self, now: i64) -> StoreResult<u64> {
+        self.execute(
             "UPDATE leases SET status = 'expired' WHERE status = 'open' AND expires_ms <= $1",
             &[&now],
         )
         .await
-        .map_err(err)?;
-    if n > 0 {
-        bump_version(t).await?;
+        .map_err(err)
     }
-    Ok(n)
+
+    async fn bump_version(&self) -> StoreResult<()> {
+        bump_version(self).await
+    }
 }

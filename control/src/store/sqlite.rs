@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use super::sqlite_reads as r;
 use super::sqlite_sql as q;
 use super::{Store, StoreError, StoreResult};
+use crate::ledger;
 use crate::model::{
     Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, PurgeEntry, PurgeKind, ReportQuery,
     ReportRow, Snapshot, SpendBatch, TenantState,
@@ -30,6 +31,25 @@ type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Done + Send>;
 
 const MAX_GROUP: usize = 256;
+
+/// Runs a ledger step on a SQLite connection to completion. SQLite's
+/// `LedgerTx` methods never await (rusqlite is synchronous), so the future
+/// is ready at its first poll; one that is not would be a bug, answered as
+/// an error rather than a hang.
+fn now<T>(step: impl std::future::Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(Arc::new(Noop));
+    let mut cx = std::task::Context::from_waker(&waker);
+    match std::pin::pin!(step).as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => Err(StoreError::Backend(
+            "a sqlite ledger step awaited something".into(),
+        )),
+    }
+}
 
 pub struct SqliteStore {
     writer: Mutex<mpsc::Sender<Job>>,
@@ -168,30 +188,34 @@ impl Store for SqliteStore {
     }
 
     async fn put_budget(&self, budget: Budget, now_ms: i64) -> StoreResult<TenantState> {
-        self.write(move |c| q::put_budget(c, &budget, now_ms)).await
+        self.write(move |c| now(ledger::put_budget(c, &budget, now_ms)))
+            .await
     }
 
     async fn budgets(&self, tenant: Option<&str>, now_ms: i64) -> StoreResult<Vec<TenantState>> {
         let tenant = tenant.map(str::to_owned);
-        self.read(move |c| q::states(c, tenant.as_deref(), now_ms))
+        self.read(move |c| now(ledger::states(c, tenant.as_deref(), now_ms)))
             .await
     }
 
     async fn ingest(&self, batch: SpendBatch, now_ms: i64) -> StoreResult<IngestOutcome> {
-        self.write(move |c| q::ingest(c, &batch, now_ms)).await
+        self.write(move |c| now(ledger::ingest(c, &batch, now_ms)))
+            .await
     }
 
     async fn grant(&self, req: AllowanceRequest, now_ms: i64) -> StoreResult<Allowance> {
-        self.write(move |c| q::grant(c, &req, now_ms)).await
+        self.write(move |c| now(ledger::grant(c, &req, now_ms)))
+            .await
     }
 
     async fn release(&self, allowance_id: &str, now_ms: i64) -> StoreResult<i64> {
         let id = allowance_id.to_owned();
-        self.write(move |c| q::release(c, &id, now_ms)).await
+        self.write(move |c| now(ledger::release(c, &id, now_ms)))
+            .await
     }
 
     async fn expire_leases(&self, now_ms: i64) -> StoreResult<u64> {
-        self.write(move |c| q::expire(c, now_ms)).await
+        self.write(move |c| now(ledger::expire(c, now_ms))).await
     }
 
     async fn version(&self) -> StoreResult<i64> {
@@ -203,7 +227,7 @@ impl Store for SqliteStore {
             Ok(Snapshot {
                 version: q::version(c)?.to_string(),
                 generated_at_ms: now_ms,
-                tenants: q::states(c, None, now_ms)?,
+                tenants: now(ledger::states(c, None, now_ms))?,
                 purges: r::purges(c)?,
             })
         })

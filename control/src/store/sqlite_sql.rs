@@ -1,16 +1,14 @@
-//! SQLite schema and the synchronous queries the SQLite store runs, each on
-//! a connection that is already inside the caller's transaction.
-
-use std::collections::HashMap;
+//! SQLite schema and the ledger's primitive queries in SQLite's dialect,
+//! each on a connection already inside the caller's transaction. The rules
+//! are in `crate::ledger`. These never await anything: the store runs them
+//! on its writer thread with `sqlite::now`.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{day_buckets, new_id, StoreError, StoreResult};
-use crate::budget::{crossings, state, Usage};
-use crate::model::{
-    Alert, Allowance, AllowanceRequest, Budget, IngestOutcome, SpendBatch, TenantState,
-};
-use crate::window::{day_start, month_bounds};
+use super::{soft_percent, StoreError, StoreResult};
+use crate::budget::Crossing;
+use crate::ledger::{LeaseRow, LedgerTx};
+use crate::model::{AllowanceRequest, Budget, SpendBatch};
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
@@ -78,120 +76,97 @@ pub fn version(c: &Connection) -> StoreResult<i64> {
         .map_err(err)
 }
 
-fn offset(c: &Connection, tenant: &str) -> StoreResult<i32> {
-    let v = c
-        .prepare_cached("SELECT utc_offset_minutes FROM tenants WHERE tenant = ?1")
-        .and_then(|mut s| s.query_row([tenant], |r| r.get(0)).optional())
-        .map_err(err)?;
-    Ok(v.unwrap_or(0))
-}
+impl LedgerTx for Connection {
+    async fn lock_tenant(&self, _tenant: &str) -> StoreResult<()> {
+        // One writer thread runs every write: already serialized.
+        Ok(())
+    }
 
-fn budget_rows(c: &Connection, tenant: Option<&str>) -> StoreResult<Vec<Budget>> {
-    let mut s = c
-        .prepare_cached(
-            "SELECT b.tenant, b.service, b.daily_micros, b.monthly_micros, b.soft_percent,
-                    COALESCE(t.utc_offset_minutes, 0)
-             FROM budgets b LEFT JOIN tenants t ON t.tenant = b.tenant
-             WHERE ?1 IS NULL OR b.tenant = ?1 ORDER BY b.tenant, b.service",
-        )
-        .map_err(err)?;
-    let rows = s
-        .query_map([tenant], |r| {
-            Ok(Budget {
-                tenant: r.get(0)?,
-                service: r.get(1)?,
-                daily_limit_micros: r.get(2)?,
-                monthly_limit_micros: r.get(3)?,
-                soft_limit_percent: super::soft_percent(r.get(4)?),
-                utc_offset_minutes: r.get(5)?,
+    async fn budget_rows(&self, tenant: Option<&str>) -> StoreResult<Vec<Budget>> {
+        let mut s = self
+            .prepare_cached(
+                "SELECT b.tenant, b.service, b.daily_micros, b.monthly_micros, b.soft_percent,
+                        COALESCE(t.utc_offset_minutes, 0)
+                 FROM budgets b LEFT JOIN tenants t ON t.tenant = b.tenant
+                 WHERE ?1 IS NULL OR b.tenant = ?1 ORDER BY b.tenant, b.service",
+            )
+            .map_err(err)?;
+        let rows = s
+            .query_map([tenant], |r| {
+                Ok(Budget {
+                    tenant: r.get(0)?,
+                    service: r.get(1)?,
+                    daily_limit_micros: r.get(2)?,
+                    monthly_limit_micros: r.get(3)?,
+                    soft_limit_percent: soft_percent(r.get(4)?),
+                    utc_offset_minutes: r.get(5)?,
+                })
             })
-        })
-        .map_err(err)?;
-    rows.collect::<Result<_, _>>().map_err(err)
-}
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
 
-fn spent(c: &Connection, b: &Budget, from: i64, to: i64) -> StoreResult<i64> {
-    c.prepare_cached(
-        "SELECT COALESCE(SUM(cost_micros), 0) FROM daily_spend WHERE tenant = ?1
-         AND (?2 = '' OR service = ?2) AND day_start_ms >= ?3 AND day_start_ms < ?4",
-    )
-    .and_then(|mut s| s.query_row(params![b.tenant, b.service, from, to], |r| r.get(0)))
-    .map_err(err)
-}
+    async fn tenant_offset(&self, tenant: &str) -> StoreResult<i32> {
+        let v = self
+            .prepare_cached("SELECT utc_offset_minutes FROM tenants WHERE tenant = ?1")
+            .and_then(|mut s| s.query_row([tenant], |r| r.get(0)).optional())
+            .map_err(err)?;
+        Ok(v.unwrap_or(0))
+    }
 
-fn usage(c: &Connection, b: &Budget, now: i64) -> StoreResult<Usage> {
-    let day = day_start(now, b.utc_offset_minutes);
-    let (ms, me) = month_bounds(now, b.utc_offset_minutes);
-    let outstanding: i64 = c
-        .prepare_cached(
+    async fn sum_spent(&self, b: &Budget, from: i64, to: i64) -> StoreResult<i64> {
+        self.prepare_cached(
+            "SELECT COALESCE(SUM(cost_micros), 0) FROM daily_spend WHERE tenant = ?1
+             AND (?2 = '' OR service = ?2) AND day_start_ms >= ?3 AND day_start_ms < ?4",
+        )
+        .and_then(|mut s| s.query_row(params![b.tenant, b.service, from, to], |r| r.get(0)))
+        .map_err(err)
+    }
+
+    async fn sum_outstanding(&self, b: &Budget, now: i64) -> StoreResult<i64> {
+        self.prepare_cached(
             "SELECT COALESCE(SUM(granted_micros - settled_micros), 0) FROM leases
              WHERE tenant = ?1 AND status = 'open' AND expires_ms > ?3
              AND (?2 = '' OR service = ?2)",
         )
         .and_then(|mut s| s.query_row(params![b.tenant, b.service, now], |r| r.get(0)))
-        .map_err(err)?;
-    Ok(Usage {
-        day_spent: spent(c, b, day, day + 1)?,
-        month_spent: spent(c, b, ms, me)?,
-        outstanding,
-    })
-}
-
-pub fn states(c: &Connection, tenant: Option<&str>, now: i64) -> StoreResult<Vec<TenantState>> {
-    let mut out = Vec::new();
-    for b in budget_rows(c, tenant)? {
-        let u = usage(c, &b, now)?;
-        out.push(state(&b, u, now));
+        .map_err(err)
     }
-    Ok(out)
-}
 
-pub fn put_budget(c: &Connection, b: &Budget, now: i64) -> StoreResult<TenantState> {
-    c.execute(
-        "INSERT INTO tenants (tenant, utc_offset_minutes) VALUES (?1, ?2)
-         ON CONFLICT (tenant) DO UPDATE SET utc_offset_minutes = excluded.utc_offset_minutes",
-        params![b.tenant, b.utc_offset_minutes],
-    )
-    .map_err(err)?;
-    c.execute(
-        "INSERT INTO budgets (tenant, service, daily_micros, monthly_micros, soft_percent, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant, service) DO UPDATE SET
-         daily_micros = excluded.daily_micros, monthly_micros = excluded.monthly_micros,
-         soft_percent = excluded.soft_percent, updated_ms = excluded.updated_ms",
-        params![b.tenant, b.service, b.daily_limit_micros, b.monthly_limit_micros, b.soft_limit_percent, now],
-    )
-    .map_err(err)?;
-    bump_version(c)?;
-    let u = usage(c, b, now)?;
-    Ok(state(b, u, now))
-}
-
-pub fn ingest(c: &Connection, batch: &SpendBatch, now: i64) -> StoreResult<IngestOutcome> {
-    let fresh = c
-        .prepare_cached(
-            "INSERT OR IGNORE INTO batches (batch_id, gateway_id, received_ms, events) VALUES (?1, ?2, ?3, ?4)",
+    async fn upsert_budget(&self, b: &Budget, now: i64) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO tenants (tenant, utc_offset_minutes) VALUES (?1, ?2)
+             ON CONFLICT (tenant) DO UPDATE SET utc_offset_minutes = excluded.utc_offset_minutes",
+            params![b.tenant, b.utc_offset_minutes],
         )
-        .and_then(|mut s| s.execute(params![batch.batch_id, batch.gateway_id, now, batch.events.len()]))
         .map_err(err)?;
-    if fresh == 0 {
-        return Ok(IngestOutcome {
-            duplicate: true,
-            events: batch.events.len(),
-            fired: vec![],
-        });
+        self.execute(
+            "INSERT INTO budgets (tenant, service, daily_micros, monthly_micros, soft_percent, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant, service) DO UPDATE SET
+             daily_micros = excluded.daily_micros, monthly_micros = excluded.monthly_micros,
+             soft_percent = excluded.soft_percent, updated_ms = excluded.updated_ms",
+            params![b.tenant, b.service, b.daily_limit_micros, b.monthly_limit_micros, b.soft_limit_percent, now],
+        )
+        .map_err(err)?;
+        Ok(())
     }
-    {
-        let mut ins = c
+
+    async fn insert_batch(&self, batch: &SpendBatch, now: i64) -> StoreResult<bool> {
+        let n = self
+            .prepare_cached(
+                "INSERT OR IGNORE INTO batches (batch_id, gateway_id, received_ms, events) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![batch.batch_id, batch.gateway_id, now, batch.events.len()]))
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    async fn insert_events(&self, batch: &SpendBatch) -> StoreResult<()> {
+        let mut ins = self
             .prepare_cached(
                 "INSERT INTO events (batch_id, tenant, service, route, provider, strategy,
                  cost_micros, baseline_micros, ts_ms, allowance_id, count)
                  VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-            )
-            .map_err(err)?;
-        let mut settle = c
-            .prepare_cached(
-                "UPDATE leases SET settled_micros = MIN(granted_micros, settled_micros + ?1)
-                 WHERE id = ?2 AND tenant = ?3 AND status = 'open' AND expires_ms > ?4",
             )
             .map_err(err)?;
         for e in &batch.events {
@@ -209,102 +184,78 @@ pub fn ingest(c: &Connection, batch: &SpendBatch, now: i64) -> StoreResult<Inges
                 e.count
             ])
             .map_err(err)?;
-            if let Some(id) = &e.allowance_id {
-                settle
-                    .execute(params![e.cost_micros, id, e.tenant, now])
-                    .map_err(err)?;
-            }
         }
+        Ok(())
     }
-    let mut offsets: HashMap<String, i32> = HashMap::new();
-    for e in &batch.events {
-        if !offsets.contains_key(&e.tenant) {
-            offsets.insert(e.tenant.clone(), offset(c, &e.tenant)?);
-        }
+
+    async fn settle(&self, lease: &str, tenant: &str, cost: i64, now: i64) -> StoreResult<()> {
+        self.prepare_cached(
+            "UPDATE leases SET settled_micros = MIN(granted_micros, settled_micros + ?1)
+             WHERE id = ?2 AND tenant = ?3 AND status = 'open' AND expires_ms > ?4",
+        )
+        .and_then(|mut s| s.execute(params![cost, lease, tenant, now]))
+        .map_err(err)?;
+        Ok(())
     }
-    let buckets = day_buckets(batch, |t| offsets.get(t).copied().unwrap_or(0));
-    let mut up = c
-        .prepare_cached(
+
+    async fn add_daily(
+        &self,
+        (tenant, service, day): &(String, String, i64),
+        cost: i64,
+        base: i64,
+    ) -> StoreResult<()> {
+        self.prepare_cached(
             "INSERT INTO daily_spend (tenant, service, day_start_ms, cost_micros, baseline_micros)
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant, service, day_start_ms) DO UPDATE SET
              cost_micros = cost_micros + excluded.cost_micros,
              baseline_micros = baseline_micros + excluded.baseline_micros",
         )
+        .and_then(|mut s| s.execute(params![tenant, service, day, cost, base]))
         .map_err(err)?;
-    for ((tenant, service, day), (cost, base)) in &buckets {
-        up.execute(params![tenant, service, day, cost, base])
-            .map_err(err)?;
+        Ok(())
     }
-    let mut fired = Vec::new();
-    let mut budgets: HashMap<String, Vec<Budget>> = HashMap::new();
-    for (tenant, service, day) in buckets.keys() {
-        if !budgets.contains_key(tenant) {
-            budgets.insert(tenant.clone(), budget_rows(c, Some(tenant))?);
-        }
-        let applicable = budgets.get(tenant).into_iter().flatten();
-        for b in applicable.filter(|b| b.service.is_empty() || &b.service == service) {
-            let (ms, me) = month_bounds(*day, b.utc_offset_minutes);
-            let (ds, msp) = (spent(c, b, *day, day + 1)?, spent(c, b, ms, me)?);
-            for x in crossings(b, *day, ds, msp) {
-                let n = c
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO alerts (tenant, service, window, window_start_ms, level,
-                         spent_micros, limit_micros, fired_ms, delivered, attempts)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0)",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![b.tenant, b.service, x.window, x.window_start_ms, x.level, x.spent, x.limit, now])
-                    })
-                    .map_err(err)?;
-                if n == 1 {
-                    fired.push(Alert {
-                        id: c.last_insert_rowid(),
-                        tenant: b.tenant.clone(),
-                        service: b.service.clone(),
-                        window: x.window.into(),
-                        window_start_ms: x.window_start_ms,
-                        level: x.level.into(),
-                        spent_micros: x.spent,
-                        limit_micros: x.limit,
-                        fired_at_ms: now,
-                        delivered: false,
-                        attempts: 0,
-                    });
-                }
-            }
-        }
-    }
-    bump_version(c)?;
-    Ok(IngestOutcome {
-        duplicate: false,
-        events: batch.events.len(),
-        fired,
-    })
-}
 
-pub fn grant(c: &Connection, req: &AllowanceRequest, now: i64) -> StoreResult<Allowance> {
-    let applicable: Vec<Budget> = budget_rows(c, Some(&req.tenant))?
-        .into_iter()
-        .filter(|b| b.service.is_empty() || b.service == req.service)
-        .collect();
-    let mut left: Option<i64> = None;
-    for b in &applicable {
-        let r = crate::budget::remaining(b, usage(c, b, now)?);
-        left = Some(left.map_or(r, |l: i64| l.min(r)));
+    async fn insert_alert_if_new(
+        &self,
+        b: &Budget,
+        x: &Crossing,
+        now: i64,
+    ) -> StoreResult<Option<i64>> {
+        let n = self
+            .prepare_cached(
+                "INSERT OR IGNORE INTO alerts (tenant, service, window, window_start_ms, level,
+                 spent_micros, limit_micros, fired_ms, delivered, attempts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    b.tenant,
+                    b.service,
+                    x.window,
+                    x.window_start_ms,
+                    x.level,
+                    x.spent,
+                    x.limit,
+                    now
+                ])
+            })
+            .map_err(err)?;
+        Ok((n == 1).then(|| self.last_insert_rowid()))
     }
-    let granted = match left {
-        Some(l) => req.want_micros.min(l.max(0)),
-        None => req.want_micros,
-    };
-    let expires = now + req.ttl_ms;
-    let mut id = None;
-    if granted > 0 {
-        let lease = new_id();
-        c.execute(
+
+    async fn insert_lease(
+        &self,
+        id: &str,
+        req: &AllowanceRequest,
+        granted: i64,
+        now: i64,
+        expires: i64,
+    ) -> StoreResult<()> {
+        self.execute(
             "INSERT INTO leases (id, tenant, service, gateway_id, granted_micros, settled_micros,
              created_ms, expires_ms, status) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'open')",
             params![
-                lease,
+                id,
                 req.tenant,
                 req.service,
                 req.gateway_id,
@@ -314,50 +265,42 @@ pub fn grant(c: &Connection, req: &AllowanceRequest, now: i64) -> StoreResult<Al
             ],
         )
         .map_err(err)?;
-        bump_version(c)?;
-        id = Some(lease);
+        Ok(())
     }
-    Ok(Allowance {
-        allowance_id: id,
-        tenant: req.tenant.clone(),
-        service: req.service.clone(),
-        gateway_id: req.gateway_id.clone(),
-        granted_micros: granted,
-        expires_at_ms: expires,
-        remaining_micros: left.map(|l| (l - granted).max(0)),
-    })
-}
 
-pub fn release(c: &Connection, id: &str, now: i64) -> StoreResult<i64> {
-    let row: Option<(i64, String, i64)> = c
-        .query_row(
+    async fn lease(&self, id: &str) -> StoreResult<Option<LeaseRow>> {
+        self.query_row(
             "SELECT granted_micros - settled_micros, status, expires_ms FROM leases WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| {
+                Ok(LeaseRow {
+                    unused: r.get(0)?,
+                    status: r.get(1)?,
+                    expires_ms: r.get(2)?,
+                })
+            },
         )
         .optional()
-        .map_err(err)?;
-    let Some((unused, status, expires)) = row else {
-        return Err(StoreError::NotFound("allowance"));
-    };
-    if status != "open" || expires <= now {
-        return Ok(0);
+        .map_err(err)
     }
-    c.execute("UPDATE leases SET status = 'released' WHERE id = ?1", [id])
-        .map_err(err)?;
-    bump_version(c)?;
-    Ok(unused)
-}
 
-pub fn expire(c: &Connection, now: i64) -> StoreResult<u64> {
-    let n = c
-        .execute(
-            "UPDATE leases SET status = 'expired' WHERE status = 'open' AND expires_ms <= ?1",
-            [now],
-        )
-        .map_err(err)?;
-    if n > 0 {
-        bump_version(c)?;
+    async fn mark_released(&self, id: &str) -> StoreResult<()> {
+        self.execute("UPDATE leases SET status = 'released' WHERE id = ?1", [id])
+            .map_err(err)?;
+        Ok(())
     }
-    Ok(n as u64)
+
+    async fn mark_expired(&self, now: i64) -> StoreResult<u64> {
+        let n = self
+            .execute(
+                "UPDATE leases SET status = 'expired' WHERE status = 'open' AND expires_ms <= ?1",
+                [now],
+            )
+            .map_err(err)?;
+        Ok(n as u64)
+    }
+
+    async fn bump_version(&self) -> StoreResult<()> {
+        bump_version(self)
+    }
 }
