@@ -1,7 +1,10 @@
-//! Process test: ingest from several clients, `kill -9` the server, restart
-//! it on the same SQLite file: every acknowledged batch is there (a replay of
-//! its id is a duplicate) and no batch is half-committed.
+//! Process test, on every store: ingest from several clients, `kill -9` the
+//! server, restart it on the same store (SQLite file or PostgreSQL schema):
+//! every acknowledged batch is there (a replay of its id is a duplicate) and
+//! no batch is half-committed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -9,9 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::Backend;
+
 const PER_BATCH: usize = 50;
 
-fn start(db: &std::path::Path) -> (Child, String) {
+fn start(store: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cost-control"))
         .args([
             "serve",
@@ -21,8 +26,7 @@ fn start(db: &std::path::Path) -> (Child, String) {
             "--log-level",
             "warn",
         ])
-        .arg("--store")
-        .arg(format!("sqlite:{}", db.display()))
+        .args(["--store", store])
         .env_remove("COST_CONTROL_ADMIN_TOKEN")
         .env_remove("COST_CONTROL_GATEWAY_TOKEN")
         .stdout(Stdio::piped())
@@ -62,8 +66,15 @@ fn post(agent: &ureq::Agent, base: &str, body: &serde_json::Value) -> Option<ser
 
 #[test]
 fn acknowledged_events_survive_kill_9() {
+    for backend in Backend::ALL {
+        survive_kill_9(backend);
+    }
+}
+
+fn survive_kill_9(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("crash.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(backend.spec(&dir));
     let (mut child, base) = start(&db);
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -101,7 +112,7 @@ fn acknowledged_events_survive_kill_9() {
     let acked = acked.lock().unwrap().clone();
     assert!(
         acked.len() >= 60,
-        "only {} batches acknowledged",
+        "{backend:?}: only {} batches acknowledged",
         acked.len()
     );
 
@@ -109,7 +120,10 @@ fn acknowledged_events_survive_kill_9() {
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
     for id in &acked {
         let v = post(&agent, &base, &batch(id)).unwrap();
-        assert_eq!(v["duplicate"], true, "acknowledged batch {id} was lost");
+        assert_eq!(
+            v["duplicate"], true,
+            "{backend:?}: acknowledged batch {id} was lost"
+        );
     }
     let report: serde_json::Value = agent
         .get(&format!("{base}/v1/spend?tenant=crash&from=0"))
@@ -125,7 +139,11 @@ fn acknowledged_events_survive_kill_9() {
         "{events} events for {} acked batches",
         acked.len()
     );
-    assert_eq!(events % PER_BATCH, 0, "a batch was partly committed");
+    assert_eq!(
+        events % PER_BATCH,
+        0,
+        "{backend:?}: a batch was partly committed"
+    );
     let per_batch_cost: i64 = (1..=PER_BATCH as i64).sum();
     assert_eq!(
         report["total"]["cost_micros"].as_i64().unwrap(),

@@ -142,12 +142,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn sqlite_grants_plus_spend_never_exceed_limit(limit in 1_000i64..20_000, plans in plans()) {
-        run(Backend::Sqlite, limit, plans);
-    }
-
-    #[test]
-    fn postgres_grants_plus_spend_never_exceed_limit(limit in 1_000i64..20_000, plans in plans()) {
-        run(Backend::Postgres, limit, plans);
+    fn grants_plus_spend_never_exceed_limit_on_every_store(limit in 1_000i64..20_000, plans in plans()) {
+        for backend in Backend::ALL {
+            run(backend, limit, plans.clone());
+        }
     }
 }

@@ -33,6 +33,38 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// Every store. A new store is a variant, its line here, its arm in
+    /// `store_at` and `spec`, and its line in `both_stores!`.
+    pub const ALL: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+    /// A `--store` argument for a fresh, isolated store of this kind (its
+    /// own file in `dir`, or its own PostgreSQL schema).
+    pub async fn spec(self, dir: &tempfile::TempDir) -> String {
+        match self {
+            Backend::Sqlite => format!("sqlite:{}", dir.path().join("cc.db").display()),
+            Backend::Postgres => {
+                let schema = fresh_schema();
+                RawDb::Postgres(String::new())
+                    .exec(&format!("CREATE SCHEMA {schema}"))
+                    .await;
+                let url = pg_url();
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}options=-c%20search_path%3D{schema}")
+            }
+        }
+    }
+}
+
+fn fresh_schema() -> String {
+    format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst),
+        fastrand::u32(..)
+    )
+}
+
 /// Where a store's tables live, for tests that write rows by hand.
 #[derive(Clone, Debug)]
 pub enum RawDb {
@@ -54,10 +86,12 @@ impl RawDb {
                     .await
                     .unwrap();
                 tokio::spawn(conn);
-                client
-                    .batch_execute(&format!("SET search_path TO {schema}; {sql}"))
-                    .await
-                    .unwrap();
+                let path = if schema.is_empty() {
+                    String::new()
+                } else {
+                    format!("SET search_path TO {schema}; ")
+                };
+                client.batch_execute(&format!("{path}{sql}")).await.unwrap();
             }
         }
     }
@@ -101,12 +135,7 @@ pub async fn store_at(backend: Backend, dir: &tempfile::TempDir) -> (Arc<dyn Sto
             )
         }
         Backend::Postgres => {
-            let schema = format!(
-                "t_{}_{}_{}",
-                std::process::id(),
-                SEQ.fetch_add(1, Ordering::SeqCst),
-                fastrand::u32(..)
-            );
+            let schema = fresh_schema();
             let store = PostgresStore::connect(&pg_url(), Some(&schema))
                 .await
                 .unwrap();
@@ -246,24 +275,26 @@ pub fn event(tenant: &str, service: &str, cost: i64, ts: i64) -> Value {
     })
 }
 
-/// Generates `mod sqlite` and `mod postgres`, each running every listed
-/// `async fn name(backend: Backend)` of the enclosing file.
+/// Runs every listed `async fn name(backend: Backend)` of the enclosing
+/// file on every store: one module per store (`sqlite::name`,
+/// `postgres::name`). A new store is one line here.
 #[macro_export]
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
+        $crate::store_tests!(sqlite, Sqlite, $($name),*);
+        $crate::store_tests!(postgres, Postgres, $($name),*);
+    };
+}
+
+/// One store's module of `both_stores!`.
+#[macro_export]
+macro_rules! store_tests {
+    ($module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::common::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Postgres).await
+                    super::$name($crate::common::Backend::$backend).await
                 }
             )*
         }
