@@ -188,14 +188,21 @@ pub fn reserve(
             let credit_ok = p.on_unavailable == OnUnavailable::FailOpen
                 && e.credit_used_micros.saturating_add(estimate) <= p.credit_micros;
             if credit_ok {
-                e.credit_used_micros += estimate;
+                // Saturating, like the check above: with a credit of
+                // u64::MAX (money has no upper bound in the config) the
+                // check passes for any estimate, and a damaged record's
+                // credit_used_micros then overflowed (found by fuzzing,
+                // `allowance`).
+                e.credit_used_micros = e.credit_used_micros.saturating_add(estimate);
                 r.kind = Kind::Credit;
             } else {
                 r.kind = Kind::Unavailable;
             }
         } else if e.exhausted {
             if p.allow_overdraft {
-                e.pool_micros -= est;
+                // Saturating: the pool is read from shared data (as in
+                // `settle`), where damage can leave it near i64::MIN.
+                e.pool_micros = e.pool_micros.saturating_sub(est);
                 r.kind = Kind::Overdraft;
                 r.allowance_id = id;
             } else {

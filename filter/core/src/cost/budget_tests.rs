@@ -262,6 +262,49 @@ fn damaged_or_foreign_records_read_as_empty() {
     assert!(back[0].soft);
 }
 
+/// Found by fuzzing (`allowance`): a record whose credit used (or pool)
+/// sits at the end of its range, read with a policy whose credit is
+/// u64::MAX, overflowed when the outage credit (or an overdraft) was
+/// taken.
+#[test]
+fn reserving_against_a_record_at_the_end_of_its_range_saturates() {
+    let unlimited = Policy {
+        credit_micros: u64::MAX,
+        allow_overdraft: true,
+        ..policy()
+    };
+    for (e, kind) in [
+        (
+            Entry {
+                tenant: "acme".into(),
+                unreachable: true,
+                credit_used_micros: u64::MAX - 1,
+                expires_at_ms: 1,
+                ..Entry::default()
+            },
+            Kind::Credit,
+        ),
+        (
+            Entry {
+                tenant: "acme".into(),
+                exhausted: true,
+                pool_micros: i64::MIN + 1,
+                expires_at_ms: 1,
+                ..Entry::default()
+            },
+            Kind::Overdraft,
+        ),
+    ] {
+        let mut h = host();
+        h.shared_put(&slot_key(slot_of("acme", SLOTS)), &encode(&[e]))
+            .unwrap();
+        let r = reserve(&mut h, SLOTS, "acme", 1_000, T0, unlimited).unwrap();
+        assert_eq!(r.kind, kind);
+        let after = read(&h, SLOTS, "acme").unwrap();
+        assert!(after.credit_used_micros == u64::MAX || after.pool_micros == i64::MIN);
+    }
+}
+
 #[test]
 fn grants_parse_or_are_refused() {
     let g = parse_grant(br#"{"allowance_id":"a","granted_micros":5,"expires_at_ms":9,"remaining_micros":null,"soft":true,"hard":false,"tenant":"t"}"#).unwrap();
