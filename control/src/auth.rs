@@ -2,12 +2,13 @@
 //! token for ingest, allowances and snapshots; reads accept either. Tokens
 //! are kept only as SHA-256 digests, compared in constant time, never logged.
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub const DEV_ADMIN_TOKEN: &str = "admin-dev-token";
 pub const DEV_GATEWAY_TOKEN: &str = "gateway-dev-token";
@@ -79,7 +80,12 @@ impl Tokens {
     }
 }
 
-fn role(parts: &Parts, state: &AppState) -> Result<Role, ApiError> {
+/// The role of a request's bearer token, from the `Tokens` substate (so
+/// auth depends on the tokens only, not on the state that holds them).
+fn role<S>(parts: &Parts, state: &S) -> Result<Role, ApiError>
+where
+    Arc<Tokens>: FromRef<S>,
+{
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -89,8 +95,7 @@ fn role(parts: &Parts, state: &AppState) -> Result<Role, ApiError> {
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
         .ok_or(ApiError::Unauthorized)?;
-    state
-        .tokens
+    Arc::<Tokens>::from_ref(state)
         .role_of(token.trim())
         .ok_or(ApiError::Unauthorized)
 }
@@ -102,9 +107,13 @@ pub struct Gateway;
 /// Extractor: either token (read-only routes).
 pub struct AnyRole(pub Role);
 
-impl FromRequestParts<AppState> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    Arc<Tokens>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match role(parts, state)? {
             Role::Admin => Ok(Admin),
             Role::Gateway => Err(ApiError::Forbidden),
@@ -112,9 +121,13 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-impl FromRequestParts<AppState> for Gateway {
+impl<S> FromRequestParts<S> for Gateway
+where
+    Arc<Tokens>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match role(parts, state)? {
             Role::Gateway => Ok(Gateway),
             Role::Admin => Err(ApiError::Forbidden),
@@ -122,9 +135,13 @@ impl FromRequestParts<AppState> for Gateway {
     }
 }
 
-impl FromRequestParts<AppState> for AnyRole {
+impl<S> FromRequestParts<S> for AnyRole
+where
+    Arc<Tokens>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         role(parts, state).map(AnyRole)
     }
 }

@@ -3,13 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-
-use crate::state::AppState;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -123,7 +121,8 @@ impl Metrics {
 }
 
 /// Middleware counting requests by matched route (not raw path: bounded labels).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Takes the `Metrics` substate only.
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -131,8 +130,6 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .to_owned();
     let method = req.method().as_str().to_owned();
     let resp = next.run(req).await;
-    state
-        .metrics
-        .observe_http(&method, &route, resp.status().as_u16());
+    metrics.observe_http(&method, &route, resp.status().as_u16());
     resp
 }

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
+use axum::extract::FromRef;
 
 use crate::alerts::{AlertDispatcher, RetryPolicy};
 use crate::auth::Tokens;
@@ -47,6 +48,20 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Last serialized snapshot: (version, JSON body).
     pub snapshot_cache: Arc<Mutex<Option<(String, Bytes)>>>,
+}
+
+// Substates: auth takes the tokens, the metrics middleware the metrics,
+// so neither module imports this one (no import circle).
+impl FromRef<AppState> for Arc<Tokens> {
+    fn from_ref(s: &AppState) -> Self {
+        s.tokens.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(s: &AppState) -> Self {
+        s.metrics.clone()
+    }
 }
 
 impl AppState {

@@ -51,7 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/wake", get(ops::wake))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             crate::metrics::track,
         ))
         .with_state(state)
