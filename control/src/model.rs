@@ -77,66 +77,10 @@ pub struct Allowance {
     pub remaining_micros: Option<i64>,
 }
 
-/// Budget state as the snapshot and the budget API show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TenantState {
-    pub tenant: String,
-    pub service: String,
-    pub daily_limit_micros: Option<i64>,
-    pub monthly_limit_micros: Option<i64>,
-    pub soft_limit_percent: u8,
-    pub utc_offset_minutes: i32,
-    pub daily_spent_micros: i64,
-    pub monthly_spent_micros: i64,
-    pub outstanding_micros: i64,
-    pub remaining_micros: i64,
-    pub soft: bool,
-    pub hard: bool,
-    pub day_ends_at_ms: i64,
-    pub month_ends_at_ms: i64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PurgeKind {
-    Prefix,
-    Tag,
-    Key,
-}
-
-impl PurgeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PurgeKind::Prefix => "prefix",
-            PurgeKind::Tag => "tag",
-            PurgeKind::Key => "key",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "prefix" => Some(PurgeKind::Prefix),
-            "tag" => Some(PurgeKind::Tag),
-            "key" => Some(PurgeKind::Key),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurgeEntry {
-    pub tenant: String,
-    pub kind: PurgeKind,
-    pub value: String,
-    pub generation: i64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub version: String,
-    pub generated_at_ms: i64,
-    pub tenants: Vec<TenantState>,
-    pub purges: Vec<PurgeEntry>,
-}
+/// What the snapshot carries is the shared wire definition
+/// (`optimizer-wire`), read by the filter; `TenantState` is also what the
+/// budget API shows.
+pub use optimizer_wire::{PurgeEntry, PurgeKind, Snapshot, TenantState};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {

@@ -1,44 +1,19 @@
 //! Money is integer micro-USD everywhere. The API takes either an integer
 //! number of micro-USD (`12500000`) or a decimal string of US dollars
 //! (`"12.50"`, at most six fractional digits).
+//!
+//! Reading text and the wire's amounts is `optimizer_wire::money`, shared
+//! with the filter; the display format here is cost-control's own.
 
+use optimizer_wire::Micros;
 use serde::{Deserialize, Deserializer};
 
 /// One US dollar in micro-USD.
-pub const MICROS_PER_USD: i64 = 1_000_000;
+pub const MICROS_PER_USD: i64 = optimizer_wire::money::MICROS_PER_USD as i64;
 
-/// Parses a decimal string of US dollars (`"12.50"`) into micro-USD.
+/// Parses a decimal string of US dollars (`"12.50"`, `"-1.25"`) into micro-USD.
 pub fn parse_usd(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let (neg, digits) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let (whole, frac) = match digits.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (digits, ""),
-    };
-    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    if (whole.is_empty() && frac.is_empty()) || !all_digits(whole) || !all_digits(frac) {
-        return Err(format!("not a decimal amount of USD: {s:?}"));
-    }
-    if frac.len() > 6 {
-        return Err("at most 6 fractional digits (micro-USD)".into());
-    }
-    let whole: i64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| "amount too large".to_string())?
-    };
-    let mut frac_micros: i64 = 0;
-    for (i, b) in frac.bytes().enumerate() {
-        frac_micros += i64::from(b - b'0') * 10_i64.pow(5 - i as u32);
-    }
-    let v = whole
-        .checked_mul(MICROS_PER_USD)
-        .and_then(|w| w.checked_add(frac_micros))
-        .ok_or_else(|| "amount too large".to_string())?;
-    Ok(if neg { -v } else { v })
+    optimizer_wire::money::parse_signed_usd(s)
 }
 
 /// Formats micro-USD as a decimal dollar string (`12500000` → `"12.50"`).
@@ -54,39 +29,14 @@ pub fn format_usd(micros: i64) -> String {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Raw {
-    Int(i64),
-    Str(String),
-}
-
-fn from_raw<E: serde::de::Error>(raw: Raw) -> Result<i64, E> {
-    let v = match raw {
-        Raw::Int(v) => v,
-        Raw::Str(s) => parse_usd(&s).map_err(E::custom)?,
-    };
-    if v < 0 {
-        return Err(E::custom("must not be negative"));
-    }
-    Ok(v)
-}
-
 /// serde helper: a non-negative amount, integer micro-USD or decimal USD string.
 pub fn de_micros<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    from_raw(Raw::deserialize(d).map_err(|_| {
-        serde::de::Error::custom("expected integer micro-USD or a decimal USD string")
-    })?)
+    Micros::deserialize(d).map(Micros::as_i64)
 }
 
 /// serde helper: like [`de_micros`] but the field may be absent or null.
 pub fn de_opt_micros<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    match Option::<Raw>::deserialize(d).map_err(|_| {
-        serde::de::Error::custom("expected integer micro-USD or a decimal USD string")
-    })? {
-        None => Ok(None),
-        Some(raw) => from_raw(raw).map(Some),
-    }
+    Option::<Micros>::deserialize(d).map(|m| m.map(Micros::as_i64))
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ pub struct AllowanceRequest<S> {
     /// Empty (or absent): the lease is bounded by the tenant-wide budget only.
     #[serde(default, skip_serializing_if = "crate::is_empty")]
     pub service: S,
+    // `deserialize_with` (of the type's own impl) so that an absent field
+    // is "missing field", not the amount's own "expected ..." error.
+    #[serde(deserialize_with = "Micros::deserialize")]
     pub want_micros: Micros,
     /// Absent: `cost-control`'s default lease TTL.
     #[serde(default, skip_serializing_if = "Option::is_none")]

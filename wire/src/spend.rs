@@ -30,6 +30,9 @@ pub struct SpendEvent<S> {
     /// The filter writes `"folded"` for a sum of events.
     #[serde(default)]
     pub strategy: S,
+    // `deserialize_with` (of the type's own impl) so that an absent field
+    // is "missing field", not the amount's own "expected ..." error.
+    #[serde(deserialize_with = "Micros::deserialize")]
     pub cost_micros: Micros,
     /// Absent: the cost (nothing saved).
     #[serde(default, skip_serializing_if = "Option::is_none")]

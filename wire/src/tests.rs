@@ -302,3 +302,18 @@ fn civil_dates_round_trip() {
         29
     );
 }
+
+#[test]
+fn an_absent_amount_is_a_missing_field() {
+    let e = serde_json::from_str::<SpendEvent<String>>(r#"{"tenant":"t","ts":1}"#).unwrap_err();
+    assert!(
+        e.to_string().starts_with("missing field `cost_micros`"),
+        "{e}"
+    );
+    let e = serde_json::from_str::<AllowanceRequest<String>>(r#"{"gateway_id":"g","tenant":"t"}"#)
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("missing field `want_micros`"),
+        "{e}"
+    );
+}

@@ -3,46 +3,29 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use optimizer_wire::{AllowanceGrant, AllowanceRequest as GrantBody};
 
 use super::body::{ident, short, JsonBody};
 use crate::auth::Gateway;
 use crate::error::ApiError;
 use crate::metrics::inc;
-use crate::model::{Allowance, AllowanceRequest};
-use crate::money::de_micros;
+use crate::model::AllowanceRequest;
 use crate::state::AppState;
 
-/// The grant plus the budget's state after it, so a gateway learns of the
-/// soft limit without another request.
-#[derive(Serialize)]
-pub struct GrantAnswer {
-    #[serde(flatten)]
-    allowance: Allowance,
-    soft: bool,
-    hard: bool,
-}
-
-#[derive(Deserialize)]
-pub struct GrantBody {
-    gateway_id: String,
-    tenant: String,
-    #[serde(default)]
-    service: String,
-    #[serde(deserialize_with = "de_micros")]
-    want_micros: i64,
-    ttl_secs: Option<u32>,
-}
-
+/// The request and the answer are the shared wire types (`optimizer-wire`),
+/// the ones the filter writes and reads. The answer is the grant plus the
+/// budget's state after it, so a gateway learns of the soft limit without
+/// another request.
 pub async fn grant(
     _: Gateway,
     State(state): State<AppState>,
-    JsonBody(b): JsonBody<GrantBody>,
-) -> Result<Json<GrantAnswer>, ApiError> {
+    JsonBody(b): JsonBody<GrantBody<String>>,
+) -> Result<Json<AllowanceGrant>, ApiError> {
     ident("gateway_id", &b.gateway_id, 200)?;
     ident("tenant", &b.tenant, 200)?;
     short("service", &b.service, 200)?;
-    if b.want_micros <= 0 {
+    let want_micros = b.want_micros.as_i64();
+    if want_micros <= 0 {
         return Err(ApiError::invalid("want_micros", "must be positive"));
     }
     let ttl_ms = match b.ttl_secs {
@@ -65,7 +48,7 @@ pub async fn grant(
         gateway_id: b.gateway_id,
         tenant: b.tenant,
         service: b.service,
-        want_micros: b.want_micros,
+        want_micros,
         ttl_ms,
     };
     let a = state.store.grant(req, state.now_ms()).await?;
@@ -88,8 +71,14 @@ pub async fn grant(
         soft |= s.soft;
         hard |= s.hard;
     }
-    Ok(Json(GrantAnswer {
-        allowance: a,
+    Ok(Json(AllowanceGrant {
+        allowance_id: a.allowance_id,
+        tenant: a.tenant,
+        service: a.service,
+        gateway_id: a.gateway_id,
+        granted_micros: a.granted_micros,
+        expires_at_ms: a.expires_at_ms,
+        remaining_micros: a.remaining_micros,
         soft,
         hard,
     }))

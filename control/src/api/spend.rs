@@ -4,6 +4,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::Json;
+use optimizer_wire::{SpendBatch as BatchBody, Ts};
 use serde::Deserialize;
 
 use super::body::{ident, query, short, JsonBody};
@@ -11,48 +12,12 @@ use crate::auth::{AnyRole, Gateway};
 use crate::error::ApiError;
 use crate::metrics::inc;
 use crate::model::{GroupBy, ReportQuery, SpendBatch, SpendEvent};
-use crate::money::{de_micros, de_opt_micros};
 use crate::state::AppState;
 use crate::window::{month_bounds, parse_time};
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Ts {
-    Ms(i64),
-    Text(String),
-}
-
-#[derive(Deserialize)]
-struct EventBody {
-    tenant: String,
-    #[serde(default)]
-    service: String,
-    #[serde(default)]
-    route: String,
-    #[serde(default)]
-    provider: String,
-    #[serde(default)]
-    strategy: String,
-    #[serde(deserialize_with = "de_micros")]
-    cost_micros: i64,
-    #[serde(default, deserialize_with = "de_opt_micros")]
-    baseline_micros: Option<i64>,
-    ts: Ts,
-    #[serde(default)]
-    allowance_id: Option<String>,
-    /// Requests this event stands for (a folded sum); default 1.
-    #[serde(default)]
-    count: Option<i64>,
-}
-
-#[derive(Deserialize)]
-pub struct BatchBody {
-    batch_id: String,
-    gateway_id: String,
-    events: Vec<EventBody>,
-}
-
-fn validate(b: BatchBody, state: &AppState, now: i64) -> Result<SpendBatch, ApiError> {
+// The body is the shared wire type (`optimizer-wire`), the one the filter
+// writes; the bounds below are cost-control's own.
+fn validate(b: BatchBody<String>, state: &AppState, now: i64) -> Result<SpendBatch, ApiError> {
     ident("batch_id", &b.batch_id, 200)?;
     ident("gateway_id", &b.gateway_id, 200)?;
     if b.events.is_empty() {
@@ -90,14 +55,15 @@ fn validate(b: BatchBody, state: &AppState, now: i64) -> Result<SpendBatch, ApiE
         if !(1..=1_000_000_000).contains(&count) {
             return Err(ApiError::invalid(f("count"), "must be 1..=1000000000"));
         }
+        let cost_micros = e.cost_micros.as_i64();
         events.push(SpendEvent {
             tenant: e.tenant,
             service: e.service,
             route: e.route,
             provider: e.provider,
             strategy: e.strategy,
-            cost_micros: e.cost_micros,
-            baseline_micros: e.baseline_micros.unwrap_or(e.cost_micros),
+            cost_micros,
+            baseline_micros: e.baseline_micros.map_or(cost_micros, |b| b.as_i64()),
             ts_ms,
             allowance_id: e.allowance_id,
             count,
@@ -113,7 +79,7 @@ fn validate(b: BatchBody, state: &AppState, now: i64) -> Result<SpendBatch, ApiE
 pub async fn ingest(
     _: Gateway,
     State(state): State<AppState>,
-    JsonBody(b): JsonBody<BatchBody>,
+    JsonBody(b): JsonBody<BatchBody<String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let now = state.now_ms();
     let batch = validate(b, &state, now)?;
