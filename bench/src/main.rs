@@ -19,6 +19,7 @@ mod chart;
 mod configs;
 mod host_calls;
 mod http;
+mod http1;
 mod kong;
 mod load;
 mod machine;

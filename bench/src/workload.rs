@@ -688,80 +688,19 @@ impl Conn {
     }
 }
 
-fn bad(what: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
-}
-
 /// One HTTP/1.1 response: status line, headers, a body by
 /// `content-length` or chunked.
 fn read_response(r: &mut impl BufRead) -> std::io::Result<Resp> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
-        return Err(bad("connection closed"));
+        return Err(crate::http1::bad("connection closed"));
     }
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status line"))?;
-    let (mut length, mut chunked, mut close, mut x_cache) = (None, false, false, String::new());
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            return Err(bad("closed in the headers"));
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        let Some((k, v)) = l.split_once(':') else {
-            continue;
-        };
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-        match k.as_str() {
-            "content-length" => length = v.parse::<usize>().ok(),
-            "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
-            "connection" => close = v.eq_ignore_ascii_case("close"),
-            "x-cache" => x_cache = v.to_string(),
-            _ => {}
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            line.clear();
-            r.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| bad("bad chunk size"))?;
-            if size == 0 {
-                // Trailers, up to the empty line.
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
-                        break;
-                    }
-                }
-                break;
-            }
-            let at = body.len();
-            body.resize(at + size, 0);
-            r.read_exact(&mut body[at..])?;
-            line.clear();
-            r.read_line(&mut line)?;
-        }
-    } else if let Some(n) = length {
-        body.resize(n, 0);
-        r.read_exact(&mut body)?;
-    } else if status >= 200 && status != 204 && status != 304 {
-        // No length: the body ends with the connection.
-        r.read_to_end(&mut body)?;
-        close = true;
-    }
+    let a = crate::http1::read_after_status(r, &line)?;
     Ok(Resp {
-        status,
-        x_cache,
-        body,
-        close,
+        status: a.status,
+        x_cache: a.header("x-cache").unwrap_or_default().to_string(),
+        close: a.close,
+        body: a.body,
     })
 }
 

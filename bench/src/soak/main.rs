@@ -16,6 +16,9 @@
 #[allow(dead_code)]
 #[path = "../http.rs"]
 mod http;
+
+#[path = "../http1.rs"]
+mod http1;
 #[allow(dead_code)]
 #[path = "../procs.rs"]
 mod procs;
