@@ -30,18 +30,19 @@ pub struct AllowanceRequest<S> {
 }
 
 /// The answer. The fields the filter does not use have defaults, so it
-/// reads an answer that lacks them.
+/// reads an answer that lacks them, and it skips the names
+/// (`AllowanceGrant<serde::de::IgnoredAny>`, smaller in the wasm).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AllowanceGrant {
+pub struct AllowanceGrant<S = String> {
     /// Absent when nothing was granted (no lease is created).
     #[serde(default)]
     pub allowance_id: Option<String>,
     #[serde(default)]
-    pub tenant: String,
+    pub tenant: S,
     #[serde(default)]
-    pub service: String,
+    pub service: S,
     #[serde(default)]
-    pub gateway_id: String,
+    pub gateway_id: S,
     pub granted_micros: i64,
     #[serde(default)]
     pub expires_at_ms: i64,

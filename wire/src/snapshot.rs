@@ -9,12 +9,14 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot<T = TenantState, P = PurgeEntry> {
+pub struct Snapshot<T = Vec<TenantState>, P = PurgeEntry> {
     pub version: String,
     #[serde(default)]
     pub generated_at_ms: i64,
-    #[serde(default = "Vec::new")]
-    pub tenants: Vec<T>,
+    /// The filter skips them (`serde::de::IgnoredAny`): budgets reach it
+    /// through leases.
+    #[serde(default)]
+    pub tenants: T,
     #[serde(default = "Vec::new")]
     pub purges: Vec<P>,
 }
@@ -65,11 +67,13 @@ impl PurgeKind {
     }
 }
 
-/// The latest generation of a tenant's prefix, tag or key.
+/// The latest generation of a tenant's prefix, tag or key. The filter
+/// reads the kind as text (`PurgeEntry<String>`, then [`PurgeKind::parse`]):
+/// smaller in the wasm than an enum read from JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurgeEntry {
+pub struct PurgeEntry<K = PurgeKind> {
     pub tenant: String,
-    pub kind: PurgeKind,
+    pub kind: K,
     pub value: String,
     pub generation: i64,
 }

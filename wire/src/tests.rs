@@ -157,9 +157,15 @@ fn allowance_request_and_grant_round_trip() {
     assert_eq!((granted_micros, expires_at_ms), (20_000, 1_700_000_060_000));
     assert_eq!((remaining_micros, soft, hard), (None, true, false));
     assert_eq!(got, sent);
-    // Nothing granted: only the amount is required.
+    // Nothing granted: only the amount is required. The filter skips the names.
     let none: AllowanceGrant = serde_json::from_str(r#"{"granted_micros":0}"#).unwrap();
     assert_eq!(none.allowance_id, None);
+    let text = serde_json::to_string(&sent).unwrap();
+    let filter: AllowanceGrant<serde::de::IgnoredAny> = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (filter.allowance_id, filter.granted_micros),
+        (sent.allowance_id.clone(), 20_000)
+    );
 }
 
 #[test]
@@ -261,7 +267,16 @@ fn snapshot_round_trips_and_reads_purges_one_by_one() {
     let read: Vec<Option<PurgeEntry>> = lenient
         .purges
         .into_iter()
-        .map(|v| serde_json::from_value(v).ok())
+        .map(|v| serde_json::from_value::<PurgeEntry<String>>(v).ok())
+        .map(|p| {
+            let p = p?;
+            Some(PurgeEntry {
+                kind: PurgeKind::parse(&p.kind)?,
+                tenant: p.tenant,
+                value: p.value,
+                generation: p.generation,
+            })
+        })
         .collect();
     assert_eq!(read.iter().filter(|p| p.is_none()).count(), 1);
     assert_eq!(read[2].as_ref().map(|p| p.kind), Some(PurgeKind::Key));

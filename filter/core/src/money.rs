@@ -1,49 +1,27 @@
 //! Money is integer micro-USD inside the filter; config may write decimal
 //! dollars. Parsing is decimal text → integer, never through floats, so
 //! `"0.1"` is exactly 100000 micros.
+//!
+//! The digits are read by `optimizer_wire::money`, shared with
+//! `cost-control`; the wording of errors here is for config readers.
 
-/// Micro-USD in one US dollar.
-pub const MICROS_PER_USD: u64 = 1_000_000;
+use optimizer_wire::money::UsdError;
+
+/// Micro-USD in one US dollar; `1234567` → `"1.234567"` (for logs and reports).
+pub use optimizer_wire::money::{format_usd, MICROS_PER_USD};
 
 /// Parse decimal US dollars (`"12.5"`, `"0.002"`, at most 6 decimals, no
 /// sign, no exponent) into micro-USD.
 pub fn parse_usd(text: &str) -> Result<u64, &'static str> {
     let t = text.trim();
-    if t.is_empty() {
-        return Err("must be a decimal amount of US dollars, e.g. \"0.002\"");
-    }
     if t.starts_with('-') {
         return Err("must not be negative");
     }
-    let (whole, frac) = match t.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (t, ""),
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) {
-        return Err("must be a decimal amount of US dollars, e.g. \"0.002\"");
-    }
-    if frac.len() > 6 {
-        return Err("has more than 6 decimals (the unit is one micro-USD)");
-    }
-    let whole: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| "is too large")?
-    };
-    let mut micros_frac: u64 = 0;
-    for (i, b) in frac.bytes().enumerate() {
-        micros_frac += u64::from(b - b'0') * 10u64.pow(5 - i as u32);
-    }
-    whole
-        .checked_mul(MICROS_PER_USD)
-        .and_then(|w| w.checked_add(micros_frac))
-        .ok_or("is too large")
-}
-
-/// `1234567` → `"1.234567"` (for logs and reports).
-pub fn format_usd(micros: u64) -> String {
-    format!("{}.{:06}", micros / MICROS_PER_USD, micros % MICROS_PER_USD)
+    optimizer_wire::money::parse_usd(t).map_err(|e| match e {
+        UsdError::NotDecimal => "must be a decimal amount of US dollars, e.g. \"0.002\"",
+        UsdError::TooManyDecimals => "has more than 6 decimals (the unit is one micro-USD)",
+        UsdError::TooLarge => "is too large",
+    })
 }
 
 #[cfg(test)]

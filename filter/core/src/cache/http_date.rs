@@ -325,29 +325,14 @@ fn days_before_month(year: u64, month: u64) -> Option<u64> {
     Some(days)
 }
 
-/// Calendar date (year, month, day) of a day count since 1970-01-01.
+/// Calendar date (year, month, day) of a day count since 1970-01-01
+/// (`optimizer_wire::civil`, the count `cost-control`'s budget windows use).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // 146 097 days make 400 Gregorian years, so this estimate is off by at
-    // most a year either way; the loops settle it. (A 365-day estimate
-    // would drift by a year every ~1500, too slow for far-future inputs.)
-    let mut year = 1970 + days.saturating_mul(400) / 146_097;
-    while days_before_year(year + 1) <= days {
-        year += 1;
-    }
-    while year > 1970 && days_before_year(year) > days {
-        year -= 1;
-    }
-    let mut left = days - days_before_year(year).min(days);
-    let mut month = 1;
-    while month < 12 {
-        let len = days_in_month(year, month).unwrap_or(31);
-        if left < len {
-            break;
-        }
-        left -= len;
-        month += 1;
-    }
-    (year, month, left + 1)
+    // A day count from a u64 of milliseconds is below 2^38; the bound only
+    // keeps the conversion total.
+    let (year, month, day) =
+        optimizer_wire::civil::civil_from_days(i64::try_from(days.min(1 << 40)).unwrap_or(0));
+    (u64::try_from(year).unwrap_or(0), month.into(), day.into())
 }
 
 #[cfg(test)]

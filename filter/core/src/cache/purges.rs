@@ -111,31 +111,8 @@ pub fn entry_slots(
 
 // --- the purge side -----------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PurgeKind {
-    Prefix,
-    Tag,
-    Key,
-}
-
-impl PurgeKind {
-    pub(super) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "prefix" => Some(PurgeKind::Prefix),
-            "tag" => Some(PurgeKind::Tag),
-            "key" => Some(PurgeKind::Key),
-            _ => None,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            PurgeKind::Prefix => "prefix",
-            PurgeKind::Tag => "tag",
-            PurgeKind::Key => "key",
-        }
-    }
-}
+/// The kinds `cost-control`'s snapshot lists (the shared wire type).
+pub use optimizer_wire::PurgeKind;
 
 /// One purge as the snapshot lists it: the latest generation of a
 /// tenant's prefix, tag or key.

@@ -3,11 +3,11 @@
 //! next poll is due, and the version it asks about. The purges themselves
 //! become generation bumps in `purges.rs`.
 
-use serde::Deserialize;
-
 use crate::config::TICKS_PER_POLL;
 use crate::host::{Host, HostError, Level};
 use crate::shared::{cas_update, purge_poll};
+
+use optimizer_wire::PurgeEntry;
 
 use super::purges::{Purge, PurgeKind, MAX_VERSION_LEN};
 
@@ -21,20 +21,9 @@ pub struct Snapshot {
     pub skipped: usize,
 }
 
-#[derive(Deserialize)]
-struct RawSnapshot {
-    version: String,
-    #[serde(default)]
-    purges: Vec<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct RawPurge {
-    tenant: String,
-    kind: String,
-    value: String,
-    generation: i64,
-}
+/// The snapshot as `cost-control` writes it (`optimizer_wire::Snapshot`),
+/// budget states skipped and each purge kept as JSON to be read on its own.
+type RawSnapshot = optimizer_wire::Snapshot<serde::de::IgnoredAny, serde_json::Value>;
 
 /// Read a snapshot body. A body that is not a snapshot is an error (the
 /// poll failed); a purge entry that cannot be read is skipped and counted,
@@ -44,14 +33,16 @@ pub fn parse_snapshot(body: &[u8]) -> Result<Snapshot, String> {
     let mut purges = Vec::with_capacity(raw.purges.len());
     let mut skipped = 0;
     for v in raw.purges {
-        let p = serde_json::from_value::<RawPurge>(v).ok().and_then(|p| {
-            Some(Purge {
-                kind: PurgeKind::parse(&p.kind)?,
-                generation: u64::try_from(p.generation).ok()?,
-                tenant: p.tenant,
-                value: p.value,
-            })
-        });
+        let p = serde_json::from_value::<PurgeEntry<String>>(v)
+            .ok()
+            .and_then(|p| {
+                Some(Purge {
+                    kind: PurgeKind::parse(&p.kind)?,
+                    generation: u64::try_from(p.generation).ok()?,
+                    tenant: p.tenant,
+                    value: p.value,
+                })
+            });
         match p {
             Some(p) => purges.push(p),
             None => skipped += 1,

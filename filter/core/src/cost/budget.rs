@@ -20,7 +20,7 @@
 //! a versioned binary record. Damaged bytes or another version's record
 //! read as empty: the worst case is asking `cost-control` again.
 
-use serde::Deserialize;
+use optimizer_wire::{AllowanceGrant, AllowanceRequest, Micros};
 
 pub use super::budget_record::{decode, encode, Entry, WAYS};
 use crate::config::OnUnavailable;
@@ -297,33 +297,39 @@ pub fn claim_refill(
     Ok(out.unwrap_or(false))
 }
 
-/// `cost-control`'s answer to `POST /v1/allowances`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// What the pool takes of `cost-control`'s answer to `POST /v1/allowances`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
-    #[serde(default)]
     pub allowance_id: Option<String>,
     pub granted_micros: i64,
-    #[serde(default)]
     pub expires_at_ms: i64,
-    #[serde(default)]
     pub soft: bool,
-    #[serde(default)]
     pub hard: bool,
 }
 
+/// Read the answer as `optimizer_wire::AllowanceGrant`, the type
+/// `cost-control` writes it with.
 pub fn parse_grant(body: &[u8]) -> Option<Grant> {
-    let g: Grant = serde_json::from_slice(body).ok()?;
-    (g.granted_micros >= 0).then_some(g)
+    let g: AllowanceGrant<serde::de::IgnoredAny> = serde_json::from_slice(body).ok()?;
+    (g.granted_micros >= 0).then_some(Grant {
+        allowance_id: g.allowance_id,
+        granted_micros: g.granted_micros,
+        expires_at_ms: g.expires_at_ms,
+        soft: g.soft,
+        hard: g.hard,
+    })
 }
 
-/// The body of `POST /v1/allowances`.
+/// The body of `POST /v1/allowances` (`optimizer_wire::AllowanceRequest`,
+/// the type `cost-control` reads it with).
 pub fn lease_request(gateway_id: &str, tenant: &str, want_micros: u64, ttl_secs: u32) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "gateway_id": gateway_id,
-        "tenant": tenant,
-        "want_micros": want_micros,
-        "ttl_secs": ttl_secs,
-    }))
+    serde_json::to_vec(&AllowanceRequest {
+        gateway_id,
+        tenant,
+        service: "",
+        want_micros: Micros(want_micros),
+        ttl_secs: Some(ttl_secs),
+    })
     .unwrap_or_default()
 }
 

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use optimizer_wire::{Micros, SpendBatch, SpendEvent as WireEvent, Ts};
 
 /// Field bounds `cost-control` enforces (a longer value would make it
 /// refuse the whole batch); values are cut to fit before they are stored.
@@ -35,31 +35,27 @@ pub struct SpendEvent {
     pub allowance_id: Option<String>,
 }
 
-#[derive(Serialize)]
-struct WireEvent<'a> {
+/// One event as `cost-control` reads it (`optimizer_wire::SpendEvent`,
+/// the type its decoder uses): the count only when it is not 1.
+fn wire_event<'a>(
     tenant: &'a str,
-    service: &'a str,
-    route: &'a str,
-    provider: &'a str,
-    strategy: &'a str,
-    cost_micros: u64,
-    baseline_micros: u64,
-    ts: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    (service, route, provider, strategy): (&'a str, &'a str, &'a str, &'a str),
+    (cost, baseline, ts_ms): (u64, u64, u64),
     allowance_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "is_one")]
     count: u64,
-}
-
-fn is_one(n: &u64) -> bool {
-    *n == 1
-}
-
-#[derive(Serialize)]
-struct WireBatch<'a> {
-    batch_id: &'a str,
-    gateway_id: &'a str,
-    events: Vec<WireEvent<'a>>,
+) -> WireEvent<&'a str> {
+    WireEvent {
+        tenant,
+        service,
+        route,
+        provider,
+        strategy,
+        cost_micros: Micros(cost),
+        baseline_micros: Some(Micros(baseline)),
+        ts: Ts::Ms(i64::try_from(ts_ms).unwrap_or(i64::MAX)),
+        allowance_id,
+        count: (count != 1).then(|| i64::try_from(count).unwrap_or(i64::MAX)),
+    }
 }
 
 /// A batch on its way (or waiting for its retry).
@@ -261,37 +257,31 @@ impl SpendBuffer {
         let (sums, events) = (&content.sums, &content.events);
         self.seq += 1;
         let batch_id = format!("{}-{:016x}-{}", self.gateway_id, self.nonce, self.seq);
-        let mut wire: Vec<WireEvent<'_>> = sums
+        let mut wire: Vec<WireEvent<&str>> = sums
             .iter()
-            .map(|((tenant, allowance), f)| WireEvent {
-                tenant,
-                service: "",
-                route: "",
-                provider: "",
-                strategy: "folded",
-                cost_micros: f.cost_micros,
-                baseline_micros: f.baseline_micros,
-                ts: f.ts_ms,
-                allowance_id: allowance.as_deref(),
-                count: f.events.max(1),
+            .map(|((tenant, allowance), f)| {
+                wire_event(
+                    tenant,
+                    ("", "", "", "folded"),
+                    (f.cost_micros, f.baseline_micros, f.ts_ms),
+                    allowance.as_deref(),
+                    f.events.max(1),
+                )
             })
             .collect();
-        wire.extend(events.iter().map(|e| WireEvent {
-            tenant: &e.tenant,
-            service: &e.service,
-            route: &e.route,
-            provider: &e.provider,
-            strategy: e.strategy,
-            cost_micros: e.cost_micros,
-            baseline_micros: e.baseline_micros,
-            ts: e.ts_ms,
-            allowance_id: e.allowance_id.as_deref(),
-            count: 1,
+        wire.extend(events.iter().map(|e| {
+            wire_event(
+                &e.tenant,
+                (&e.service, &e.route, &e.provider, e.strategy),
+                (e.cost_micros, e.baseline_micros, e.ts_ms),
+                e.allowance_id.as_deref(),
+                1,
+            )
         }));
         let count = wire.len();
-        let body = serde_json::to_vec(&WireBatch {
-            batch_id: &batch_id,
-            gateway_id: &self.gateway_id,
+        let body = serde_json::to_vec(&SpendBatch {
+            batch_id: batch_id.as_str(),
+            gateway_id: self.gateway_id.as_str(),
             events: wire,
         })
         .unwrap_or_default();
