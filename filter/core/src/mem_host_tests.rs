@@ -62,12 +62,13 @@ fn counters_are_named() {
     assert_eq!(host.counter("b"), 1);
 }
 
-// --- dispatch statuses the Rust SDK panics on --------------------------------
+// --- dispatch statuses the Rust SDK panicked on -----------------------------
 //
-// `proxy_wasm::hostcalls::dispatch_http_call` panics on every status but
-// Ok, BadArgument and InternalFailure. Whatever status a host answers a
-// callout with, each stage that makes one goes on as it does on any failed
-// call, and says so in the log.
+// The SDK's `dispatch_http_call` panicked on every status but Ok,
+// BadArgument and InternalFailure; the module now makes the call itself
+// (filter/wasm/src/sdk.rs and abi.rs) and hands any status to the core.
+// Whatever status a host answers a callout with, each stage that makes one
+// goes on as it does on any failed call, and says so in the log.
 
 use crate::host::Level;
 use crate::pipeline::{
