@@ -99,7 +99,16 @@ async fn serve_connection(stream: tokio::net::TcpStream, router: Router) {
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
+    // hyper's 30 s header-read timeout also runs while a kept-alive
+    // connection waits for its next request, so an idle upstream
+    // connection was closed at 30 s, and a gateway sending on it at that
+    // instant got a reset (`make soak`: one Envoy 503 "connection
+    // termination" in 361,460 answers). The demo API keeps idle
+    // connections open; the gateway's pool decides when to drop them.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None);
     // Errors here are the peer going away or an injected abort.
     let _ = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), service)
