@@ -104,14 +104,7 @@ pub fn cache_index(data: &[u8]) {
     let way = u32::from(input.u8()) % ways.max(1);
     let index = input.piece();
     let entry = input.rest();
-    let store = Store {
-        slots: 4,
-        ways,
-        max_entry_bytes: 65_536,
-        l1_max_entries: 16,
-        l1_max_bytes: 65_536,
-        generation_slots: 16,
-    };
+    let store = small_store(ways);
     let key = Key::from_material("k".to_string());
     let slot = l2::slot_of(&key, &store);
     let mut host = MemHost::new();
@@ -127,16 +120,22 @@ pub fn cache_index(data: &[u8]) {
     let _ = l2::lookup(&mut host, &store, &key, NOW);
 }
 
-pub fn cache_index_seeds() -> Vec<Vec<u8>> {
-    // A real index as `store_entry` writes it, and the entry it points at.
-    let store = Store {
+/// The cache store both the index target and its seeds use: 4 slots of
+/// `ways` ways.
+fn small_store(ways: u32) -> Store {
+    Store {
         slots: 4,
-        ways: 4,
+        ways,
         max_entry_bytes: 65_536,
         l1_max_entries: 16,
         l1_max_bytes: 65_536,
         generation_slots: 16,
-    };
+    }
+}
+
+pub fn cache_index_seeds() -> Vec<Vec<u8>> {
+    // A real index as `store_entry` writes it, and the entry it points at.
+    let store = small_store(4);
     let key = Key::from_material("k".to_string());
     let slot = l2::slot_of(&key, &store);
     let mut host = MemHost::new();
