@@ -17,6 +17,7 @@ pub mod mem_host;
 pub mod metrics;
 pub mod money;
 pub mod pipeline;
+pub mod prompt;
 pub mod request_id;
 pub mod route;
 pub mod routes;

@@ -93,6 +93,7 @@ pub struct Route {
     pub batch: Option<RouteBatch>,
     pub cost: Option<RouteCost>,
     pub routing: Option<Routing>,
+    pub prompt: Option<super::RoutePrompt>,
 }
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -283,6 +284,25 @@ fn compile_route(
             Some(routing)
         }
     };
+    let prompt = match raw.prompt {
+        None => None,
+        Some(p) => {
+            let pf = format!("{field}.prompt");
+            if batch.is_some() {
+                return Err(ConfigError::at(
+                    pf,
+                    "not with batch: a prompt is answered on its own",
+                ));
+            }
+            if cache.as_ref().is_some_and(|c| c.default_ttl_ms.is_none()) {
+                return Err(ConfigError::at(
+                    format!("{field}.cache.default_ttl_s"),
+                    "is required with `prompt`: a stored prompt answer lives this long",
+                ));
+            }
+            Some(super::prompt::compile_route_prompt(&pf, p)?)
+        }
+    };
     Ok(Route {
         name: raw.name,
         matcher: RouteMatch {
@@ -300,6 +320,7 @@ fn compile_route(
         batch,
         cost,
         routing,
+        prompt,
     })
 }
 

@@ -165,6 +165,10 @@ pub struct RawRoute {
     /// route's own upstream.
     #[serde(default)]
     pub routing: Option<super::routing::RawRouting>,
+    /// JSON POST prompts keyed by their body (cache, coalescing); absent
+    /// = bodies are not part of any key.
+    #[serde(default)]
+    pub prompt: Option<super::prompt::RawRoutePrompt>,
 }
 
 fn default_sla_ms() -> u64 {

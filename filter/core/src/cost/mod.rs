@@ -7,3 +7,4 @@ pub mod budget;
 mod budget_record;
 pub mod model;
 pub mod spend;
+pub mod stream_usage;

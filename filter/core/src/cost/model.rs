@@ -118,23 +118,48 @@ pub fn token_price(pricing: &TokenPricing, body: &[u8]) -> Option<u64> {
         return None;
     }
     let doc: UsageDoc = serde_json::from_slice(body).ok()?;
-    let (prompt, completion) = doc
-        .model
-        .as_deref()
-        .and_then(|m| pricing.models.get(m))
-        .or_else(|| {
-            pricing
-                .default_model
-                .as_deref()
-                .and_then(|m| pricing.models.get(m))
-        })?;
+    tokens_price(
+        pricing,
+        doc.model.as_deref(),
+        doc.usage.prompt_tokens,
+        doc.usage.completion_tokens,
+    )
+}
+
+/// The price of `prompt` and `completion` tokens of `model` (the rule's
+/// default model when it is `None` or has no price), rounded up to a
+/// whole micro; `None` when neither has a price, or past `u64`.
+pub fn tokens_price(
+    pricing: &TokenPricing,
+    model: Option<&str>,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+) -> Option<u64> {
+    let (prompt, completion) = model.and_then(|m| pricing.models.get(m)).or_else(|| {
+        pricing
+            .default_model
+            .as_deref()
+            .and_then(|m| pricing.models.get(m))
+    })?;
     // Each product fits a u128 (u64 x u64), their sum may not: prices up
     // to u64::MAX micros are a valid config and token counts come from
     // the upstream (found by fuzzing, `usage_body`). A sum past u128 is
     // past u64 too, so it reads like any other too-large price.
-    let total = (u128::from(doc.usage.prompt_tokens) * u128::from(*prompt))
-        .checked_add(u128::from(doc.usage.completion_tokens) * u128::from(*completion))?;
+    let total = (u128::from(prompt_tokens) * u128::from(*prompt))
+        .checked_add(u128::from(completion_tokens) * u128::from(*completion))?;
     u64::try_from(total.div_ceil(1000)).ok()
+}
+
+/// The model's price of an answer the filter holds whole (a cached or
+/// coalesced one): a JSON answer's `usage`, or a streamed answer's usage
+/// chunk, else one content event per token.
+pub fn answer_price(pricing: &TokenPricing, body: &[u8], prompt_tokens: u64) -> Option<u64> {
+    token_price(pricing, body).or_else(|| {
+        let mut s = super::stream_usage::StreamUsage::new(pricing.max_body_bytes as usize);
+        s.feed(body);
+        s.finish();
+        s.price(pricing, None, prompt_tokens)
+    })
 }
 
 #[cfg(test)]
