@@ -28,7 +28,8 @@ pub enum Route {
     Batch,
     /// `POST /graphql`.
     Graphql,
-    /// `POST /v1/chat/completions` (OpenAI-style, with `usage`).
+    /// `POST /v1/chat/completions` (OpenAI-style, with `usage`; server-sent
+    /// events with `"stream": true`).
     Chat,
 }
 

@@ -27,6 +27,10 @@ pub struct Tallies {
 #[derive(Debug, Default)]
 pub struct Counters {
     call: AtomicU64,
+    /// Server-sent events handed to connections by streamed chat answers
+    /// (all streams together). Not part of `/__calls`: tests read it to
+    /// tell how far a stream has been produced.
+    stream_events: AtomicU64,
     tallies: Mutex<Tallies>,
 }
 
@@ -39,6 +43,16 @@ impl Counters {
     /// Last call sequence number drawn.
     pub fn last_call(&self) -> u64 {
         self.call.load(Ordering::Relaxed)
+    }
+
+    /// Count one streamed event produced.
+    pub fn record_stream_event(&self) {
+        self.stream_events.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Streamed events produced so far.
+    pub fn stream_events(&self) -> u64 {
+        self.stream_events.load(Ordering::Relaxed)
     }
 
     /// Count one upstream request to an API route.
@@ -78,6 +92,7 @@ impl Counters {
         let mut t = self.lock();
         *t = Tallies::default();
         self.call.store(0, Ordering::Relaxed);
+        self.stream_events.store(0, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Tallies> {
