@@ -32,6 +32,24 @@ pub struct RouteCounters {
     pub cost: CostCounters,
     pub budget: BudgetCounters,
     pub routing: RoutingCounters,
+    pub prompt: PromptCounters,
+}
+
+/// Prompt rules (`prompt.<what>`) and streamed answers of priced rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PromptCounters {
+    /// Bodies read as prompts.
+    pub read: Counter,
+    /// Bodies not read (over the bound, not a JSON object): the request
+    /// shares nothing.
+    pub unread: Counter,
+    /// Prompts read but not shared (not deterministic).
+    pub unshared: Counter,
+    /// Streamed answers priced from their usage chunk.
+    pub streams_usage: Counter,
+    /// Streamed answers priced from what arrived (no usage chunk: not
+    /// asked for, or the stream was cut).
+    pub streams_estimated: Counter,
 }
 
 /// Routing (`routing.<what>`, `routing.provider.<name>.<what>`).
@@ -326,6 +344,20 @@ impl Metrics {
                     },
                     None => RoutingCounters::default(),
                 };
+                let prompt =
+                    if r.prompt.is_some() || r.cost.as_ref().is_some_and(|c| c.tokens.is_some()) {
+                        let mut c =
+                            |what: &str| Counter::define(host, &name(&format!("prompt.{what}")));
+                        PromptCounters {
+                            read: c("read"),
+                            unread: c("unread"),
+                            unshared: c("unshared"),
+                            streams_usage: c("streams_usage"),
+                            streams_estimated: c("streams_estimated"),
+                        }
+                    } else {
+                        PromptCounters::default()
+                    };
                 RouteCounters {
                     requests: Counter::define(host, &name("requests")),
                     unauthenticated: Counter::define(host, &name("unauthenticated")),
@@ -336,6 +368,7 @@ impl Metrics {
                     cost,
                     budget,
                     routing,
+                    prompt,
                 }
             })
             .collect();

@@ -128,6 +128,9 @@ fn full() -> Value {
             },
             {
                 "name": "chat", "match": {"prefix": "/v1/chat/completions"},
+                "prompt": {"max_body_bytes": 65536, "ignore_fields": ["user", "metadata"],
+                           "nondeterministic": false},
+                "cache": {"default_ttl_s": 300},
                 "cost": {"cost_per_call": "0.002",
                          "tokens": {"max_body_bytes": 65536,
                                     "models": {"gpt-4o-mini": {"prompt_per_1k": "0.00015",
@@ -253,6 +256,8 @@ fn wrong_rows() -> Vec<(&'static str, &'static str, Option<Value>, &'static str)
         ("a budget on a provider", "/routes/0/routing/providers/0/cost/budget", Some(json!({})), "routes[0].routing.providers[0].cost.budget"),
         ("too many probes", "/routes/0/routing/breaker/probes", Some(json!(9)), "routes[0].routing.breaker.probes"),
         ("max_attempts zero", "/routes/0/routing/max_attempts", Some(json!(0)), "routes[0].routing.max_attempts"),
+        ("a prompt ignoring its model", "/routes/2/prompt/ignore_fields", Some(json!(["model"])), "routes[2].prompt.ignore_fields[0]"),
+        ("a prompt body bound of zero", "/routes/2/prompt/max_body_bytes", Some(json!(0)), "routes[2].prompt.max_body_bytes"),
         ("a partial status listed as cacheable", "/routes/0/cache/statuses", Some(json!([200, 206])), "routes[0].cache.statuses[1]"),
         ("a status range that is not one", "/routes/0/cache/statuses", Some(json!(["2xx", "2xy"])), "routes[0].cache.statuses[1]"),
         ("heuristic_fraction zero", "/routes/0/cache/heuristic_fraction", Some(json!(0)), "routes[0].cache.heuristic_fraction"),

@@ -57,6 +57,15 @@ impl Key {
         Key::from_material(m)
     }
 
+    /// The key of a prompt: this request's key plus its body's digest
+    /// (`crate::prompt`).
+    pub fn with_body(self, digest: &str) -> Key {
+        let mut m = self.material;
+        m.push_str("\nb=");
+        m.push_str(digest);
+        Key::from_material(m)
+    }
+
     /// First 8 bytes of the hash, the tag kept in the slot index.
     pub fn tag(&self) -> u64 {
         let mut b = [0u8; 8];

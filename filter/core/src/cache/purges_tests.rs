@@ -377,6 +377,7 @@ impl Gateway {
                 lease_ms: 5_000,
                 background: true,
                 unshared: false,
+                prompt: None,
             },
         )
     }

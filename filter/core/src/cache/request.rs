@@ -45,6 +45,10 @@ pub struct Forward {
     pub request_headers: Vec<(String, Vec<u8>)>,
     /// Set at response headers when the answer is being stored.
     pub capture: Option<Capture>,
+    /// A prompt's answer (`prompt` rules): stored for the rule's
+    /// `default_ttl` unless it says `no-store`, whatever else its
+    /// `cache-control` says (LLM APIs send `no-cache` on every answer).
+    pub prompt: bool,
 }
 
 #[derive(Debug)]
@@ -86,6 +90,9 @@ pub struct RequestFacts<'a> {
     /// The request carries a header that keeps it from shared answers
     /// (`shared_answers.bypass_headers`).
     pub unshared: bool,
+    /// A prompt's body digest (`prompt` rules): part of the key, and the
+    /// POST is a read, not a write.
+    pub prompt: Option<&'a str>,
 }
 
 /// Any method not known to be safe invalidates on success (RFC 9111
@@ -212,13 +219,14 @@ pub fn on_request(
     // stored answer depends on; a hit needs neither, so they are made
     // only on those paths.
     let normalised = || key::normalise(path_and_query, &rule.ignore_query);
-    if is_write(method) {
+    let prompt = facts.prompt;
+    if prompt.is_none() && is_write(method) {
         let (path, _) = normalised();
         return Outcome::Write {
             slots: write_scopes(rule, facts.tenant, &path, store.generation_slots),
         };
     }
-    if !rule.methods.iter().any(|m| m == method) {
+    if prompt.is_none() && !rule.methods.iter().any(|m| m == method) {
         return Outcome::Bypass { fwd: Fwd::Method };
     }
     let mode = control::request_mode(&control::directives(headers));
@@ -227,7 +235,7 @@ pub fn on_request(
     {
         return Outcome::Bypass { fwd: Fwd::Bypass };
     }
-    let key = key::primary(
+    let mut key = key::primary(
         facts.tenant,
         method,
         path_and_query,
@@ -235,6 +243,9 @@ pub fn on_request(
         &rule.vary,
         headers,
     );
+    if let Some(digest) = prompt {
+        key = key.with_body(digest);
+    }
     state.gens.refresh(host, store.generation_slots);
     // What a stored answer will depend on, as the counters stand now (the
     // worker's copy is not refreshed again in this call). Only requests
@@ -265,10 +276,11 @@ pub fn on_request(
         validators: Vec::new(),
         authorization,
         conditional: CLIENT_CONDITIONALS.iter().any(|h| headers.get(h).is_some()),
-        storable: method == "GET",
+        storable: method == "GET" || prompt.is_some(),
         started_ms: facts.now_ms,
         request_headers: Vec::new(),
         capture: None,
+        prompt: prompt.is_some(),
     };
     // Preconditions this cache does not evaluate go to the origin (which
     // does); its answer may still be stored.

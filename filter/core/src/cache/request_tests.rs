@@ -54,6 +54,7 @@ impl World {
                 lease_ms: 5_000,
                 background: true,
                 unshared: false,
+                prompt: None,
             },
         )
     }
@@ -155,6 +156,7 @@ fn facts_of(all: &[(String, Vec<u8>)], now_ms: u64) -> RequestFacts<'_> {
         lease_ms: 1,
         background: true,
         unshared: false,
+        prompt: None,
     }
 }
 
@@ -267,6 +269,7 @@ fn writes_and_other_methods() {
         lease_ms: 1,
         background: true,
         unshared: false,
+        prompt: None,
     };
     assert!(matches!(
         on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts(&all)),

@@ -223,7 +223,21 @@ impl Forward {
             heuristic_fraction: rule.heuristic_fraction,
             authorization: self.authorization,
         };
-        let mut fresh = control::storable(facts, policy, now_ms)?;
+        let mut fresh = if self.prompt {
+            // A prompt's answer: the rule's lifetime, only `no-store` (or
+            // a failure) keeps it out.
+            if status != 200 || d.no_store {
+                return None;
+            }
+            control::Freshness {
+                ttl_ms: rule.default_ttl_ms?.min(rule.max_ttl_ms),
+                stale_while_revalidate_ms: 0,
+                stale_if_error_ms: 0,
+                keep_ms: 0,
+            }
+        } else {
+            control::storable(facts, policy, now_ms)?
+        };
         if let Some(a) = adaptive {
             fresh.ttl_ms = fresh.ttl_ms.min(a.max(1));
         }

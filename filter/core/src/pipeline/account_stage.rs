@@ -8,6 +8,7 @@
 use crate::config::{Accounting, Route, RouteCost};
 use crate::cost::model::{self, Priced, Strategy};
 use crate::cost::spend::{spill, FlushOutcome, SpendBuffer, SpendEvent};
+use crate::cost::stream_usage::StreamUsage;
 use crate::host::{Callout, Host, Level};
 
 use super::budget_stage::{self, Held};
@@ -23,6 +24,11 @@ pub struct CostStep {
     pub held: Option<Held>,
     /// The response body, kept for per-token pricing.
     body: Option<Vec<u8>>,
+    /// A streamed answer's usage, read as it passes.
+    stream: Option<Box<StreamUsage>>,
+    /// What the answer the filter gave (cache, coalescing) costs at the
+    /// model's price: the baseline of a per-token rule's saving.
+    pub answer_price: Option<u64>,
     /// Priced and reported (exactly once).
     pub done: bool,
     /// It waited for its tenant's first lease (counted once).
@@ -114,19 +120,36 @@ impl Prices<'_> {
 /// Whether the response body must be read to price this request.
 pub(super) fn wants_body(filter: &Filter, exchange: &Exchange) -> bool {
     !exchange.cost.done
-        && exchange.cost.body.is_some()
+        && (exchange.cost.body.is_some() || exchange.cost.stream.is_some())
         && prices(filter, exchange).is_some_and(|p| p.served.tokens.is_some())
 }
 
+/// The prompt tokens a request's own body was estimated at (prompt
+/// rules), for pricing a stream that never said.
+fn prompt_tokens(exchange: &Exchange) -> u64 {
+    exchange.prompt.as_ref().map_or(0, |p| p.prompt_tokens)
+}
+
+/// The filter answers `exchange` with `body` (from the cache, or another
+/// request's answer): a per-token rule's saving is that answer's price.
+pub(super) fn note_answer(filter: &Filter, exchange: &mut Exchange, body: &[u8]) {
+    let tokens = prices(filter, exchange).and_then(|p| p.baseline.tokens.as_ref());
+    if let Some(t) = tokens {
+        exchange.cost.answer_price = model::answer_price(t, body, prompt_tokens(exchange));
+    }
+}
+
 /// Response headers of a request the filter answered or that went
-/// upstream. `strategy` is how it was served; `status` its status. Adds
-/// the cost headers and reports the spend, unless per-token pricing must
-/// first see the body.
+/// upstream. `strategy` is how it was served; `status` its status;
+/// `event_stream` whether the answer is a stream of server-sent events.
+/// Adds the cost headers and reports the spend, unless per-token pricing
+/// must first see the body.
 pub(super) fn on_response_headers<H: Host>(
     cx: &mut Cx<'_, H>,
     exchange: &mut Exchange,
     strategy: Strategy,
     status: u16,
+    event_stream: bool,
 ) {
     let Cx {
         filter,
@@ -142,10 +165,17 @@ pub(super) fn on_response_headers<H: Host>(
         return;
     }
     let upstream = strategy == Strategy::Upstream;
-    if upstream && p.served.tokens.is_some() && (200..300).contains(&status) {
-        // The price is in the body's `usage`: settle at its end.
-        exchange.cost.body = Some(Vec::new());
-        return;
+    if let Some(t) = p.served.tokens.as_ref().filter(|_| upstream) {
+        if (200..300).contains(&status) {
+            // The price is in the body's `usage`: settle at its end. A
+            // stream is read as it passes, never held.
+            if event_stream {
+                exchange.cost.stream = Some(Box::new(StreamUsage::new(t.max_body_bytes as usize)));
+            } else {
+                exchange.cost.body = Some(Vec::new());
+            }
+            return;
+        }
     }
     let (strategy, priced) = if upstream {
         p.upstream(
@@ -153,7 +183,10 @@ pub(super) fn on_response_headers<H: Host>(
             p.baseline.cost_per_call_micros,
         )
     } else {
-        let call = p.baseline.cost_per_call_micros;
+        let call = exchange
+            .cost
+            .answer_price
+            .unwrap_or(p.baseline.cost_per_call_micros);
         (
             strategy,
             model::price(strategy, call, exchange.cost.batch_share),
@@ -177,6 +210,13 @@ pub(super) fn on_response_body<H: Host>(
     let Some(tokens) = &p.served.tokens else {
         return;
     };
+    if let Some(stream) = &mut exchange.cost.stream {
+        stream.feed(chunk);
+        if end_of_stream {
+            settle_stream(filter, worker, host, exchange);
+        }
+        return;
+    }
     if let Some(body) = &mut exchange.cost.body {
         // Past the bound the body is not kept: it prices as one call.
         if body.len() + chunk.len() <= tokens.max_body_bytes as usize {
@@ -201,11 +241,48 @@ pub(super) fn on_response_body<H: Host>(
     finish(filter, worker, host, exchange, strategy, priced);
 }
 
+/// A streamed answer ended, whole or cut off: priced from its usage
+/// chunk, else from what arrived (`StreamUsage`).
+fn settle_stream(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    exchange: &mut Exchange,
+) {
+    let Some(mut stream) = exchange.cost.stream.take() else {
+        return;
+    };
+    let Some(p) = prices(filter, exchange) else {
+        return;
+    };
+    stream.finish();
+    let counters = filter.counters(exchange.route).prompt;
+    if stream.has_usage() {
+        counters.streams_usage.add(host, 1);
+    } else {
+        counters.streams_estimated.add(host, 1);
+    }
+    let model = exchange.prompt.as_ref().and_then(|f| f.model.as_deref());
+    let prompt = prompt_tokens(exchange);
+    let price_at = |c: &RouteCost| {
+        c.tokens
+            .as_ref()
+            .and_then(|t| stream.price(t, model, prompt))
+            .unwrap_or(c.cost_per_call_micros)
+    };
+    let (strategy, priced) = p.upstream(price_at(p.served), price_at(p.baseline));
+    finish(filter, worker, host, exchange, strategy, priced);
+}
+
 /// The stream ended: a per-token request whose body never completed is
 /// priced as one call (the call happened); a reservation never used is
 /// given back.
 pub(super) fn on_done<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) {
     let (filter, worker, host) = (cx.filter, &mut *cx.worker, &mut *cx.host);
+    if !exchange.cost.done && exchange.cost.stream.is_some() {
+        // Cut off: the tokens that arrived were produced, and are paid.
+        settle_stream(filter, worker, host, exchange);
+    }
     if !exchange.cost.done && exchange.cost.body.is_some() {
         if let Some(p) = prices(filter, exchange) {
             let (strategy, priced) = p.upstream(

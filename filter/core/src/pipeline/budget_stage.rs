@@ -137,7 +137,8 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
     let now = exchange.clock_ms;
     let counters = filter.counters(exchange.route).budget;
     let p = policy(filter, b, tenant, high);
-    let r = match budget::reserve(*host, slots(filter), tenant, b.estimate_micros, now, p) {
+    let estimate = estimate(filter, exchange, b);
+    let r = match budget::reserve(*host, slots(filter), tenant, estimate, now, p) {
         Ok(r) => r,
         Err(e) => {
             // The shared table is unreachable: the rule's outage policy.
@@ -164,7 +165,7 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
                 Kind::Overdraft => counters.overdraft.add(*host, 1),
                 _ => counters.reserved.add(*host, 1),
             }
-            exchange.cost.held = held(tenant, b.estimate_micros, &r);
+            exchange.cost.held = held(tenant, estimate, &r);
             Outcome::Pass
         }
         Kind::Exhausted => {
@@ -195,6 +196,26 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
             Outcome::Park(Wait::Lease)
         }
     }
+}
+
+/// What a request may cost: for a prompt that caps its answer
+/// (`max_tokens`), its size and that cap at the model's price (the answer
+/// cannot cost more); else the rule's `budget.estimate`.
+fn estimate(filter: &Filter, exchange: &Exchange, b: &RouteBudget) -> u64 {
+    let tokens = filter
+        .config
+        .routes
+        .get(exchange.route)
+        .and_then(|r| r.cost.as_ref())
+        .and_then(|c| c.tokens.as_ref());
+    let (Some(t), Some(p)) = (tokens, &exchange.prompt) else {
+        return b.estimate_micros;
+    };
+    p.max_tokens
+        .and_then(|max| {
+            crate::cost::model::tokens_price(t, p.model.as_deref(), p.prompt_tokens, max)
+        })
+        .unwrap_or(b.estimate_micros)
 }
 
 fn sla_ms(filter: &Filter, route: usize) -> u64 {

@@ -48,6 +48,16 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         return false;
     };
     let counters = filter.counters(exchange.route).cache;
+    // A prompt rule's POST is keyed by its body, or not shared at all.
+    let prompt = match (&route.prompt, &exchange.prompt) {
+        (Some(_), Some(p)) if p.shareable => Some(p.digest.as_str()),
+        (Some(_), _) if Headers::new(all).get(":method") == Some(b"POST") => {
+            counters.bypass.add(*host, 1);
+            exchange.cache = CacheStep::Bypass(crate::cache::Fwd::Bypass);
+            return false;
+        }
+        _ => None,
+    };
     let rand01 = worker.rand01();
     let facts = RequestFacts {
         route: exchange.route,
@@ -61,6 +71,7 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         lease_ms: (route.sla_ms * 2).max(1000),
         background: worker.cache.refreshes.has_room(),
         unshared: filter.config.bypasses_sharing(all),
+        prompt,
     };
     let head = facts.headers.get(":method") == Some(b"HEAD");
     match cache::on_request(
@@ -88,6 +99,9 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
                 now,
                 form: reply::form(&entry, &Headers::new(&exchange.request), now),
             };
+            if let Body::Response { body, .. } = &entry.body {
+                super::account_stage::note_answer(filter, exchange, body);
+            }
             if answer_from(filter, *host, exchange, &entry, how) {
                 match label {
                     Label::Stale => counters.stale.add(*host, 1),

@@ -84,7 +84,17 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
     let stream = exchange.stream;
     let headers = Headers::new(&exchange.request);
     let method = headers.get_str(":method").unwrap_or("GET");
-    let Some(idempotency) = eligible(method, &headers, rule.idempotency_key) else {
+    // A shareable prompt is the same request as another with the same
+    // body digest, whatever its method.
+    let prompt = match (&route.prompt, &exchange.prompt) {
+        (Some(_), Some(p)) if p.shareable => Some(p.digest.as_str()),
+        _ => None,
+    };
+    let idempotency = match prompt {
+        Some(_) => (!CLIENT_CONDITIONALS.iter().any(|h| headers.get(h).is_some())).then_some(None),
+        None => eligible(method, &headers, rule.idempotency_key),
+    };
+    let Some(idempotency) = idempotency else {
         return Outcome::Pass;
     };
     // A cache lookup already turned away a request the cache may not
@@ -96,14 +106,20 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
     let tenant = exchange.identity.tenant_or_anonymous();
     let primary = match &exchange.cache {
         CacheStep::Forward(f) => f.key.clone(),
-        _ => key::primary(
-            tenant,
-            method,
-            headers.get(":path").unwrap_or(b"/"),
-            &[],
-            &[],
-            &headers,
-        ),
+        _ => {
+            let k = key::primary(
+                tenant,
+                method,
+                headers.get(":path").unwrap_or(b"/"),
+                &[],
+                &[],
+                &headers,
+            );
+            match prompt {
+                Some(digest) => k.with_body(digest),
+                None => k,
+            }
+        }
     };
     // Requests with credentials only share with the very same credentials.
     let auth = headers

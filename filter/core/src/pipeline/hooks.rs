@@ -12,8 +12,8 @@ use super::machine::{self, Cx, Step};
 use super::phase::{self, Phase, Served, Stage};
 use super::{
     account_stage, batch_call, budget_lease, cache_refresh, cache_stage, coalesce_stage,
-    limit_stage, purge_poll, self_wake, timer, CacheStep, CoalesceStep, CostStep, Exchange, Filter,
-    SelfWake, Verdict, Worker,
+    limit_stage, prompt_stage, purge_poll, self_wake, timer, CacheStep, CoalesceStep, CostStep,
+    Exchange, Filter, SelfWake, Verdict, Worker,
 };
 
 /// First hook of a request without a body (tests, GETs).
@@ -103,25 +103,27 @@ pub fn on_request_headers_eos(
         cost: CostStep::default(),
         wake: SelfWake::default(),
         routed: None,
+        prompt: None,
     };
     let mut cx = Cx {
         filter,
         worker,
         host,
     };
-    let verdict = if cache_stage::on_request(&mut cx, &mut exchange) {
+    let verdict = if prompt_stage::reads_body(&cx, &exchange) {
+        // Nothing is decided before the body is read: cache and coalescing
+        // keys need it, the budget sizes its reservation from it.
+        set_request_id(&mut cx, &exchange);
+        exchange.enter(phase::Event::ReadPrompt, cx.host);
+        Verdict::Continue
+    } else if cache_stage::on_request(&mut cx, &mut exchange) {
         exchange.enter(phase::Event::Answer(Served::Cache), cx.host);
         exchange.request = Vec::new();
         Verdict::Pause
     } else {
         // Before any pause: a request resumed later goes upstream as it
         // is now.
-        if exchange.identity.request_id_generated {
-            let header = filter.config.identity.request_id_header.as_str();
-            let id = exchange.identity.request_id.as_bytes();
-            let set = cx.host.set_request_header(header, Some(id));
-            log_failure(cx.host, stream, "set the request id", set);
-        }
+        set_request_id(&mut cx, &exchange);
         match machine::advance(&mut cx, &mut exchange, Stage::Limit) {
             Step::Go => Verdict::Continue,
             Step::Hold => Verdict::Pause,
@@ -129,6 +131,16 @@ pub fn on_request_headers_eos(
     };
     cx.worker.requests.insert(stream, exchange);
     verdict
+}
+
+/// The request id the filter made up goes upstream with the request.
+fn set_request_id<H: Host>(cx: &mut Cx<'_, H>, exchange: &Exchange) {
+    if exchange.identity.request_id_generated {
+        let header = cx.filter.config.identity.request_id_header.as_str();
+        let id = exchange.identity.request_id.as_bytes();
+        let set = cx.host.set_request_header(header, Some(id));
+        log_failure(cx.host, exchange.stream, "set the request id", set);
+    }
 }
 
 /// Run `f` on the request `stream` (taken out of the table meanwhile, so

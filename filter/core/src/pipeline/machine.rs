@@ -179,6 +179,9 @@ pub(super) fn answer<H: Host>(
     reply: &Reply,
     served: Served,
 ) -> bool {
+    if matches!(served, Served::Coalesced) {
+        super::account_stage::note_answer(cx.filter, ex, &reply.body);
+    }
     let sent = reply.send(cx.host, ex.stream);
     if let Err(e) = sent {
         // The client left (Envoy), or the host cannot answer this stream

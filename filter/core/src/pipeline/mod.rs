@@ -22,6 +22,7 @@ mod hooks;
 mod limit_stage;
 pub mod machine;
 pub mod phase;
+mod prompt_stage;
 mod purge_poll;
 mod response;
 mod route_stage;
@@ -246,6 +247,8 @@ pub struct Exchange {
     pub wake: SelfWake,
     /// The provider the routing stage sent it to.
     pub routed: Option<route_stage::Routed>,
+    /// What its body says, when its rule reads prompts and it was one.
+    pub prompt: Option<crate::prompt::PromptFacts>,
 }
 
 impl Exchange {
@@ -313,6 +316,8 @@ mod coalesce_tests;
 mod limit_tests;
 #[cfg(test)]
 mod phase_tests;
+#[cfg(test)]
+mod prompt_tests;
 #[cfg(test)]
 mod resume_tests;
 #[cfg(test)]

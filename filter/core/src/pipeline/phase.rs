@@ -92,6 +92,10 @@ pub enum Phase {
     /// Its headers went on (a buffer filter after this one holds them);
     /// the filter gathers its body to join a batch.
     GatheringBody,
+    /// Its headers went on (a buffer filter after this one holds them,
+    /// where the host needs one); the filter reads its body as a prompt
+    /// before any stage decides.
+    ReadingPrompt,
     /// On its way upstream: its response runs the response stages.
     Upstream,
     /// Answered by the filter; its response hooks only account for it.
@@ -111,6 +115,8 @@ pub enum Event {
     AwaitBody,
     /// Its wait is over and it goes on through the stages.
     Wake,
+    /// A prompt rule reads its body first.
+    ReadPrompt,
 }
 
 impl Phase {
@@ -124,6 +130,11 @@ impl Phase {
             (P::Deciding, E::Answer(s)) => Some(P::Answered(s)),
             (P::Deciding, E::Forward) => Some(P::Upstream),
             (P::Deciding, E::AwaitBody) => Some(P::GatheringBody),
+            (P::Deciding, E::ReadPrompt) => Some(P::ReadingPrompt),
+            // Its body is read: on through the stages.
+            (P::ReadingPrompt, E::Wake) => Some(P::Deciding),
+            // Its response came first (another filter answered it).
+            (P::ReadingPrompt, E::Forward) => Some(P::Upstream),
             (P::Parked(_), E::Wake) => Some(P::Deciding),
             (P::Parked(_), E::Answer(s)) => Some(P::Answered(s)),
             // Its response came while it waited (another filter answered

@@ -13,14 +13,24 @@ const SERVED: [Served; 5] = [
 ];
 
 fn phases() -> Vec<Phase> {
-    let mut all = vec![Phase::Deciding, Phase::GatheringBody, Phase::Upstream];
+    let mut all = vec![
+        Phase::Deciding,
+        Phase::GatheringBody,
+        Phase::ReadingPrompt,
+        Phase::Upstream,
+    ];
     all.extend(WAITS.map(Phase::Parked));
     all.extend(SERVED.map(Phase::Answered));
     all
 }
 
 fn events() -> Vec<Event> {
-    let mut all = vec![Event::Forward, Event::AwaitBody, Event::Wake];
+    let mut all = vec![
+        Event::Forward,
+        Event::AwaitBody,
+        Event::Wake,
+        Event::ReadPrompt,
+    ];
     all.extend(WAITS.map(Event::Park));
     all.extend(SERVED.map(Event::Answer));
     all
@@ -34,6 +44,7 @@ fn expected(from: Phase, event: Event) -> Option<Phase> {
             Event::Answer(s) => Phase::Answered(s),
             Event::Forward => Phase::Upstream,
             Event::AwaitBody => Phase::GatheringBody,
+            Event::ReadPrompt => Phase::ReadingPrompt,
             Event::Wake => return None,
         }),
         Phase::Parked(_) => match event {
@@ -44,6 +55,11 @@ fn expected(from: Phase, event: Event) -> Option<Phase> {
         },
         Phase::GatheringBody => match event {
             Event::Park(Wait::Batch) => Some(Phase::Parked(Wait::Batch)),
+            Event::Forward => Some(Phase::Upstream),
+            _ => None,
+        },
+        Phase::ReadingPrompt => match event {
+            Event::Wake => Some(Phase::Deciding),
             Event::Forward => Some(Phase::Upstream),
             _ => None,
         },
@@ -68,7 +84,7 @@ fn every_phase_and_event_goes_where_the_table_says() {
             pairs += 1;
         }
     }
-    assert_eq!(pairs, 12 * 12);
+    assert_eq!(pairs, 13 * 13);
 }
 
 #[test]

@@ -33,6 +33,9 @@ impl Exchange {
         size: usize,
         end_of_stream: bool,
     ) -> Verdict {
+        if self.phase == Phase::ReadingPrompt {
+            return super::prompt_stage::on_request_body(cx, self, size, end_of_stream);
+        }
         if self.phase != Phase::GatheringBody {
             return Verdict::Continue;
         }
@@ -80,7 +83,7 @@ impl Exchange {
                         });
                 }
                 if let Some(strategy) = served.strategy() {
-                    account_stage::on_response_headers(cx, self, strategy, 200);
+                    account_stage::on_response_headers(cx, self, strategy, 200, false);
                 }
                 Verdict::Continue
             }
@@ -89,6 +92,10 @@ impl Exchange {
             // later; its response passes like an upstream one.
             Phase::Parked(wait) => {
                 machine::unpark(cx.worker, self.stream, wait);
+                self.enter(Event::Forward, cx.host);
+                self.upstream_response_headers(cx, end_of_stream)
+            }
+            Phase::ReadingPrompt => {
                 self.enter(Event::Forward, cx.host);
                 self.upstream_response_headers(cx, end_of_stream)
             }
@@ -134,7 +141,12 @@ impl Exchange {
         for (name, value) in self.own_headers(filter) {
             let _ = cx.host.add_response_header(&name, &value);
         }
-        account_stage::on_response_headers(cx, self, Strategy::Upstream, status);
+        let event_stream = Headers::new(&all).get_str("content-type").is_some_and(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        });
+        account_stage::on_response_headers(cx, self, Strategy::Upstream, status, event_stream);
         Verdict::Continue
     }
 
