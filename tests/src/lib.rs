@@ -13,5 +13,6 @@ pub mod http;
 pub mod jwt;
 pub mod kong;
 pub mod procs;
+pub mod sse;
 pub mod stack;
 pub mod wire;

@@ -38,6 +38,10 @@ struct Calls<'a> {
     /// Last call sequence number drawn.
     call: u64,
     provider: &'a str,
+    /// Server-sent events produced by streamed answers so far (a test
+    /// reads it to tell whether a client got an event before the last one
+    /// was even produced).
+    stream_events: u64,
 }
 
 async fn calls(State(state): State<AppState>) -> Response {
@@ -45,6 +49,7 @@ async fn calls(State(state): State<AppState>) -> Response {
         tallies: state.counters.snapshot(),
         call: state.counters.last_call(),
         provider: &state.provider,
+        stream_events: state.counters.stream_events(),
     };
     respond::json(StatusCode::OK, &calls)
 }
