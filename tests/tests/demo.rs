@@ -41,6 +41,24 @@ fn make_demo_prints_what_each_strategy_saved_from_the_ledger() {
         text.contains("failover: the secondary provider answered 503"),
         "{text}"
     );
+    // The LLM part: prompt-cache hits and coalesced prompts, each in the
+    // ledger at the model's price, saving it.
+    for label in ["prompt-cache", "prompt-coalesced"] {
+        let r = row(&text, label);
+        assert!(r[1].parse::<u64>().unwrap() > 0, "no {label}:\n{text}");
+        assert_eq!(
+            r[1], r[3],
+            "every {label} request is in the ledger:\n{text}"
+        );
+        assert_eq!(dollars(r[4]), 0.0, "{label} costs nothing");
+        assert!(dollars(r[6]) > 0.0, "{label} saved nothing:\n{text}");
+    }
+    let up = row(&text, "prompt-upstream");
+    assert_eq!(
+        up[1], up[2],
+        "each prompt that went upstream is one call:\n{text}"
+    );
+    assert!(!text.contains("errors (not in the table)"), "{text}");
     let cache = row(&text, "cache");
     assert_eq!(dollars(cache[4]), 0.0, "cache hits cost nothing");
     let total = row(&text, "total");

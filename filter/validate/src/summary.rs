@@ -23,6 +23,7 @@ pub fn describe(config: &Config) -> String {
                 (r.limit.is_some(), "limit"),
                 (r.batch.is_some(), "batch"),
                 (r.routing.is_some(), "routing"),
+                (r.prompt.is_some(), "prompt"),
                 (r.cost.is_some(), "cost"),
                 (
                     r.cost.as_ref().is_some_and(|c| c.budget.is_some()),

@@ -113,9 +113,9 @@ fn the_shipped_envoy_yaml_passes() {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(
         stdout.contains(
-            "host envoy, 5 routes: items (cache, coalesce, cost), quotes (batch, cost), \
-             graphql (batch, cost), search (routing, cost), reports (limit, cost, budget); \
-             accounting -> cost_control"
+            "host envoy, 6 routes: items (cache, coalesce, cost), quotes (batch, cost), \
+             graphql (batch, cost), search (routing, cost), chat (cache, coalesce, prompt, cost), \
+             reports (limit, cost, budget); accounting -> cost_control"
         ),
         "{stdout}"
     );
@@ -132,7 +132,7 @@ fn the_shipped_kong_files_pass() {
             "{stdout}"
         );
         assert!(
-            stdout.contains("host kong, 5 routes: items (cache, coalesce, cost)"),
+            stdout.contains("host kong, 6 routes: items (cache, coalesce, cost)"),
             "{stdout}"
         );
         assert!(

@@ -23,10 +23,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use e2e::control::CostControl;
 use e2e::http::{self, Resp};
 use e2e::procs::port_open;
+use e2e::sse::SseStream;
 use e2e::stack::Stack;
 use serde_json::Value;
 
 const TENANT: &str = "demo";
+/// The LLM part's tenant: its ledger rows are its own.
+const LLM_TENANT: &str = "demo-llm";
+const CHAT: &str = "/v1/chat/completions";
 const DEFAULT_SEED: u64 = 42;
 /// The demo API's delay on items: a slow upstream is where coalescing pays.
 const ITEMS_DELAY_MS: u64 = 200;
@@ -272,6 +276,103 @@ fn run_workload(t: &Target, seed: u64) -> Seen {
     seen.into_inner().unwrap()
 }
 
+/// What the LLM part's clients saw: requests by how they were served.
+#[derive(Default)]
+struct LlmSeen {
+    by_strategy: BTreeMap<&'static str, u64>,
+    errors: u64,
+}
+
+/// One prompt to the chat API (streamed or not), read to its end.
+fn prompt(t: &Target, body: &str, stream: bool, seen: &Mutex<LlmSeen>) {
+    let mut st = SseStream::post(
+        t.envoy,
+        CHAT,
+        &[
+            ("x-tenant-id", LLM_TENANT),
+            ("content-type", "application/json"),
+            ("x-demo-chunk-delay-ms", if stream { "20" } else { "0" }),
+        ],
+        body.as_bytes(),
+    );
+    let clean = st.finish() == e2e::sse::End::Clean;
+    let mut seen = seen.lock().unwrap();
+    if st.status != 200 || !clean {
+        seen.errors += 1;
+        return;
+    }
+    let strategy = match st.header("x-cache") {
+        Some("HIT") => "cache",
+        Some("COALESCED") => "coalesced",
+        _ => "upstream",
+    };
+    *seen.by_strategy.entry(strategy).or_default() += 1;
+}
+
+/// LLM prompts: 10 identical streamed deterministic prompts at once (one
+/// call, the rest coalesced), 10 identical non-streamed ones at once, then
+/// each asked 5 more times with its keys in another order (prompt cache),
+/// and 5 prompts that are not deterministic (each paid).
+fn run_llm_workload(t: &Target) -> LlmSeen {
+    let seen = Mutex::new(LlmSeen::default());
+    let streamed = r#"{"model":"demo-large","temperature":0,"stream":true,"max_tokens":20,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"summarise the quarterly report in twenty words"}]}"#;
+    let streamed_again = r#"{"messages":[{"content":"summarise the quarterly report in twenty words","role":"user"}],"max_tokens":20,"stream_options":{"include_usage":true},"stream":true,"temperature":0,"model":"demo-large"}"#;
+    let plain = r#"{"model":"demo-large","seed":7,"max_tokens":50,"messages":[{"role":"user","content":"classify this ticket: printer on fire"}]}"#;
+    let plain_again = r#"{"max_tokens":50,"seed":7,"messages":[{"role":"user","content":"classify this ticket: printer on fire"}],"model":"demo-large","user":"someone"}"#;
+    for (body, stream) in [(streamed, true), (plain, false)] {
+        let barrier = Barrier::new(10);
+        std::thread::scope(|sc| {
+            for _ in 0..10 {
+                let (barrier, seen) = (&barrier, &seen);
+                sc.spawn(move || {
+                    barrier.wait();
+                    prompt(t, body, stream, seen);
+                });
+            }
+        });
+    }
+    for _ in 0..5 {
+        prompt(t, streamed_again, true, &seen);
+        prompt(t, plain_again, false, &seen);
+    }
+    for n in 0..5 {
+        let warm = format!(
+            r#"{{"model":"demo-small","temperature":0.7,"messages":[{{"role":"user","content":"a haiku, take {n}"}}]}}"#
+        );
+        prompt(t, &warm, false, &seen);
+    }
+    seen.into_inner().unwrap()
+}
+
+fn print_llm(seen: &LlmSeen, calls: u64, ledger: Option<&Value>) {
+    let mut rows: BTreeMap<String, Money> = BTreeMap::new();
+    if let Some(report) = ledger {
+        for row in report["rows"].as_array().into_iter().flatten() {
+            let key = row["key"].as_str().unwrap_or("").to_string();
+            rows.insert(key, Money::of(row));
+        }
+    }
+    let requests: u64 = seen.by_strategy.values().sum();
+    println!(
+        "\nLLM prompts ({CHAT}, tenant {LLM_TENANT:?}): {requests} requests, {calls} upstream calls"
+    );
+    for (label, key) in [
+        ("prompt-cache", "cache"),
+        ("prompt-coalesced", "coalesced"),
+        ("prompt-upstream", "upstream"),
+    ] {
+        print_row(
+            label,
+            seen.by_strategy.get(key).copied().unwrap_or(0),
+            if key == "upstream" { calls } else { 0 },
+            rows.get(key).copied().unwrap_or_default(),
+        );
+    }
+    if seen.errors > 0 {
+        println!("errors (not in the table): {}", seen.errors);
+    }
+}
+
 /// Upstream calls between two `calls()`: (all, batch calls, secondary's).
 fn calls_delta(before: &(Value, Value), after: &(Value, Value)) -> (u64, u64, u64) {
     let n = |v: &Value| v.as_u64().unwrap_or(0);
@@ -292,11 +393,11 @@ fn now_ms() -> u64 {
 
 /// The ledger since `from_ms`, once its event count reaches `served` or
 /// stops growing (the filter flushes spend about every second).
-fn settled_ledger(cc: &CostControl, from_ms: u64, served: u64) -> (Value, Duration) {
+fn settled_ledger(cc: &CostControl, tenant: &str, from_ms: u64, served: u64) -> (Value, Duration) {
     let start = Instant::now();
     let mut last = (u64::MAX, Instant::now());
     loop {
-        let report = cc.spend_since(TENANT, "strategy", from_ms);
+        let report = cc.spend_since(tenant, "strategy", from_ms);
         let events = report["total"]["events"].as_u64().unwrap_or(0);
         if events != last.0 {
             last = (events, Instant::now());
@@ -477,7 +578,7 @@ fn main() {
 
     let ledger = match &target.control {
         Some(cc) => {
-            let (report, waited) = settled_ledger(cc, from_ms, seen.served());
+            let (report, waited) = settled_ledger(cc, TENANT, from_ms, seen.served());
             let events = report["total"]["events"].as_u64().unwrap_or(0);
             println!(
                 "==> cost-control ledger: {events} spend events for {TENANT:?} since the start (waited {:.1} s)",
@@ -494,6 +595,19 @@ fn main() {
         }
     };
     print_table(&seen, calls_delta(&before, &after), ledger.as_ref());
+
+    println!(
+        "\n==> LLM workload: 10 identical streamed prompts at once, 10 identical JSON prompts at once,\n    each asked 5 more times (keys reordered), 5 prompts that are not deterministic"
+    );
+    let chat_calls = |c: &(Value, Value)| c.0["by_path"][CHAT].as_u64().unwrap_or(0);
+    let before = target.calls();
+    let llm = run_llm_workload(&target);
+    let calls = chat_calls(&target.calls()).saturating_sub(chat_calls(&before));
+    let llm_ledger = target.control.as_ref().map(|cc| {
+        let served: u64 = llm.by_strategy.values().sum();
+        settled_ledger(cc, LLM_TENANT, from_ms, served).0
+    });
+    print_llm(&llm, calls, llm_ledger.as_ref());
 
     if let Some(stack) = target.own {
         println!(
