@@ -6,6 +6,8 @@
 //! priced from what arrived and not stored; a token budget holds across
 //! two gateways.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use e2e::envoy_config::Options;
