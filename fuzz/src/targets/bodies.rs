@@ -260,3 +260,87 @@ pub fn spend_buffer_seeds() -> Vec<Vec<u8>> {
     s.extend_from_slice(&[2, 0x10, 0x27, 0, 0, 10, 3, 1]);
     vec![s]
 }
+
+// --- LLM prompts and streamed answers ----------------------------------------------------
+
+/// A prompt rule's request body: read as a prompt, and its canonical form
+/// read again must be the same prompt (the key is stable).
+pub fn prompt_body(data: &[u8]) {
+    use optimizer_core::config::RoutePrompt;
+    use optimizer_core::prompt;
+    let rule = RoutePrompt {
+        max_body_bytes: 65_536,
+        ignore_fields: vec!["user".into(), "metadata".into()],
+        nondeterministic: false,
+    };
+    let Ok(facts) = prompt::read(&rule, data) else {
+        return;
+    };
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice::<serde_json::Value>(data)
+    else {
+        panic!("read a prompt from a body that is not a JSON object");
+    };
+    let mut canonical = String::new();
+    prompt::canonical_json(&mut canonical, &serde_json::Value::Object(fields));
+    if canonical.len() <= 65_536 {
+        let again = prompt::read(&rule, canonical.as_bytes())
+            .unwrap_or_else(|e| panic!("canonical form of a prompt not read: {e:?}"));
+        assert_eq!(
+            again.digest, facts.digest,
+            "the canonical form is another prompt"
+        );
+    }
+}
+
+pub fn prompt_body_seeds() -> Vec<Vec<u8>> {
+    [
+        r#"{"model":"gpt-4o","temperature":0,"messages":[{"role":"user","content":"hi"}],"user":"u"}"#,
+        r#"{"model":"m","stream":true,"seed":7,"max_tokens":50,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":[{"type":"text","text":"é\n"}]}]}"#,
+        r#"{"prompt":"x","temperature":0.0,"n":2,"logit_bias":{"50256":-100}}"#,
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}
+
+/// A streamed answer read in pieces (the first byte says where to cut):
+/// the price does not depend on how the stream was cut into chunks.
+pub fn event_stream(data: &[u8]) {
+    use optimizer_core::cost::stream_usage::StreamUsage;
+    let Some((&cut, body)) = data.split_first() else {
+        return;
+    };
+    let mut models = BTreeMap::new();
+    models.insert("gpt-4o".to_string(), (2_500u64, 10_000u64));
+    models.insert("max".to_string(), (u64::MAX, u64::MAX));
+    let pricing = TokenPricing {
+        max_body_bytes: 4096,
+        models,
+        default_model: Some("gpt-4o".to_string()),
+    };
+    let read = |piece: usize| {
+        let mut s = StreamUsage::new(4096);
+        for p in body.chunks(piece.max(1)) {
+            s.feed(p);
+        }
+        s.finish();
+        (s.price(&pricing, Some("max"), 3), s.content_events, s.done)
+    };
+    let whole = read(body.len());
+    assert_eq!(
+        read(usize::from(cut)),
+        whole,
+        "a cut into {cut}-byte pieces prices otherwise"
+    );
+}
+
+pub fn event_stream_seeds() -> Vec<Vec<u8>> {
+    [
+        "\x07data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n",
+        "\x01event: x\r\ndata: {\"usage\":\r\ndata: {\"prompt_tokens\":1}}\r\n\r\n",
+        "\x05data: {\"choices\":[]}\n\ndata: {\"choi",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}

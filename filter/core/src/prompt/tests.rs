@@ -92,3 +92,15 @@ fn bodies_that_are_not_prompts() {
     let deep = "[".repeat(3000);
     assert_eq!(read(&rule(), deep.as_bytes()), Err(NotRead::NotJson));
 }
+
+/// Found by fuzzing (`prompt_body`): without exact float parsing a
+/// number's canonical text read again was another number, so the
+/// canonical form of a prompt was another prompt.
+#[test]
+fn a_canonical_form_read_again_is_the_same_prompt() {
+    let body = r#"{"prompt":"x","temperature":11848424146425975780.0,"n":2,"logit_bias":{"50256":-100}}"#;
+    let once = facts(body);
+    let mut canonical = String::new();
+    canonical_json(&mut canonical, &serde_json::from_str(body).unwrap());
+    assert_eq!(facts(&canonical).digest, once.digest);
+}
