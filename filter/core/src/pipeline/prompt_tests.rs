@@ -25,36 +25,16 @@ fn setup(host: &mut MemHost) -> (Filter, Worker) {
     let filter = Filter::new(parse(CFG.as_bytes()).unwrap(), host);
     filter.create_tables(host).unwrap();
     let worker = Worker::new(&filter.config, host);
-    crate::cost::budget::apply_grant(
-        host,
-        4,
-        "acme",
-        &crate::cost::budget::Grant {
-            allowance_id: Some("L1".into()),
+    for (tenant, lease) in [("acme", "L1"), ("other", "L2")] {
+        let grant = crate::cost::budget::Grant {
+            allowance_id: Some(lease.into()),
             granted_micros: 1_000_000,
             expires_at_ms: 1_000_000,
             soft: false,
             hard: false,
-        },
-        10_000,
-        1_000,
-    )
-    .unwrap();
-    crate::cost::budget::apply_grant(
-        host,
-        4,
-        "other",
-        &crate::cost::budget::Grant {
-            allowance_id: Some("L2".into()),
-            granted_micros: 1_000_000,
-            expires_at_ms: 1_000_000,
-            soft: false,
-            hard: false,
-        },
-        10_000,
-        1_000,
-    )
-    .unwrap();
+        };
+        crate::cost::budget::apply_grant(host, 4, tenant, &grant, 10_000, 1_000).unwrap();
+    }
     (filter, worker)
 }
 
