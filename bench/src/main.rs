@@ -6,11 +6,12 @@
 //! BENCH_SECONDS (5), BENCH_WARMUP
 //! (1), BENCH_CONNECTIONS (32), BENCH_PORT_BASE (19000; the bench holds
 //! BASE..=BASE+10; BASE+4 is RF's refused port), BENCH_ONLY (e.g.
-//! "A,C,KA,G" or "A,R0,R,RF": a subset of A–J, T, TD, R0, R, RF, KA–KI,
-//! G, H, K, W), BENCH_H_RATE (1000 req/s), BENCH_H_SECONDS (3),
+//! "A,C,KA,G" or "A,R0,R,RF" or "SA,SJ": a subset of A–J, T, TD, R0, R,
+//! RF, KA–KI, SA, SJ, G, H, K, W), BENCH_H_RATE (1000 req/s), BENCH_H_SECONDS (3),
 //! BENCH_K_REQUESTS (30000), BENCH_K_SEED (18), BENCH_K_FILTER (a JSON
 //! file: the optimizer's config for K), BENCH_W_ROUNDS (30),
-//! BENCH_W_N (6), BENCH_W_DELAY_MS (100), ENVOY_BIN, OPTIMIZER_WASM,
+//! BENCH_W_N (6), BENCH_W_DELAY_MS (100), BENCH_S_CLIENTS (64),
+//! BENCH_S_CHUNKS (20), BENCH_S_DELAY_MS (10), ENVOY_BIN, OPTIMIZER_WASM,
 //! KONG_NGINX_BIN (scripts/bench.sh sets it from scripts/kong-host.sh).
 //! Arguments: `--estimate` (how long the run would take), `--k-replay
 //! <port>` (K's sequence against a gateway already on that port).
@@ -29,6 +30,7 @@ mod rng;
 mod run;
 mod scenarios;
 mod stack;
+mod stream;
 mod wake;
 mod workload;
 mod yaml;
@@ -88,6 +90,14 @@ fn real_main() -> Result<bool, String> {
         n: env_or("BENCH_W_N", 6)?,
         delay_ms: env_or("BENCH_W_DELAY_MS", 100)?,
     };
+    let s_settings = stream::SSettings {
+        clients: env_or("BENCH_S_CLIENTS", 64)?,
+        chunks: env_or("BENCH_S_CHUNKS", 20)?,
+        delay_ms: env_or("BENCH_S_DELAY_MS", 10)?,
+    };
+    if s_settings.clients == 0 {
+        return Err("BENCH_S_CLIENTS must be at least 1".to_string());
+    }
     if w.n < 2 || w.rounds == 0 {
         return Err("BENCH_W_N must be at least 2 and BENCH_W_ROUNDS at least 1".to_string());
     }
@@ -207,10 +217,38 @@ fn real_main() -> Result<bool, String> {
         })
         .collect();
 
+    let sconfigs: Vec<stream::SConfig> = stream::configs()
+        .into_iter()
+        .filter(|c| wanted(c.id))
+        .collect();
+    let mut srows: Vec<stream::SRow> = sconfigs
+        .iter()
+        .map(|c| stream::SRow {
+            id: c.id,
+            title: c.title,
+            samples: match &c.filters {
+                yaml::Filters::None => Status::Done(Vec::new()),
+                f => match bench.validate(c.id, &bench.yaml(f, &yaml::Route::Proxy)) {
+                    Ok(()) => Status::Done(Vec::new()),
+                    Err(reason) => {
+                        println!("==> {}: not yet available: the filter refuses its config ({reason})", c.id);
+                        Status::Unavailable(format!(
+                            "the built filter refuses the config: {}",
+                            reason.replace('|', "/")
+                        ))
+                    }
+                },
+            },
+        })
+        .collect();
+
     let demo = bench.start_demo()?;
-    // J reports spend to cost-control and W's requests on Kong wake
-    // themselves through it; it runs until both are done.
-    let control = if configs.iter().any(|c| c.id == "J") || wanted("W") {
+    // J and SJ report spend to cost-control and W's requests on Kong wake
+    // themselves through it; it runs until all are done.
+    let control = if configs.iter().any(|c| c.id == "J")
+        || sconfigs.iter().any(|c| c.priced)
+        || wanted("W")
+    {
         Some(bench.start_control()?)
     } else {
         None
@@ -229,12 +267,43 @@ fn real_main() -> Result<bool, String> {
     let mut shuffler = rng::Rng::new(seed);
     let mut orders: Vec<Vec<&'static str>> = Vec::new();
     for round in 1..=settings.rounds {
-        let mut order: Vec<usize> = (0..configs.len()).collect();
+        // The stream configurations (S) shuffled in with the others: an
+        // index past `configs` is one of `sconfigs`.
+        let mut order: Vec<usize> = (0..configs.len() + sconfigs.len()).collect();
         shuffler.shuffle(&mut order);
-        let ids: Vec<&'static str> = order.iter().map(|&i| configs[i].id).collect();
+        let id_of = |i: usize| match configs.get(i) {
+            Some(c) => c.id,
+            None => sconfigs[i - configs.len()].id,
+        };
+        let ids: Vec<&'static str> = order.iter().map(|&i| id_of(i)).collect();
         println!("==> round {round}/{}: {}", settings.rounds, ids.join(" "));
         orders.push(ids);
         for i in order {
+            if let Some(si) = i.checked_sub(configs.len()) {
+                let (cfg, row) = (&sconfigs[si], &mut srows[si]);
+                let Status::Done(samples) = &mut row.samples else {
+                    continue;
+                };
+                let t = Instant::now();
+                let measured =
+                    stream::measure(&bench, cfg, round, &settings, &s_settings, &helper_pids);
+                envoy_time += t.elapsed();
+                match measured {
+                    Ok(x) => {
+                        println!(
+                            "==> round {round}/{}: {} {} streams  TTFB p50 {:.0} µs  p99 {:.0} µs  {:.2} CPU µs/event ({:.1} per stream)  other load {:.2} cores",
+                            settings.rounds, cfg.id, x.streams, x.ttfb_p50_us, x.ttfb_p99_us,
+                            x.cpu_us_per_event, x.cpu_us_per_stream(&s_settings), x.other_cores
+                        );
+                        samples.push(x);
+                    }
+                    Err(e) => {
+                        println!("==> round {round}: {} failed: {e}", cfg.id);
+                        row.samples = Status::Failed(stack::truncate(&e, 600));
+                    }
+                }
+                continue;
+            }
             let (cfg, row) = (&configs[i], &mut rows[i]);
             let Status::Done(samples) = &mut row.samples else {
                 continue;
@@ -332,6 +401,10 @@ fn real_main() -> Result<bool, String> {
         k,
         k_settings,
         w: w_pair,
+        streams: stream::SReport {
+            settings: s_settings,
+            rows: srows,
+        },
         timing,
         spend: spend_result(),
         accounting,
@@ -369,12 +442,20 @@ fn estimate(
             .into_iter()
             .filter(|c| wanted(c.id))
             .collect();
+    // The stream configurations (SA, SJ) run on Envoy like A–J.
+    let streams: Vec<&str> = stream::configs()
+        .into_iter()
+        .map(|c| c.id)
+        .filter(|id| wanted(id))
+        .collect();
     let per_round: u32 = configs
         .iter()
-        .map(|c| {
+        .map(|c| c.host)
+        .chain(streams.iter().map(|_| Host::Envoy))
+        .map(|host| {
             s.seconds
                 + s.warmup
-                + match c.host {
+                + match host {
                     Host::Envoy => 3,
                     Host::Kong => 6,
                 }
@@ -398,11 +479,11 @@ fn estimate(
         secs += 2.0 * (f64::from(w.rounds) * (w.delay_ms as f64 / 1000.0 + 0.1) + 6.0);
         extra.push("W");
     }
-    let ids: Vec<&str> = configs.iter().map(|c| c.id).collect();
+    let ids: Vec<&str> = configs.iter().map(|c| c.id).chain(streams).collect();
     format!(
         "about {} min: {} configurations ({}) × {} rounds × about {} s each{}",
         (secs / 60.0).ceil().max(1.0),
-        configs.len(),
+        ids.len(),
         ids.join(" "),
         s.rounds,
         s.seconds + s.warmup + 3,
@@ -616,6 +697,7 @@ fn any_failed(r: &Report) -> bool {
             Status::Failed(_) => true,
         })
         || matches!(r.accounting, Status::Failed(_))
+        || r.streams.failed()
         || [&r.w.envoy, &r.w.kong].iter().any(|w| match w {
             Status::Done(x) => !x.problems().is_empty(),
             Status::Unavailable(_) => false,
@@ -676,7 +758,34 @@ fn write_json(r: &Report, path: &std::path::Path) -> Result<(), String> {
             .collect(),
         _ => Vec::new(),
     };
+    let streams: Vec<serde_json::Value> = r
+        .streams
+        .rows
+        .iter()
+        .map(|row| {
+            let samples = match &row.samples {
+                Status::Done(v) => serde_json::json!(v
+                    .iter()
+                    .map(|s| serde_json::json!({
+                        "round": s.round, "streams": s.streams, "events": s.events,
+                        "seconds": s.seconds, "ttfb_p50_us": s.ttfb_p50_us,
+                        "ttfb_p99_us": s.ttfb_p99_us, "cpu_us_per_event": s.cpu_us_per_event,
+                        "other_cores": s.other_cores, "other_procs": s.other_procs,
+                        "ledger": s.ledger.map(|(sent, events, cost)| serde_json::json!({
+                            "streams_sent": sent, "events": events, "cost_micros": cost
+                        }))
+                    }))
+                    .collect::<Vec<_>>()),
+                Status::Unavailable(w) => serde_json::json!({"unavailable": w}),
+                Status::Failed(w) => serde_json::json!({"failed": w}),
+            };
+            serde_json::json!({"id": row.id, "title": row.title, "samples": samples})
+        })
+        .collect();
+    let st = &r.streams.settings;
     let doc = serde_json::json!({
+        "streams": {"clients": st.clients, "chunks": st.chunks, "delay_ms": st.delay_ms,
+                    "configs": streams},
         "date": r.machine.date, "cores": r.machine.cores, "cpu": r.machine.cpu_model,
         "envoy": r.machine.envoy_version, "git": r.machine.git, "seed": r.seed,
         "orders": r.orders, "configs": rows, "w": w, "k": k,

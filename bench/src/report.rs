@@ -79,6 +79,8 @@ pub struct Report {
     pub k: Status<Vec<KRun>>,
     pub k_settings: KSettings,
     pub w: WPair,
+    /// S: streamed answers (SA, SJ).
+    pub streams: crate::stream::SReport,
     /// How long the parts of the run took.
     pub timing: String,
     pub spend: Status<String>,
@@ -152,6 +154,9 @@ pub fn render(r: &Report) -> String {
     h_section(&mut o, &r.h);
     k_section(&mut o, &r.k, &r.k_settings);
     w_section(&mut o, &r.w);
+    if !r.streams.rows.is_empty() {
+        crate::stream::section(&mut o, &r.streams);
+    }
     let _ = writeln!(o, "## cost-control spend ingest\n");
     let _ = writeln!(
         o,
