@@ -104,6 +104,9 @@ pub struct Tally {
     /// Requests sent again on a new connection because the kept-alive
     /// one was closed before any byte of an answer.
     pub resent: u64,
+    /// Reset replies classified while the soak's `POST /__faults`
+    /// installing the reset had not returned yet.
+    pub resets_installing: u64,
     pub latencies_us: Vec<u32>,
     /// The latest any request was sent after its due time.
     pub max_lag_ms: u64,
@@ -122,6 +125,7 @@ impl Tally {
         }
         self.transport_errors += o.transport_errors;
         self.resent += o.resent;
+        self.resets_installing += o.resets_installing;
         self.latencies_us.extend(o.latencies_us);
         self.max_lag_ms = self.max_lag_ms.max(o.max_lag_ms);
         for (k, n) in o.x_cache {
@@ -297,6 +301,9 @@ fn one(p: &Phase, req: &Req, conn: &mut Option<Conn>, t: &mut Tally) {
         &r.body,
         p.journal.reset_active(req.kind.prefix(), at_s),
     );
+    if class == Class::InjectedReset && p.journal.reset_installing(req.kind.prefix()) {
+        t.resets_installing += 1;
+    }
     *t.by_kind_class.entry((req.kind, class)).or_default() += 1;
     if let Some(cost) = r.cost {
         let e = t.priced.entry(req.tenant).or_default();

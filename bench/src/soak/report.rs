@@ -128,7 +128,8 @@ pub fn verdicts(o: &Outcome) -> Vec<Verdict> {
         what: "fault answers within the faults injected",
         pass: seen_s <= statuses && seen_r <= resets,
         detail: format!(
-            "{seen_s} injected 5xx answers seen for {statuses} injected; {seen_r} reset replies seen for {resets} resets injected"
+            "{seen_s} injected 5xx answers seen for {statuses} injected; {seen_r} reset replies seen for {resets} resets injected ({} of them while the soak's POST /__faults installing the reset had not returned)",
+            all.resets_installing
         ),
     });
     let failed_actions: Vec<String> = o
