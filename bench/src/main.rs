@@ -11,6 +11,7 @@
 //! BENCH_K_REQUESTS (30000), BENCH_K_SEED (18), BENCH_K_FILTER (a JSON
 //! file: the optimizer's config for K), BENCH_W_ROUNDS (30),
 //! BENCH_W_N (6), BENCH_W_DELAY_MS (100), BENCH_S_CLIENTS (64),
+//! BENCH_S_TTFB_CLIENTS (8),
 //! BENCH_S_CHUNKS (20), BENCH_S_DELAY_MS (10), ENVOY_BIN, OPTIMIZER_WASM,
 //! KONG_NGINX_BIN (scripts/bench.sh sets it from scripts/kong-host.sh).
 //! Arguments: `--estimate` (how long the run would take), `--k-replay
@@ -92,11 +93,12 @@ fn real_main() -> Result<bool, String> {
     };
     let s_settings = stream::SSettings {
         clients: env_or("BENCH_S_CLIENTS", 64)?,
+        ttfb_clients: env_or("BENCH_S_TTFB_CLIENTS", 8)?,
         chunks: env_or("BENCH_S_CHUNKS", 20)?,
         delay_ms: env_or("BENCH_S_DELAY_MS", 10)?,
     };
-    if s_settings.clients == 0 {
-        return Err("BENCH_S_CLIENTS must be at least 1".to_string());
+    if s_settings.clients == 0 || s_settings.ttfb_clients == 0 {
+        return Err("BENCH_S_CLIENTS and BENCH_S_TTFB_CLIENTS must be at least 1".to_string());
     }
     if w.n < 2 || w.rounds == 0 {
         return Err("BENCH_W_N must be at least 2 and BENCH_W_ROUNDS at least 1".to_string());
@@ -461,7 +463,9 @@ fn estimate(
                 }
         })
         .sum();
-    let mut secs = f64::from(s.rounds * per_round);
+    // Each stream configuration's round has two runs (TTFB, then CPU).
+    let stream_runs = s.seconds * streams.len() as u32;
+    let mut secs = f64::from(s.rounds * (per_round + stream_runs));
     let mut extra = Vec::new();
     if wanted("K") {
         secs += 3.0 * (k.requests as f64 / 1500.0 + 3.0);
@@ -479,9 +483,18 @@ fn estimate(
         secs += 2.0 * (f64::from(w.rounds) * (w.delay_ms as f64 / 1000.0 + 0.1) + 6.0);
         extra.push("W");
     }
+    let two_runs = if streams.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({}: {} s, two runs)",
+            streams.join(", "),
+            2 * s.seconds + s.warmup + 3
+        )
+    };
     let ids: Vec<&str> = configs.iter().map(|c| c.id).chain(streams).collect();
     format!(
-        "about {} min: {} configurations ({}) × {} rounds × about {} s each{}",
+        "about {} min: {} configurations ({}) × {} rounds × about {} s each{two_runs}{}",
         (secs / 60.0).ceil().max(1.0),
         ids.len(),
         ids.join(" "),
@@ -769,7 +782,8 @@ fn write_json(r: &Report, path: &std::path::Path) -> Result<(), String> {
                     .map(|s| serde_json::json!({
                         "round": s.round, "streams": s.streams, "events": s.events,
                         "seconds": s.seconds, "ttfb_p50_us": s.ttfb_p50_us,
-                        "ttfb_p99_us": s.ttfb_p99_us, "cpu_us_per_event": s.cpu_us_per_event,
+                        "ttfb_p99_us": s.ttfb_p99_us, "ttfb_streams": s.ttfb_streams,
+                        "loaded_p50_us": s.loaded_p50_us, "loaded_p99_us": s.loaded_p99_us, "cpu_us_per_event": s.cpu_us_per_event,
                         "other_cores": s.other_cores, "other_procs": s.other_procs,
                         "ledger": s.ledger.map(|(sent, events, cost)| serde_json::json!({
                             "streams_sent": sent, "events": events, "cost_micros": cost
@@ -784,7 +798,7 @@ fn write_json(r: &Report, path: &std::path::Path) -> Result<(), String> {
         .collect();
     let st = &r.streams.settings;
     let doc = serde_json::json!({
-        "streams": {"clients": st.clients, "chunks": st.chunks, "delay_ms": st.delay_ms,
+        "streams": {"clients": st.clients, "ttfb_clients": st.ttfb_clients, "chunks": st.chunks, "delay_ms": st.delay_ms,
                     "configs": streams},
         "date": r.machine.date, "cores": r.machine.cores, "cpu": r.machine.cpu_model,
         "envoy": r.machine.envoy_version, "git": r.machine.git, "seed": r.seed,

@@ -56,8 +56,11 @@ const LEDGER_WAIT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, Copy)]
 pub struct SSettings {
-    /// Streams in flight at once (client threads).
+    /// Streams in flight at once (client threads) in the CPU run.
     pub clients: usize,
+    /// Streams in flight in the TTFB run: few, so that the client core's
+    /// queueing does not hide what the gateway adds.
+    pub ttfb_clients: usize,
     /// Content chunks per stream (`max_tokens`).
     pub chunks: u64,
     /// `x-demo-chunk-delay-ms`: the pause before every event but the first.
@@ -124,13 +127,19 @@ pub fn priced_filter() -> Value {
 #[derive(Debug, Clone, Default)]
 pub struct SSample {
     pub round: u32,
-    /// Streams of the measured run, every one complete.
+    /// Streams of the CPU run, every one complete.
     pub streams: u64,
     /// Events they delivered.
     pub events: u64,
     pub seconds: f64,
+    /// TTFB over the TTFB run's streams.
     pub ttfb_p50_us: f64,
     pub ttfb_p99_us: f64,
+    /// Streams of the TTFB run.
+    pub ttfb_streams: u64,
+    /// TTFB over the CPU run's streams (`clients` in flight).
+    pub loaded_p50_us: f64,
+    pub loaded_p99_us: f64,
     /// Envoy's CPU over the measured run ÷ events delivered.
     pub cpu_us_per_event: f64,
     /// CPU the rest of the machine used during the run, cores.
@@ -228,10 +237,10 @@ impl Load {
 }
 
 /// `clients` threads sending streams one after another for `seconds`.
-fn load(port: u16, s: &SSettings, seconds: u32, tag: &str) -> Result<Load, String> {
+fn load(port: u16, s: &SSettings, clients: usize, seconds: u32, tag: &str) -> Result<Load, String> {
     let until = Instant::now() + Duration::from_secs(u64::from(seconds));
     let parts: Vec<Load> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (0..s.clients)
+        let handles: Vec<_> = (0..clients)
             .map(|t| {
                 std::thread::Builder::new()
                     .stack_size(256 * 1024)
@@ -306,7 +315,13 @@ pub fn measure(
             .map_err(|e| format!("{}: probe stream: {e}", cfg.id))?;
         let mut sent = 1;
         if settings.warmup > 0 {
-            let w = load(port, s, settings.warmup, &format!("{}-r{round}-w", cfg.id))?;
+            let w = load(
+                port,
+                s,
+                s.clients,
+                settings.warmup,
+                &format!("{}-r{round}-w", cfg.id),
+            )?;
             sent += w.streams();
             fail_on(&w, "warm-up")?;
         }
@@ -317,11 +332,27 @@ pub fn measure(
             helper_ticks(helper_pids)?,
             cpu_ticks(std::process::id())?,
         );
-        let ticks0 = gateway.cpu_ticks()?;
         let start = Instant::now();
-        let run = load(port, s, settings.seconds, &format!("{}-r{round}-m", cfg.id))?;
-        let secs = start.elapsed().as_secs_f64();
+        // The TTFB run, few streams in flight; then the CPU run.
+        let ttfb = load(
+            port,
+            s,
+            s.ttfb_clients,
+            settings.seconds,
+            &format!("{}-r{round}-t", cfg.id),
+        )?;
+        sent += ttfb.streams();
+        fail_on(&ttfb, "TTFB run")?;
+        let ticks0 = gateway.cpu_ticks()?;
+        let run = load(
+            port,
+            s,
+            s.clients,
+            settings.seconds,
+            &format!("{}-r{round}-m", cfg.id),
+        )?;
         let ticks1 = gateway.cpu_ticks()?;
+        let secs = start.elapsed().as_secs_f64();
         let (busy1, helpers1, own1) = (
             machine_busy_ticks()?,
             helper_ticks(helper_pids)?,
@@ -329,22 +360,22 @@ pub fn measure(
         );
         let procs1 = process_ticks();
         sent += run.streams();
-        fail_on(&run, "measured run")?;
+        fail_on(&run, "CPU run")?;
         let (calls1, made1) = demo_counts(bench)?;
-        let streams = run.streams();
+        let streams = ttfb.streams() + run.streams();
         let (calls, made) = (calls1.saturating_sub(calls0), made1.saturating_sub(made0));
-        if streams == 0 {
-            return Err("no stream completed in the measured run".to_string());
+        if run.streams() == 0 || ttfb.streams() == 0 {
+            return Err("no stream completed in the TTFB run or in the CPU run".to_string());
         }
         if calls != streams {
             return Err(format!(
                 "the demo API counted {calls} calls to {PATH} for {streams} streams sent: expected one each (nothing cached or coalesced)"
             ));
         }
-        if made != run.events {
+        if made != ttfb.events + run.events {
             return Err(format!(
                 "the demo API made {made} events, the clients received {}",
-                run.events
+                ttfb.events + run.events
             ));
         }
         let ours: Vec<u32> = gateway
@@ -368,11 +399,14 @@ pub fn measure(
         let cpu_us = ticks1.saturating_sub(ticks0) as f64 * 1e6 / settings.ticks_per_second as f64;
         Ok(SSample {
             round,
-            streams,
+            streams: run.streams(),
             events: run.events,
             seconds: secs,
-            ttfb_p50_us: percentile(&run.ttfb_us, 50.0).unwrap_or(0.0),
-            ttfb_p99_us: percentile(&run.ttfb_us, 99.0).unwrap_or(0.0),
+            ttfb_p50_us: percentile(&ttfb.ttfb_us, 50.0).unwrap_or(0.0),
+            ttfb_p99_us: percentile(&ttfb.ttfb_us, 99.0).unwrap_or(0.0),
+            ttfb_streams: ttfb.streams(),
+            loaded_p50_us: percentile(&run.ttfb_us, 50.0).unwrap_or(0.0),
+            loaded_p99_us: percentile(&run.ttfb_us, 99.0).unwrap_or(0.0),
             cpu_us_per_event: cpu_us / run.events.max(1) as f64,
             other_cores,
             other_procs,
@@ -491,30 +525,35 @@ pub fn section(o: &mut String, r: &SReport) {
     let _ = writeln!(o, "## S: streamed answers — TTFB and Envoy CPU per event\n");
     let _ = writeln!(
         o,
-        "`POST {PATH}` with `\"stream\": true` to the demo API through Envoy (one worker, pinned, restarted per configuration and round, in the rounds' shuffle with A–J), each request a new stream (its own prompt, no temperature 0, no seed) of {} content chunks, the usage chunk and `data: [DONE]` ({} events), `x-demo-chunk-delay-ms: {}` (each event its own write, as tokens come from a model); {} streams in flight (bench threads on the client core, a new connection per stream). TTFB: from sending the request to the first complete event, p50 and p99 over the round's streams. CPU: utime + stime of the Envoy process over the measured run ÷ events delivered. SJ's rule: `cost.tokens` with demo-small ($0.5 / $1.5 per 1k tokens), spend reported to cost-control under tenant `{TENANT_ID}`.\n",
+        "`POST {PATH}` with `\"stream\": true` to the demo API through Envoy (one worker, pinned, restarted per configuration and round, in the rounds' shuffle with A–J), each request a new stream (its own prompt, no temperature 0, no seed) of {} content chunks, the usage chunk and `data: [DONE]` ({} events), `x-demo-chunk-delay-ms: {}` (each event its own write, as tokens come from a model), a new connection per stream, the clients the bench's threads on the client core. Each round: a TTFB run ({} streams in flight for the run's seconds; TTFB from sending the request to the first complete event, p50 and p99 over its streams), then a CPU run ({} streams in flight; Envoy's utime + stime over it ÷ the events it delivered; its own TTFB, under that load, in the last columns but one). SJ's rule: `cost.tokens` with demo-small ($0.5 / $1.5 per 1k tokens), spend reported to cost-control under tenant `{TENANT_ID}`.\n",
         s.chunks,
         s.events_per_stream(),
         s.delay_ms,
+        s.ttfb_clients,
         s.clients
     );
     let _ = writeln!(
         o,
-        "| | configuration | streams per round (median) | TTFB p50 µs min / **median** / max | TTFB p99 µs min / **median** / max | Envoy CPU µs per event min / **median** / max | µs per stream (median) | other load, cores (max) |"
+        "| | configuration | streams per round, TTFB / CPU run (median) | TTFB p50 µs min / **median** / max | TTFB p99 µs min / **median** / max | Envoy CPU µs per event min / **median** / max | µs per stream (median) | TTFB p50 / p99 µs in the CPU run (median) | other load, cores (max) |"
     );
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
     for row in &r.rows {
         if let Status::Done(_) = &row.samples {
             let _ = writeln!(
                 o,
-                "| {} | {} | {:.0} | {} | {} | {} | {:.1} | {:.2} |",
+                "| {} | {} | {:.0} / {:.0} | {} | {} | {} | {:.1} | {:.0} / {:.0} | {:.2} |",
                 row.id,
                 row.title,
+                row.stat(|x| x.ttfb_streams as f64)
+                    .map_or(0.0, |(_, m, _)| m),
                 row.stat(|x| x.streams as f64).map_or(0.0, |(_, m, _)| m),
                 three(row, |x| x.ttfb_p50_us, 0),
                 three(row, |x| x.ttfb_p99_us, 0),
                 three(row, |x| x.cpu_us_per_event, 2),
                 row.stat(|x| x.cpu_us_per_stream(s))
                     .map_or(0.0, |(_, m, _)| m),
+                row.stat(|x| x.loaded_p50_us).map_or(0.0, |(_, m, _)| m),
+                row.stat(|x| x.loaded_p99_us).map_or(0.0, |(_, m, _)| m),
                 row.stat(|x| x.other_cores).map_or(0.0, |(_, _, hi)| hi),
             );
         } else {
@@ -523,7 +562,7 @@ pub fn section(o: &mut String, r: &SReport) {
                 Status::Failed(w) => format!("**failed**: {w}"),
                 Status::Done(_) => String::new(),
             };
-            let _ = writeln!(o, "| {} | {} | {why} | | | | | |", row.id, row.title);
+            let _ = writeln!(o, "| {} | {} | {why} | | | | | | |", row.id, row.title);
         }
     }
     if let Some([p50, p99, cpu]) = r.comparison() {
@@ -558,6 +597,7 @@ mod tests {
 
     const S: SSettings = SSettings {
         clients: 1,
+        ttfb_clients: 1,
         chunks: 3,
         delay_ms: 0,
     };
