@@ -227,27 +227,40 @@ fn twenty_identical_streamed_prompts_make_one_call(kind: GatewayKind) {
                "stream_options": {"include_usage": true}}),
     );
     let barrier = std::sync::Barrier::new(20);
+    let one = |body: &[u8]| {
+        let t = std::time::Instant::now();
+        let mut st = send(port, "agents", body, &[("x-demo-chunk-delay-ms", "100")]);
+        let head = t.elapsed().as_millis();
+        let end = st.finish();
+        let label = st
+            .header("x-cache")
+            .map(|l| format!("{l} {head}/{}ms", t.elapsed().as_millis()));
+        (label, end, st.received)
+    };
     let streams: Vec<(Option<String>, End, Vec<u8>)> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..20)
             .map(|_| {
-                let (barrier, body) = (&barrier, &body);
+                let (barrier, one, body) = (&barrier, &one, &body);
                 sc.spawn(move || {
                     barrier.wait();
-                    let mut st = send(port, "agents", body, &[("x-demo-chunk-delay-ms", "100")]);
-                    let end = st.finish();
-                    (st.header("x-cache").map(str::to_owned), end, st.received)
+                    one(body)
                 })
             })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(s.demo.calls_for(PATH), 1, "one upstream call");
+    // Each stream's x-cache, first-byte and last-byte times, for a failure.
+    let labels: Vec<Option<&str>> = streams.iter().map(|st| st.0.as_deref()).collect();
+    assert_eq!(s.demo.calls_for(PATH), 1, "one upstream call: {labels:?}");
     let first = &streams[0].2;
     for (label, end, bytes) in &streams {
         assert_eq!(*end, End::Clean);
         assert_eq!(bytes, first, "every stream is the same, whole");
         assert!(
-            matches!(label.as_deref(), Some("MISS" | "COALESCED" | "HIT")),
+            matches!(
+                label.as_deref().and_then(|l| l.split(' ').next()),
+                Some("MISS" | "COALESCED" | "HIT")
+            ),
             "{label:?}"
         );
     }
@@ -264,6 +277,34 @@ fn twenty_identical_streamed_prompts_make_one_call(kind: GatewayKind) {
         19 * price(p, c),
         "19 priced at 0, each saving the model's price"
     );
+
+    // One prompt alone, then 4 more once its stream flows: its headers
+    // came long before its end, so they follow it rather than lead calls
+    // of their own.
+    let body = chat(
+        "a second question, asked first by one agent",
+        json!({"temperature": 0, "stream": true, "max_tokens": 10}),
+    );
+    let made = stream_events_made(&s);
+    let late: Vec<(Option<String>, End, Vec<u8>)> = std::thread::scope(|sc| {
+        let mut hs = vec![sc.spawn(|| one(&body))];
+        wait_for(
+            "the leader's stream flowing",
+            Duration::from_secs(20),
+            || (stream_events_made(&s) >= made + 2).then_some(()),
+        );
+        hs.extend((0..4).map(|_| sc.spawn(|| one(&body))));
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let labels: Vec<Option<&str>> = late.iter().map(|st| st.0.as_deref()).collect();
+    assert_eq!(
+        s.demo.calls_for(PATH),
+        2,
+        "one more upstream call: {labels:?}"
+    );
+    assert!(late
+        .iter()
+        .all(|st| st.1 == End::Clean && st.2 == late[0].2));
 }
 
 on_both_hosts!(a_cut_stream_is_priced_from_what_arrived_and_not_stored);

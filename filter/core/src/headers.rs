@@ -22,6 +22,15 @@ impl<'a> Headers<'a> {
         self.get(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// A response of server-sent events (`content-type: text/event-stream`):
+    /// a stream whose end may come long after its headers.
+    pub fn is_event_stream(&self) -> bool {
+        self.get("content-type").is_some_and(|t| {
+            let t = t.trim_ascii_start();
+            t.len() >= 17 && t[..17].eq_ignore_ascii_case(b"text/event-stream")
+        })
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
         self.all.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }

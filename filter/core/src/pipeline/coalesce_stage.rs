@@ -353,16 +353,21 @@ pub(super) fn on_response_headers<H: Host>(
         lead.fail(filter, worker, host);
         return;
     }
-    // Nobody waits: end the turn now and skip copying the body.
-    match table::finish_if_alone(host, lead.slot, lead.tag, lead.seq) {
-        Ok(true) => {
-            lead.finished = true;
-            return;
-        }
-        Ok(false) => {}
-        Err(_) => {
-            lead.fail(filter, worker, host);
-            return;
+    // Nobody waits: end the turn now and skip copying the body. Not for
+    // a stream: its headers come long before its end (an LLM answer
+    // streams for seconds), and identical requests arriving meanwhile
+    // must follow it, not lead a call of their own.
+    if !headers.is_event_stream() {
+        match table::finish_if_alone(host, lead.slot, lead.tag, lead.seq) {
+            Ok(true) => {
+                lead.finished = true;
+                return;
+            }
+            Ok(false) => {}
+            Err(_) => {
+                lead.fail(filter, worker, host);
+                return;
+            }
         }
     }
     lead.status = status;

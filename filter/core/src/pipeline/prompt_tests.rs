@@ -353,3 +353,40 @@ fn a_body_over_the_bound_or_not_json_shares_nothing_and_is_not_a_write() {
     assert_eq!(h.counter("cost_optimizer.route.chat.prompt.unread"), 2);
     assert_eq!(h.counter("cost_optimizer.route.chat.cache.bypass"), 2);
 }
+
+/// A stream's headers come long before its end: a prompt that arrives
+/// after the leader's headers, while its stream still flows, follows it
+/// (the turn does not end at the headers because nobody had joined yet).
+#[test]
+fn a_prompt_arriving_while_the_leaders_stream_flows_follows_it() {
+    let mut h = MemHost::new();
+    let (f, mut w) = setup(&mut h);
+    h.now_ms = 10_000;
+    let body = r#"{"model":"big","stream":true,"temperature":0,"messages":[{"content":"late"}]}"#;
+    assert_eq!(
+        prompt(&f, &mut w, &mut h, 1, "acme", body),
+        Verdict::Continue,
+        "leader"
+    );
+    h.response_headers = vec![
+        (":status".into(), b"200".to_vec()),
+        ("content-type".into(), b"text/event-stream".to_vec()),
+    ];
+    on_response_headers(&f, &mut w, &mut h, 1, false);
+    let chunks = stream_chunks();
+    h.response_chunk = chunks[0].as_bytes().to_vec();
+    on_response_body(&f, &mut w, &mut h, 1, chunks[0].len(), false);
+    assert_eq!(
+        prompt(&f, &mut w, &mut h, 2, "acme", body),
+        Verdict::Pause,
+        "follows"
+    );
+    assert_eq!(w.requests[&2].phase, Phase::Parked(Wait::Leader));
+    for c in &chunks[1..] {
+        h.response_chunk = c.as_bytes().to_vec();
+        on_response_body(&f, &mut w, &mut h, 1, c.len(), c.contains("[DONE]"));
+    }
+    on_done(&f, &mut w, &mut h, 1);
+    assert_eq!(h.replies.len(), 1);
+    assert_eq!(h.replies[0].body, chunks.concat().as_bytes());
+}

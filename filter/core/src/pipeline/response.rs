@@ -141,11 +141,7 @@ impl Exchange {
         for (name, value) in self.own_headers(filter) {
             let _ = cx.host.add_response_header(&name, &value);
         }
-        let event_stream = Headers::new(&all).get_str("content-type").is_some_and(|t| {
-            t.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/event-stream")
-        });
+        let event_stream = Headers::new(&all).is_event_stream();
         account_stage::on_response_headers(cx, self, Strategy::Upstream, status, event_stream);
         Verdict::Continue
     }
