@@ -54,7 +54,7 @@ fn lease(filter: &Filter, worker: &mut Worker, host: &mut impl Host, tenant: &st
         acc.budgets.lease_micros,
         acc.budgets.lease_ttl_secs,
     );
-    let call = super::account_stage::control_call(acc, "/v1/allowances", &body);
+    let call = super::spend_report::control_call(acc, "/v1/allowances", &body);
     match host.http_call(&call.callout()) {
         Ok(token) => {
             worker.budgeter.leases.insert(token, tenant.to_string());

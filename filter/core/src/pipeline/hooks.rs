@@ -11,8 +11,8 @@ use crate::routes;
 use super::machine::{self, Cx, Step};
 use super::phase::{self, Phase, Served, Stage};
 use super::{
-    account_stage, batch_call, budget_lease, cache_refresh, cache_stage, coalesce_stage,
-    limit_stage, prompt_stage, purge_poll, self_wake, timer, CacheStep, CoalesceStep, CostStep,
+    batch_call, budget_lease, cache_refresh, cache_stage, coalesce_stage, limit_stage,
+    prompt_stage, purge_poll, self_wake, spend_report, timer, CacheStep, CoalesceStep, CostStep,
     Exchange, Filter, SelfWake, Verdict, Worker,
 };
 
@@ -230,7 +230,7 @@ pub fn on_callout_response(
     token: u32,
     body_size: usize,
 ) {
-    let handled = account_stage::on_callout_response(filter, worker, host, token, body_size)
+    let handled = spend_report::on_callout_response(filter, worker, host, token, body_size)
         || budget_lease::on_callout_response(filter, worker, host, token, body_size)
         || purge_poll::on_callout_response(filter, worker, host, token, body_size)
         || cache_refresh::on_callout_response(filter, worker, host, token, body_size);
@@ -264,7 +264,7 @@ pub fn on_stream_callout_response(
 
 /// The worker's timer.
 pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
-    account_stage::on_tick(filter, worker, host);
+    spend_report::on_tick(filter, worker, host);
     batch_call::on_tick(filter, worker, host);
     purge_poll::on_tick(filter, worker, host);
     cache_refresh::on_tick(filter, worker, host);
@@ -287,7 +287,7 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
 /// the worker still holds goes to the log, where `cost-control spend
 /// replay` finds it (see `cost::spend::spill` for why not a last call).
 pub fn on_shutdown(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
-    account_stage::on_shutdown(filter, worker, host);
+    spend_report::on_shutdown(filter, worker, host);
 }
 
 fn log_failure(host: &impl Host, stream: StreamId, what: &str, r: Result<(), HostError>) {

@@ -27,6 +27,7 @@ mod purge_poll;
 mod response;
 mod route_stage;
 mod self_wake;
+mod spend_report;
 mod timer;
 
 use hashbrown::HashMap;

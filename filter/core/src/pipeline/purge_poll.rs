@@ -10,7 +10,7 @@
 use crate::cache::purges::{self, InFlight, Mapping, PollEnd};
 use crate::host::{Host, Level};
 
-use super::account_stage::control_get;
+use super::spend_report::control_get;
 use super::{Filter, Worker};
 
 /// The timer: poll when it is due and no other worker does.
