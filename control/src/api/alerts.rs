@@ -4,7 +4,7 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::Deserialize;
 
-use super::body::query;
+use super::body::{query, short};
 use crate::auth::AnyRole;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -21,6 +21,9 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let p: Params = query(raw.as_deref())?;
+    if let Some(t) = &p.tenant {
+        short("tenant", t, 200)?;
+    }
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));

@@ -71,10 +71,14 @@ pub fn ident(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
     short(field, v, max)
 }
 
-/// A string of at most `max` bytes.
+/// A string of at most `max` bytes, without NUL (PostgreSQL text cannot
+/// hold it: refused alike on every store, not a 503 on one).
 pub fn short(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
     if v.len() > max {
         return Err(ApiError::invalid(field, format!("longer than {max} bytes")));
+    }
+    if v.contains('\0') {
+        return Err(ApiError::invalid(field, "must not contain NUL"));
     }
     Ok(())
 }

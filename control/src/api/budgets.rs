@@ -96,6 +96,9 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let q: ListQuery = query(raw.as_deref())?;
+    if let Some(t) = &q.tenant {
+        short("tenant", t, 200)?;
+    }
     let budgets = state
         .store
         .budgets(q.tenant.as_deref(), state.now_ms())
