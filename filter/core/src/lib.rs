@@ -3,6 +3,12 @@
 //! decision is tested natively (a native binary that touched a proxy-wasm
 //! host call would not even link).
 
+#[cfg(test)]
+mod alloc_count;
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: alloc_count::Counting = alloc_count::Counting;
+
 pub mod batch;
 pub mod cache;
 pub mod coalesce;

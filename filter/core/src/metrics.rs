@@ -85,7 +85,7 @@ pub struct StrategyCounters {
     pub saving_micros: Counter,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CostCounters {
     /// Indexed like `Strategy::ALL`.
     pub by_strategy: [StrategyCounters; 5],
@@ -101,7 +101,7 @@ impl CostCounters {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct BudgetCounters {
     /// Reservations from a lease.
     pub reserved: Counter,
@@ -119,7 +119,7 @@ pub struct BudgetCounters {
 
 /// Gateway-wide counters of the link to `cost-control`
 /// (`cost_optimizer.accounting.<what>`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct AccountingCounters {
     pub batches: Counter,
     pub failures: Counter,
@@ -135,7 +135,7 @@ pub struct AccountingCounters {
     pub purge_bumps: Counter,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct BatchCounters {
     pub batches: Counter,
     pub members: Counter,
@@ -167,7 +167,7 @@ impl BatchCounters {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct LimitCounters {
     pub admitted: Counter,
     /// Over the limit, passed because `high`.
@@ -181,7 +181,7 @@ pub struct LimitCounters {
     pub queue_time_ms: Counter,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CoalesceCounters {
     pub leaders: Counter,
     pub followers: Counter,
@@ -192,7 +192,7 @@ pub struct CoalesceCounters {
     pub released: Counter,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CacheCounters {
     pub hits: Counter,
     pub stale: Counter,

@@ -9,22 +9,22 @@ use crate::host::{Host, HostError};
 
 pub const PREFIX: &str = "cost_optimizer";
 
-pub fn gen_epoch() -> String {
-    format!("{PREFIX}/gen/epoch")
+pub fn gen_epoch() -> &'static str {
+    concat!("cost_optimizer", "/gen/epoch")
 }
 
-pub fn gen_table() -> String {
-    format!("{PREFIX}/gen/table")
+pub fn gen_table() -> &'static str {
+    concat!("cost_optimizer", "/gen/table")
 }
 
 /// Per generation slot, the fingerprint of the purges last applied to it.
-pub fn purge_applied() -> String {
-    format!("{PREFIX}/purge/applied")
+pub fn purge_applied() -> &'static str {
+    concat!("cost_optimizer", "/purge/applied")
 }
 
 /// Who polls `cost-control` for purges, when next, and the version seen.
-pub fn purge_poll() -> String {
-    format!("{PREFIX}/purge/poll")
+pub fn purge_poll() -> &'static str {
+    concat!("cost_optimizer", "/purge/poll")
 }
 
 pub fn cache_index(slot: u32) -> String {

@@ -544,10 +544,10 @@ pub fn purge_records(data: &[u8]) {
     let _ = PollState::decode(poll);
     let slots = u32::from(flags % 32);
     let mut host = MemHost::new();
-    plant(&mut host, &shared::purge_poll(), poll);
-    plant(&mut host, &shared::gen_table(), table);
-    plant(&mut host, &shared::gen_epoch(), epoch);
-    plant(&mut host, &shared::purge_applied(), applied);
+    plant(&mut host, shared::purge_poll(), poll);
+    plant(&mut host, shared::gen_table(), table);
+    plant(&mut host, shared::gen_epoch(), epoch);
+    plant(&mut host, shared::purge_applied(), applied);
     for now in NOWS {
         let _ = snapshot::claim(&mut host, now, 1_000, 2_000, 7);
     }
@@ -605,8 +605,8 @@ pub fn purge_records_seeds() -> Vec<Vec<u8>> {
     };
     let mut s = vec![16u8];
     put_piece(&mut s, &poll);
-    put_piece(&mut s, &get(&shared::gen_table()));
-    put_piece(&mut s, &get(&shared::gen_epoch()));
+    put_piece(&mut s, &get(shared::gen_table()));
+    put_piece(&mut s, &get(shared::gen_epoch()));
     s.extend_from_slice(&[0u8; 64 * 8]);
     vec![s]
 }

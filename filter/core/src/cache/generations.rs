@@ -93,22 +93,22 @@ impl Snapshot {
 impl Generations {
     /// Create the shared keys unless they exist.
     pub fn create(host: &mut impl Host, slots: u32) -> Result<(), HostError> {
-        host.shared_create(&gen_table(), &encode_table(&vec![0; slots as usize]))?;
-        host.shared_create(&gen_epoch(), &0u64.to_le_bytes())?;
+        host.shared_create(gen_table(), &encode_table(&vec![0; slots as usize]))?;
+        host.shared_create(gen_epoch(), &0u64.to_le_bytes())?;
         Ok(())
     }
 
     /// Bring the worker's copy up to date: one small read when nothing
     /// changed.
     pub fn refresh(&mut self, host: &impl Host, slots: u32) {
-        let epoch = match host.shared_get(&gen_epoch()) {
+        let epoch = match host.shared_get(gen_epoch()) {
             Ok(Some((v, _))) => read_u64(&v),
             _ => 0,
         };
         if self.epoch == Some(epoch) && self.table.len() == slots as usize {
             return;
         }
-        self.table = match host.shared_get(&gen_table()) {
+        self.table = match host.shared_get(gen_table()) {
             Ok(Some((v, _))) => decode_table(&v, slots),
             _ => vec![0; slots as usize],
         }
@@ -133,7 +133,7 @@ impl Generations {
     /// Bump the counters of `slots_to_bump`, then the epoch, each by a
     /// bounded compare-and-swap loop.
     pub fn bump(host: &mut impl Host, slots: u32, slots_to_bump: &[u32]) -> Result<(), HostError> {
-        cas_update(host, &gen_table(), |bytes| {
+        cas_update(host, gen_table(), |bytes| {
             let mut t = decode_table(bytes, slots);
             for &s in slots_to_bump {
                 if let Some(v) = t.get_mut(s as usize) {
@@ -142,7 +142,7 @@ impl Generations {
             }
             Some(encode_table(&t))
         })?;
-        cas_update(host, &gen_epoch(), |bytes| {
+        cas_update(host, gen_epoch(), |bytes| {
             Some(read_u64(bytes).wrapping_add(1).to_le_bytes().to_vec())
         })
     }

@@ -65,8 +65,8 @@ pub fn polling(config: &Config) -> Option<&Accounting> {
 /// Create the shared keys unless they exist (every worker's
 /// `on_configure`; the first creates them).
 pub fn create(host: &mut impl Host, slots: u32) -> Result<(), HostError> {
-    host.shared_create(&purge_applied(), &encode_applied(&vec![0; slots as usize]))?;
-    host.shared_create(&purge_poll(), &PollState::default().encode())?;
+    host.shared_create(purge_applied(), &encode_applied(&vec![0; slots as usize]))?;
+    host.shared_create(purge_poll(), &PollState::default().encode())?;
     Ok(())
 }
 
@@ -256,7 +256,7 @@ fn encode_applied(t: &[u64]) -> Vec<u8> {
 /// The applied fingerprints; damaged bytes read as what they can (the
 /// slots that then differ are bumped once more: extra misses, no harm).
 fn read_applied(host: &impl Host, slots: u32) -> Vec<u64> {
-    let bytes = match host.shared_get(&purge_applied()) {
+    let bytes = match host.shared_get(purge_applied()) {
         Ok(Some((v, _))) => v,
         Ok(None) => Vec::new(),
         Err(e) => {
@@ -310,7 +310,7 @@ pub fn apply(
     }
     Generations::bump(host, mapping.slots, &changed)?;
     let bytes = encode_applied(&want);
-    cas_update(host, &purge_applied(), |_| Some(bytes.clone()))?;
+    cas_update(host, purge_applied(), |_| Some(bytes.clone()))?;
     Ok(changed.len())
 }
 

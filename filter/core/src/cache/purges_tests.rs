@@ -231,7 +231,7 @@ fn purge(tenant: &str, kind: PurgeKind, value: &str, generation: u64) -> Purge {
 }
 
 fn epoch(store: &Rc<RefCell<SharedStore>>) -> u64 {
-    let b = store.borrow().value(&gen_epoch()).unwrap().to_vec();
+    let b = store.borrow().value(gen_epoch()).unwrap().to_vec();
     u64::from_le_bytes(b[..8].try_into().unwrap())
 }
 
@@ -312,7 +312,7 @@ fn damaged_applied_table_bumps_again_with_a_log_line() {
     let mut h = MemHost::with_store(store.clone());
     let snap = vec![purge("acme", PurgeKind::Tag, "a", 1)];
     apply(&mut h, &snap, &m).unwrap();
-    h.shared_put(&purge_applied(), b"\x01\x02\x03").unwrap();
+    h.shared_put(purge_applied(), b"\x01\x02\x03").unwrap();
     assert!(apply(&mut h, &snap, &m).unwrap() > 0);
     assert!(h
         .logs

@@ -101,7 +101,11 @@ pub fn ttl_s(entry: &Entry, now_ms: u64) -> i64 {
 }
 
 pub fn hit_status(entry: &Entry, now_ms: u64) -> String {
-    format!("{CACHE_NAME}; hit; ttl={}", ttl_s(entry, now_ms))
+    use std::fmt::Write;
+    // One allocation, sized up front (a hit makes this on every answer).
+    let mut s = String::with_capacity(CACHE_NAME.len() + 32);
+    let _ = write!(s, "{CACHE_NAME}; hit; ttl={}", ttl_s(entry, now_ms));
+    s
 }
 
 /// `cache-status` of a stale entry served because the upstream failed.

@@ -127,7 +127,7 @@ pub fn claim(
     mapping: u64,
 ) -> Result<Option<Option<String>>, HostError> {
     let key = purge_poll();
-    let (bytes, cas) = host.shared_get(&key)?.ok_or(HostError::NotFound)?;
+    let (bytes, cas) = host.shared_get(key)?.ok_or(HostError::NotFound)?;
     let st = read_state(host, &bytes);
     // A time further ahead than this config could have set (a reload with
     // a shorter interval, a clock that went back) does not hold us up.
@@ -146,7 +146,7 @@ pub fn claim(
         next_at_ms: now.saturating_add(interval_ms),
         ..st
     };
-    match host.shared_set(&key, &next.encode(), cas) {
+    match host.shared_set(key, &next.encode(), cas) {
         Ok(()) => Ok(Some(since)),
         Err(HostError::CasMismatch) => Ok(None),
         Err(e) => Err(e),
@@ -171,7 +171,7 @@ pub enum PollEnd<'a> {
 pub fn finish(host: &mut impl Host, end: PollEnd<'_>) -> Result<u32, HostError> {
     let mut before = 0;
     let mut unreadable = false;
-    cas_update(host, &purge_poll(), |bytes| {
+    cas_update(host, purge_poll(), |bytes| {
         let mut st = PollState::decode(bytes).unwrap_or_else(|| {
             unreadable = true;
             PollState::default()

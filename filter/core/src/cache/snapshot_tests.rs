@@ -99,11 +99,11 @@ fn a_far_future_deadline_or_damaged_state_does_not_stop_polling() {
         next_at_ms: 1_000 + 3_600_000,
         ..PollState::default()
     };
-    a.shared_put(&purge_poll(), &st.encode()).unwrap();
+    a.shared_put(purge_poll(), &st.encode()).unwrap();
     assert!(claim(&mut a, 1_000, 200, 3_000, m.fingerprint)
         .unwrap()
         .is_some());
-    a.shared_put(&purge_poll(), b"garbage").unwrap();
+    a.shared_put(purge_poll(), b"garbage").unwrap();
     assert_eq!(
         claim(&mut a, 2_000, 200, 3_000, m.fingerprint).unwrap(),
         Some(None)
@@ -113,9 +113,9 @@ fn a_far_future_deadline_or_damaged_state_does_not_stop_polling() {
         .borrow()
         .iter()
         .any(|(_, l)| l.contains("poll state")));
-    a.shared_put(&purge_poll(), b"garbage").unwrap();
+    a.shared_put(purge_poll(), b"garbage").unwrap();
     finish(&mut a, PollEnd::Failed).unwrap();
-    assert!(PollState::decode(store.borrow().value(&purge_poll()).unwrap()).is_some());
+    assert!(PollState::decode(store.borrow().value(purge_poll()).unwrap()).is_some());
 }
 
 #[test]

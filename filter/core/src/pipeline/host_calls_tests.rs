@@ -9,9 +9,14 @@
 //! (checked once by counting the ABI calls on the real Envoy, see the
 //! README's performance section).
 //!
+//! The same run counts the allocations a request makes (the test
+//! binary's allocator counts per thread, `alloc_count.rs`; the in-memory
+//! host's own bookkeeping is left out, its answers into the filter are
+//! in, as a real host's are allocations in the VM).
+//!
 //! The tables print with
 //! `cargo test -p optimizer-core host_call_profile -- --nocapture`; the
-//! bounds keep a change from adding calls unnoticed.
+//! bounds keep a change from adding calls or allocations unnoticed.
 
 use std::collections::BTreeMap;
 
@@ -41,7 +46,9 @@ impl Run {
     }
 
     /// One GET of `path` through every hook (answered upstream with a
-    /// 1 KiB body unless the filter answered it); its host calls.
+    /// 1 KiB body unless the filter answered it); its host calls, and
+    /// under `"allocations"` what the filter and the host's answers into
+    /// it allocated (a real host's answers are allocations in the VM too).
     fn request(&mut self, path: &str) -> BTreeMap<&'static str, u64> {
         self.stream += 1;
         let id = self.stream;
@@ -59,18 +66,33 @@ impl Run {
         self.host.response_chunk = vec![b'x'; 1024];
         self.host.take_calls();
         let (f, w, h) = (&self.filter, &mut self.worker, &mut self.host);
+        let before = crate::alloc_count::allocations();
         let answered = on_request_headers(f, w, h, id) == Verdict::Pause;
         on_response_headers(f, w, h, id, false);
         if !answered {
             on_response_body(f, w, h, id, 1024, true);
         }
         on_done(f, w, h, id);
-        self.host.take_calls()
+        let allocations = crate::alloc_count::allocations() - before;
+        let mut calls = self.host.take_calls();
+        calls.insert(ALLOCATIONS, allocations);
+        calls
     }
 }
 
+/// The key `Run::request` files its allocation count under.
+const ALLOCATIONS: &str = "allocations";
+
 fn total(calls: &BTreeMap<&'static str, u64>) -> u64 {
-    calls.values().sum()
+    calls
+        .iter()
+        .filter(|(k, _)| **k != ALLOCATIONS)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn allocations(calls: &BTreeMap<&'static str, u64>) -> u64 {
+    calls.get(ALLOCATIONS).copied().unwrap_or(0)
 }
 
 fn bytes(calls: &BTreeMap<&'static str, u64>) -> u64 {
@@ -168,21 +190,26 @@ fn profile() -> Vec<(&'static str, BTreeMap<&'static str, u64>)> {
 #[test]
 fn host_call_profile() {
     let rows = profile();
-    let mut kinds: Vec<&str> = rows.iter().flat_map(|(_, c)| c.keys().copied()).collect();
+    let mut kinds: Vec<&str> = rows
+        .iter()
+        .flat_map(|(_, c)| c.keys().copied())
+        .filter(|k| *k != ALLOCATIONS)
+        .collect();
     kinds.sort_unstable();
     kinds.dedup();
     println!(
-        "| request | host calls | returning bytes | {} |",
+        "| request | allocations | host calls | returning bytes | {} |",
         kinds.join(" | ")
     );
-    println!("|---|---|---|{}", "---|".repeat(kinds.len()));
+    println!("|---|---|---|---|{}", "---|".repeat(kinds.len()));
     for (name, calls) in &rows {
         let cells: Vec<String> = kinds
             .iter()
             .map(|k| calls.get(k).map_or(String::new(), |n| n.to_string()))
             .collect();
         println!(
-            "| {name} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} |",
+            allocations(calls),
             total(calls),
             bytes(calls),
             cells.join(" | ")
@@ -203,6 +230,30 @@ fn host_call_profile() {
             _ => (17, 6),
         }
     };
+    // Allocations per request, as counted when this was written (the
+    // host's answers into the VM included: a copy of the request headers
+    // alone is 9): a change that allocates more on a path fails here.
+    let alloc_bound = |name: &str| -> u64 {
+        match name {
+            n if n.starts_with("C:") => 1,
+            n if n.starts_with("a rule") => 15,
+            n if n.starts_with("+ cache") => 74,
+            n if n.starts_with("+ coalesce") => 103,
+            n if n.starts_with("I:") => 118,
+            n if n.starts_with("I':") => 120,
+            n if n.starts_with("D:") => 17,
+            n if n.starts_with("priced") => 22,
+            _ => 44,
+        }
+    };
+    for (name, calls) in &rows {
+        assert!(
+            allocations(calls) <= alloc_bound(name),
+            "{name}: {} allocations, more than {}",
+            allocations(calls),
+            alloc_bound(name)
+        );
+    }
     for (name, calls) in &rows {
         let (t, b) = bound(name);
         assert!(

@@ -134,8 +134,14 @@ impl Filter {
                 .any(|r| r.cache.as_ref().is_some_and(|c| c.refresh.is_some()))
     }
 
-    fn counters(&self, route: usize) -> RouteCounters {
-        self.metrics.routes.get(route).cloned().unwrap_or_default()
+    /// A rule's counters (borrowed: a rule with routing holds a vector of
+    /// them, and a copy per call would allocate on every request).
+    fn counters(&self, route: usize) -> &RouteCounters {
+        static NONE: std::sync::OnceLock<RouteCounters> = std::sync::OnceLock::new();
+        self.metrics
+            .routes
+            .get(route)
+            .unwrap_or_else(|| NONE.get_or_init(RouteCounters::default))
     }
 }
 
@@ -257,11 +263,12 @@ impl Exchange {
     /// upstream or local: the request id, and the decision when the rule
     /// asks for debug headers.
     pub fn common_headers(&self, filter: &Filter) -> Vec<(&'static str, Vec<u8>)> {
-        let mut out: Vec<(&'static str, Vec<u8>)> = Vec::with_capacity(5);
+        let mut out: Vec<(&'static str, Vec<u8>)> = Vec::new();
         let Some(route) = filter.config.routes.get(self.route) else {
             return out;
         };
         if route.debug_headers {
+            out.reserve(5);
             let id = &self.identity;
             out.push(("x-optimizer-route", route.name.as_bytes().to_vec()));
             out.push((

@@ -50,7 +50,7 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange) -> Outc
     let Some(rule) = filter.config.routes.get(ex.route) else {
         return Outcome::Pass;
     };
-    let counters = filter.counters(ex.route).routing;
+    let counters = &filter.counters(ex.route).routing;
     let headers = Headers::new(&ex.request);
     let now = host.now_ms();
     let n = routing.providers.len();
@@ -181,7 +181,7 @@ pub(super) fn on_response_headers(
     if routed.served.is_some() {
         return;
     }
-    let counters = filter.counters(ex.route).routing;
+    let counters = &filter.counters(ex.route).routing;
     let now = host.now_ms();
     let latency = now.saturating_sub(routed.sent_ms);
     let served = host

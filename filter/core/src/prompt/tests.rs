@@ -98,7 +98,8 @@ fn bodies_that_are_not_prompts() {
 /// canonical form of a prompt was another prompt.
 #[test]
 fn a_canonical_form_read_again_is_the_same_prompt() {
-    let body = r#"{"prompt":"x","temperature":11848424146425975780.0,"n":2,"logit_bias":{"50256":-100}}"#;
+    let body =
+        r#"{"prompt":"x","temperature":11848424146425975780.0,"n":2,"logit_bias":{"50256":-100}}"#;
     let once = facts(body);
     let mut canonical = String::new();
     canonical_json(&mut canonical, &serde_json::from_str(body).unwrap());
