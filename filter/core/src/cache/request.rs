@@ -258,7 +258,6 @@ pub fn on_request(
                 .into_iter()
                 .map(|s| (s, forward.snapshot.value(s)))
                 .collect();
-        forward.request_headers = facts.all_headers.to_vec();
         forward.tenant = facts.tenant.to_string();
         if let Some(stale) = &forward.stale {
             forward.validators = validators_for(stale, &facts.headers);
@@ -317,7 +316,8 @@ pub fn on_request(
         if early && claim(host, &forward.key) {
             forward.fwd = Fwd::Stale;
             forward.stale = Some(entry.clone());
-            return in_background(go(forward, state), entry, Label::Hit, background);
+            let f = go(forward, state);
+            return in_background(f, entry, Label::Hit, background, facts.all_headers);
         }
         return Outcome::Hit {
             entry,
@@ -329,7 +329,8 @@ pub fn on_request(
         if claim(host, &forward.key) {
             forward.fwd = Fwd::Stale;
             forward.stale = Some(entry.clone());
-            return in_background(go(forward, state), entry, Label::Stale, background);
+            let f = go(forward, state);
+            return in_background(f, entry, Label::Stale, background, facts.all_headers);
         }
         return Outcome::Hit {
             entry,
@@ -346,13 +347,25 @@ pub fn on_request(
 /// The request that won an entry's refresh lease: with a background
 /// refresh configured it is answered from the entry at once and the
 /// refresh goes on without it; otherwise it goes upstream itself.
-fn in_background(forward: Outcome, entry: Rc<Entry>, label: Label, background: bool) -> Outcome {
+/// A refresh leaves later, from the timer, with a copy of the request's
+/// headers (the request itself is answered now). A request that goes
+/// upstream gets its own headers when it leaves (`Exchange::enter`).
+fn in_background(
+    forward: Outcome,
+    entry: Rc<Entry>,
+    label: Label,
+    background: bool,
+    request_headers: &[(String, Vec<u8>)],
+) -> Outcome {
     match forward {
-        Outcome::Forward(f) if background => Outcome::Hit {
-            entry,
-            label,
-            refresh: Some(f),
-        },
+        Outcome::Forward(mut f) if background => {
+            f.request_headers = request_headers.to_vec();
+            Outcome::Hit {
+                entry,
+                label,
+                refresh: Some(f),
+            }
+        }
         other => other,
     }
 }

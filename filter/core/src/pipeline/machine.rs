@@ -103,7 +103,17 @@ impl Exchange {
     /// Move to the phase the table gives for `event`.
     pub(super) fn enter(&mut self, event: Event, host: &impl Host) {
         match self.phase.on(event) {
-            Some(next) => self.phase = next,
+            Some(next) => {
+                if next == Phase::Upstream {
+                    // The stored answer's variant key, a stale entry's
+                    // revalidation: the request's headers are needed at
+                    // its response, and by nothing else once it has left.
+                    if let super::CacheStep::Forward(f) = &mut self.cache {
+                        f.request_headers = std::mem::take(&mut self.request);
+                    }
+                }
+                self.phase = next;
+            }
             None => host.log(
                 Level::Warn,
                 &format!(
