@@ -178,7 +178,6 @@ fn answer_from(
         return false;
     };
     let age = reply::age_s(entry, now).to_string();
-    let common = exchange.common_headers(filter);
     let id_header = filter.config.identity.request_id_header.as_str();
     let mut out: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + 9);
     let (status, body, content_range): (u16, &[u8], Option<String>) = match form {
@@ -207,7 +206,7 @@ fn answer_from(
     out.push(("cache-status", cache_status.as_bytes()));
     out.push(("x-cache", label.as_str().as_bytes()));
     out.push((id_header, exchange.identity.request_id.as_bytes()));
-    out.extend(common.iter().map(|(k, v)| (*k, v.as_slice())));
+    exchange.each_common_header(filter, &mut |k, v| out.push((k, v)));
     let body: &[u8] = if head { b"" } else { body };
     let reply = Wake::Reply {
         status,

@@ -236,14 +236,14 @@ fn host_call_profile() {
     let alloc_bound = |name: &str| -> u64 {
         match name {
             n if n.starts_with("C:") => 1,
-            n if n.starts_with("a rule") => 15,
-            n if n.starts_with("+ cache") => 65,
-            n if n.starts_with("+ coalesce") => 94,
-            n if n.starts_with("I:") => 109,
-            n if n.starts_with("I':") => 111,
+            n if n.starts_with("a rule") => 12,
+            n if n.starts_with("+ cache") => 62,
+            n if n.starts_with("+ coalesce") => 91,
+            n if n.starts_with("I:") => 101,
+            n if n.starts_with("I':") => 103,
             n if n.starts_with("D:") => 17,
-            n if n.starts_with("priced") => 22,
-            _ => 44,
+            n if n.starts_with("priced") => 19,
+            _ => 41,
         }
     };
     for (name, calls) in &rows {

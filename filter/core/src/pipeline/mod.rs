@@ -260,56 +260,51 @@ pub struct Exchange {
 
 impl Exchange {
     /// Headers the filter adds to every response of a matched request,
-    /// upstream or local: the request id, and the decision when the rule
-    /// asks for debug headers.
-    pub fn common_headers(&self, filter: &Filter) -> Vec<(&'static str, Vec<u8>)> {
-        let mut out: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    /// upstream or local, beyond the request id: the decision, when the
+    /// rule asks for debug headers. Each is handed to `f`, borrowed.
+    pub fn each_common_header<'a>(
+        &'a self,
+        filter: &'a Filter,
+        f: &mut impl FnMut(&'a str, &'a [u8]),
+    ) {
         let Some(route) = filter.config.routes.get(self.route) else {
-            return out;
+            return;
         };
         if route.debug_headers {
-            out.reserve(5);
             let id = &self.identity;
-            out.push(("x-optimizer-route", route.name.as_bytes().to_vec()));
-            out.push((
-                "x-optimizer-tenant",
-                id.tenant_or_anonymous().as_bytes().to_vec(),
-            ));
+            f("x-optimizer-route", route.name.as_bytes());
+            f("x-optimizer-tenant", id.tenant_or_anonymous().as_bytes());
             if let Some(service) = &id.service {
-                out.push(("x-optimizer-service", service.as_bytes().to_vec()));
+                f("x-optimizer-service", service.as_bytes());
             }
-            out.push((
-                "x-optimizer-priority",
-                id.priority.as_str().as_bytes().to_vec(),
-            ));
+            f("x-optimizer-priority", id.priority.as_str().as_bytes());
         }
-        out
     }
 
     /// Headers every answer the filter makes for this request carries
     /// (its request id, the debug headers, and the rate limiter's fields
-    /// once it passed the limiter), owned, for answers sent later from
-    /// another context.
-    pub fn own_headers(&self, filter: &Filter) -> Vec<(String, Vec<u8>)> {
-        let mut own = vec![(
-            filter.config.identity.request_id_header.clone(),
-            self.identity.request_id.as_bytes().to_vec(),
-        )];
-        own.extend(
-            self.common_headers(filter)
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v)),
+    /// once it passed the limiter), each handed to `f`, borrowed: an
+    /// upstream answer gets them without a copy.
+    pub fn each_own_header<'a>(&'a self, filter: &'a Filter, mut f: impl FnMut(&'a str, &'a [u8])) {
+        f(
+            filter.config.identity.request_id_header.as_str(),
+            self.identity.request_id.as_bytes(),
         );
+        self.each_common_header(filter, &mut f);
         if let Some(note) = &self.limit {
-            own.push(("ratelimit-policy".into(), note.policy.as_bytes().to_vec()));
-            own.push(("ratelimit".into(), note.ratelimit.as_bytes().to_vec()));
+            f("ratelimit-policy", note.policy.as_bytes());
+            f("ratelimit", note.ratelimit.as_bytes());
             if note.warning {
-                own.push((
-                    "x-optimizer-warning".into(),
-                    b"rate-limit-exceeded".to_vec(),
-                ));
+                f("x-optimizer-warning", b"rate-limit-exceeded");
             }
         }
+    }
+
+    /// [`Self::each_own_header`], owned, for answers sent later from
+    /// another context.
+    pub fn own_headers(&self, filter: &Filter) -> Vec<(String, Vec<u8>)> {
+        let mut own = Vec::with_capacity(8);
+        self.each_own_header(filter, |k, v| own.push((k.to_string(), v.to_vec())));
         own
     }
 }

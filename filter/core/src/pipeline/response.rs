@@ -138,9 +138,10 @@ impl Exchange {
         }
         route_stage::on_response_headers(filter, cx.host, self, status);
         // The same headers an answer of the filter's own would carry.
-        for (name, value) in self.own_headers(filter) {
-            let _ = cx.host.add_response_header(&name, &value);
-        }
+        let host = &mut *cx.host;
+        self.each_own_header(filter, |name, value| {
+            let _ = host.add_response_header(name, value);
+        });
         let event_stream = Headers::new(&all).is_event_stream();
         account_stage::on_response_headers(cx, self, Strategy::Upstream, status, event_stream);
         Verdict::Continue
