@@ -10,7 +10,7 @@ export CONTROL_PORT ?= 8081
 IMAGE_DIR ?= target/image
 IMAGE_REF ?=
 
-.PHONY: all install build wasm image run run-kong demo test lint bench soak fuzz clean kong-host
+.PHONY: all install build wasm image run run-kong demo test lint bench soak control-load fuzz clean kong-host
 
 all: build
 
@@ -79,6 +79,19 @@ fuzz:
 export SOAK_MINUTES ?= 10
 soak: install
 	@scripts/soak.sh
+
+# cost-control alone (release, SQLite in a temp dir) under
+# CONTROL_LOAD_CONNECTIONS keep-alive connections of spend and allowance
+# calls for CONTROL_LOAD_SECONDS; latency per call kind, then the ledger
+# against what was acknowledged. Fails on any error. Not part of `make test`.
+# PostgreSQL: make control-load CONTROL_LOAD_ARGS="--store postgres://..."
+CONTROL_LOAD_SECONDS ?= 60
+CONTROL_LOAD_CONNECTIONS ?= 1000
+CONTROL_LOAD_ARGS ?=
+control-load:
+	$(CARGO) build --release -p cost-control -p bench --bin cost-control --bin control_load
+	target/release/control_load --seconds $(CONTROL_LOAD_SECONDS) \
+	  --connections $(CONTROL_LOAD_CONNECTIONS) $(CONTROL_LOAD_ARGS)
 
 # Kong's wasm engine (nginx + ngx_wasm_module + wasmtime) for tests, built
 # into a cache outside the work tree (KONG_HOST_CACHE); prints nginx's path.
