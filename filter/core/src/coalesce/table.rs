@@ -44,7 +44,9 @@ impl Marker {
     };
 
     fn encode(&self) -> Vec<u8> {
-        let mut b = MAGIC.to_vec();
+        // 30 bytes, allocated once (the marker is written per request).
+        let mut b = Vec::with_capacity(30);
+        b.extend_from_slice(&MAGIC);
         b.push(match self.state {
             State::Empty => 0,
             State::InFlight => 1,

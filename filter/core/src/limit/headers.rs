@@ -6,6 +6,8 @@
 //! Times are whole seconds rounded up, so a client that waits as told is
 //! never early.
 
+use std::fmt::Write;
+
 use super::algo::{Algorithm, Decision};
 use super::bucket;
 
@@ -19,8 +21,10 @@ fn ceil_s(ms: u64) -> u64 {
 /// `name` as an sf-string. `"` and `\` are escaped; characters an
 /// sf-string cannot hold (controls, non-ASCII) become `?`, so a route name
 /// can never break the header (no CR/LF injection).
+/// Room for the parameters the callers append, so a field is one
+/// allocation.
 fn sf_string(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
+    let mut out = String::with_capacity(name.len() + 40);
     out.push('"');
     for c in name.chars() {
         match c {
@@ -53,17 +57,17 @@ pub fn policy(name: &str, algo: &Algorithm) -> String {
         ),
         Algorithm::SlidingWindow { limit, window_ms } => (limit, window_ms),
     };
-    format!("{};q={q};w={}", sf_string(name), ceil_s(w_ms).max(1))
+    // One allocation: the field is made per admitted request.
+    let mut out = sf_string(name);
+    let _ = write!(out, ";q={q};w={}", ceil_s(w_ms).max(1));
+    out
 }
 
 /// `RateLimit`: `"name";r=<remaining>;t=<s until reset>`.
 pub fn ratelimit(name: &str, d: &Decision) -> String {
-    format!(
-        "{};r={};t={}",
-        sf_string(name),
-        d.remaining,
-        ceil_s(d.reset_ms)
-    )
+    let mut out = sf_string(name);
+    let _ = write!(out, ";r={};t={}", d.remaining, ceil_s(d.reset_ms));
+    out
 }
 
 /// `Retry-After` in seconds: 0 when admitted, at least 1 when not.
