@@ -15,11 +15,20 @@ use crate::cache::key::Key;
 /// included) plus the method as sent (a HEAD never answers a GET) and the
 /// idempotency key of a write.
 pub fn key(primary: &Key, method: &str, idempotency_key: Option<&str>) -> Key {
-    Key::from_material(format!(
-        "co\n{method}\n{}\n{}",
-        idempotency_key.unwrap_or(""),
-        primary.material
-    ))
+    let idempotency_key = idempotency_key.unwrap_or("");
+    let mut m =
+        String::with_capacity(6 + method.len() + idempotency_key.len() + primary.material.len());
+    for part in [
+        "co\n",
+        method,
+        "\n",
+        idempotency_key,
+        "\n",
+        &primary.material,
+    ] {
+        m.push_str(part);
+    }
+    Key::from_material(m)
 }
 
 pub fn slot_of(key: &Key, slots: u32) -> u32 {

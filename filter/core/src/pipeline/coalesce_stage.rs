@@ -9,6 +9,7 @@ use crate::cache::reply::storable_header;
 use crate::cache::request::CLIENT_CONDITIONALS;
 use crate::coalesce::table::{self, Role, State};
 use crate::config::RouteCoalesce;
+use std::fmt::Write;
 use std::rc::Rc;
 
 use crate::coalesce::waiters::{Action, Waiter};
@@ -121,26 +122,26 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
             }
         }
     };
-    // Requests with credentials only share with the very same credentials.
-    let auth = headers
-        .get("authorization")
-        .map(|a| format!("{:016x}", fnv1a(&[a])))
-        .unwrap_or_default();
     let head = method == "HEAD";
-    // A request made after a write to its scopes must not take the answer
-    // of one made before that write: the invalidation generations it was
-    // looked up under are part of what it shares (RFC 9111 §4.4 holds for
-    // followers as it does for hits). Both workers read the generations
-    // per request, so this holds across workers too.
-    let generations: String = match &exchange.cache {
-        CacheStep::Forward(f) => f.gens.iter().map(|(s, g)| format!("{s}:{g},")).collect(),
-        _ => String::new(),
-    };
-    let co_key = co::key(
-        &primary,
-        &format!("{method}{auth}\n{generations}"),
-        idempotency,
-    );
+    // What else two requests must share to share an answer, written into
+    // one buffer: the method; credentials (requests with credentials only
+    // share with the very same ones); and the invalidation generations it
+    // was looked up under (a request made after a write to its scopes
+    // must not take the answer of one made before that write: RFC 9111
+    // §4.4 holds for followers as it does for hits; both workers read the
+    // generations per request, so this holds across workers too).
+    let mut shared = String::with_capacity(64);
+    shared.push_str(method);
+    if let Some(a) = headers.get("authorization") {
+        let _ = write!(shared, "{:016x}", fnv1a(&[a]));
+    }
+    shared.push('\n');
+    if let CacheStep::Forward(f) = &exchange.cache {
+        for (s, g) in &f.gens {
+            let _ = write!(shared, "{s}:{g},");
+        }
+    }
+    let co_key = co::key(&primary, &shared, idempotency);
     let slots = filter.config.coalesce_store.slots;
     let slot = co::slot_of(&co_key, slots);
     let tag = co_key.tag();
