@@ -27,38 +27,52 @@ pub fn purge_poll() -> &'static str {
     concat!("cost_optimizer", "/purge/poll")
 }
 
+/// `{PREFIX}{middle}{n}` (and `/{more}`) in one allocation: these keys
+/// are named several times per request.
+fn numbered(middle: &str, n: u64, more: Option<u32>) -> String {
+    use std::fmt::Write;
+    let mut k = String::with_capacity(PREFIX.len() + middle.len() + 22);
+    k.push_str(PREFIX);
+    k.push_str(middle);
+    let _ = write!(k, "{n}");
+    if let Some(m) = more {
+        let _ = write!(k, "/{m}");
+    }
+    k
+}
+
 pub fn cache_index(slot: u32) -> String {
-    format!("{PREFIX}/c/i/{slot}")
+    numbered("/c/i/", slot.into(), None)
 }
 
 pub fn cache_data(slot: u32, way: u32) -> String {
-    format!("{PREFIX}/c/d/{slot}/{way}")
+    numbered("/c/d/", slot.into(), Some(way))
 }
 
 /// A coalescing slot's marker (leader, turn, state).
 pub fn coalesce_marker(slot: u32) -> String {
-    format!("{PREFIX}/f/m/{slot}")
+    numbered("/f/m/", slot.into(), None)
 }
 
 /// A coalescing slot's published result.
 pub fn coalesce_result(slot: u32) -> String {
-    format!("{PREFIX}/f/r/{slot}")
+    numbered("/f/r/", slot.into(), None)
 }
 
 /// A rate-limit slot (bucket or window state).
 pub fn limit_slot(slot: u32) -> String {
-    format!("{PREFIX}/l/{slot}")
+    numbered("/l/", slot.into(), None)
 }
 
 /// A budget allowance slot (leased pools of tenants).
 pub fn budget_slot(slot: u32) -> String {
-    format!("{PREFIX}/b/{slot}")
+    numbered("/b/", slot.into(), None)
 }
 
 /// A routing rule's provider health (breakers and latency, all its
 /// providers in one key so that a claim is one compare-and-swap).
 pub fn route_health(rule: usize) -> String {
-    format!("{PREFIX}/r/h/{rule}")
+    numbered("/r/h/", rule as u64, None)
 }
 
 /// How many times a compare-and-swap is retried before giving up.

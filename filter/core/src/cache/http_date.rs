@@ -71,12 +71,17 @@ pub fn format_imf(ms: u64) -> String {
     let month_name = MONTHS
         .get(month.saturating_sub(1) as usize)
         .unwrap_or(&"Jan");
-    format!(
+    use std::fmt::Write;
+    // 29 bytes, allocated once.
+    let mut out = String::with_capacity(32);
+    let _ = write!(
+        out,
         "{weekday}, {day:02} {month_name} {year:04} {:02}:{:02}:{:02} GMT",
         in_day / 3600,
         in_day / 60 % 60,
         in_day % 60
-    )
+    );
+    out
 }
 
 /// A calendar date and time as read, before validation.

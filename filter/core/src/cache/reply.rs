@@ -81,11 +81,16 @@ const NOT_STORED: &[&str] = &[
 ];
 
 pub fn storable_header(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
+    // Compared without a lowercase copy: this runs for every header of
+    // every stored answer.
+    let starts = |prefix: &str| {
+        name.len() >= prefix.len()
+            && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
     !name.starts_with(':')
-        && !NOT_STORED.contains(&lower.as_str())
-        && !lower.starts_with("x-envoy-")
-        && !lower.starts_with("x-optimizer-")
+        && !NOT_STORED.iter().any(|h| h.eq_ignore_ascii_case(name))
+        && !starts("x-envoy-")
+        && !starts("x-optimizer-")
 }
 
 /// Seconds since the response left the origin: its `Age` when stored plus
@@ -118,11 +123,14 @@ pub fn stale_if_error_status(entry: &Entry, now_ms: u64, fwd: Fwd, upstream_stat
 }
 
 pub fn forward_status(fwd: Fwd, stored: bool) -> String {
+    let mut s = String::with_capacity(CACHE_NAME.len() + 24);
+    s.push_str(CACHE_NAME);
+    s.push_str("; fwd=");
+    s.push_str(fwd.as_str());
     if stored {
-        format!("{CACHE_NAME}; fwd={}; stored", fwd.as_str())
-    } else {
-        format!("{CACHE_NAME}; fwd={}", fwd.as_str())
+        s.push_str("; stored");
     }
+    s
 }
 
 /// `cache-status` of an answer from an entry the upstream's `304` just

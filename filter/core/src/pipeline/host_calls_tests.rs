@@ -237,13 +237,13 @@ fn host_call_profile() {
         match name {
             n if n.starts_with("C:") => 1,
             n if n.starts_with("a rule") => 12,
-            n if n.starts_with("+ cache") => 62,
-            n if n.starts_with("+ coalesce") => 74,
-            n if n.starts_with("I:") => 78,
-            n if n.starts_with("I':") => 82,
+            n if n.starts_with("+ cache") => 52,
+            n if n.starts_with("+ coalesce") => 62,
+            n if n.starts_with("I:") => 66,
+            n if n.starts_with("I':") => 69,
             n if n.starts_with("D:") => 17,
             n if n.starts_with("priced") => 19,
-            _ => 41,
+            _ => 38,
         }
     };
     for (name, calls) in &rows {
