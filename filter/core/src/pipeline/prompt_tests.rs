@@ -89,6 +89,11 @@ fn respond(
     on_done(f, w, h, s);
 }
 
+/// The upstream's whole JSON answer with its `usage`.
+fn respond_json(f: &Filter, w: &mut Worker, h: &mut MemHost, s: StreamId) {
+    respond(f, w, h, s, "application/json", &[JSON_ANSWER], true);
+}
+
 const DET: &str =
     r#"{"model":"big","temperature":0,"messages":[{"role":"user","content":"hello there"}]}"#;
 const DET_REORDERED: &str = r#"{"messages":[{"content":"hello there","role":"user"}],"temperature":0,"model":"big","user":"u1"}"#;
@@ -126,15 +131,7 @@ fn the_same_prompt_in_another_key_order_is_a_hit_priced_at_the_models_price() {
         prompt(&f, &mut w, &mut h, 1, "acme", DET),
         Verdict::Continue
     );
-    respond(
-        &f,
-        &mut w,
-        &mut h,
-        1,
-        "application/json",
-        &[JSON_ANSWER],
-        true,
-    );
+    respond_json(&f, &mut w, &mut h, 1);
     assert_eq!(
         prompt(&f, &mut w, &mut h, 2, "acme", DET_REORDERED),
         Verdict::Pause
@@ -160,28 +157,12 @@ fn another_tenant_and_a_nondeterministic_prompt_are_misses() {
     let (f, mut w) = setup(&mut h);
     h.now_ms = 10_000;
     prompt(&f, &mut w, &mut h, 1, "acme", DET);
-    respond(
-        &f,
-        &mut w,
-        &mut h,
-        1,
-        "application/json",
-        &[JSON_ANSWER],
-        true,
-    );
+    respond_json(&f, &mut w, &mut h, 1);
     assert_eq!(
         prompt(&f, &mut w, &mut h, 2, "other", DET),
         Verdict::Continue
     );
-    respond(
-        &f,
-        &mut w,
-        &mut h,
-        2,
-        "application/json",
-        &[JSON_ANSWER],
-        true,
-    );
+    respond_json(&f, &mut w, &mut h, 2);
     let warm = r#"{"model":"big","temperature":0.7,"messages":[{"role":"user","content":"hi"}]}"#;
     for s in 3..=4 {
         assert_eq!(
@@ -189,15 +170,7 @@ fn another_tenant_and_a_nondeterministic_prompt_are_misses() {
             Verdict::Continue,
             "stream {s}"
         );
-        respond(
-            &f,
-            &mut w,
-            &mut h,
-            s,
-            "application/json",
-            &[JSON_ANSWER],
-            true,
-        );
+        respond_json(&f, &mut w, &mut h, s);
     }
     assert!(h.replies.is_empty(), "nothing answered from the cache");
     assert_eq!(h.counter("cost_optimizer.route.chat.prompt.unshared"), 2);
@@ -339,15 +312,7 @@ fn a_body_over_the_bound_or_not_json_shares_nothing_and_is_not_a_write() {
             prompt(&f, &mut w, &mut h, s, "acme", body),
             Verdict::Continue
         );
-        respond(
-            &f,
-            &mut w,
-            &mut h,
-            s,
-            "application/json",
-            &[JSON_ANSWER],
-            true,
-        );
+        respond_json(&f, &mut w, &mut h, s);
     }
     assert!(h.replies.is_empty());
     assert_eq!(h.counter("cost_optimizer.route.chat.prompt.unread"), 2);
