@@ -97,12 +97,14 @@ pub fn estimate(config: &Config) -> Result<ShmNeed, String> {
 
     let budget_slot_max = largest_budget_slot();
     let cs = &config.cache_store;
-    let mut candidates: Vec<String> = vec![
+    let mut candidates: Vec<String> = [
         shared::gen_epoch(),
         shared::gen_table(),
         shared::purge_applied(),
         shared::purge_poll(),
-    ];
+    ]
+    .map(str::to_owned)
+    .to_vec();
     candidates.extend((0..cs.slots).map(shared::cache_index));
     candidates.extend((0..config.coalesce_store.slots).map(shared::coalesce_marker));
     candidates.extend((0..config.limit_slots).map(shared::limit_slot));
