@@ -116,21 +116,30 @@ pub fn on_request_headers_eos(
         set_request_id(&mut cx, &exchange);
         exchange.enter(phase::Event::ReadPrompt, cx.host);
         Verdict::Continue
-    } else if cache_stage::on_request(&mut cx, &mut exchange) {
-        exchange.enter(phase::Event::Answer(Served::Cache), cx.host);
-        exchange.request = Vec::new();
-        Verdict::Pause
     } else {
-        // Before any pause: a request resumed later goes upstream as it
-        // is now.
-        set_request_id(&mut cx, &exchange);
-        match machine::advance(&mut cx, &mut exchange, Stage::Limit) {
-            Step::Go => Verdict::Continue,
-            Step::Hold => Verdict::Pause,
-        }
+        decide(&mut cx, &mut exchange, true)
     };
     cx.worker.requests.insert(stream, exchange);
     verdict
+}
+
+/// The cache, then the request stages: a request's decision, at its
+/// headers or (a prompt) once its body is read. `set_id`: the request id
+/// the filter made up is set upstream first, unless a hit answers it.
+pub(super) fn decide<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange, set_id: bool) -> Verdict {
+    if cache_stage::on_request(cx, ex) {
+        ex.enter(phase::Event::Answer(Served::Cache), cx.host);
+        ex.request = Vec::new();
+        return Verdict::Pause;
+    }
+    // Before any pause: a request resumed later goes upstream as it is now.
+    if set_id {
+        set_request_id(cx, ex);
+    }
+    match machine::advance(cx, ex, Stage::Limit) {
+        Step::Go => Verdict::Continue,
+        Step::Hold => Verdict::Pause,
+    }
 }
 
 /// The request id the filter made up goes upstream with the request.

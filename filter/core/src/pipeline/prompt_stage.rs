@@ -7,9 +7,9 @@ use crate::headers::Headers;
 use crate::host::Host;
 use crate::prompt;
 
-use super::machine::{self, Cx, Step};
-use super::phase::{Event, Served, Stage};
-use super::{cache_stage, Exchange, Verdict};
+use super::machine::Cx;
+use super::phase::Event;
+use super::{Exchange, Verdict};
 
 /// Whether this request's body is read before any stage decides: its rule
 /// reads prompts and it is a POST with a body.
@@ -65,16 +65,8 @@ pub(super) fn on_request_body<H: Host>(
 }
 
 /// The body is read (or will not be): the cache, then the stages, as at
-/// the headers of any other request.
+/// the headers of any other request (its request id was set then).
 fn decide<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange) -> Verdict {
     ex.enter(Event::Wake, cx.host);
-    if cache_stage::on_request(cx, ex) {
-        ex.enter(Event::Answer(Served::Cache), cx.host);
-        ex.request = Vec::new();
-        return Verdict::Pause;
-    }
-    match machine::advance(cx, ex, Stage::Limit) {
-        Step::Go => Verdict::Continue,
-        Step::Hold => Verdict::Pause,
-    }
+    super::hooks::decide(cx, ex, false)
 }
