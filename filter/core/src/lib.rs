@@ -14,6 +14,7 @@ pub mod cache;
 pub mod coalesce;
 pub mod config;
 pub mod cost;
+pub mod decimal;
 pub mod header_pairs;
 pub mod headers;
 pub mod host;

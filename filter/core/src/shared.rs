@@ -30,13 +30,13 @@ pub fn purge_poll() -> &'static str {
 /// `{PREFIX}{middle}{n}` (and `/{more}`) in one allocation: these keys
 /// are named several times per request.
 fn numbered(middle: &str, n: u64, more: Option<u32>) -> String {
-    use std::fmt::Write;
     let mut k = String::with_capacity(PREFIX.len() + middle.len() + 22);
     k.push_str(PREFIX);
     k.push_str(middle);
-    let _ = write!(k, "{n}");
+    crate::decimal::push_u64(&mut k, n);
     if let Some(m) = more {
-        let _ = write!(k, "/{m}");
+        k.push('/');
+        crate::decimal::push_u64(&mut k, m.into());
     }
     k
 }
@@ -83,10 +83,27 @@ const CAS_RETRIES: usize = 16;
 pub fn cas_update(
     host: &mut impl Host,
     key: &str,
+    change: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+) -> Result<(), HostError> {
+    cas_update_from(host, key, None, change)
+}
+
+/// [`cas_update`] whose first attempt starts from a value read earlier
+/// (`seen`: bytes and cas) instead of reading it again: when nobody
+/// changed the key meanwhile that saves a read returning bytes (issue
+/// 18: a cache miss stores into the slot index its lookup read); when
+/// somebody did, the compare-and-swap fails and the loop reads afresh.
+pub fn cas_update_from(
+    host: &mut impl Host,
+    key: &str,
+    mut seen: Option<(Vec<u8>, u32)>,
     mut change: impl FnMut(&[u8]) -> Option<Vec<u8>>,
 ) -> Result<(), HostError> {
     for _ in 0..CAS_RETRIES {
-        let (current, cas) = host.shared_get(key)?.ok_or(HostError::NotFound)?;
+        let (current, cas) = match seen.take() {
+            Some(s) => s,
+            None => host.shared_get(key)?.ok_or(HostError::NotFound)?,
+        };
         let Some(next) = change(&current) else {
             return Ok(());
         };

@@ -227,7 +227,7 @@ pub fn cache_key(data: &[u8]) {
     let k = key::primary("tenant", method, pq, &ignore, &vary, &h);
     let _ = k.tag();
     let v = k.variant(&vary, &h);
-    let _ = v.digest();
+    let _ = v.placement();
 }
 
 pub fn cache_key_seeds() -> Vec<Vec<u8>> {

@@ -71,16 +71,25 @@ pub fn format_imf(ms: u64) -> String {
     let month_name = MONTHS
         .get(month.saturating_sub(1) as usize)
         .unwrap_or(&"Jan");
-    use std::fmt::Write;
-    // 29 bytes, allocated once.
+    use crate::decimal::push_2;
+    // 29 bytes, allocated once, without `core::fmt` (a stored answer and
+    // a hit that lacks a date write one).
     let mut out = String::with_capacity(32);
-    let _ = write!(
-        out,
-        "{weekday}, {day:02} {month_name} {year:04} {:02}:{:02}:{:02} GMT",
-        in_day / 3600,
-        in_day / 60 % 60,
-        in_day % 60
-    );
+    out.push_str(weekday);
+    out.push_str(", ");
+    push_2(&mut out, day);
+    out.push(' ');
+    out.push_str(month_name);
+    out.push(' ');
+    push_2(&mut out, year / 100); // the year is clamped to 1970..=9999
+    push_2(&mut out, year);
+    out.push(' ');
+    push_2(&mut out, in_day / 3600);
+    out.push(':');
+    push_2(&mut out, in_day / 60 % 60);
+    out.push(':');
+    push_2(&mut out, in_day % 60);
+    out.push_str(" GMT");
     out
 }
 

@@ -1,27 +1,40 @@
 //! Cache keys: a canonical text of everything that makes two requests the
-//! same (tenant, method, path, query, varied headers) and its sha256.
+//! same (tenant, method, path, query, varied headers) and its hashes.
 //!
 //! The text itself is stored in every entry, so a hash collision is a miss
 //! and never another tenant's body. The per-worker tier is keyed by a fast
-//! 64-bit hash of the text (a hit compares the text anyway), so a hit
-//! there never pays for the sha256, which only places entries in shared
-//! data.
+//! 64-bit hash of the text (a hit compares the text anyway). Shared data
+//! places an entry by a 128-bit SipHash-1-3 of the text: 64 bits pick the
+//! slot, 64 bits are the tag kept in the slot's index.
+//!
+//! Why not a cryptographic hash (sha256 was used until issue 18's
+//! profile): placement is no secret. With any fixed hash, sha256
+//! included, anyone can find keys of their own that share a victim's
+//! slot (a slot is one of a few thousand) and crowd its ways; what keeps
+//! tenants apart is the text compared on every read, not the hash. sha256
+//! cost the miss path 3.7 % of Kong's CPU per request in wasm (no SHA
+//! instructions there), SipHash a few dozen nanoseconds; matching a
+//! victim's tag as well (128 bits) stays out of reach.
 
 use std::cell::OnceCell;
 
-use sha2::{Digest, Sha256};
+use siphasher::sip128::SipHasher13;
 
 use crate::headers::Headers;
 use crate::shared::fnv1a;
 
-pub type KeyHash = [u8; 32];
+/// Fixed keys: every worker and every gateway sharing the tables must
+/// place a key in the same slot (see the module note on why they need
+/// not be secret). Changing them moves every entry (a miss each, once).
+const PLACEMENT_KEYS: (u64, u64) = (0x636f_7374_5f6f_7074, 0x696d_697a_6572_2f63);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
     pub material: String,
     /// FNV-1a of the text, for the per-worker tier.
     pub fast: u64,
-    digest: OnceCell<KeyHash>,
+    /// `[tag, slot bits]`, computed once, when shared data is reached.
+    placement: OnceCell<[u64; 2]>,
 }
 
 impl Key {
@@ -30,22 +43,25 @@ impl Key {
         Key {
             material,
             fast,
-            digest: OnceCell::new(),
+            placement: OnceCell::new(),
         }
     }
 
-    /// A key with a given digest, to test what a sha256 collision does.
+    /// A key with given hashes, to test what a collision does.
     #[cfg(test)]
-    pub fn with_digest(material: &str, digest: KeyHash) -> Self {
+    pub fn with_placement(material: &str, placement: [u64; 2]) -> Self {
         let k = Key::from_material(material.to_string());
-        let _ = k.digest.set(digest);
+        let _ = k.placement.set(placement);
         k
     }
 
-    /// sha256 of the text, computed once, when shared data is reached.
-    pub fn digest(&self) -> &KeyHash {
-        self.digest
-            .get_or_init(|| Sha256::digest(self.material.as_bytes()).into())
+    /// The 128-bit SipHash of the text as `[tag, slot bits]`.
+    pub fn placement(&self) -> [u64; 2] {
+        *self.placement.get_or_init(|| {
+            let out = SipHasher13::new_with_keys(PLACEMENT_KEYS.0, PLACEMENT_KEYS.1)
+                .hash(self.material.as_bytes());
+            [out.h1, out.h2]
+        })
     }
 
     /// The key of one variant of a response that varies on request
@@ -66,11 +82,14 @@ impl Key {
         Key::from_material(m)
     }
 
-    /// First 8 bytes of the hash, the tag kept in the slot index.
+    /// The tag kept in the slot index.
     pub fn tag(&self) -> u64 {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&self.digest()[..8]);
-        u64::from_le_bytes(b)
+        self.placement()[0]
+    }
+
+    /// The bits that pick the slot.
+    pub fn slot_bits(&self) -> u64 {
+        self.placement()[1]
     }
 }
 

@@ -13,7 +13,7 @@ use crate::shared::{cache_data, cache_index};
 
 use super::entry::Entry;
 use super::key::Key;
-use crate::shared::cas_update;
+use crate::shared::{cas_update, cas_update_from};
 
 const INDEX_MAGIC: [u8; 4] = *b"CIX\x01";
 const WAY_BYTES: usize = 32;
@@ -76,9 +76,7 @@ fn encode_index(ways: &[Way]) -> Vec<u8> {
 
 /// Where a key lives.
 pub fn slot_of(key: &Key, store: &Store) -> u32 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&key.digest()[8..16]);
-    (u64::from_le_bytes(b) % u64::from(store.slots.max(1))) as u32
+    (key.slot_bits() % u64::from(store.slots.max(1))) as u32
 }
 
 /// Create every slot's index up front (DESIGN.md: a fixed key space, so
@@ -100,15 +98,41 @@ pub struct Found {
     pub refresh_until_ms: u64,
 }
 
+/// A slot's index as a lookup that found nothing read it: the store of
+/// the answer tries its compare-and-swap on it first
+/// ([`crate::shared::cas_update_from`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSeen {
+    slot: u32,
+    bytes: Vec<u8>,
+    cas: u32,
+}
+
 pub fn lookup(host: &mut impl Host, store: &Store, key: &Key, now_ms: u64) -> Option<Found> {
+    lookup_seen(host, store, key, now_ms, &mut None)
+}
+
+/// [`lookup`], keeping in `seen` the index it read when no way holds the
+/// key.
+pub fn lookup_seen(
+    host: &mut impl Host,
+    store: &Store,
+    key: &Key,
+    now_ms: u64,
+    seen: &mut Option<IndexSeen>,
+) -> Option<Found> {
     let slot = slot_of(key, store);
-    let (bytes, _) = host.shared_get(&cache_index(slot)).ok()??;
+    let (bytes, cas) = host.shared_get(&cache_index(slot)).ok()??;
     let ways = decode_index(&bytes, store.ways);
     let tag = key.tag();
-    let (way, w) = ways
+    let Some((way, w)) = ways
         .iter()
         .enumerate()
-        .find(|(_, w)| w.tag == tag && w.usable_until_ms > now_ms)?;
+        .find(|(_, w)| w.tag == tag && w.usable_until_ms > now_ms)
+    else {
+        *seen = Some(IndexSeen { slot, bytes, cas });
+        return None;
+    };
     let (data, _) = host.shared_get(&cache_data(slot, way as u32)).ok()??;
     let entry = Entry::decode(&data)?;
     if entry.key != key.material {
@@ -195,12 +219,26 @@ pub fn store_entry(
     entry: &Entry,
     now_ms: u64,
 ) -> Result<Stored, HostError> {
+    store_entry_seen(host, store, key, entry, now_ms, None)
+}
+
+/// [`store_entry`], starting from the index its lookup read (`seen`,
+/// used only when it is this key's slot).
+pub fn store_entry_seen(
+    host: &mut impl Host,
+    store: &Store,
+    key: &Key,
+    entry: &Entry,
+    now_ms: u64,
+    seen: Option<IndexSeen>,
+) -> Result<Stored, HostError> {
     let slot = slot_of(key, store);
     let tag = key.tag();
     let mut chosen = 0u32;
     let mut evicted = false;
     let usable_until = entry.usable_until_ms();
-    cas_update(host, &cache_index(slot), |bytes| {
+    let seen = seen.filter(|s| s.slot == slot).map(|s| (s.bytes, s.cas));
+    cas_update_from(host, &cache_index(slot), seen, |bytes| {
         let mut all = decode_index(bytes, store.ways);
         let pick = all
             .iter()
@@ -311,6 +349,68 @@ mod tests {
         assert!(lookup(&mut h, &cfg, &k2, 10).is_some());
     }
 
+    /// A miss's store starts from the index its lookup read: no second
+    /// read when the slot is as it was, and a correct store when another
+    /// worker changed the slot in between (the compare-and-swap fails on
+    /// the old value and the store reads afresh: both entries stay).
+    #[test]
+    fn store_from_the_index_the_lookup_read() {
+        let shared = SharedStore::new_shared();
+        let mut a = MemHost::with_store(shared.clone());
+        let mut b = MemHost::with_store(shared.clone());
+        let cfg = store_cfg(1, 4);
+        create(&mut a, &cfg).unwrap();
+        let (k1, k2, k3) = (
+            Key::from_material("k1".into()),
+            Key::from_material("k2".into()),
+            Key::from_material("k3".into()),
+        );
+
+        let mut seen = None;
+        assert!(lookup_seen(&mut a, &cfg, &k1, 10, &mut seen).is_none());
+        assert!(seen.is_some(), "a miss keeps the index it read");
+        a.take_calls();
+        store_entry_seen(&mut a, &cfg, &k1, &entry(&k1, 1_000), 10, seen).unwrap();
+        let calls = a.take_calls();
+        assert_eq!(calls.get("shared_get"), None, "{calls:?}");
+        assert_eq!(calls.get("shared_set"), Some(&1), "{calls:?}");
+
+        let mut seen = None;
+        assert!(lookup_seen(&mut a, &cfg, &k2, 20, &mut seen).is_none());
+        // Another worker stores into the same slot meanwhile.
+        store_entry(&mut b, &cfg, &k3, &entry(&k3, 1_000), 21).unwrap();
+        a.take_calls();
+        store_entry_seen(&mut a, &cfg, &k2, &entry(&k2, 1_000), 22, seen).unwrap();
+        let calls = a.take_calls();
+        assert_eq!(calls.get("shared_get"), Some(&1), "{calls:?}");
+        assert_eq!(calls.get("shared_set"), Some(&2), "{calls:?}");
+        for k in [&k1, &k2, &k3] {
+            assert!(lookup(&mut b, &cfg, k, 30).is_some(), "{k:?} lost");
+        }
+        assert_eq!(live_entries(&b, &cfg, 30), 3);
+    }
+
+    /// The index a lookup read is used only for its own slot.
+    #[test]
+    fn an_index_seen_in_another_slot_is_not_used() {
+        let mut h = MemHost::new();
+        let cfg = store_cfg(64, 2);
+        create(&mut h, &cfg).unwrap();
+        let (k1, other) = (0..200)
+            .map(|i| Key::from_material(format!("k{i}")))
+            .fold((None, None), |(a, b), k| match (&a, &b) {
+                (None, _) => (Some(k), b),
+                (Some(x), None) if slot_of(x, &cfg) != slot_of(&k, &cfg) => (a, Some(k)),
+                _ => (a, b),
+            });
+        let (k1, other) = (k1.unwrap(), other.unwrap());
+        let mut seen = None;
+        assert!(lookup_seen(&mut h, &cfg, &other, 10, &mut seen).is_none());
+        store_entry_seen(&mut h, &cfg, &k1, &entry(&k1, 1_000), 10, seen).unwrap();
+        assert!(lookup(&mut h, &cfg, &k1, 20).is_some());
+        assert_eq!(live_entries(&h, &cfg, 20), 1);
+    }
+
     #[test]
     fn store_then_lookup_across_workers() {
         let shared = SharedStore::new_shared();
@@ -388,8 +488,8 @@ mod tests {
         create(&mut h, &cfg).unwrap();
         let k = Key::from_material("real".into());
         store_entry(&mut h, &cfg, &k, &entry(&k, 100), 1).unwrap();
-        // Same hash, other text: as if sha256 collided.
-        let forged = Key::with_digest("other", *k.digest());
+        // Same hashes, other text: as if SipHash collided.
+        let forged = Key::with_placement("other", k.placement());
         assert!(lookup(&mut h, &cfg, &forged, 2).is_none());
     }
 

@@ -106,10 +106,11 @@ pub fn ttl_s(entry: &Entry, now_ms: u64) -> i64 {
 }
 
 pub fn hit_status(entry: &Entry, now_ms: u64) -> String {
-    use std::fmt::Write;
     // One allocation, sized up front (a hit makes this on every answer).
     let mut s = String::with_capacity(CACHE_NAME.len() + 32);
-    let _ = write!(s, "{CACHE_NAME}; hit; ttl={}", ttl_s(entry, now_ms));
+    s.push_str(CACHE_NAME);
+    s.push_str("; hit; ttl=");
+    crate::decimal::push_i64(&mut s, ttl_s(entry, now_ms));
     s
 }
 

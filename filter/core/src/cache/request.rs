@@ -45,6 +45,8 @@ pub struct Forward {
     pub request_headers: Vec<(String, Vec<u8>)>,
     /// Set at response headers when the answer is being stored.
     pub capture: Option<Capture>,
+    /// The slot index the lookup read when it missed, for the store.
+    pub index_seen: Option<l2::IndexSeen>,
     /// A prompt's answer (`prompt` rules): stored for the rule's
     /// `default_ttl` unless it says `no-store`, whatever else its
     /// `cache-control` says (LLM APIs send `no-cache` on every answer).
@@ -279,6 +281,7 @@ pub fn on_request(
         started_ms: facts.now_ms,
         request_headers: Vec::new(),
         capture: None,
+        index_seen: None,
         prompt: prompt.is_some(),
     };
     // Preconditions this cache does not evaluate go to the origin (which
@@ -292,7 +295,8 @@ pub fn on_request(
     }
     let now = facts.now_ms;
     let background = rule.refresh.is_some() && facts.background;
-    let Some((entry, variant)) = find(store, state, host, &forward.key, headers, now) else {
+    let seen = &mut forward.index_seen;
+    let Some((entry, variant)) = find(store, state, host, &forward.key, headers, now, seen) else {
         return go(forward, state);
     };
     // Only a refresh needs the key again (the variant's, when the entry
@@ -380,13 +384,14 @@ fn find(
     key: &Key,
     headers: &Headers<'_>,
     now: u64,
+    seen: &mut Option<l2::IndexSeen>,
 ) -> Option<(Rc<Entry>, Option<Key>)> {
-    let entry = find_one(store, state, host, key, now)?;
+    let entry = find_one(store, state, host, key, now, seen)?;
     match &entry.body {
         Body::Response { .. } => Some((entry, None)),
         Body::Vary { names } => {
             let variant = key.variant(names, headers);
-            let e = find_one(store, state, host, &variant, now)?;
+            let e = find_one(store, state, host, &variant, now, seen)?;
             matches!(e.body, Body::Response { .. }).then_some((e, Some(variant)))
         }
     }
@@ -398,6 +403,7 @@ fn find_one(
     host: &mut impl Host,
     key: &Key,
     now: u64,
+    seen: &mut Option<l2::IndexSeen>,
 ) -> Option<Rc<Entry>> {
     if let Some(e) = state.l1.get(&key.fast) {
         if e.key == key.material && now < e.usable_until_ms() && state.gens.valid(&e.gens) {
@@ -405,7 +411,7 @@ fn find_one(
         }
         state.l1.remove(&key.fast);
     }
-    let found = l2::lookup(host, store, key, now)?;
+    let found = l2::lookup_seen(host, store, key, now, seen)?;
     if !state.gens.valid(&found.entry.gens) {
         return None;
     }

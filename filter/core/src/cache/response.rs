@@ -371,22 +371,30 @@ impl Forward {
             body: c.body,
         };
         let mut evicted = false;
+        // The index the lookup read: this store's compare-and-swap starts
+        // from it (the variant's slot differs and reads its own).
+        let mut seen = self.index_seen.take();
+        let variant;
         let key = if c.vary.is_empty() {
-            self.key.clone()
+            &self.key
         } else {
             // The marker at the primary key says which headers to vary on;
             // this variant lives under its own key.
-            evicted |= l2::store_entry(host, store, &self.key, &base, now_ms)?.evicted;
+            let primary_seen = seen.take();
+            evicted |=
+                l2::store_entry_seen(host, store, &self.key, &base, now_ms, primary_seen)?.evicted;
             state.l1.put(self.key.fast, Rc::new(base.clone()));
-            self.key
-                .variant(&c.vary, &Headers::new(&self.request_headers))
+            variant = self
+                .key
+                .variant(&c.vary, &Headers::new(&self.request_headers));
+            &variant
         };
         let entry = Entry {
             key: key.material.clone(),
             body: response,
             ..base
         };
-        evicted |= l2::store_entry(host, store, &key, &entry, now_ms)?.evicted;
+        evicted |= l2::store_entry_seen(host, store, key, &entry, now_ms, seen)?.evicted;
         let entry = Rc::new(entry);
         state.l1.put(key.fast, entry.clone());
         if let Some(v) = state.adaptive.get_mut(self.route) {

@@ -138,7 +138,10 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
     shared.push('\n');
     if let CacheStep::Forward(f) = &exchange.cache {
         for (s, g) in &f.gens {
-            let _ = write!(shared, "{s}:{g},");
+            crate::decimal::push_u64(&mut shared, (*s).into());
+            shared.push(':');
+            crate::decimal::push_u64(&mut shared, (*g).into());
+            shared.push(',');
         }
     }
     let co_key = co::key(&primary, &shared, idempotency);
