@@ -29,6 +29,7 @@ pub mod request_id;
 pub mod route;
 pub mod routes;
 pub mod shared;
+pub mod small_blocks;
 
 /// Version stamped into logs at VM start.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
