@@ -10,7 +10,7 @@ export CONTROL_PORT ?= 8081
 IMAGE_DIR ?= target/image
 IMAGE_REF ?=
 
-.PHONY: all install build wasm image run run-kong demo test lint bench soak control-load fuzz clean kong-host
+.PHONY: all install build wasm image run run-kong demo test lint bench instructions soak control-load fuzz clean kong-host
 
 all: build
 
@@ -59,6 +59,11 @@ test: lint build
 
 bench: install
 	@scripts/bench.sh
+
+# Instructions per request under callgrind, of the configurations the
+# last `make bench` wrote (scripts/instructions.sh says which and how).
+instructions: install
+	@scripts/instructions.sh $(CONFIGS)
 
 # Every fuzz target (fuzz/), each until FUZZ_INPUTS inputs or FUZZ_SECONDS
 # seconds: coverage-guided libFuzzer when it builds here (stable rustc, a

@@ -14,13 +14,15 @@
 //!
 //! Nothing here panics on what a host passes: an unknown context id, an
 //! unknown callout token or a context deleted while its hook runs are
-//! ignored. A context is taken out of its table while its hook runs, so a
-//! host call that re-enters the module for another context (or the same
-//! one) finds the tables free.
+//! ignored. A hook borrows its context through the context's own cell, not
+//! the tables, so a host call that re-enters the module for another
+//! context finds the tables free (and one for the same context is
+//! ignored).
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 
 use crate::abi;
 
@@ -91,19 +93,20 @@ pub trait HttpContext: Context {
 
 type NewRoot = fn(u32) -> Box<dyn RootContext>;
 
+/// A context in its table: shared so that a hook can run on it while the
+/// table is free for other calls (a hook's host call may re-enter the
+/// module, and the host may delete the context meanwhile).
+type Shared<C> = Rc<RefCell<Box<C>>>;
+
 #[derive(Default)]
 struct Dispatcher {
     new_root: Option<NewRoot>,
-    roots: HashMap<u32, Box<dyn RootContext>>,
-    streams: HashMap<u32, Box<dyn HttpContext>>,
+    roots: HashMap<u32, Shared<dyn RootContext>>,
+    streams: HashMap<u32, Shared<dyn HttpContext>>,
     /// Callout token → the context that made the call.
     callouts: HashMap<u32, u32>,
     /// The context whose hook runs (a callout it makes answers it).
     active: u32,
-    /// Contexts taken out of their table while their hook runs.
-    running: HashSet<u32>,
-    /// Of those, the ones the host deleted meanwhile.
-    deleted: HashSet<u32>,
 }
 
 thread_local! {
@@ -114,35 +117,35 @@ fn with<R>(f: impl FnOnce(&mut Dispatcher) -> R) -> R {
     DISPATCHER.with(|d| f(&mut d.borrow_mut()))
 }
 
-/// Run `f` on context `id` taken out of `table`, `None` when there is no
-/// such context (unknown, or its hook already runs further up the stack).
+/// Run `f` on context `id` of `table`, `None` when there is no such
+/// context (unknown, or its hook already runs further up the stack).
+///
+/// One table lookup per hook: the context stays in its table and is
+/// borrowed through its own cell (issue 18: taking it out and putting it
+/// back, with a set of running contexts beside, was five hash-table
+/// operations per hook on every request, matched or not). A context the
+/// host deletes while its hook runs leaves the table at once and is
+/// dropped when the hook returns.
 fn run<C: ?Sized, R>(
     id: u32,
-    table: fn(&mut Dispatcher) -> &mut HashMap<u32, Box<C>>,
+    table: fn(&mut Dispatcher) -> &mut HashMap<u32, Shared<C>>,
     f: impl FnOnce(&mut C) -> R,
 ) -> Option<R> {
-    let (mut context, outer) = with(|d| {
-        let context = table(d).remove(&id)?;
-        d.running.insert(id);
+    let (context, outer) = with(|d| {
+        let context = table(d).get(&id)?.clone();
         let outer = std::mem::replace(&mut d.active, id);
         Some((context, outer))
     })?;
-    let r = f(&mut context);
-    with(|d| {
-        d.active = outer;
-        d.running.remove(&id);
-        if !d.deleted.remove(&id) {
-            table(d).insert(id, context);
-        }
-    });
-    Some(r)
+    let r = context.try_borrow_mut().ok().map(|mut c| f(&mut **c));
+    with(|d| d.active = outer);
+    r
 }
 
-fn roots(d: &mut Dispatcher) -> &mut HashMap<u32, Box<dyn RootContext>> {
+fn roots(d: &mut Dispatcher) -> &mut HashMap<u32, Shared<dyn RootContext>> {
     &mut d.roots
 }
 
-fn streams(d: &mut Dispatcher) -> &mut HashMap<u32, Box<dyn HttpContext>> {
+fn streams(d: &mut Dispatcher) -> &mut HashMap<u32, Shared<dyn HttpContext>> {
     &mut d.streams
 }
 
@@ -201,7 +204,7 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, root_context_id: u32)
         let Some(new_root) = with(|d| d.new_root) else {
             return;
         };
-        let root = new_root(context_id);
+        let root = Rc::new(RefCell::new(new_root(context_id)));
         with(|d| d.roots.insert(context_id, root));
         return;
     }
@@ -212,6 +215,7 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, root_context_id: u32)
     })
     .flatten();
     if let Some(stream) = stream {
+        let stream = Rc::new(RefCell::new(stream));
         with(|d| d.streams.insert(context_id, stream));
     }
 }
@@ -254,13 +258,15 @@ pub extern "C" fn proxy_on_log(context_id: u32) {
 
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
-    with(|d| {
-        let gone = d.streams.remove(&context_id).is_some() || d.roots.remove(&context_id).is_some();
-        if !gone && d.running.contains(&context_id) {
-            d.deleted.insert(context_id);
-        }
+    // Outside the dispatcher's borrow: dropping a context runs its Drop.
+    let gone = with(|d| {
         d.callouts.retain(|_, c| *c != context_id);
+        (
+            d.streams.remove(&context_id),
+            d.roots.remove(&context_id),
+        )
     });
+    drop(gone);
 }
 
 #[no_mangle]
