@@ -46,7 +46,18 @@ mod tests {
 
     #[test]
     fn same_digits_as_display() {
-        for n in [0u64, 1, 9, 10, 99, 100, 4095, 65_536, u64::MAX / 3, u64::MAX] {
+        for n in [
+            0u64,
+            1,
+            9,
+            10,
+            99,
+            100,
+            4095,
+            65_536,
+            u64::MAX / 3,
+            u64::MAX,
+        ] {
             let mut s = String::new();
             push_u64(&mut s, n);
             assert_eq!(s, n.to_string());

@@ -192,7 +192,8 @@ mod tests {
             unsafe { System.dealloc(p, l) }
         }
         unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-            self.out.set(self.out.get() + n as isize - l.size() as isize);
+            self.out
+                .set(self.out.get() + n as isize - l.size() as isize);
             unsafe { System.realloc(p, l, n) }
         }
     }

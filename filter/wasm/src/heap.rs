@@ -24,6 +24,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 use optimizer_core::small_blocks::SmallBlocks;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
@@ -36,8 +37,14 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// Freed small blocks, kept for reuse, over wasi-libc's dlmalloc.
+/// Freed small blocks, kept for reuse, over wasi-libc's dlmalloc (one VM
+/// is one thread, which the cache needs).
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 static BLOCKS: SmallBlocks<System> = SmallBlocks::new(System);
+/// A native build of this crate (lint, docs) may have threads: the
+/// system allocator as it is.
+#[cfg(not(all(target_arch = "wasm32", not(target_feature = "atomics"))))]
+static BLOCKS: System = System;
 
 // SAFETY: every call is forwarded to `BLOCKS` with the caller's arguments;
 // the count is only bookkeeping beside it.

@@ -261,10 +261,7 @@ pub extern "C" fn proxy_on_delete(context_id: u32) {
     // Outside the dispatcher's borrow: dropping a context runs its Drop.
     let gone = with(|d| {
         d.callouts.retain(|_, c| *c != context_id);
-        (
-            d.streams.remove(&context_id),
-            d.roots.remove(&context_id),
-        )
+        (d.streams.remove(&context_id), d.roots.remove(&context_id))
     });
     drop(gone);
 }

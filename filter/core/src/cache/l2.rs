@@ -396,14 +396,11 @@ mod tests {
         let mut h = MemHost::new();
         let cfg = store_cfg(64, 2);
         create(&mut h, &cfg).unwrap();
-        let (k1, other) = (0..200)
+        let k1 = Key::from_material("k0".into());
+        let other = (1..200)
             .map(|i| Key::from_material(format!("k{i}")))
-            .fold((None, None), |(a, b), k| match (&a, &b) {
-                (None, _) => (Some(k), b),
-                (Some(x), None) if slot_of(x, &cfg) != slot_of(&k, &cfg) => (a, Some(k)),
-                _ => (a, b),
-            });
-        let (k1, other) = (k1.unwrap(), other.unwrap());
+            .find(|k| slot_of(k, &cfg) != slot_of(&k1, &cfg))
+            .unwrap();
         let mut seen = None;
         assert!(lookup_seen(&mut h, &cfg, &other, 10, &mut seen).is_none());
         store_entry_seen(&mut h, &cfg, &k1, &entry(&k1, 1_000), 10, seen).unwrap();
