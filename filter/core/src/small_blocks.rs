@@ -19,6 +19,10 @@
 //! a worker's heap. Anything larger, more aligned or zero-sized goes to
 //! the backing allocator as it is.
 //!
+//! Its methods are never inlined: with LTO they were inlined into every
+//! allocation site of the module, 200 KB more code (1.17 → 1.39 MB) for
+//! 1 % fewer instructions per request.
+//!
 //! Not thread-safe: one instance serves one thread. A proxy-wasm VM is
 //! one thread (wasm32 without the `atomics` feature has no threads), which
 //! is where the module installs it.
@@ -85,6 +89,7 @@ impl<A: GlobalAlloc> SmallBlocks<A> {
 
     /// # Safety
     /// As [`GlobalAlloc::alloc`].
+    #[inline(never)]
     pub unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(class) = class_of(layout) else {
             // SAFETY: the caller's contract, passed on.
@@ -106,6 +111,7 @@ impl<A: GlobalAlloc> SmallBlocks<A> {
 
     /// # Safety
     /// As [`GlobalAlloc::alloc_zeroed`].
+    #[inline(never)]
     pub unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if class_of(layout).is_none() {
             // SAFETY: the caller's contract, passed on.
@@ -123,6 +129,7 @@ impl<A: GlobalAlloc> SmallBlocks<A> {
 
     /// # Safety
     /// As [`GlobalAlloc::dealloc`].
+    #[inline(never)]
     pub unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         let Some(class) = class_of(layout) else {
             // SAFETY: the caller's contract, passed on.
@@ -145,6 +152,7 @@ impl<A: GlobalAlloc> SmallBlocks<A> {
 
     /// # Safety
     /// As [`GlobalAlloc::realloc`].
+    #[inline(never)]
     pub unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller guarantees `new_size` with this alignment is
         // a valid layout (GlobalAlloc::realloc's contract).
