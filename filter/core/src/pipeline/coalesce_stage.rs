@@ -148,7 +148,8 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
     let slots = filter.config.coalesce_store.slots;
     let slot = co::slot_of(&co_key, slots);
     let tag = co_key.tag();
-    let now = host.now_ms();
+    // The time this pass through the stages started (read once per pass).
+    let now = exchange.clock_ms;
     let counters = filter.counters(exchange.route).coalesce;
     let leader_until = now + (route.sla_ms * 2).max(5_000);
     let role = match table::elect(*host, slot, tag, now, leader_until) {

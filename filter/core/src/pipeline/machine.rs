@@ -234,6 +234,9 @@ pub(super) fn release<H: Host>(cx: &mut Cx<'_, H>, stream: StreamId, how: Releas
         (Phase::Parked(_), Release::Answer(reply, served)) => answer(cx, &mut ex, &reply, served),
         (Phase::Parked(wait), Release::Resume) => {
             ex.enter(Event::Wake, cx.host);
+            // This pass's clock: the stages it runs decide on the time it
+            // goes on, not the time its headers came.
+            ex.clock_ms = cx.host.now_ms();
             match advance(cx, &mut ex, wait.resumes_at()) {
                 Step::Go => {
                     if let Err(e) = cx.host.wake(stream, Wake::Resume) {

@@ -68,5 +68,8 @@ pub(super) fn on_request_body<H: Host>(
 /// the headers of any other request (its request id was set then).
 fn decide<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange) -> Verdict {
     ex.enter(Event::Wake, cx.host);
+    // The stages run now that the body is here (a slow upload may have
+    // taken a while since the headers).
+    ex.clock_ms = cx.host.now_ms();
     super::hooks::decide(cx, ex, false)
 }
