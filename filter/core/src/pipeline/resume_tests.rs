@@ -123,7 +123,11 @@ fn a_request_the_limiter_queued_coalesces_when_admitted() {
     // The pass each admission let go on runs on the time it went on (the
     // coalescing stage elects with it), not the time its headers came.
     for s in 2..=4u32 {
-        assert_eq!(w.requests[&s].clock_ms, 10_000 + u64::from(s - 1) * 100, "stream {s}");
+        assert_eq!(
+            w.requests[&s].clock_ms,
+            10_000 + u64::from(s - 1) * 100,
+            "stream {s}"
+        );
     }
     respond(&f, &mut w, &mut h, 1, b"once");
     assert_eq!(h.replies.len(), 3);
