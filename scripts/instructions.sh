@@ -204,7 +204,7 @@ report = ["# Instructions per request (callgrind)", "",
           "JIT: instructions outside any mapped object (the VM's compiled code: the filter, and on Envoy V8's own code stubs); module: those a wasmtime perf map names as the filter's functions (Kong's engine only).", "",
           "| configuration | instructions per request | JIT | module |", "|---|---|---|---|"] + rows + detail
 open(os.path.join(out, "report.md"), "w").write("\n".join(report) + "\n")
-print("\n".join(report[:len(rows) + 6]))
+print("\n".join(report[:len(rows) + 7]))
 PY
 }
 
