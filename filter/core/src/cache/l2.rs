@@ -219,25 +219,25 @@ pub fn store_entry(
     entry: &Entry,
     now_ms: u64,
 ) -> Result<Stored, HostError> {
-    store_entry_seen(host, store, key, entry, now_ms, None)
+    store_entry_seen(host, store, key, entry, now_ms, &mut None)
 }
 
-/// [`store_entry`], starting from the index its lookup read (`seen`,
-/// used only when it is this key's slot).
+/// [`store_entry`], starting from the index a lookup read (`seen`, taken
+/// only when it is this key's slot, left for another store otherwise).
 pub fn store_entry_seen(
     host: &mut impl Host,
     store: &Store,
     key: &Key,
     entry: &Entry,
     now_ms: u64,
-    seen: Option<IndexSeen>,
+    seen: &mut Option<IndexSeen>,
 ) -> Result<Stored, HostError> {
     let slot = slot_of(key, store);
     let tag = key.tag();
     let mut chosen = 0u32;
     let mut evicted = false;
     let usable_until = entry.usable_until_ms();
-    let seen = seen.filter(|s| s.slot == slot).map(|s| (s.bytes, s.cas));
+    let seen = seen.take_if(|s| s.slot == slot).map(|s| (s.bytes, s.cas));
     cas_update_from(host, &cache_index(slot), seen, |bytes| {
         let mut all = decode_index(bytes, store.ways);
         let pick = all
@@ -370,7 +370,7 @@ mod tests {
         assert!(lookup_seen(&mut a, &cfg, &k1, 10, &mut seen).is_none());
         assert!(seen.is_some(), "a miss keeps the index it read");
         a.take_calls();
-        store_entry_seen(&mut a, &cfg, &k1, &entry(&k1, 1_000), 10, seen).unwrap();
+        store_entry_seen(&mut a, &cfg, &k1, &entry(&k1, 1_000), 10, &mut seen).unwrap();
         let calls = a.take_calls();
         assert_eq!(calls.get("shared_get"), None, "{calls:?}");
         assert_eq!(calls.get("shared_set"), Some(&1), "{calls:?}");
@@ -380,7 +380,7 @@ mod tests {
         // Another worker stores into the same slot meanwhile.
         store_entry(&mut b, &cfg, &k3, &entry(&k3, 1_000), 21).unwrap();
         a.take_calls();
-        store_entry_seen(&mut a, &cfg, &k2, &entry(&k2, 1_000), 22, seen).unwrap();
+        store_entry_seen(&mut a, &cfg, &k2, &entry(&k2, 1_000), 22, &mut seen).unwrap();
         let calls = a.take_calls();
         assert_eq!(calls.get("shared_get"), Some(&1), "{calls:?}");
         assert_eq!(calls.get("shared_set"), Some(&2), "{calls:?}");
@@ -403,7 +403,8 @@ mod tests {
             .unwrap();
         let mut seen = None;
         assert!(lookup_seen(&mut h, &cfg, &other, 10, &mut seen).is_none());
-        store_entry_seen(&mut h, &cfg, &k1, &entry(&k1, 1_000), 10, seen).unwrap();
+        store_entry_seen(&mut h, &cfg, &k1, &entry(&k1, 1_000), 10, &mut seen).unwrap();
+        assert!(seen.is_some(), "left for a store into its own slot");
         assert!(lookup(&mut h, &cfg, &k1, 20).is_some());
         assert_eq!(live_entries(&h, &cfg, 20), 1);
     }

@@ -371,8 +371,9 @@ impl Forward {
             body: c.body,
         };
         let mut evicted = false;
-        // The index the lookup read: this store's compare-and-swap starts
-        // from it (the variant's slot differs and reads its own).
+        // The index the lookup read when it missed (the primary key's
+        // slot, or the variant's): the store into that slot starts its
+        // compare-and-swap from it.
         let mut seen = self.index_seen.take();
         let variant;
         let key = if c.vary.is_empty() {
@@ -380,9 +381,8 @@ impl Forward {
         } else {
             // The marker at the primary key says which headers to vary on;
             // this variant lives under its own key.
-            let primary_seen = seen.take();
             evicted |=
-                l2::store_entry_seen(host, store, &self.key, &base, now_ms, primary_seen)?.evicted;
+                l2::store_entry_seen(host, store, &self.key, &base, now_ms, &mut seen)?.evicted;
             state.l1.put(self.key.fast, Rc::new(base.clone()));
             variant = self
                 .key
@@ -394,7 +394,7 @@ impl Forward {
             body: response,
             ..base
         };
-        evicted |= l2::store_entry_seen(host, store, key, &entry, now_ms, seen)?.evicted;
+        evicted |= l2::store_entry_seen(host, store, key, &entry, now_ms, &mut seen)?.evicted;
         let entry = Rc::new(entry);
         state.l1.put(key.fast, entry.clone());
         if let Some(v) = state.adaptive.get_mut(self.route) {
