@@ -6,7 +6,7 @@
 //! under a few hundred bytes, and frees them before the next. Counted
 //! with callgrind on Kong's engine (issue 18), dlmalloc's `malloc` and
 //! `free` cost about 130 instructions each there, 6 % of the gateway's
-//! whole CPU per request. A block freed here goes on a list of its size
+//! instructions per request. A block freed here goes on a list of its size
 //! class and the next allocation of that class takes it back: a pop and a
 //! push, a dozen instructions.
 //!

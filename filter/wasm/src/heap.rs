@@ -11,7 +11,7 @@
 //! Under the count sits `optimizer_core::small_blocks`: freed blocks of up
 //! to 512 bytes wait on per-size lists for the next allocation of their
 //! size instead of going back to dlmalloc (issue 18: dlmalloc's malloc
-//! and free were 6 % of Kong's CPU per request on the miss path). The
+//! and free were 6 % of Kong's instructions per request on the miss path). The
 //! gauge counts what the filter has allocated, not what waits there (at
 //! most `small_blocks::MAX_CACHED_BYTES`).
 //!
@@ -23,12 +23,11 @@
 //! not an increment, so on Kong nothing is reported.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-
-#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
-use optimizer_core::small_blocks::SmallBlocks;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 use optimizer_core::host::HostKind;
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+use optimizer_core::small_blocks::SmallBlocks;
 
 /// Counts the bytes of live allocations (as asked, not as the allocator
 /// rounds them), then hands every call to the block cache over the
