@@ -114,6 +114,20 @@ fn aggregate(name: &str, first: &str, then: &str) -> String {
 /// A test's filter config with each routing provider's `addresses` given
 /// as test cluster names (`demo_api`, `demo_api_b`) written as the
 /// `127.0.0.1:<port>` they listen on.
+/// The tests read the filter's counters from Envoy's `/stats` right
+/// after the requests that moved them, so the harness has the filter send
+/// each increment at once (`metrics.flush_ms` 0) unless a test sets
+/// `metrics` itself. The default, sums held for a second, is what
+/// `foundation.rs`'s `counters_are_held_and_reach_envoy_whole` tests, and
+/// what every Kong test (which reads no counters) and `make bench` run.
+pub fn counters_at_once(mut filter: serde_json::Value) -> serde_json::Value {
+    if let Some(doc) = filter.as_object_mut() {
+        doc.entry("metrics")
+            .or_insert_with(|| serde_json::json!({"flush_ms": 0}));
+    }
+    filter
+}
+
 pub fn with_addresses(filter: &serde_json::Value, ports: &Ports) -> serde_json::Value {
     let mut out = filter.clone();
     let Some(routes) = out.get_mut("routes").and_then(|r| r.as_array_mut()) else {
@@ -209,7 +223,10 @@ pub fn render(ports: &Ports, wasm: &Path, options: &Options) -> String {
     if options.jwt {
         filters.push_str(&jwt_filter());
     }
-    filters.push_str(&wasm_filter(wasm, &with_addresses(&options.filter, ports)));
+    filters.push_str(&wasm_filter(
+        wasm,
+        &counters_at_once(with_addresses(&options.filter, ports)),
+    ));
     filters.push_str(&buffer_filter());
     format!(
         "admin:\n  address:\n    socket_address: {{ address: 127.0.0.1, port_value: {admin} }}\nstatic_resources:\n  listeners:\n{main}{plain}  clusters:\n{c1}{c2}{c3}{a1}{a2}",

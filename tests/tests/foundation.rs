@@ -450,3 +450,46 @@ fn shipped_envoy_config_validates_and_serves_through_the_filter() {
         "{statuses:?}"
     );
 }
+
+/// Counters are held in each worker and sent once a second
+/// (`metrics.flush_ms`, default 1,000) instead of one host call per
+/// increment: every request is still counted, on both workers, once the
+/// workers' timers sent their sums.
+#[test]
+fn counters_are_held_and_reach_envoy_whole_envoy_only() {
+    let mut filter = config(json!({}));
+    filter["metrics"] = json!({"flush_ms": 1000});
+    let stack = Stack::start("counters-held", Options { filter, jwt: false });
+    let name = "wasmcustom.cost_optimizer.route.items.requests";
+    // Requests on connections of their own until both workers served some.
+    let mut served = [0u32; 2];
+    let mut sent = 0u64;
+    while sent < 40 || served.contains(&0) {
+        assert!(
+            sent < 400,
+            "one worker served all of {sent} connections: {served:?}"
+        );
+        let (r, worker) = stack.gateway.probe_worker(
+            stack.ports.listen,
+            "GET",
+            &format!("/api/items/{sent}"),
+            &[],
+        );
+        assert_eq!(r.status, 200);
+        served[worker] += 1;
+        sent += 1;
+    }
+    let seen = e2e::procs::wait_for(
+        "the workers' held counts on /stats",
+        std::time::Duration::from_secs(10),
+        || {
+            let n = stack.gateway.envoy_stat(name).unwrap();
+            (n >= sent).then_some(n)
+        },
+    );
+    assert_eq!(
+        seen, sent,
+        "every request counted once ({served:?} by worker)"
+    );
+    assert_eq!(stack.demo.calls_under("/api/items/"), sent);
+}

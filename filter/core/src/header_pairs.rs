@@ -32,7 +32,13 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
             return None;
         }
         pos += 1;
-        out.push((String::from_utf8_lossy(key).into_owned(), value.to_vec()));
+        // Names are ASCII on every host seen; `from_utf8` checks that much
+        // faster than the lossy conversion, which only a damaged name needs.
+        let name = match std::str::from_utf8(key) {
+            Ok(name) => name.to_owned(),
+            Err(_) => String::from_utf8_lossy(key).into_owned(),
+        };
+        out.push((name, value.to_vec()));
     }
     Some(out)
 }

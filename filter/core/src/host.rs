@@ -217,6 +217,15 @@ pub trait Host {
     /// Define a counter; `None` when the host refused it (then increments are
     /// dropped, the request is not affected).
     fn define_counter(&mut self, name: &str) -> Option<u32>;
+    /// Add `delta` to a counter: at once, or into this worker's held sums
+    /// while [`Host::hold_counters`] is on.
     fn increment(&mut self, metric: u32, delta: i64);
+    /// From now on, keep increments in the worker (`true`) until
+    /// [`Host::flush_counters`], instead of one host call each; the
+    /// filter flushes from its timer (`metrics.flush_ms`). `false` sends
+    /// each increment at once again (held sums wait for the next flush).
+    fn hold_counters(&mut self, hold: bool);
+    /// Send every held sum: one host call per counter that moved.
+    fn flush_counters(&mut self);
     fn log(&self, level: Level, message: &str);
 }

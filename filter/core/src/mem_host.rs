@@ -112,7 +112,10 @@ pub struct MemHost {
     pub calls: RefCell<BTreeMap<&'static str, u64>>,
     /// Streams whose client has gone: replies and resumes fail for them.
     pub gone: HashSet<StreamId>,
+    /// Counters as the host shows them: what the filter sent.
     pub counters: BTreeMap<String, i64>,
+    /// Increments the filter holds until its next flush (`hold_counters`).
+    pub held: crate::metrics::HeldCounts,
     /// Every tick period set, in order.
     pub tick_periods: Vec<u64>,
     metric_names: Vec<String>,
@@ -163,6 +166,7 @@ impl MemHost {
             counters: BTreeMap::new(),
             tick_periods: Vec::new(),
             metric_names: Vec::new(),
+            held: Default::default(),
             logs: RefCell::new(Vec::new()),
             next_token: 1,
             own_context_wakes: false,
@@ -207,7 +211,19 @@ impl MemHost {
         find(&self.response_headers, name)
     }
 
+    /// A counter with what the filter holds for it: what the host shows
+    /// once the worker flushed (see [`MemHost::sent_counter`]).
     pub fn counter(&self, name: &str) -> i64 {
+        let held = self
+            .metric_names
+            .iter()
+            .position(|n| n == name)
+            .map_or(0, |id| self.held.held(id as u32));
+        self.sent_counter(name) + held
+    }
+
+    /// A counter as the host shows it now: only the increments sent.
+    pub fn sent_counter(&self, name: &str) -> i64 {
         self.counters.get(name).copied().unwrap_or(0)
     }
 }
@@ -509,9 +525,29 @@ impl Host for MemHost {
 
     fn increment(&mut self, metric: u32, delta: i64) {
         quiet(|| {
+            if self.held.keep(metric, delta) {
+                return;
+            }
             self.count("increment");
             if let Some(name) = self.metric_names.get(metric as usize) {
                 *self.counters.entry(name.clone()).or_insert(0) += delta;
+            }
+        })
+    }
+
+    fn hold_counters(&mut self, hold: bool) {
+        quiet(|| self.held.hold(hold))
+    }
+
+    fn flush_counters(&mut self) {
+        quiet(|| {
+            let mut sums = Vec::new();
+            self.held.drain(|id, d| sums.push((id, d)));
+            for (id, d) in sums {
+                self.count("increment");
+                if let Some(name) = self.metric_names.get(id as usize) {
+                    *self.counters.entry(name.clone()).or_insert(0) += d;
+                }
             }
         })
     }

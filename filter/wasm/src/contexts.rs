@@ -134,11 +134,12 @@ impl RootContext for FilterRoot {
                     );
                     return false;
                 }
-                if filter.needs_timer() {
+                if filter.needs_timer() || filter.flushes_counters() {
                     // The timer answers followers of leaders on other
-                    // workers, admits queued requests and sends batches;
-                    // it ticks fast only while someone waits (always on
-                    // Kong when a rule can park: only the root sets it).
+                    // workers, admits queued requests, sends batches and
+                    // the held counter sums; it ticks fast only while
+                    // someone waits (always on Kong when a rule can park:
+                    // only the root sets it).
                     pipeline::start_timer(&filter, &mut worker, &mut host);
                 }
                 self.filter = Some(Rc::new(filter));

@@ -9,6 +9,9 @@ use crate::abi;
 thread_local! {
     /// A period was set on this worker's root (one VM per worker thread).
     static TICK_SET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The worker's held counter increments (one VM per worker thread).
+    static HELD: std::cell::RefCell<optimizer_core::metrics::HeldCounts> =
+        std::cell::RefCell::new(Default::default());
 }
 
 /// A view of the host from one context (a stream or the root).
@@ -398,7 +401,30 @@ impl Host for ProxyHost {
     }
 
     fn increment(&mut self, metric: u32, delta: i64) {
-        abi::increment_metric(metric, delta);
+        let held = HELD.with(|h| h.try_borrow_mut().is_ok_and(|mut h| h.keep(metric, delta)));
+        if !held {
+            abi::increment_metric(metric, delta);
+        }
+    }
+
+    fn hold_counters(&mut self, hold: bool) {
+        HELD.with(|h| {
+            if let Ok(mut h) = h.try_borrow_mut() {
+                h.hold(hold);
+            }
+        });
+    }
+
+    fn flush_counters(&mut self) {
+        HELD.with(|h| {
+            if let Ok(mut h) = h.try_borrow_mut() {
+                // Passes bytes in only: the host does not call back into
+                // the VM, so the borrow cannot be asked for again meanwhile.
+                h.drain(|id, sum| {
+                    abi::increment_metric(id, sum);
+                });
+            }
+        });
     }
 
     fn log(&self, level: Level, message: &str) {

@@ -26,6 +26,8 @@ pub struct Config {
     pub coalesce_store: CoalesceStore,
     /// Slots of the shared rate-limit table.
     pub limit_slots: u32,
+    /// How counters reach the host (`metrics`).
+    pub metrics: super::MetricsConfig,
     /// The link to `cost-control`; absent = costs are priced (metrics,
     /// headers) but not reported, and no rule may enforce a budget.
     pub accounting: Option<Accounting>,
@@ -110,6 +112,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let cache_store = compile_store(raw.cache_store)?;
     let coalesce_store = compile_coalesce_store(raw.coalesce_store)?;
     let limit_slots = compile_limit_store(raw.limit_store)?;
+    let metrics = super::metrics::compile_metrics(raw.metrics)?;
     let accounting = raw.accounting.map(compile_accounting).transpose()?;
     let wake = raw.wake.map(compile_wake).transpose()?;
     let bypass_headers = super::shared_answers::compile_shared_answers(raw.shared_answers)?;
@@ -138,6 +141,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         cache_store,
         coalesce_store,
         limit_slots,
+        metrics,
         accounting,
         wake: None,
         bypass_headers,

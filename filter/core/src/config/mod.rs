@@ -12,6 +12,7 @@ mod coalesce;
 mod compile;
 mod cost;
 mod limit;
+mod metrics;
 mod prompt;
 mod raw;
 pub mod routing;
@@ -25,6 +26,7 @@ pub use coalesce::{CoalesceStore, RouteCoalesce};
 pub use compile::{Config, Identity, Route, RouteMatch, Source};
 pub use cost::{BatchPrice, OnUnavailable, RouteBudget, RouteCost, TokenPricing};
 pub use limit::{LimitBy, RouteLimit};
+pub use metrics::{Metrics as MetricsConfig, DEFAULT_FLUSH_MS, MAX_FLUSH_MS};
 pub use prompt::RoutePrompt;
 pub use raw::{Priority, RawHost};
 pub use shared_answers::DEFAULT_BYPASS_HEADERS;
@@ -76,6 +78,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             cache_store: cache::RawStore::default(),
             coalesce_store: coalesce::RawCoalesceStore::default(),
             limit_store: limit::RawLimitStore::default(),
+            metrics: metrics::RawMetrics::default(),
             accounting: None,
             wake: None,
             shared_answers: shared_answers::RawSharedAnswers::default(),

@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub limit_store: super::limit::RawLimitStore,
     #[serde(default)]
+    pub metrics: super::metrics::RawMetrics,
+    #[serde(default)]
     pub accounting: Option<super::accounting::RawAccounting>,
     #[serde(default)]
     pub wake: Option<super::wake::RawWake>,

@@ -11,9 +11,9 @@ use crate::routes;
 use super::machine::{self, Cx, Step};
 use super::phase::{self, Phase, Served, Stage};
 use super::{
-    batch_call, budget_lease, cache_refresh, cache_stage, coalesce_stage, limit_stage,
-    prompt_stage, purge_poll, self_wake, spend_report, timer, CacheStep, CoalesceStep, CostStep,
-    Exchange, Filter, SelfWake, Verdict, Worker,
+    batch_call, budget_lease, cache_refresh, cache_stage, coalesce_stage, counter_flush,
+    limit_stage, prompt_stage, purge_poll, self_wake, spend_report, timer, CacheStep, CoalesceStep,
+    CostStep, Exchange, Filter, SelfWake, Verdict, Worker,
 };
 
 /// First hook of a request without a body (tests, GETs).
@@ -286,6 +286,7 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     let sent = sent + limit_stage::on_tick(&mut cx, timer::ACTIONS_PER_CALL.saturating_sub(sent));
     coalesce_stage::on_tick(filter, worker, host, sent);
     worker.compact();
+    counter_flush::on_tick(filter, worker, host);
     // Where only the root may set the timer (Kong), this is where the
     // period the hooks asked for takes effect.
     timer::set_tick(filter, worker, host);
@@ -297,6 +298,7 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
 /// replay` finds it (see `cost::spend::spill` for why not a last call).
 pub fn on_shutdown(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     spend_report::on_shutdown(filter, worker, host);
+    counter_flush::on_shutdown(host);
 }
 
 fn log_failure(host: &impl Host, stream: StreamId, what: &str, r: Result<(), HostError>) {

@@ -17,6 +17,7 @@ mod budget_stage;
 pub mod cache_refresh;
 mod cache_stage;
 mod coalesce_stage;
+mod counter_flush;
 pub mod first_read;
 mod hooks;
 mod limit_stage;
@@ -76,6 +77,7 @@ pub struct Filter {
 impl Filter {
     pub fn new(config: Config, host: &mut impl Host) -> Self {
         let metrics = Metrics::define(&config, host);
+        host.hold_counters(config.metrics.held());
         Filter { config, metrics }
     }
 
@@ -120,7 +122,14 @@ impl Filter {
             .any(|r| r.cost.as_ref().is_some_and(|c| c.budget.is_some()))
     }
 
-    /// Whether the worker's timer has work (then it must run).
+    /// Whether the worker's timer sends held counter sums: it runs, at
+    /// least every `metrics.flush_ms`, for them alone if nothing else.
+    pub fn flushes_counters(&self) -> bool {
+        self.config.metrics.held() && !self.config.routes.is_empty()
+    }
+
+    /// Whether the worker's timer has work besides the counters (then it
+    /// must run, and on Kong fast).
     pub fn needs_timer(&self) -> bool {
         self.coalesces()
             || self.limits()
@@ -160,6 +169,8 @@ pub struct Worker {
     pub batcher: Batcher,
     pub accountant: Accountant,
     pub budgeter: Budgeter,
+    /// When the held counter sums last left (`counter_flush`).
+    pub counters_sent_ms: u64,
 }
 
 /// Entries a table may keep room for beyond what it holds: a table that
@@ -200,7 +211,9 @@ impl Worker {
         // Tells this worker's spend batches apart from other workers' and
         // from an earlier run's.
         let nonce = host.random_u64() ^ host.now_ms();
+        let now = host.now_ms();
         Worker {
+            counters_sent_ms: now,
             requests: HashMap::new(),
             first_read: first_read::FirstRead::default(),
             accountant: Accountant::new(config.accounting.as_ref(), nonce),
@@ -315,6 +328,8 @@ mod account_tests;
 mod batch_tests;
 #[cfg(test)]
 mod coalesce_tests;
+#[cfg(test)]
+mod counter_flush_tests;
 #[cfg(test)]
 mod limit_tests;
 #[cfg(test)]

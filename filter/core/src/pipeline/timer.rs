@@ -24,7 +24,12 @@ pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Hos
         // one, because a request that parks cannot speed the timer up and
         // batches and leases leave from the timer.
         let w = &mut worker.waiters;
-        let ms = filter.config.coalesce_store.tick_ms;
+        let ms = if filter.needs_timer() {
+            filter.config.coalesce_store.tick_ms
+        } else {
+            // Only held counters to send.
+            filter.config.metrics.flush_ms
+        };
         if w.tick_ms == 0 && host.set_tick_period(ms).is_ok() {
             w.tick = Tick::Fast;
             w.tick_ms = ms;
@@ -55,10 +60,15 @@ pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Hos
         Tick::Fast => filter.config.coalesce_store.tick_ms,
         // Spend reports leave at least every `flush_ms`; purge polls are
         // looked at several times per `purge_poll_ms`.
+        // Held counters leave every `metrics.flush_ms` too.
         Tick::Slow => filter
             .config
             .idle_tick_ms()
-            .map_or(SLOW_TICK_MS, |ms| ms.min(SLOW_TICK_MS)),
+            .map_or(SLOW_TICK_MS, |ms| ms.min(SLOW_TICK_MS))
+            .min(match filter.config.metrics.flush_ms {
+                0 => SLOW_TICK_MS,
+                ms => ms,
+            }),
     };
     // By period, not only by kind: the host starts the timer at
     // SLOW_TICK_MS, which a shorter slow period must replace.
