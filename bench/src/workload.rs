@@ -395,7 +395,9 @@ fn run_one(
         let seconds = start.elapsed().as_secs_f64();
         let ticks1 = gateway.cpu_ticks()?;
         let calls = bench.demo_calls()?;
-        // Envoy's counters after the replay, for a look afterwards.
+        // Envoy's counters after the replay, for a look afterwards (the
+        // filter's own as far as its workers sent them: up to a second,
+        // `metrics.flush_ms`, behind).
         if let Ok(r) = crate::http::get(
             &format!("http://127.0.0.1:{}/stats", bench.ports.admin),
             &[],
