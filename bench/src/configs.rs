@@ -173,14 +173,9 @@ pub fn filter_json(name: &str, prefix: &str, features: &[Feature]) -> Value {
         let (key, value) = strategy(*f);
         rule[key] = value;
     }
-    // R and RF read the routing counters around each measured run for
-    // their verdicts, so the filter sends them at once instead of holding
-    // them for a second (`metrics.flush_ms`); R0 the same, so R/R0
-    // compares routing alone.
     json!({
         "version": 1,
         "identity": {"tenant": [{"header": TENANT.0}]},
-        "metrics": {"flush_ms": 0},
         "routes": [rule]
     })
 }
