@@ -75,6 +75,7 @@ fn full() -> Value {
                         "l1_max_entries": 128, "l1_max_bytes": 1048576, "generation_slots": 512},
         "coalesce_store": {"slots": 256, "tick_ms": 5},
         "limit_store": {"slots": 1024},
+        "metrics": {"flush_ms": 500},
         "shared_answers": {"bypass_headers": ["x-forwarded-host", "X-Original-URL"]},
         "accounting": {
             "cost_control": "cost_control", "authority": "cost-control",
@@ -226,6 +227,8 @@ fn wrong_rows() -> Vec<(&'static str, &'static str, Option<Value>, &'static str)
         ("wrong type: require_tenant as a string", "/routes/0/require_tenant", Some(json!("yes")), "routes[0].require_tenant"),
         ("wrong type: routes null", "/routes", Some(n), "routes"),
         ("negative integer", "/limit_store/slots", Some(json!(-1)), "limit_store.slots"),
+        ("metrics.flush_ms over a minute", "/metrics/flush_ms", Some(json!(60_001)), "metrics.flush_ms"),
+        ("unknown field in metrics", "/metrics/flush", Some(json!(5)), "metrics.flush"),
         ("bad enum: priority", "/routes/0/priority", Some(json!("urgent")), "routes[0].priority"),
         ("bad enum: host", "/host", Some(json!("nginx")), "host"),
         ("bad enum: limit.by", "/routes/0/limit/by", Some(json!("ip")), "routes[0].limit.by"),
