@@ -20,6 +20,7 @@ pub mod money;
 mod allowance;
 mod snapshot;
 mod spend;
+mod spend_json;
 
 pub use allowance::{AllowanceGrant, AllowanceRequest};
 pub use money::Micros;
