@@ -356,6 +356,14 @@ pub fn throughput_configs(supported: &[Feature], wake: &str, ports: &Ports) -> V
             Expect::Ok,
         ),
         Config::envoy(
+            "CR",
+            "filter loaded, disabled on the request's route (Envoy's per-route FilterConfig)",
+            Filters::Wasm(filter_json("other", "/other/", &[])),
+            Route::ProxyFilterOff,
+            Load::Unique,
+            Expect::Ok,
+        ),
+        Config::envoy(
             "T",
             "the floor filter (the SDK, every hook Continue): what any wasm filter costs per stream",
             Filters::Floor("pass"),
@@ -572,10 +580,11 @@ pub fn baseline_filter() -> Filters {
 /// The ratios the issues ask for: (numerator, denominator, goal). On Kong
 /// the same comparisons within the host (a hit against the ceiling of the
 /// same load: KD/KB), then each Kong configuration against its Envoy twin.
-pub const RATIOS: [(&str, &str, f64); 19] = [
+pub const RATIOS: [(&str, &str, f64); 20] = [
     ("D", "F", 1.0),
     ("D", "B", 0.0),
     ("C", "A", 0.95),
+    ("CR", "A", 0.95),
     ("T", "A", 0.0),
     ("C", "T", 0.95),
     ("TD", "B", 0.0),
@@ -633,7 +642,9 @@ mod tests {
     fn every_configuration_checks_its_upstream_calls() {
         let cs = throughput_configs(&I_FEATURES, "127.0.0.1:1", &Ports::from_base(19000));
         let calls = |id: &str| cs.iter().find(|c| c.id == id).unwrap().calls;
-        for id in ["A", "C", "I", "J", "T", "R0", "R", "RF", "KA", "KC", "KI"] {
+        for id in [
+            "A", "C", "CR", "I", "J", "T", "R0", "R", "RF", "KA", "KC", "KI",
+        ] {
             assert_eq!(calls(id), Calls::OneEach, "{id}");
         }
         for id in ["B", "D", "F", "TD", "PG", "PS", "PA", "KB", "KD"] {

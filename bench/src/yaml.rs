@@ -51,6 +51,10 @@ pub enum Filters {
 pub enum Route {
     /// Proxy to the demo API.
     Proxy,
+    /// Proxy to the demo API with the filter disabled on the route
+    /// (Envoy's per-route `FilterConfig`): Envoy does not create the
+    /// filter for these requests at all.
+    ProxyFilterOff,
     /// `direct_response` 200 with this body.
     Direct(String),
     /// To the cluster the filter's routing names in `x-optimizer-upstream`
@@ -103,6 +107,14 @@ pub struct Aggregate {
     pub clusters: [Upstream; 2],
 }
 
+/// The route of CR: the demo API, with the filter named `cost_optimizer`
+/// disabled for it (indented for the route's place in the template).
+const FILTER_OFF: &str = "route: { cluster: demo_api, timeout: 60s }
+                typed_per_filter_config:
+                  cost_optimizer:
+                    \"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true";
+
 pub fn render(ports: &Ports, wasm: &Path, filters: &Filters, route: &Route) -> String {
     let filters = match filters {
         Filters::None => String::new(),
@@ -125,6 +137,7 @@ pub fn render(ports: &Ports, wasm: &Path, filters: &Filters, route: &Route) -> S
     };
     let route = match route {
         Route::Proxy => "route: { cluster: demo_api, timeout: 60s }".to_string(),
+        Route::ProxyFilterOff => FILTER_OFF.to_string(),
         Route::Direct(body) => format!(
             "direct_response: {{ status: 200, body: {{ inline_string: '{}' }} }}",
             body.replace('\'', "''")
@@ -278,6 +291,16 @@ mod tests {
             &Route::Proxy,
         );
         assert!(c.contains("{\"version\":1}"));
+        let off = render(
+            &p,
+            w,
+            &Filters::Wasm(serde_json::json!({"version": 1})),
+            &Route::ProxyFilterOff,
+        );
+        assert!(off.contains(
+            "                typed_per_filter_config:\n                  cost_optimizer:\n"
+        ));
+        assert!(off.contains("- name: cost_optimizer") && off.contains("disabled: true"));
         let f = render(&p, w, &Filters::SimpleHttpCache, &Route::Proxy);
         assert!(f.contains("simple_http_cache"));
         let route = Route::Routed(vec![Aggregate {

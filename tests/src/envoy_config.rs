@@ -56,6 +56,15 @@ fn hcm(stat_prefix: &str, filters: &str) -> String {
                         "@type": type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig
                         update_frequency: 1
                     retry_back_off: {{ base_interval: 0.01s, max_interval: 0.1s }}
+              # The filter disabled on a route (Envoy creates no filter
+              # for its requests): what README "Loading the filter in your
+              # own Envoy" recommends for traffic no rule is for.
+              - match: {{ prefix: "/api/unfiltered/" }}
+                route: {{ cluster: demo_api, timeout: 30s }}
+                typed_per_filter_config:
+                  cost_optimizer:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true
               - match: {{ prefix: "/" }}
                 route: {{ cluster: demo_api, timeout: 30s }}
           http_filters:

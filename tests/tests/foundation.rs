@@ -493,3 +493,32 @@ fn counters_are_held_and_reach_envoy_whole_envoy_only() {
     );
     assert_eq!(stack.demo.calls_under("/api/items/"), sent);
 }
+
+/// A route on which Envoy's per-route `FilterConfig` disables the filter
+/// never reaches it (Envoy creates no filter for its requests: `make
+/// bench`'s CR), while the filter keeps working on the other routes.
+#[test]
+fn a_route_with_the_filter_disabled_never_reaches_it_envoy_only() {
+    let filter = json!({
+        "version": 1,
+        "routes": [{"name": "all", "match": {"prefix": "/api/"}, "debug_headers": true}]
+    });
+    let stack = Stack::start("filter-disabled-route", Options { filter, jwt: false });
+    let seen = stack.get("/api/items/1?echo-header=x-request-id", &[]);
+    assert_eq!(seen.status, 200);
+    assert_eq!(seen.header("x-optimizer-route"), Some("all"));
+    assert!(upstream_saw(&seen, "x-request-id").is_some());
+    let skipped = stack.get("/api/unfiltered/1?echo-header=x-request-id", &[]);
+    assert_eq!(skipped.status, 200);
+    assert_eq!(
+        skipped.header("x-optimizer-route"),
+        None,
+        "the rule matches its path, yet the filter never ran"
+    );
+    assert_eq!(skipped.header("x-request-id"), None);
+    assert_eq!(upstream_saw(&skipped, "x-request-id"), None);
+    assert_eq!(stack.demo.calls_under("/api/unfiltered/"), 1);
+    stack.with_envoy_stat("wasmcustom.cost_optimizer.route.all.requests", |n| {
+        assert_eq!(n, 1)
+    });
+}
