@@ -15,6 +15,7 @@
 extern crate alloc;
 
 pub mod civil;
+pub mod decimal;
 pub mod money;
 
 mod allowance;

@@ -8,6 +8,7 @@
 
 use alloc::vec::Vec;
 
+use crate::decimal::{push_i64 as signed, push_u64 as unsigned};
 use crate::spend::{SpendBatch, SpendEvent, Ts};
 
 impl SpendBatch<&str> {
@@ -96,27 +97,6 @@ fn string(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
-}
-
-fn unsigned(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
-fn signed(out: &mut Vec<u8>, n: i64) {
-    if n < 0 {
-        out.push(b'-');
-    }
-    unsigned(out, n.unsigned_abs());
 }
 
 #[cfg(test)]

@@ -7,30 +7,18 @@
 //! gateway's CPU per request in wasm. These write the same digits.
 
 /// Append `n` in decimal.
-pub fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // SAFETY: only ASCII digits were written, and ASCII is UTF-8; one
-    // copy of them (pushed char by char they cost about 250 instructions
-    // per number in wasm, and a checked `from_utf8` as many again:
-    // callgrind on Kong's engine, issue 18).
-    unsafe { out.as_mut_vec() }.extend_from_slice(&buf[i..]);
+pub fn push_u64(out: &mut String, n: u64) {
+    // SAFETY: `optimizer_wire::decimal` writes ASCII digits only, and
+    // ASCII is UTF-8 (pushed char by char they cost about 250
+    // instructions per number in wasm, and a checked `from_utf8` as many
+    // again: callgrind on Kong's engine, issue 18).
+    optimizer_wire::decimal::push_u64(unsafe { out.as_mut_vec() }, n);
 }
 
 /// Append `n` in decimal, with a `-` when negative.
 pub fn push_i64(out: &mut String, n: i64) {
-    if n < 0 {
-        out.push('-');
-    }
-    push_u64(out, n.unsigned_abs());
+    // SAFETY: as in `push_u64`: ASCII digits and `-` only.
+    optimizer_wire::decimal::push_i64(unsafe { out.as_mut_vec() }, n);
 }
 
 /// Append `n` as two digits (`n` below 100; larger values keep their
