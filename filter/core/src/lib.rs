@@ -17,6 +17,7 @@ pub mod cost;
 pub mod decimal;
 pub mod header_pairs;
 pub mod headers;
+pub mod held_counts;
 pub mod host;
 pub mod identity;
 pub mod limit;
