@@ -115,7 +115,7 @@ pub struct MemHost {
     /// Counters as the host shows them: what the filter sent.
     pub counters: BTreeMap<String, i64>,
     /// Increments the filter holds until its next flush (`hold_counters`).
-    pub held: crate::metrics::HeldCounts,
+    pub held: crate::held_counts::HeldCounts,
     /// Every tick period set, in order.
     pub tick_periods: Vec<u64>,
     metric_names: Vec<String>,

@@ -5,8 +5,6 @@
 use crate::config::Config;
 use crate::host::Host;
 
-pub use crate::held_counts::HeldCounts;
-
 /// One counter id, or `None` when the host refused to define it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counter(Option<u32>);

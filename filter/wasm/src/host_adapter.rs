@@ -10,7 +10,7 @@ thread_local! {
     /// A period was set on this worker's root (one VM per worker thread).
     static TICK_SET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The worker's held counter increments (one VM per worker thread).
-    static HELD: std::cell::RefCell<optimizer_core::metrics::HeldCounts> =
+    static HELD: std::cell::RefCell<optimizer_core::held_counts::HeldCounts> =
         std::cell::RefCell::new(Default::default());
 }
 
