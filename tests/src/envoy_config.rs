@@ -127,8 +127,9 @@ fn aggregate(name: &str, first: &str, then: &str) -> String {
 /// after the requests that moved them, so the harness has the filter send
 /// each increment at once (`metrics.flush_ms` 0) unless a test sets
 /// `metrics` itself. The default, sums held for a second, is what
-/// `foundation.rs`'s `counters_are_held_and_reach_envoy_whole` tests, and
-/// what every Kong test (which reads no counters) and `make bench` run.
+/// `foundation.rs`'s `counters_are_held_and_reach_envoy_whole_envoy_only`
+/// tests, and what every Kong test (which reads no counters) and `make
+/// bench` (but for R0, R and RF, which read theirs) run.
 pub fn counters_at_once(mut filter: serde_json::Value) -> serde_json::Value {
     if let Some(doc) = filter.as_object_mut() {
         doc.entry("metrics")
