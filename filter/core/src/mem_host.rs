@@ -222,6 +222,15 @@ impl MemHost {
         self.sent_counter(name) + held
     }
 
+    /// One increment call reaching the host: counted, and added to the
+    /// counter the host shows.
+    fn send_increment(&mut self, metric: u32, delta: i64) {
+        self.count("increment");
+        if let Some(name) = self.metric_names.get(metric as usize) {
+            *self.counters.entry(name.clone()).or_insert(0) += delta;
+        }
+    }
+
     /// A counter as the host shows it now: only the increments sent.
     pub fn sent_counter(&self, name: &str) -> i64 {
         self.counters.get(name).copied().unwrap_or(0)
@@ -525,12 +534,8 @@ impl Host for MemHost {
 
     fn increment(&mut self, metric: u32, delta: i64) {
         quiet(|| {
-            if self.held.keep(metric, delta) {
-                return;
-            }
-            self.count("increment");
-            if let Some(name) = self.metric_names.get(metric as usize) {
-                *self.counters.entry(name.clone()).or_insert(0) += delta;
+            if !self.held.keep(metric, delta) {
+                self.send_increment(metric, delta);
             }
         })
     }
@@ -544,10 +549,7 @@ impl Host for MemHost {
             let mut sums = Vec::new();
             self.held.drain(|id, d| sums.push((id, d)));
             for (id, d) in sums {
-                self.count("increment");
-                if let Some(name) = self.metric_names.get(id as usize) {
-                    *self.counters.entry(name.clone()).or_insert(0) += d;
-                }
+                self.send_increment(id, d);
             }
         })
     }
