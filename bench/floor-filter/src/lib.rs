@@ -39,6 +39,9 @@ enum Call {
     AddHeader,
     /// `proxy_increment_metric` of a defined counter.
     Increment,
+    /// `proxy_get_metric` of a defined counter (no bytes returned: the
+    /// value is written into the caller's word).
+    Metric,
     /// `proxy_get_current_time_nanoseconds`.
     Time,
 }
@@ -52,6 +55,7 @@ impl Call {
             "headers" => Call::Headers,
             "add_header" => Call::AddHeader,
             "increment" => Call::Increment,
+            "metric" => Call::Metric,
             "time" => Call::Time,
             _ => return None,
         })
@@ -144,6 +148,9 @@ impl Stream {
                 Call::AddHeader => self.add_http_request_header("x-floor-price", "0123456789"),
                 Call::Increment => {
                     let _ = hostcalls::increment_metric(self.metric, 1);
+                }
+                Call::Metric => {
+                    let _ = hostcalls::get_metric(self.metric);
                 }
                 Call::Time => {
                     let _ = self.get_current_time();

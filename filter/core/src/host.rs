@@ -227,5 +227,14 @@ pub trait Host {
     fn hold_counters(&mut self, hold: bool);
     /// Send every held sum: one host call per counter that moved.
     fn flush_counters(&mut self);
+    /// Add `delta` to a counter at once, never held: for a counter other
+    /// workers read through [`Host::counter_value`].
+    fn increment_at_once(&mut self, metric: u32, delta: i64);
+    /// A counter's value on the gateway: every increment any worker sent
+    /// (Envoy: one stat, updated atomically by all workers; Kong: the
+    /// workers' slots summed). Envoy keeps a stat a `stats_matcher`
+    /// rejects as a null stat that always reads 0. `None` when the host
+    /// refused the call.
+    fn counter_value(&self, metric: u32) -> Option<u64>;
     fn log(&self, level: Level, message: &str);
 }

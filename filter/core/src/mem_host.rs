@@ -19,6 +19,12 @@ pub struct SharedStore {
     conflicts_to_inject: usize,
     /// Successful CAS writes, for assertions.
     pub writes: usize,
+    /// Every counter as the gateway keeps it: all workers' increments
+    /// sent so far, by name (what `counter_value` reads).
+    counters: HashMap<String, u64>,
+    /// The gateway keeps no counter values: each reads 0, as a counter
+    /// does on Envoy when a `stats_matcher` rejects its name.
+    pub null_counters: bool,
 }
 
 impl SharedStore {
@@ -228,6 +234,9 @@ impl MemHost {
         self.count("increment");
         if let Some(name) = self.metric_names.get(metric as usize) {
             *self.counters.entry(name.clone()).or_insert(0) += delta;
+            let mut store = self.shared.borrow_mut();
+            let total = store.counters.entry(name.clone()).or_insert(0);
+            *total = total.wrapping_add_signed(delta);
         }
     }
 
@@ -552,6 +561,20 @@ impl Host for MemHost {
                 self.send_increment(id, d);
             }
         })
+    }
+
+    fn increment_at_once(&mut self, metric: u32, delta: i64) {
+        quiet(|| self.send_increment(metric, delta))
+    }
+
+    fn counter_value(&self, metric: u32) -> Option<u64> {
+        self.count("counter_value");
+        let name = self.metric_names.get(metric as usize)?;
+        let store = self.shared.borrow();
+        if store.null_counters {
+            return Some(0);
+        }
+        Some(store.counters.get(name).copied().unwrap_or(0))
     }
 
     fn log(&self, level: Level, message: &str) {

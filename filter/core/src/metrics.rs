@@ -213,6 +213,11 @@ pub struct Metrics {
     /// Indexed like `Config::routes`.
     pub routes: Vec<RouteCounters>,
     pub spend: AccountingCounters,
+    /// `cost_optimizer.cache.epoch`: moves with every invalidation, so a
+    /// worker reads it instead of the shared epoch (`generations.rs`).
+    /// `None` without a caching rule, or when the host keeps no value for
+    /// it (see [`Metrics::probe_cache_epoch`]).
+    pub cache_epoch: Option<u32>,
 }
 
 pub const PREFIX: &str = "cost_optimizer";
@@ -387,6 +392,33 @@ impl Metrics {
         } else {
             AccountingCounters::default()
         };
-        Metrics { routes, spend }
+        let cache_epoch = if config.routes.iter().any(|r| r.cache.is_some()) {
+            host.define_counter(&format!("{PREFIX}.cache.epoch"))
+        } else {
+            None
+        };
+        Metrics {
+            routes,
+            spend,
+            cache_epoch,
+        }
+    }
+
+    /// Whether the host keeps `cache.epoch`'s value: this worker adds 1
+    /// and reads it back. Envoy keeps a counter its `stats_matcher`
+    /// rejects as a null stat that reads 0 whatever is added; then
+    /// invalidations could not be seen through it, and every hit reads
+    /// the shared epoch instead. The added 1 makes each worker re-read
+    /// the generation table once, and invalidates nothing.
+    pub fn probe_cache_epoch(&mut self, host: &mut impl Host) -> bool {
+        let Some(id) = self.cache_epoch else {
+            return false;
+        };
+        host.increment_at_once(id, 1);
+        let kept = host.counter_value(id).is_some_and(|v| v > 0);
+        if !kept {
+            self.cache_epoch = None;
+        }
+        kept
     }
 }

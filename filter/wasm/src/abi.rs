@@ -109,6 +109,7 @@ extern "C" {
         out: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_get_metric(metric_id: u32, out: *mut u64) -> u32;
     fn proxy_set_property(
         path: *const u8,
         path_size: usize,
@@ -335,6 +336,16 @@ pub fn define_counter(name: &str) -> Result<u32, u32> {
 pub fn increment_metric(id: u32, delta: i64) -> u32 {
     // SAFETY: plain value call.
     unsafe { proxy_increment_metric(id, delta) }
+}
+
+/// A metric's value as the host keeps it. The host writes it into our
+/// word: no bytes come back, so no allocation in the VM (on Envoy about a
+/// tenth of the price of a shared-data read, README "Host calls").
+pub fn get_metric(id: u32) -> Option<u64> {
+    let mut value = 0u64;
+    // SAFETY: valid out pointer to a u64.
+    let status = unsafe { proxy_get_metric(id, &mut value) };
+    (status == OK).then_some(value)
 }
 
 /// Start an HTTP call; the answer comes to `proxy_on_http_call_response`

@@ -134,10 +134,10 @@ impl RootContext for FilterRoot {
                     );
                     return false;
                 }
-                if filter.needs_timer() || filter.flushes_counters() {
+                if filter.has_timer() {
                     // The timer answers followers of leaders on other
                     // workers, admits queued requests, sends batches and
-                    // the held counter sums; it ticks fast only while
+                    // the held counter sums, checks the cache's epoch; it ticks fast only while
                     // someone waits (always on Kong when a rule can park:
                     // only the root sets it).
                     pipeline::start_timer(&filter, &mut worker, &mut host);

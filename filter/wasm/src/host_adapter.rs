@@ -427,6 +427,14 @@ impl Host for ProxyHost {
         });
     }
 
+    fn increment_at_once(&mut self, metric: u32, delta: i64) {
+        abi::increment_metric(metric, delta);
+    }
+
+    fn counter_value(&self, metric: u32) -> Option<u64> {
+        abi::get_metric(metric)
+    }
+
     fn log(&self, level: Level, message: &str) {
         let level = match level {
             Level::Trace => 0,

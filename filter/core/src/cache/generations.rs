@@ -5,9 +5,19 @@
 //! tenant's path, prefix or tag) hashes to one counter. An entry records
 //! the counters of its scopes when its request started; bumping any of
 //! them makes it unreachable. A small `epoch` key changes with every bump,
-//! so a hit costs one 8-byte read while nothing was invalidated, and each
-//! worker re-reads the table only after a bump. Two scopes sharing a
-//! counter only ever cause an extra miss, never a stale hit.
+//! and each worker re-reads the table only after a bump. Two scopes
+//! sharing a counter only ever cause an extra miss, never a stale hit.
+//!
+//! A lookup does not read the epoch key either while nothing moved: every
+//! bump also adds 1 to the host counter `cost_optimizer.cache.epoch`
+//! (after the table and the epoch), and a lookup reads that counter, a
+//! host call that returns no bytes (on Envoy about a ninth of a
+//! shared-data read's instructions: no allocation in the VM). When it
+//! moved, the lookup reads the epoch and, if that moved, the table: a bump
+//! is seen by the next lookup on any worker, as when the epoch was read
+//! per lookup. The timer reads the epoch key itself once per tick, so a
+//! bump by a writer that does not move the counter (another version of
+//! the filter on the same shared data) is seen within a tick.
 //!
 //! A request going upstream keeps the table as it stood when it started
 //! (an `Rc`, so keeping it copies nothing). Its answer is stored under the
@@ -51,6 +61,8 @@ pub fn slot(tenant: &str, scope: Scope<'_>, slots: u32) -> u32 {
 pub struct Generations {
     epoch: Option<u64>,
     table: Rc<[u32]>,
+    /// The epoch counter's value when the copy was last brought up to date.
+    hint_seen: Option<u64>,
 }
 
 fn decode_table(bytes: &[u8], slots: u32) -> Vec<u32> {
@@ -98,9 +110,21 @@ impl Generations {
         Ok(())
     }
 
-    /// Bring the worker's copy up to date: one small read when nothing
-    /// changed.
-    pub fn refresh(&mut self, host: &impl Host, slots: u32) {
+    /// Bring the worker's copy up to date. With the epoch counter
+    /// (`hint`: its id) that is one read of the counter while nothing
+    /// changed; without it, one small shared-data read.
+    pub fn refresh(&mut self, host: &impl Host, slots: u32, hint: Option<u32>) {
+        let seen = hint.and_then(|id| host.counter_value(id));
+        if seen.is_some() && seen == self.hint_seen && self.table.len() == slots as usize {
+            return;
+        }
+        self.refresh_from_epoch(host, slots);
+        self.hint_seen = seen;
+    }
+
+    /// Bring the worker's copy up to date from the epoch key, whatever the
+    /// counter says (the timer's check, once per tick).
+    pub fn refresh_from_epoch(&mut self, host: &impl Host, slots: u32) {
         let epoch = match host.shared_get(gen_epoch()) {
             Ok(Some((v, _))) => read_u64(&v),
             _ => 0,
@@ -131,8 +155,13 @@ impl Generations {
     }
 
     /// Bump the counters of `slots_to_bump`, then the epoch, each by a
-    /// bounded compare-and-swap loop.
-    pub fn bump(host: &mut impl Host, slots: u32, slots_to_bump: &[u32]) -> Result<(), HostError> {
+    /// bounded compare-and-swap loop, then the epoch counter (`hint`).
+    pub fn bump(
+        host: &mut impl Host,
+        slots: u32,
+        slots_to_bump: &[u32],
+        hint: Option<u32>,
+    ) -> Result<(), HostError> {
         cas_update(host, gen_table(), |bytes| {
             let mut t = decode_table(bytes, slots);
             for &s in slots_to_bump {
@@ -144,7 +173,12 @@ impl Generations {
         })?;
         cas_update(host, gen_epoch(), |bytes| {
             Some(read_u64(bytes).wrapping_add(1).to_le_bytes().to_vec())
-        })
+        })?;
+        // Last: a worker that sees the counter move finds both written.
+        if let Some(id) = hint {
+            host.increment_at_once(id, 1);
+        }
+        Ok(())
     }
 }
 
@@ -161,12 +195,12 @@ mod tests {
         Generations::create(&mut a, 64).unwrap();
         let s = slot("acme", Scope::Path("/api/items/1"), 64);
         let mut view_b = Generations::default();
-        view_b.refresh(&b, 64);
+        view_b.refresh(&b, 64, None);
         let recorded = vec![(s, view_b.value(s))];
         assert!(view_b.valid(&recorded));
 
-        Generations::bump(&mut a, 64, &[s]).unwrap();
-        view_b.refresh(&b, 64);
+        Generations::bump(&mut a, 64, &[s], None).unwrap();
+        view_b.refresh(&b, 64, None);
         assert!(!view_b.valid(&recorded));
     }
 
@@ -176,13 +210,13 @@ mod tests {
         let mut a = MemHost::with_store(store.clone());
         Generations::create(&mut a, 8).unwrap();
         store.borrow_mut().inject_conflicts(5);
-        Generations::bump(&mut a, 8, &[3]).unwrap();
+        Generations::bump(&mut a, 8, &[3], None).unwrap();
         let mut v = Generations::default();
-        v.refresh(&a, 8);
+        v.refresh(&a, 8, None);
         assert_eq!(v.value(3), 1);
         store.borrow_mut().inject_conflicts(1000);
         assert_eq!(
-            Generations::bump(&mut a, 8, &[3]),
+            Generations::bump(&mut a, 8, &[3], None),
             Err(HostError::CasMismatch)
         );
     }

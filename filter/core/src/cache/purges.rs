@@ -290,11 +290,13 @@ fn read_applied(host: &impl Host, slots: u32) -> Vec<u64> {
 }
 
 /// Bump the slots whose purges changed since they were last applied, then
-/// record what is applied. Returns how many slots were bumped.
+/// record what is applied. Returns how many slots were bumped. `hint`:
+/// the epoch counter ([`Generations::bump`]).
 pub fn apply(
     host: &mut impl Host,
     purges: &[Purge],
     mapping: &Mapping,
+    hint: Option<u32>,
 ) -> Result<usize, HostError> {
     let want = fingerprints(purges, mapping);
     let applied = read_applied(host, mapping.slots);
@@ -308,7 +310,7 @@ pub fn apply(
     if changed.is_empty() {
         return Ok(0);
     }
-    Generations::bump(host, mapping.slots, &changed)?;
+    Generations::bump(host, mapping.slots, &changed, hint)?;
     let bytes = encode_applied(&want);
     cas_update(host, purge_applied(), |_| Some(bytes.clone()))?;
     Ok(changed.len())

@@ -253,12 +253,12 @@ fn a_purge_is_applied_once_however_often_and_wherever_it_is_polled() {
     let mut a = MemHost::with_store(store.clone());
     let mut b = MemHost::with_store(store.clone());
     let snap = vec![purge("acme", PurgeKind::Prefix, "/api/items", 1)];
-    assert!(apply(&mut a, &snap, &m).unwrap() > 0);
+    assert!(apply(&mut a, &snap, &m, None).unwrap() > 0);
     let e = epoch(&store);
     assert_eq!(e, 1, "one bump of the epoch for the whole snapshot");
-    assert_eq!(apply(&mut a, &snap, &m).unwrap(), 0, "polled again");
+    assert_eq!(apply(&mut a, &snap, &m, None).unwrap(), 0, "polled again");
     assert_eq!(
-        apply(&mut b, &snap, &m).unwrap(),
+        apply(&mut b, &snap, &m, None).unwrap(),
         0,
         "polled by another worker"
     );
@@ -266,7 +266,7 @@ fn a_purge_is_applied_once_however_often_and_wherever_it_is_polled() {
     let mut reloaded = MemHost::with_store(store.clone());
     crate::cache::create_tables(&c, &mut reloaded).unwrap();
     assert_eq!(
-        apply(&mut reloaded, &snap, &m).unwrap(),
+        apply(&mut reloaded, &snap, &m, None).unwrap(),
         0,
         "after a reload"
     );
@@ -274,18 +274,18 @@ fn a_purge_is_applied_once_however_often_and_wherever_it_is_polled() {
 
     // The same purge made again: a new generation, a new bump.
     let again = vec![purge("acme", PurgeKind::Prefix, "/api/items", 2)];
-    assert!(apply(&mut b, &again, &m).unwrap() > 0);
+    assert!(apply(&mut b, &again, &m, None).unwrap() > 0);
     assert_eq!(epoch(&store), e + 1);
-    assert_eq!(apply(&mut a, &again, &m).unwrap(), 0);
+    assert_eq!(apply(&mut a, &again, &m, None).unwrap(), 0);
     // An older snapshot arriving late bumps again (a miss, never a stale hit).
-    assert!(apply(&mut a, &snap, &m).unwrap() > 0);
+    assert!(apply(&mut a, &snap, &m, None).unwrap() > 0);
 }
 
 #[test]
 fn missed_polls_apply_everything_at_once() {
     let (_, m, store) = setup();
     let mut h = MemHost::with_store(store.clone());
-    apply(&mut h, &[purge("acme", PurgeKind::Tag, "a", 1)], &m).unwrap();
+    apply(&mut h, &[purge("acme", PurgeKind::Tag, "a", 1)], &m, None).unwrap();
     // Three purges made (one of them twice) while this gateway polled nothing.
     let later = vec![
         purge("acme", PurgeKind::Tag, "a", 3),
@@ -297,10 +297,10 @@ fn missed_polls_apply_everything_at_once() {
         .flat_map(|p| purge_slots(&p.tenant, p.kind, &p.value, &m))
         .collect();
     let mut before = Generations::default();
-    before.refresh(&h, m.slots);
-    apply(&mut h, &later, &m).unwrap();
+    before.refresh(&h, m.slots, None);
+    apply(&mut h, &later, &m, None).unwrap();
     let mut after = Generations::default();
-    after.refresh(&h, m.slots);
+    after.refresh(&h, m.slots, None);
     for s in want {
         assert_ne!(before.value(s), after.value(s), "slot {s} not bumped");
     }
@@ -311,16 +311,16 @@ fn damaged_applied_table_bumps_again_with_a_log_line() {
     let (_, m, store) = setup();
     let mut h = MemHost::with_store(store.clone());
     let snap = vec![purge("acme", PurgeKind::Tag, "a", 1)];
-    apply(&mut h, &snap, &m).unwrap();
+    apply(&mut h, &snap, &m, None).unwrap();
     h.shared_put(purge_applied(), b"\x01\x02\x03").unwrap();
-    assert!(apply(&mut h, &snap, &m).unwrap() > 0);
+    assert!(apply(&mut h, &snap, &m, None).unwrap() > 0);
     assert!(h
         .logs
         .borrow()
         .iter()
         .any(|(_, l)| l.contains("applied table")));
     // Rewritten whole: the next poll is quiet again.
-    assert_eq!(apply(&mut h, &snap, &m).unwrap(), 0);
+    assert_eq!(apply(&mut h, &snap, &m, None).unwrap(), 0);
 }
 
 #[test]
@@ -329,9 +329,9 @@ fn a_failed_bump_records_nothing_so_the_next_poll_retries() {
     let mut h = MemHost::with_store(store.clone());
     let snap = vec![purge("acme", PurgeKind::Tag, "a", 1)];
     store.borrow_mut().inject_conflicts(1000);
-    assert_eq!(apply(&mut h, &snap, &m), Err(HostError::CasMismatch));
+    assert_eq!(apply(&mut h, &snap, &m, None), Err(HostError::CasMismatch));
     store.borrow_mut().inject_conflicts(0);
-    assert!(apply(&mut h, &snap, &m).unwrap() > 0);
+    assert!(apply(&mut h, &snap, &m, None).unwrap() > 0);
 }
 
 // --- stored entries become unreachable ----------------------------------------
@@ -378,6 +378,7 @@ impl Gateway {
                 background: true,
                 unshared: false,
                 prompt: None,
+                epoch_hint: None,
             },
         )
     }
@@ -419,7 +420,7 @@ impl Gateway {
 
     fn purge(&self, purges: &[Purge]) {
         let mut h = MemHost::with_store(self.store.clone());
-        apply(&mut h, purges, &Mapping::of(&self.cfg)).unwrap();
+        apply(&mut h, purges, &Mapping::of(&self.cfg), None).unwrap();
     }
 }
 

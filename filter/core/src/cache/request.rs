@@ -95,6 +95,9 @@ pub struct RequestFacts<'a> {
     /// A prompt's body digest (`prompt` rules): part of the key, and the
     /// POST is a read, not a write.
     pub prompt: Option<&'a str>,
+    /// The host counter that moves with every invalidation
+    /// (`Metrics::cache_epoch`); `None`: read the shared epoch instead.
+    pub epoch_hint: Option<u32>,
 }
 
 /// Any method not known to be safe invalidates on success (RFC 9111
@@ -248,7 +251,7 @@ pub fn on_request(
     if let Some(digest) = prompt {
         key = key.with_body(digest);
     }
-    state.gens.refresh(host, store.generation_slots);
+    state.gens.refresh(host, store.generation_slots, facts.epoch_hint);
     // What a stored answer will depend on, as the counters stand now (the
     // worker's copy is not refreshed again in this call). Only requests
     // that go upstream need it, so a hit does not pay for the hashing.

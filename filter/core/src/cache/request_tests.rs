@@ -55,6 +55,7 @@ impl World {
                 background: true,
                 unshared: false,
                 prompt: None,
+                epoch_hint: None,
             },
         )
     }
@@ -140,7 +141,7 @@ impl World {
         else {
             panic!("a PUT is a write")
         };
-        Generations::bump(host, self.cfg.cache_store.generation_slots, &slots).unwrap();
+        Generations::bump(host, self.cfg.cache_store.generation_slots, &slots, None).unwrap();
     }
 }
 
@@ -157,6 +158,7 @@ fn facts_of(all: &[(String, Vec<u8>)], now_ms: u64) -> RequestFacts<'_> {
         background: true,
         unshared: false,
         prompt: None,
+        epoch_hint: None,
     }
 }
 
@@ -270,6 +272,7 @@ fn writes_and_other_methods() {
         background: true,
         unshared: false,
         prompt: None,
+        epoch_hint: None,
     };
     assert!(matches!(
         on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts(&all)),

@@ -72,6 +72,7 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
         background: worker.cache.refreshes.has_room(),
         unshared: filter.config.bypasses_sharing(all),
         prompt,
+        epoch_hint: filter.metrics.cache_epoch,
     };
     let head = facts.headers.get(":method") == Some(b"HEAD");
     match cache::on_request(
@@ -260,7 +261,7 @@ pub(super) fn on_response_headers<H: Host>(
                     .collect();
                 let tenant = exchange.identity.tenant_or_anonymous();
                 slots.extend(location_slots(rule, tenant, authority, &named, n));
-                let bumped = Generations::bump(host, n, slots);
+                let bumped = Generations::bump(host, n, slots, filter.metrics.cache_epoch);
                 match bumped {
                     Ok(()) => {
                         counters.invalidations.add(host, 1);

@@ -277,6 +277,12 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     batch_call::on_tick(filter, worker, host);
     purge_poll::on_tick(filter, worker, host);
     cache_refresh::on_tick(filter, worker, host);
+    if filter.checks_epoch() {
+        // Lookups read the epoch counter; this sees a bump that did not
+        // move it (`generations.rs`).
+        let slots = filter.config.cache_store.generation_slots;
+        worker.cache.gens.refresh_from_epoch(host, slots);
+    }
     let sent = budget_lease::on_tick(filter, worker, host, timer::ACTIONS_PER_CALL);
     let mut cx = Cx {
         filter,

@@ -36,7 +36,7 @@ use hashbrown::HashMap;
 use crate::cache::{self, CacheState};
 use crate::coalesce::waiters::Waiters;
 use crate::config::Config;
-use crate::host::{Host, HostError, StreamId};
+use crate::host::{Host, HostError, Level, StreamId};
 use crate::identity::Identity;
 use crate::metrics::{Metrics, RouteCounters};
 use crate::request_id::RequestIds;
@@ -76,7 +76,15 @@ pub struct Filter {
 
 impl Filter {
     pub fn new(config: Config, host: &mut impl Host) -> Self {
-        let metrics = Metrics::define(&config, host);
+        let mut metrics = Metrics::define(&config, host);
+        if metrics.cache_epoch.is_some() && !metrics.probe_cache_epoch(host) {
+            host.log(
+                Level::Warn,
+                "cache: the host keeps no value for the counter cost_optimizer.cache.epoch \
+                 (does a stats_matcher reject it?); every cache lookup reads the shared \
+                 invalidation epoch instead, one shared-data read more per request",
+            );
+        }
         host.hold_counters(config.metrics.held());
         Filter { config, metrics }
     }
@@ -128,8 +136,20 @@ impl Filter {
         self.config.metrics.held() && !self.config.routes.is_empty()
     }
 
-    /// Whether the worker's timer has work besides the counters (then it
-    /// must run, and on Kong fast).
+    /// Whether cache lookups read the epoch counter instead of the shared
+    /// epoch; then the timer reads the shared epoch once per tick
+    /// (`generations.rs` says why).
+    pub fn checks_epoch(&self) -> bool {
+        self.metrics.cache_epoch.is_some()
+    }
+
+    /// Whether the worker runs a timer at all.
+    pub fn has_timer(&self) -> bool {
+        self.needs_timer() || self.flushes_counters() || self.checks_epoch()
+    }
+
+    /// Whether the worker's timer has work besides the counters and the
+    /// epoch check (then it must run, and on Kong fast).
     pub fn needs_timer(&self) -> bool {
         self.coalesces()
             || self.limits()
@@ -330,6 +350,8 @@ mod batch_tests;
 mod coalesce_tests;
 #[cfg(test)]
 mod counter_flush_tests;
+#[cfg(test)]
+mod epoch_tests;
 #[cfg(test)]
 mod limit_tests;
 #[cfg(test)]

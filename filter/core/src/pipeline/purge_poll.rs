@@ -98,7 +98,7 @@ fn apply(filter: &Filter, host: &mut impl Host, snap: &purges::Snapshot) {
         );
     }
     let mapping = Mapping::of(&filter.config);
-    match purges::apply(host, &snap.purges, &mapping) {
+    match purges::apply(host, &snap.purges, &mapping, filter.metrics.cache_epoch) {
         Ok(bumped) => {
             if bumped > 0 {
                 filter.metrics.spend.purge_bumps.add(host, bumped as i64);

@@ -27,8 +27,17 @@ pub(super) fn set_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Hos
         let ms = if filter.needs_timer() {
             filter.config.coalesce_store.tick_ms
         } else {
-            // Only held counters to send.
-            filter.config.metrics.flush_ms
+            // Only held counters to send, or the cache's epoch to check
+            // (at least once a second, as on Envoy).
+            let flush = match filter.config.metrics.flush_ms {
+                0 => SLOW_TICK_MS,
+                ms => ms,
+            };
+            if filter.checks_epoch() {
+                flush.min(SLOW_TICK_MS)
+            } else {
+                flush
+            }
         };
         if w.tick_ms == 0 && host.set_tick_period(ms).is_ok() {
             w.tick = Tick::Fast;
