@@ -372,6 +372,14 @@ pub fn throughput_configs(supported: &[Feature], wake: &str, ports: &Ports) -> V
             Expect::Ok,
         ),
         Config::envoy(
+            "TP",
+            "the floor filter reading `:path` once, every hook Continue: the least a filter with path rules does to a request none of them matches",
+            Filters::Floor("pass:header:1"),
+            proxy.clone(),
+            Load::Unique,
+            Expect::Ok,
+        ),
+        Config::envoy(
             "TD",
             "the floor filter answering every request with a 1 KiB local reply",
             Filters::Floor("reply"),
@@ -580,13 +588,14 @@ pub fn baseline_filter() -> Filters {
 /// The ratios the issues ask for: (numerator, denominator, goal). On Kong
 /// the same comparisons within the host (a hit against the ceiling of the
 /// same load: KD/KB), then each Kong configuration against its Envoy twin.
-pub const RATIOS: [(&str, &str, f64); 20] = [
+pub const RATIOS: [(&str, &str, f64); 21] = [
     ("D", "F", 1.0),
     ("D", "B", 0.0),
     ("C", "A", 0.95),
     ("CR", "A", 0.95),
     ("T", "A", 0.0),
     ("C", "T", 0.95),
+    ("C", "TP", 0.95),
     ("TD", "B", 0.0),
     ("D", "TD", 0.0),
     ("I", "A", 0.88),

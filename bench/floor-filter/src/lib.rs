@@ -8,7 +8,11 @@
 //! - `reply:<call>`: as `reply`, after making one host call of a kind
 //!   [`CALLS`] times (the P rows): the difference from TD, divided by
 //!   [`CALLS`], is what one such call costs on this host, so the filter's
-//!   host calls per request can be priced in the same run.
+//!   host calls per request can be priced in the same run;
+//! - `<pass or reply>:<call>:<n>`: the call made `n` times instead (row TP:
+//!   `pass:header:1`, a filter that reads `:path` and lets every request
+//!   through, the least a filter with path rules does to a request none of
+//!   them matches).
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -69,6 +73,7 @@ const SHARED_VALUE: [u8; 37] = [7; 37];
 struct Root {
     reply: bool,
     call: Option<Call>,
+    calls: u32,
     metric: u32,
 }
 
@@ -93,6 +98,13 @@ impl RootContext for Root {
                 None => return false,
             },
         };
+        self.calls = match parts.next() {
+            None => CALLS,
+            Some(n) => match n.parse() {
+                Ok(n) => n,
+                Err(_) => return false,
+            },
+        };
         if self.call.is_some() {
             self.metric = hostcalls::define_metric(MetricType::Counter, "floor_price").unwrap_or(0);
             if self
@@ -109,6 +121,7 @@ impl RootContext for Root {
         Some(Box::new(Stream {
             reply: self.reply,
             call: self.call,
+            calls: self.calls,
             metric: self.metric,
         }))
     }
@@ -121,6 +134,7 @@ impl RootContext for Root {
 struct Stream {
     reply: bool,
     call: Option<Call>,
+    calls: u32,
     metric: u32,
 }
 
@@ -131,7 +145,7 @@ static BODY: [u8; 1024] = [b'x'; 1024];
 
 impl Stream {
     fn make_calls(&mut self, call: Call) {
-        for _ in 0..CALLS {
+        for _ in 0..self.calls {
             match call {
                 Call::SharedGet => {
                     let _ = self.get_shared_data(SHARED_KEY);

@@ -35,6 +35,12 @@ pub struct Key {
     pub fast: u64,
     /// `[tag, slot bits]`, computed once, when shared data is reached.
     placement: OnceCell<[u64; 2]>,
+    /// Where the canonical path and query are in `material` ([`primary`]
+    /// writes them; empty for a key made from a text): a request going
+    /// upstream names its scopes with them instead of normalising its
+    /// URL a second time (about 4,400 instructions per miss in wasm).
+    path_at: (u32, u32),
+    query_at: (u32, u32),
 }
 
 impl Key {
@@ -44,7 +50,37 @@ impl Key {
             material,
             fast,
             placement: OnceCell::new(),
+            path_at: (0, 0),
+            query_at: (0, 0),
         }
+    }
+
+    /// A key whose text starts with this one's (a variant): its path and
+    /// query are where they were.
+    fn extended(&self, material: String) -> Key {
+        Key {
+            path_at: self.path_at,
+            query_at: self.query_at,
+            ..Key::from_material(material)
+        }
+    }
+
+    fn span(&self, (start, end): (u32, u32)) -> &str {
+        self.material
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
+    }
+
+    /// The canonical path this key was made for ([`normalise`]'s first
+    /// part); empty for a key made from a text.
+    pub fn path(&self) -> &str {
+        self.span(self.path_at)
+    }
+
+    /// The canonical query this key was made for ([`normalise`]'s second
+    /// part).
+    pub fn query(&self) -> &str {
+        self.span(self.query_at)
     }
 
     /// A key with given hashes, to test what a collision does.
@@ -70,16 +106,21 @@ impl Key {
         let mut m = self.material.clone();
         m.push_str("\nvary");
         push_headers(&mut m, names, headers);
-        Key::from_material(m)
+        self.extended(m)
     }
 
     /// The key of a prompt: this request's key plus its body's digest
     /// (`crate::prompt`).
     pub fn with_body(self, digest: &str) -> Key {
+        let (path_at, query_at) = (self.path_at, self.query_at);
         let mut m = self.material;
         m.push_str("\nb=");
         m.push_str(digest);
-        Key::from_material(m)
+        Key {
+            path_at,
+            query_at,
+            ..Key::from_material(m)
+        }
     }
 
     /// The tag kept in the slot index.
@@ -260,11 +301,19 @@ pub fn primary(
     m.push_str(method);
     m.push_str("\np=");
     let mut query = String::new();
+    let path_start = m.len();
     push_normalised(&mut m, &mut query, path_and_query, ignore_query);
+    let path_at = (path_start, m.len());
     m.push_str("\nq=");
+    let query_at = (m.len(), m.len() + query.len());
     m.push_str(&query);
     push_headers(&mut m, vary, headers);
-    Key::from_material(m)
+    let at = |(a, b): (usize, usize)| (a as u32, b as u32);
+    Key {
+        path_at: at(path_at),
+        query_at: at(query_at),
+        ..Key::from_material(m)
+    }
 }
 
 #[cfg(test)]
@@ -314,6 +363,35 @@ mod tests {
         assert_ne!(key("t", "GET", "/a?x=1"), key("t", "GET", "/a?x=2"));
         // A query value cannot forge a tenant boundary.
         assert_ne!(key("t", "GET", "/a?q=%0At=u"), key("u", "GET", "/a?q="));
+    }
+
+    #[test]
+    fn a_key_knows_its_canonical_path_and_query_as_normalise_gives_them() {
+        for pq in [
+            "/a?b=2&a=1",
+            "/%7euser/%41?x=%zz&utm_source=1",
+            "/a",
+            "/a?",
+            "/a#f?x=1",
+        ] {
+            let ignore = ["utm_source".to_string()];
+            let k = primary("t", "GET", pq.as_bytes(), &ignore, &[], &Headers::new(&[]));
+            let (path, query) = normalise(pq.as_bytes(), &ignore);
+            assert_eq!(
+                (k.path(), k.query()),
+                (path.as_str(), query.as_str()),
+                "{pq}"
+            );
+            let vary = vec!["accept".to_string()];
+            let h = vec![("accept".to_string(), b"x/y".to_vec())];
+            let v = k.variant(&vary, &Headers::new(&h)).with_body("d");
+            assert_eq!(
+                (v.path(), v.query()),
+                (path.as_str(), query.as_str()),
+                "{pq}"
+            );
+        }
+        assert_eq!(Key::from_material("v1\np=/a".into()).path(), "");
     }
 
     #[test]

@@ -251,18 +251,25 @@ pub fn on_request(
     if let Some(digest) = prompt {
         key = key.with_body(digest);
     }
-    state.gens.refresh(host, store.generation_slots, facts.epoch_hint);
+    state
+        .gens
+        .refresh(host, store.generation_slots, facts.epoch_hint);
     // What a stored answer will depend on, as the counters stand now (the
     // worker's copy is not refreshed again in this call). Only requests
     // that go upstream need it, so a hit does not pay for the hashing.
     let go = |mut forward: Forward, state: &CacheState| -> Outcome {
-        let (path, query) = normalised();
         forward.snapshot = state.gens.snapshot();
-        forward.gens =
-            purges::entry_slots(rule, facts.tenant, &path, &query, store.generation_slots)
-                .into_iter()
-                .map(|s| (s, forward.snapshot.value(s)))
-                .collect();
+        let key = &forward.key;
+        forward.gens = purges::entry_slots(
+            rule,
+            facts.tenant,
+            key.path(),
+            key.query(),
+            store.generation_slots,
+        )
+        .into_iter()
+        .map(|s| (s, forward.snapshot.value(s)))
+        .collect();
         forward.tenant = facts.tenant.to_string();
         if let Some(stale) = &forward.stale {
             forward.validators = validators_for(stale, &facts.headers);

@@ -55,7 +55,11 @@ fn a_hit_reads_the_counter_not_shared_data_and_sees_another_workers_write() {
     b.response_headers = vec![(":status".into(), b"204".to_vec())];
     on_response_headers(&f, &mut wb, &mut b, 4, true);
     on_done(&f, &mut wb, &mut b, 4);
-    assert_eq!(ask(&f, &mut a, &mut wa, 5, "GET"), Verdict::Continue, "a miss");
+    assert_eq!(
+        ask(&f, &mut a, &mut wa, 5, "GET"),
+        Verdict::Continue,
+        "a miss"
+    );
 }
 
 #[test]
@@ -75,7 +79,11 @@ fn a_bump_that_leaves_the_counter_alone_is_seen_at_the_next_tick() {
         "until the tick, the counter says nothing moved"
     );
     on_tick(&f, &mut wa, &mut a);
-    assert_eq!(ask(&f, &mut a, &mut wa, 4, "GET"), Verdict::Continue, "a miss");
+    assert_eq!(
+        ask(&f, &mut a, &mut wa, 4, "GET"),
+        Verdict::Continue,
+        "a miss"
+    );
 }
 
 #[test]
@@ -100,7 +108,11 @@ fn a_host_that_keeps_no_counter_values_leaves_lookups_on_the_shared_epoch() {
     b.response_headers = vec![(":status".into(), b"200".to_vec())];
     on_response_headers(&f, &mut wb, &mut b, 3, true);
     on_done(&f, &mut wb, &mut b, 3);
-    assert_eq!(ask(&f, &mut a, &mut wa, 4, "GET"), Verdict::Continue, "a miss");
+    assert_eq!(
+        ask(&f, &mut a, &mut wa, 4, "GET"),
+        Verdict::Continue,
+        "a miss"
+    );
 }
 
 #[test]
