@@ -94,7 +94,9 @@ PY
     [[ -x $ENVOY ]] || { echo "instructions: Envoy not installed (make install)" >&2; return 1; }
     [[ -f $BENCH/envoy-$name.yaml ]] || { echo "instructions: no $BENCH/envoy-$name.yaml: run make bench with $name first" >&2; return 1; }
     if [[ -n ${WASM:-} && $name != T && $name != TD ]]; then
-      sed -e "s|filename: \"[^\"]*cost_optimizer.wasm\"|filename: \"$WASM\"|" "$BENCH/envoy-$name.yaml" >"$dir/envoy.yaml"
+      # Every module but the floor filter's is the optimizer, whatever
+      # file the bench's run gave it (OPTIMIZER_WASM names another).
+      sed -e "/floor_filter.wasm/!s|filename: \"[^\"]*\"|filename: \"$WASM\"|" "$BENCH/envoy-$name.yaml" >"$dir/envoy.yaml"
     else
       cp "$BENCH/envoy-$name.yaml" "$dir/envoy.yaml"
     fi

@@ -183,6 +183,11 @@ impl Envoy {
         (code, proc.log_text())
     }
 
+    /// What it logged so far.
+    pub fn log_text(&self) -> String {
+        self.proc.log_text()
+    }
+
     /// Bytes its allocator has handed out (admin `/memory`).
     pub fn allocated_bytes(&self) -> u64 {
         let v = http::get(&format!("http://127.0.0.1:{}/memory", self.admin), &[]).json();

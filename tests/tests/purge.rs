@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::control::CostControl;
-use e2e::envoy_config::Options;
+use e2e::envoy_config::{self, Options};
 use e2e::gateway::{Gateway, GatewayKind, WORKERS};
 use e2e::http::{self, Resp};
 use e2e::on_both_hosts;
@@ -361,4 +361,63 @@ fn while_cost_control_is_down_hits_go_on_and_a_purge_made_meanwhile_applies_when
         took.as_millis()
     );
     gw.every_worker_says("MISS", "acme", &paths);
+}
+
+/// A write's invalidation, seen by the next request on every worker:
+/// each worker holds the entry in its own tier (L1) and learns of the bump
+/// from the host counter `cost_optimizer.cache.epoch` (or, where the host
+/// keeps no value for it, from the shared epoch).
+fn a_write_is_seen_on_every_worker(gw: &Gw) {
+    let (tenant, path) = ("acme", "/api/items/write-1");
+    gw.cache(tenant, path);
+    let epoch = || {
+        gw.gateway
+            .envoy_stat("wasmcustom.cost_optimizer.cache.epoch")
+    };
+    let before = epoch();
+    let (w, worker) = gw
+        .gateway
+        .probe_worker(gw.listen, "PUT", path, &[("x-tenant-id", tenant)]);
+    assert_eq!(w.status, 200, "PUT on worker {worker}: {}", w.text());
+    gw.every_worker_says("MISS", tenant, &[path]);
+    // Envoy shows the counter (Kong's engine here serves no counters):
+    // the write moved it by one, where Envoy keeps it.
+    if let (Some(before), Some(after)) = (before, epoch()) {
+        if before > 0 {
+            assert_eq!(after, before + 1, "the write's bump");
+        }
+    }
+}
+
+on_both_hosts!(a_write_on_one_worker_is_seen_by_the_next_request_on_every_worker);
+fn a_write_on_one_worker_is_seen_by_the_next_request_on_every_worker(kind: GatewayKind) {
+    let s = Stack::start_with_control_on(kind, "write-workers", filter("gw-write"));
+    // On Envoy each VM that configured the filter (the workers', and the
+    // main thread's) added 1 when it probed the counter.
+    s.with_envoy_stat("wasmcustom.cost_optimizer.cache.epoch", |epoch| {
+        assert!(epoch >= WORKERS as u64, "{epoch}")
+    });
+    a_write_is_seen_on_every_worker(&Gw::of(&s));
+}
+
+/// Envoy keeps a stat its `stats_matcher` rejects as a null stat that
+/// reads 0: the filter says so and reads the shared epoch on every lookup.
+#[test]
+fn a_write_is_seen_on_every_worker_when_envoy_rejects_the_filters_counters_envoy_only() {
+    let s = Stack::start_yaml_with_control("write-workers-no-stats", |ports, wasm| {
+        envoy_config::render(ports, wasm, &filter("gw-no-stats"))
+            + "stats_config:\n  stats_matcher:\n    exclusion_list:\n      patterns:\n      - prefix: \"wasmcustom.\"\n"
+    });
+    let envoy = s.gateway.envoy().expect("an Envoy stack");
+    let log = envoy.log_text();
+    let configured = log.matches("cost-optimizer configured with").count();
+    assert!(configured >= WORKERS, "{log}");
+    assert_eq!(
+        log.matches("keeps no value for the counter cost_optimizer.cache.epoch")
+            .count(),
+        configured,
+        "every VM that configured the filter falls back: {log}"
+    );
+    assert_eq!(envoy.stat("wasmcustom.cost_optimizer.cache.epoch"), 0);
+    a_write_is_seen_on_every_worker(&Gw::of(&s));
 }
