@@ -127,7 +127,7 @@ pub fn purge_snapshot(data: &[u8]) {
     let mut host = MemHost::new();
     let _ = optimizer_core::cache::create_tables(&cfg, &mut host);
     let _ = purges::fingerprints(&snap.purges, &mapping);
-    let _ = purges::apply(&mut host, &snap.purges, &mapping);
+    let _ = purges::apply(&mut host, &snap.purges, &mapping, None);
     let _ = snapshot::claim(&mut host, NOW, 1_000, 2_000, mapping.fingerprint);
     let _ = snapshot::finish(
         &mut host,

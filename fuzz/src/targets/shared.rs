@@ -551,18 +551,29 @@ pub fn purge_records(data: &[u8]) {
     for now in NOWS {
         let _ = snapshot::claim(&mut host, now, 1_000, 2_000, 7);
     }
+    // With the epoch counter (`Metrics::cache_epoch`) on odd flags, the
+    // shared epoch alone on even ones.
+    let hint = (flags % 2 == 1)
+        .then(|| host.define_counter("cost_optimizer.cache.epoch"))
+        .flatten();
     let mut gens = Generations::default();
-    gens.refresh(&host, slots);
+    gens.refresh(&host, slots, hint);
     let _ = gens.valid(&[(0, 0), (slots, 1), (u32::MAX, 0)]);
-    let _ = Generations::bump(&mut host, slots, &[0, slots.saturating_sub(1), u32::MAX]);
-    gens.refresh(&host, slots);
+    let _ = Generations::bump(
+        &mut host,
+        slots,
+        &[0, slots.saturating_sub(1), u32::MAX],
+        hint,
+    );
+    gens.refresh(&host, slots, hint);
+    gens.refresh_from_epoch(&host, slots);
     let cfg = optimizer_core::config::parse(
         br#"{"version":1,"cache_store":{"generation_slots":64},"routes":[{"name":"a","match":{"prefix":"/a"},"cache":{"ignore_query":["utm"]}}]}"#,
     );
     if let Ok(cfg) = cfg {
         let mapping = optimizer_core::cache::purges::Mapping::of(&cfg);
         let purges = snapshot_purges();
-        let _ = optimizer_core::cache::purges::apply(&mut host, &purges, &mapping);
+        let _ = optimizer_core::cache::purges::apply(&mut host, &purges, &mapping, hint);
     }
     let end = match flags >> 5 {
         0 => PollEnd::NotModified,
@@ -595,7 +606,7 @@ pub fn purge_records_seeds() -> Vec<Vec<u8>> {
     .encode();
     let mut host = MemHost::new();
     let _ = Generations::create(&mut host, 16);
-    let _ = Generations::bump(&mut host, 16, &[3, 5]);
+    let _ = Generations::bump(&mut host, 16, &[3, 5], None);
     let get = |k: &str| {
         host.shared_get(k)
             .ok()

@@ -188,6 +188,12 @@ fn decoded(raw: &[u8], plus: bool) -> Decoded<'_> {
     Decoded { raw, plus }
 }
 
+/// Percent-decode into a copy (`+` as space when `plus` is set). Invalid
+/// escapes stay as they are.
+pub fn decode(raw: &[u8], plus: bool) -> Vec<u8> {
+    decoded(raw, plus).collect()
+}
+
 /// Canonical encoding: unreserved bytes as they are, everything else as
 /// `%XX` uppercase, so `%7e`, `~` and `%7E` are one key.
 fn escape(s: &[u8]) -> String {
@@ -370,7 +376,6 @@ mod tests {
     /// The definition `normalise` streams: each part decoded into a copy,
     /// the ignored names dropped, sorted, each part escaped.
     fn reference(pq: &[u8], ignore: &[String]) -> (String, String) {
-        let decode = |raw: &[u8], plus: bool| decoded(raw, plus).collect::<Vec<u8>>();
         let pq = &pq[..pq.iter().position(|&b| b == b'#').unwrap_or(pq.len())];
         let (path, query) = match pq.iter().position(|&b| b == b'?') {
             Some(i) => (&pq[..i], &pq[i + 1..]),
