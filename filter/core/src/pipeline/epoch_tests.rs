@@ -34,6 +34,26 @@ fn fill(f: &Filter, h: &mut MemHost, w: &mut Worker, id: u32) {
     on_done(f, w, h, id);
 }
 
+/// A write (`method`) answered `status`, then the next GET on another
+/// worker's view: a miss.
+fn write_then_miss(
+    f: &Filter,
+    (h, w): (&mut MemHost, &mut Worker),
+    (other, other_w): (&mut MemHost, &mut Worker),
+    id: u32,
+    (method, status): (&str, &[u8]),
+) {
+    assert_eq!(ask(f, h, w, id, method), Verdict::Continue);
+    h.response_headers = vec![(":status".into(), status.to_vec())];
+    on_response_headers(f, w, h, id, true);
+    on_done(f, w, h, id);
+    assert_eq!(
+        ask(f, other, other_w, id + 1, "GET"),
+        Verdict::Continue,
+        "a miss"
+    );
+}
+
 #[test]
 fn a_hit_reads_the_counter_not_shared_data_and_sees_another_workers_write() {
     let store = SharedStore::new_shared();
@@ -51,15 +71,7 @@ fn a_hit_reads_the_counter_not_shared_data_and_sees_another_workers_write() {
     // A write on the other worker, answered: the next lookup on the first
     // misses. It reads no shared epoch unless the counter moved (above), so
     // the counter carried the write.
-    assert_eq!(ask(&f, &mut b, &mut wb, 4, "PUT"), Verdict::Continue);
-    b.response_headers = vec![(":status".into(), b"204".to_vec())];
-    on_response_headers(&f, &mut wb, &mut b, 4, true);
-    on_done(&f, &mut wb, &mut b, 4);
-    assert_eq!(
-        ask(&f, &mut a, &mut wa, 5, "GET"),
-        Verdict::Continue,
-        "a miss"
-    );
+    write_then_miss(&f, (&mut b, &mut wb), (&mut a, &mut wa), 4, ("PUT", b"204"));
 }
 
 #[test]
@@ -104,14 +116,12 @@ fn a_host_that_keeps_no_counter_values_leaves_lookups_on_the_shared_epoch() {
     let calls = a.take_calls();
     assert_eq!(calls.get("shared_get"), Some(&1), "the epoch: {calls:?}");
     assert_eq!(calls.get("counter_value"), None, "{calls:?}");
-    assert_eq!(ask(&f, &mut b, &mut wb, 3, "DELETE"), Verdict::Continue);
-    b.response_headers = vec![(":status".into(), b"200".to_vec())];
-    on_response_headers(&f, &mut wb, &mut b, 3, true);
-    on_done(&f, &mut wb, &mut b, 3);
-    assert_eq!(
-        ask(&f, &mut a, &mut wa, 4, "GET"),
-        Verdict::Continue,
-        "a miss"
+    write_then_miss(
+        &f,
+        (&mut b, &mut wb),
+        (&mut a, &mut wa),
+        3,
+        ("DELETE", b"200"),
     );
 }
 
