@@ -566,7 +566,8 @@ pub fn purge_records(data: &[u8]) {
         hint,
     );
     gens.refresh(&host, slots, hint);
-    gens.refresh_from_epoch(&host, slots);
+    gens.check_epoch(&host, slots, 5_000, 1_000);
+    gens.check_epoch(&host, slots, 5_500, 1_000);
     let cfg = optimizer_core::config::parse(
         br#"{"version":1,"cache_store":{"generation_slots":64},"routes":[{"name":"a","match":{"prefix":"/a"},"cache":{"ignore_query":["utm"]}}]}"#,
     );

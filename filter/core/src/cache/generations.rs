@@ -15,9 +15,9 @@
 //! shared-data read's instructions: no allocation in the VM). When it
 //! moved, the lookup reads the epoch and, if that moved, the table: a bump
 //! is seen by the next lookup on any worker, as when the epoch was read
-//! per lookup. The timer reads the epoch key itself once per tick, so a
+//! per lookup. The timer reads the epoch key itself once a second, so a
 //! bump by a writer that does not move the counter (another version of
-//! the filter on the same shared data) is seen within a tick.
+//! the filter on the same shared data) is seen within about a second.
 //!
 //! A request going upstream keeps the table as it stood when it started
 //! (an `Rc`, so keeping it copies nothing). Its answer is stored under the
@@ -63,6 +63,8 @@ pub struct Generations {
     table: Rc<[u32]>,
     /// The epoch counter's value when the copy was last brought up to date.
     hint_seen: Option<u64>,
+    /// When the timer last read the epoch key ([`Generations::check_epoch`]).
+    epoch_checked_ms: u64,
 }
 
 fn decode_table(bytes: &[u8], slots: u32) -> Vec<u32> {
@@ -122,9 +124,19 @@ impl Generations {
         self.hint_seen = seen;
     }
 
-    /// Bring the worker's copy up to date from the epoch key, whatever the
-    /// counter says (the timer's check, once per tick).
-    pub fn refresh_from_epoch(&mut self, host: &impl Host, slots: u32) {
+    /// The timer's check: bring the copy up to date from the epoch key,
+    /// whatever the counter says, at most once per `every_ms` (the timer
+    /// ticks every few ms while requests wait; a shared-data read on each
+    /// tick would cost more than it guards).
+    pub fn check_epoch(&mut self, host: &impl Host, slots: u32, now_ms: u64, every_ms: u64) {
+        if now_ms < self.epoch_checked_ms.saturating_add(every_ms) {
+            return;
+        }
+        self.epoch_checked_ms = now_ms;
+        self.refresh_from_epoch(host, slots);
+    }
+
+    fn refresh_from_epoch(&mut self, host: &impl Host, slots: u32) {
         let epoch = match host.shared_get(gen_epoch()) {
             Ok(Some((v, _))) => read_u64(&v),
             _ => 0,

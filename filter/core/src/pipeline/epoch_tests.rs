@@ -99,6 +99,27 @@ fn a_bump_that_leaves_the_counter_alone_is_seen_at_the_next_tick() {
 }
 
 #[test]
+fn the_timer_reads_the_epoch_key_at_most_once_a_second() {
+    let store = SharedStore::new_shared();
+    let (mut a, f, mut wa) = test_worker(&store, CFG, T);
+    let reads = |h: &MemHost| h.take_calls().get("shared_get").copied().unwrap_or(0);
+    reads(&a);
+    // The first check reads the epoch and, the worker's copy being empty,
+    // the table; the next only the epoch, a second later.
+    for (now, want) in [
+        (T, 2),
+        (T + 10, 0),
+        (T + 999, 0),
+        (T + 1_000, 1),
+        (T + 1_010, 0),
+    ] {
+        a.now_ms = now;
+        on_tick(&f, &mut wa, &mut a);
+        assert_eq!(reads(&a), want, "tick at {now}");
+    }
+}
+
+#[test]
 fn a_host_that_keeps_no_counter_values_leaves_lookups_on_the_shared_epoch() {
     let store = SharedStore::new_shared();
     store.borrow_mut().null_counters = true;

@@ -278,10 +278,12 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
     purge_poll::on_tick(filter, worker, host);
     cache_refresh::on_tick(filter, worker, host);
     if filter.checks_epoch() {
-        // Lookups read the epoch counter; this sees a bump that did not
-        // move it (`generations.rs`).
+        // Lookups read the epoch counter; this sees, within a second, a
+        // bump that did not move it (`generations.rs`).
         let slots = filter.config.cache_store.generation_slots;
-        worker.cache.gens.refresh_from_epoch(host, slots);
+        let now = host.now_ms();
+        let gens = &mut worker.cache.gens;
+        gens.check_epoch(host, slots, now, timer::SLOW_TICK_MS);
     }
     let sent = budget_lease::on_tick(filter, worker, host, timer::ACTIONS_PER_CALL);
     let mut cx = Cx {

@@ -137,7 +137,7 @@ impl Filter {
     }
 
     /// Whether cache lookups read the epoch counter instead of the shared
-    /// epoch; then the timer reads the shared epoch once per tick
+    /// epoch; then the timer reads the shared epoch once a second
     /// (`generations.rs` says why).
     pub fn checks_epoch(&self) -> bool {
         self.metrics.cache_epoch.is_some()
