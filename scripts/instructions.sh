@@ -6,7 +6,7 @@
 #
 # Why beside `make bench`: CPU time per request on a shared 2-core machine
 # moves by 5-15 % between runs, more than most single changes to the
-# filter; an instruction count is the same to 0.1 % run after run (issue
+# filter; an instruction count is the same to about 0.3 % run after run (issue
 # 18), so a change's effect shows in one run. It counts the gateway's
 # user-space instructions only (not the kernel, not cache misses), so it
 # complements the bench's CPU figures, it does not replace them.

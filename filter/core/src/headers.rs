@@ -1,20 +1,20 @@
 //! Read-only view of a request's headers, fetched in one host call.
 
+use crate::header_list::HeaderList;
+
+#[derive(Clone, Copy)]
 pub struct Headers<'a> {
-    all: &'a [(String, Vec<u8>)],
+    all: &'a HeaderList,
 }
 
 impl<'a> Headers<'a> {
-    pub fn new(all: &'a [(String, Vec<u8>)]) -> Self {
+    pub fn new(all: &'a HeaderList) -> Self {
         Headers { all }
     }
 
     /// First value of `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&'a [u8]> {
-        self.all
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.all.get(name)
     }
 
     /// First value as UTF-8; a value that is not UTF-8 counts as absent.
@@ -32,6 +32,6 @@ impl<'a> Headers<'a> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
-        self.all.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+        self.all.iter()
     }
 }

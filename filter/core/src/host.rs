@@ -103,14 +103,14 @@ pub trait Host {
     /// One header of the current request (pseudo headers included).
     fn request_header(&self, name: &str) -> Option<Vec<u8>>;
     /// All headers of the current request in one host call.
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
+    fn request_headers(&self) -> crate::header_list::HeaderList;
     /// Set (or with `None` remove) a request header before it goes upstream.
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), HostError>;
     /// The buffered request body (request-body phase, `size` bytes).
     fn request_body(&self, size: usize) -> Vec<u8>;
     /// All headers of the current response (response-headers phase),
     /// `:status` included.
-    fn response_headers(&self) -> Vec<(String, Vec<u8>)>;
+    fn response_headers(&self) -> crate::header_list::HeaderList;
     /// The current piece of the response body (response-body phase).
     fn response_body(&self, size: usize) -> Vec<u8>;
     /// Add a header to the current response (response-headers phase).
@@ -163,7 +163,7 @@ pub trait Host {
     fn http_call(&mut self, call: &Callout<'_>) -> Result<u32, HostError>;
     /// Headers of the answer to an HTTP call (in `on_http_call_response`),
     /// `:status` included.
-    fn callout_response_headers(&self) -> Vec<(String, Vec<u8>)>;
+    fn callout_response_headers(&self) -> crate::header_list::HeaderList;
     /// The status of the answer to an HTTP call; 0 when there is none (the
     /// call failed or timed out).
     fn callout_status(&self) -> u16 {

@@ -96,6 +96,7 @@ pub fn identify(
 mod tests {
     use super::*;
     use crate::config::parse;
+    use crate::header_list::HeaderList;
     use crate::mem_host::MemHost;
 
     const JWT: [&str; 4] = [
@@ -108,6 +109,7 @@ mod tests {
     fn run(config: &str, host: &MemHost) -> Identity {
         let cfg = parse(config.as_bytes()).unwrap();
         let all = host.request_headers.clone();
+        let all = HeaderList::from(&all[..]);
         let headers = Headers::new(&all);
         identify(
             &cfg.identity,

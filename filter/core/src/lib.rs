@@ -15,6 +15,7 @@ pub mod coalesce;
 pub mod config;
 pub mod cost;
 pub mod decimal;
+pub mod header_list;
 pub mod header_pairs;
 pub mod headers;
 pub mod held_counts;

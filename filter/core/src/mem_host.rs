@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
+use crate::header_list::HeaderList;
 use crate::host::{Callout, Host, HostError, Level, StreamId, Wake};
 
 /// Shared data as both hosts behave once a key exists: every write bumps the
@@ -318,9 +319,9 @@ impl Host for MemHost {
             .map(|(_, v)| v.clone())
     }
 
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+    fn request_headers(&self) -> HeaderList {
         self.count("request_headers");
-        self.request_headers.clone()
+        HeaderList::from(&self.request_headers[..])
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), HostError> {
@@ -335,9 +336,9 @@ impl Host for MemHost {
         })
     }
 
-    fn response_headers(&self) -> Vec<(String, Vec<u8>)> {
+    fn response_headers(&self) -> HeaderList {
         self.count("response_headers");
-        self.response_headers.clone()
+        HeaderList::from(&self.response_headers[..])
     }
 
     fn request_body(&self, size: usize) -> Vec<u8> {
@@ -345,9 +346,9 @@ impl Host for MemHost {
         self.request_body[..size.min(self.request_body.len())].to_vec()
     }
 
-    fn callout_response_headers(&self) -> Vec<(String, Vec<u8>)> {
+    fn callout_response_headers(&self) -> HeaderList {
         self.count("callout_response_headers");
-        self.callout_headers.clone()
+        HeaderList::from(&self.callout_headers[..])
     }
 
     fn callout_response_body(&self, size: usize) -> Vec<u8> {

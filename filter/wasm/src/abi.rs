@@ -12,6 +12,7 @@
 
 use std::ptr::{null, null_mut};
 
+use optimizer_core::header_list::HeaderList;
 use optimizer_core::header_pairs;
 
 pub const OK: u32 = 0;
@@ -178,7 +179,7 @@ pub fn header(map: u32, name: &str) -> Result<Option<Vec<u8>>, u32> {
     }
 }
 
-pub fn headers(map: u32) -> Result<Vec<(String, Vec<u8>)>, u32> {
+pub fn headers(map: u32) -> Result<HeaderList, u32> {
     let mut ptr = null_mut();
     let mut size = 0usize;
     // SAFETY: valid out pointers; the buffer is taken once.
@@ -187,7 +188,7 @@ pub fn headers(map: u32) -> Result<Vec<(String, Vec<u8>)>, u32> {
         return Err(status);
     }
     let bytes = unsafe { take(ptr, size) };
-    Ok(header_pairs::decode(&bytes).unwrap_or_default())
+    Ok(HeaderList::from_wire(bytes).unwrap_or_default())
 }
 
 pub fn replace_header(map: u32, name: &str, value: &[u8]) -> u32 {

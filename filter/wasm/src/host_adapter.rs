@@ -2,6 +2,7 @@
 //! core's `Host` trait over proxy-wasm, with the Envoy/Kong differences
 //! (DESIGN.md "Host facts") decided here and nowhere else.
 
+use optimizer_core::header_list::HeaderList;
 use optimizer_core::host::{Callout, Host, HostError, HostKind, Level, StreamId, Wake};
 
 use crate::abi;
@@ -169,13 +170,11 @@ impl Host for ProxyHost {
         abi::header(abi::REQUEST_HEADERS, name).ok().flatten()
     }
 
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-        let mut all = abi::headers(abi::REQUEST_HEADERS).unwrap_or_default();
+    fn request_headers(&self) -> HeaderList {
+        let all = abi::headers(abi::REQUEST_HEADERS).unwrap_or_default();
         if self.kind == HostKind::Kong {
-            if let (Some(raw), Some(path)) =
-                (kong_raw_path(), all.iter_mut().find(|(k, _)| k == ":path"))
-            {
-                path.1 = raw;
+            if let Some(raw) = kong_raw_path() {
+                return all.with_value(":path", &raw);
             }
         }
         all
@@ -188,7 +187,7 @@ impl Host for ProxyHost {
         })
     }
 
-    fn response_headers(&self) -> Vec<(String, Vec<u8>)> {
+    fn response_headers(&self) -> HeaderList {
         abi::headers(abi::RESPONSE_HEADERS).unwrap_or_default()
     }
 
@@ -196,7 +195,7 @@ impl Host for ProxyHost {
         abi::buffer(abi::BUFFER_REQUEST_BODY, 0, size).unwrap_or_default()
     }
 
-    fn callout_response_headers(&self) -> Vec<(String, Vec<u8>)> {
+    fn callout_response_headers(&self) -> HeaderList {
         abi::headers(abi::CALL_RESPONSE_HEADERS).unwrap_or_default()
     }
 

@@ -6,6 +6,7 @@
 use optimizer_core::cache::control::{self, Policy, ResponseFacts, Statuses};
 use optimizer_core::cache::{conditional, http_date, key, range};
 use optimizer_core::config;
+use optimizer_core::header_list::HeaderList;
 use optimizer_core::headers::Headers;
 use optimizer_core::mem_host::MemHost;
 use optimizer_core::pipeline::{Filter, Worker};
@@ -70,7 +71,7 @@ fn policies() -> [(Statuses, Option<u64>, Option<f64>, bool); 3] {
 /// `Expires`, `Date`, `Age` and `Last-Modified`, and the request's
 /// preconditions and `Range` against validators taken from the same lines.
 pub fn http_headers(data: &[u8]) {
-    let all = header_lines(data);
+    let all = HeaderList::from(&header_lines(data)[..]);
     let h = Headers::new(&all);
     let status = h
         .get_str(":status")
@@ -220,9 +221,9 @@ pub fn cache_key(data: &[u8]) {
         (path, query),
         "normalising is not idempotent"
     );
-    let all = header_lines(headers);
+    let all = HeaderList::from(&header_lines(headers)[..]);
     let h = Headers::new(&all);
-    let vary: Vec<String> = all.iter().map(|(k, _)| k.clone()).take(8).collect();
+    let vary: Vec<String> = all.iter().map(|(k, _)| k.to_string()).take(8).collect();
     let method = if flags & 2 == 2 { "HEAD" } else { "GET" };
     let k = key::primary("tenant", method, pq, &ignore, &vary, &h);
     let _ = k.tag();

@@ -12,6 +12,7 @@ use optimizer_core::cache::snapshot::{self, PollEnd, PollState};
 use optimizer_core::coalesce::table as coalesce;
 use optimizer_core::config::{OnUnavailable, Store};
 use optimizer_core::cost::budget::{self, Grant, Policy, Source};
+use optimizer_core::header_list::HeaderList;
 use optimizer_core::header_pairs;
 use optimizer_core::host::Host;
 use optimizer_core::limit::{self, Algorithm};
@@ -79,9 +80,27 @@ pub fn cache_entry_seeds() -> Vec<Vec<u8>> {
 // --- header maps from the host ---------------------------------------------------
 
 /// The host's header-map encoding (`proxy_get_header_map_pairs`, and the
-/// filter's own replies).
+/// filter's own replies): decoded into pairs, and kept and read in place
+/// as a `HeaderList`, the two must agree.
 pub fn header_pairs(data: &[u8]) {
-    let _ = header_pairs::decode(data);
+    let pairs = header_pairs::decode(data);
+    let list = HeaderList::from_wire(data.to_vec());
+    assert_eq!(
+        pairs.is_some(),
+        list.is_some(),
+        "one reading refused what the other kept"
+    );
+    if let (Some(pairs), Some(list)) = (pairs, list) {
+        assert_eq!(
+            list.to_pairs(),
+            pairs,
+            "a list reads other pairs than decoding"
+        );
+        for (name, _) in &pairs {
+            let first = pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
+            assert_eq!(list.get(name), first.map(|(_, v)| v.as_slice()));
+        }
+    }
 }
 
 pub fn header_pairs_seeds() -> Vec<Vec<u8>> {

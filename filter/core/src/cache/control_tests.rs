@@ -1,4 +1,5 @@
 use super::*;
+use crate::header_list::HeaderList;
 
 #[test]
 fn cache_control_table() {
@@ -210,15 +211,29 @@ fn expires_rfc9111_5_3() {
 #[test]
 fn age_rfc9111_5_1_and_4_2_3() {
     let h = |v: &str| vec![("age".to_string(), v.as_bytes().to_vec())];
-    assert_eq!(age_value(&Headers::new(&h("7200, 0"))), Some(7200));
-    assert_eq!(age_value(&Headers::new(&h(" 5 "))), Some(5));
-    assert_eq!(age_value(&Headers::new(&h("-1"))), None);
-    assert_eq!(age_value(&Headers::new(&h("1.5"))), None);
     assert_eq!(
-        age_value(&Headers::new(&h("99999999999999999999999"))),
+        age_value(&Headers::new(&HeaderList::from(&h("7200, 0")[..]))),
+        Some(7200)
+    );
+    assert_eq!(
+        age_value(&Headers::new(&HeaderList::from(&h(" 5 ")[..]))),
+        Some(5)
+    );
+    assert_eq!(
+        age_value(&Headers::new(&HeaderList::from(&h("-1")[..]))),
+        None
+    );
+    assert_eq!(
+        age_value(&Headers::new(&HeaderList::from(&h("1.5")[..]))),
+        None
+    );
+    assert_eq!(
+        age_value(&Headers::new(&HeaderList::from(
+            &h("99999999999999999999999")[..]
+        ))),
         Some(1 << 31)
     );
-    assert_eq!(age_value(&Headers::new(&[])), None);
+    assert_eq!(age_value(&Headers::new(&HeaderList::default())), None);
     assert_eq!(ttl("max-age=3600", 7200, None), None);
     // Date 10 s before the answer arrived: 9 s old even without Age
     // (one second allowed for Date's truncation).
@@ -353,23 +368,23 @@ fn no_cache_and_must_revalidate() {
 /// RFC 9213: a targeted field replaces Cache-Control for this cache.
 #[test]
 fn targeted_fields_rfc9213() {
-    let h = vec![
+    let h = [
         ("cache-control".to_string(), b"no-store".to_vec()),
         ("CDN-Cache-Control".to_string(), b"max-age=30".to_vec()),
     ];
     let targeted = vec!["cdn-cache-control".to_string()];
-    let d = response_directives(&Headers::new(&h), &targeted);
+    let d = response_directives(&Headers::new(&HeaderList::from(&h[..])), &targeted);
     assert_eq!((d.no_store, d.max_age), (false, Some(30)));
-    assert!(response_directives(&Headers::new(&h), &[]).no_store);
+    assert!(response_directives(&Headers::new(&HeaderList::from(&h[..])), &[]).no_store);
     // An invalid targeted field is ignored (§2.1).
-    let bad = vec![
+    let bad = [
         ("cache-control".to_string(), b"private".to_vec()),
         ("cdn-cache-control".to_string(), b",".to_vec()),
     ];
-    assert!(response_directives(&Headers::new(&bad), &targeted).private);
-    let h2 = vec![("cache-control".to_string(), b"max-age=5".to_vec())];
+    assert!(response_directives(&Headers::new(&HeaderList::from(&bad[..])), &targeted).private);
+    let h2 = [("cache-control".to_string(), b"max-age=5".to_vec())];
     assert_eq!(
-        response_directives(&Headers::new(&h2), &targeted).max_age,
+        response_directives(&Headers::new(&HeaderList::from(&h2[..])), &targeted).max_age,
         Some(5)
     );
 }

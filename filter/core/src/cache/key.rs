@@ -339,6 +339,7 @@ pub fn primary(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::header_list::HeaderList;
 
     fn key(tenant: &str, method: &str, pq: &str) -> Key {
         primary(
@@ -347,7 +348,7 @@ mod tests {
             pq.as_bytes(),
             &["utm_source".into()],
             &[],
-            &Headers::new(&[]),
+            &Headers::new(&HeaderList::default()),
         )
     }
 
@@ -444,7 +445,14 @@ mod tests {
             "/a#f?x=1",
         ] {
             let ignore = ["utm_source".to_string()];
-            let k = primary("t", "GET", pq.as_bytes(), &ignore, &[], &Headers::new(&[]));
+            let k = primary(
+                "t",
+                "GET",
+                pq.as_bytes(),
+                &ignore,
+                &[],
+                &Headers::new(&HeaderList::default()),
+            );
             let (path, query) = normalise(pq.as_bytes(), &ignore);
             assert_eq!(
                 (k.path(), k.query()),
@@ -452,8 +460,10 @@ mod tests {
                 "{pq}"
             );
             let vary = vec!["accept".to_string()];
-            let h = vec![("accept".to_string(), b"x/y".to_vec())];
-            let v = k.variant(&vary, &Headers::new(&h)).with_body("d");
+            let h = [("accept".to_string(), b"x/y".to_vec())];
+            let v = k
+                .variant(&vary, &Headers::new(&HeaderList::from(&h[..])))
+                .with_body("d");
             assert_eq!(
                 (v.path(), v.query()),
                 (path.as_str(), query.as_str()),
@@ -468,13 +478,22 @@ mod tests {
         let en = vec![("accept-language".to_string(), b"en".to_vec())];
         let fr = vec![("Accept-Language".to_string(), b"fr".to_vec())];
         let vary = vec!["accept-language".to_string()];
-        let k = |h: &[(String, Vec<u8>)]| primary("t", "GET", b"/a", &[], &vary, &Headers::new(h));
+        let k = |h: &[(String, Vec<u8>)]| {
+            primary(
+                "t",
+                "GET",
+                b"/a",
+                &[],
+                &vary,
+                &Headers::new(&HeaderList::from(h)),
+            )
+        };
         assert_ne!(k(&en), k(&fr));
         assert_eq!(k(&en), k(&en));
         let base = key("t", "GET", "/a");
         assert_ne!(
-            base.variant(&vary, &Headers::new(&en)),
-            base.variant(&vary, &Headers::new(&fr))
+            base.variant(&vary, &Headers::new(&HeaderList::from(&en[..]))),
+            base.variant(&vary, &Headers::new(&HeaderList::from(&fr[..])))
         );
     }
 }

@@ -7,6 +7,7 @@ use crate::cache::request::{on_request, Outcome, RequestFacts};
 use crate::cache::response::OnHeaders;
 use crate::cache::CacheState;
 use crate::config::parse;
+use crate::header_list::HeaderList;
 use crate::headers::Headers;
 use crate::mem_host::{MemHost, SharedStore};
 use crate::shared::gen_epoch;
@@ -355,11 +356,13 @@ impl Gateway {
     }
 
     fn ask(&self, w: &mut (MemHost, CacheState), tenant: &str, url: &str, lang: &str) -> Outcome {
-        let all = vec![
-            (":method".to_string(), b"GET".to_vec()),
-            (":path".to_string(), url.as_bytes().to_vec()),
-            ("accept-language".to_string(), lang.as_bytes().to_vec()),
-        ];
+        let all = HeaderList::from(
+            &vec![
+                (":method".to_string(), b"GET".to_vec()),
+                (":path".to_string(), url.as_bytes().to_vec()),
+                ("accept-language".to_string(), lang.as_bytes().to_vec()),
+            ][..],
+        );
         let route = if url.starts_with("/api/things") { 1 } else { 0 };
         let rule = self.cfg.routes[route].cache.as_ref().unwrap();
         on_request(
@@ -401,13 +404,19 @@ impl Gateway {
         };
         let route = f.route;
         let rule = self.cfg.routes[route].cache.as_ref().unwrap();
-        let resp = vec![
+        let resp = [
             (":status".to_string(), b"200".to_vec()),
             ("cache-control".to_string(), b"max-age=600".to_vec()),
             ("cache-tag".to_string(), tags.as_bytes().to_vec()),
         ];
         assert!(matches!(
-            f.on_response_headers(rule, &w.1, 200, &Headers::new(&resp), 1_000),
+            f.on_response_headers(
+                rule,
+                &w.1,
+                200,
+                &Headers::new(&HeaderList::from(&resp[..])),
+                1_000
+            ),
             OnHeaders::Pass { .. }
         ));
         f.on_body_chunk(b"body");

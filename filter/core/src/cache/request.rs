@@ -42,7 +42,7 @@ pub struct Forward {
     pub storable: bool,
     pub started_ms: u64,
     /// The request's headers, for the key of a variant (upstream `Vary`).
-    pub request_headers: Vec<(String, Vec<u8>)>,
+    pub request_headers: crate::header_list::HeaderList,
     /// Set at response headers when the answer is being stored.
     pub capture: Option<Capture>,
     /// The slot index the lookup read when it missed, for the store.
@@ -81,7 +81,7 @@ pub struct RequestFacts<'a> {
     pub route: usize,
     pub tenant: &'a str,
     pub headers: Headers<'a>,
-    pub all_headers: &'a [(String, Vec<u8>)],
+    pub all_headers: &'a crate::header_list::HeaderList,
     pub now_ms: u64,
     /// Uniform in (0, 1], for early refresh.
     pub rand01: f64,
@@ -289,7 +289,7 @@ pub fn on_request(
         conditional: CLIENT_CONDITIONALS.iter().any(|h| headers.get(h).is_some()),
         storable: method == "GET" || prompt.is_some(),
         started_ms: facts.now_ms,
-        request_headers: Vec::new(),
+        request_headers: Default::default(),
         capture: None,
         index_seen: None,
         prompt: prompt.is_some(),
@@ -369,11 +369,11 @@ fn in_background(
     entry: Rc<Entry>,
     label: Label,
     background: bool,
-    request_headers: &[(String, Vec<u8>)],
+    request_headers: &crate::header_list::HeaderList,
 ) -> Outcome {
     match forward {
         Outcome::Forward(mut f) if background => {
-            f.request_headers = request_headers.to_vec();
+            f.request_headers = request_headers.clone();
             Outcome::Hit {
                 entry,
                 label,

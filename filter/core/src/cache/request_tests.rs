@@ -2,6 +2,7 @@ use super::*;
 use crate::cache::generations::Generations;
 use crate::cache::response::OnHeaders;
 use crate::config::parse;
+use crate::header_list::HeaderList;
 use crate::mem_host::{MemHost, SharedStore};
 
 const CFG: &str = r#"{"version":1,"cache_store":{"max_entries":64,"ways":4},
@@ -34,10 +35,12 @@ impl World {
         now: u64,
         rand01: f64,
     ) -> Outcome {
-        let all = vec![
-            (":method".to_string(), b"GET".to_vec()),
-            (":path".to_string(), path.as_bytes().to_vec()),
-        ];
+        let all = HeaderList::from(
+            &vec![
+                (":method".to_string(), b"GET".to_vec()),
+                (":path".to_string(), path.as_bytes().to_vec()),
+            ][..],
+        );
         let rule = self.cfg.routes[0].cache.as_ref().unwrap();
         on_request(
             &self.cfg.cache_store,
@@ -73,14 +76,20 @@ impl World {
         let Outcome::Forward(mut f) = self.ask(host, state, path, now, 0.5) else {
             panic!("expected a miss")
         };
-        let resp = vec![
+        let resp = [
             (":status".to_string(), b"200".to_vec()),
             ("cache-control".to_string(), cc.as_bytes().to_vec()),
         ];
         let rule = self.cfg.routes[0].cache.as_ref().unwrap();
         let at = now + took;
         assert!(matches!(
-            f.on_response_headers(rule, state, 200, &Headers::new(&resp), at),
+            f.on_response_headers(
+                rule,
+                state,
+                200,
+                &Headers::new(&HeaderList::from(&resp[..])),
+                at
+            ),
             OnHeaders::Pass { .. }
         ));
         f.on_body_chunk(b"body");
@@ -123,7 +132,13 @@ impl World {
                 .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())),
         );
         let rule = self.cfg.routes[0].cache.as_ref().unwrap();
-        f.on_response_headers(rule, state, 200, &Headers::new(&resp), now);
+        f.on_response_headers(
+            rule,
+            state,
+            200,
+            &Headers::new(&HeaderList::from(&resp[..])),
+            now,
+        );
         f.on_body_chunk(b"body");
         f.finish(&self.cfg.cache_store, state, host, now)
             .unwrap()
@@ -131,10 +146,12 @@ impl World {
     }
 
     fn write(&self, host: &mut MemHost, state: &mut CacheState, path: &str) {
-        let all = vec![
-            (":method".to_string(), b"PUT".to_vec()),
-            (":path".to_string(), path.as_bytes().to_vec()),
-        ];
+        let all = HeaderList::from(
+            &vec![
+                (":method".to_string(), b"PUT".to_vec()),
+                (":path".to_string(), path.as_bytes().to_vec()),
+            ][..],
+        );
         let rule = self.cfg.routes[0].cache.as_ref().unwrap();
         let facts = facts_of(&all, 0);
         let Outcome::Write { slots } = on_request(&self.cfg.cache_store, rule, state, host, facts)
@@ -146,7 +163,7 @@ impl World {
 }
 
 /// The facts of a request of tenant `t` with these headers at `now_ms`.
-fn facts_of(all: &[(String, Vec<u8>)], now_ms: u64) -> RequestFacts<'_> {
+fn facts_of(all: &HeaderList, now_ms: u64) -> RequestFacts<'_> {
     RequestFacts {
         route: 0,
         tenant: "t",
@@ -236,9 +253,15 @@ fn expired_beyond_stale_windows_is_a_miss_that_can_fall_back_on_error() {
     let Outcome::Forward(mut f) = o else { panic!() };
     assert!(f.stale.is_some());
     let rule = w.cfg.routes[0].cache.as_ref().unwrap();
-    let err = vec![(":status".to_string(), b"503".to_vec())];
+    let err = [(":status".to_string(), b"503".to_vec())];
     assert!(matches!(
-        f.on_response_headers(rule, &s, 503, &Headers::new(&err), 2_000),
+        f.on_response_headers(
+            rule,
+            &s,
+            503,
+            &Headers::new(&HeaderList::from(&err[..])),
+            2_000
+        ),
         OnHeaders::ServeStale(_)
     ));
     let o = w.ask(&mut h, &mut s, "/e", 12_000, 0.5);
@@ -246,7 +269,13 @@ fn expired_beyond_stale_windows_is_a_miss_that_can_fall_back_on_error() {
     assert!(
         f.stale.is_none()
             || !matches!(
-                f.on_response_headers(rule, &s, 503, &Headers::new(&err), 12_000),
+                f.on_response_headers(
+                    rule,
+                    &s,
+                    503,
+                    &Headers::new(&HeaderList::from(&err[..])),
+                    12_000
+                ),
                 OnHeaders::ServeStale(_)
             )
     );
@@ -256,10 +285,12 @@ fn expired_beyond_stale_windows_is_a_miss_that_can_fall_back_on_error() {
 fn writes_and_other_methods() {
     let w = World::new();
     let (mut h, mut s) = w.worker();
-    let all = vec![
-        (":method".to_string(), b"POST".to_vec()),
-        (":path".to_string(), b"/a".to_vec()),
-    ];
+    let all = HeaderList::from(
+        &vec![
+            (":method".to_string(), b"POST".to_vec()),
+            (":path".to_string(), b"/a".to_vec()),
+        ][..],
+    );
     let rule = w.cfg.routes[0].cache.as_ref().unwrap();
     let facts = |all| RequestFacts {
         route: 0,
@@ -278,12 +309,18 @@ fn writes_and_other_methods() {
         on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts(&all)),
         Outcome::Write { .. }
     ));
-    let opt = vec![
+    let opt = [
         (":method".to_string(), b"OPTIONS".to_vec()),
         (":path".to_string(), b"/a".to_vec()),
     ];
     assert!(matches!(
-        on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts(&opt)),
+        on_request(
+            &w.cfg.cache_store,
+            rule,
+            &mut s,
+            &mut h,
+            facts(&HeaderList::from(&opt[..]))
+        ),
         Outcome::Bypass { fwd: Fwd::Method }
     ));
 }
@@ -405,13 +442,19 @@ fn a_304_refreshes_the_stale_entry_with_its_headers_and_keeps_the_body() {
     };
     assert_eq!(f.validators, vec![("if-none-match", b"\"v1\"".to_vec())]);
     let rule = w.cfg.routes[0].cache.as_ref().unwrap();
-    let nm = vec![
+    let nm = [
         (":status".to_string(), b"304".to_vec()),
         ("cache-control".to_string(), b"max-age=60".to_vec()),
         ("x-gen".to_string(), b"2".to_vec()),
     ];
     assert!(matches!(
-        f.on_response_headers(rule, &s, 304, &Headers::new(&nm), 5_000),
+        f.on_response_headers(
+            rule,
+            &s,
+            304,
+            &Headers::new(&HeaderList::from(&nm[..])),
+            5_000
+        ),
         OnHeaders::NotModified
     ));
     let (entry, stored) = f
@@ -420,7 +463,7 @@ fn a_304_refreshes_the_stale_entry_with_its_headers_and_keeps_the_body() {
             &w.cfg.cache_store,
             &mut s,
             &mut h,
-            &Headers::new(&nm),
+            &Headers::new(&HeaderList::from(&nm[..])),
             5_000,
         )
         .unwrap();
@@ -447,11 +490,13 @@ fn a_conditional_client_request_gets_no_cache_validators() {
         &[("cache-control", "max-age=1"), ("etag", "\"a\"")],
         0,
     );
-    let all = vec![
-        (":method".to_string(), b"GET".to_vec()),
-        (":path".to_string(), b"/c".to_vec()),
-        ("range".to_string(), b"bytes=0-1".to_vec()),
-    ];
+    let all = HeaderList::from(
+        &vec![
+            (":method".to_string(), b"GET".to_vec()),
+            (":path".to_string(), b"/c".to_vec()),
+            ("range".to_string(), b"bytes=0-1".to_vec()),
+        ][..],
+    );
     let rule = w.cfg.routes[0].cache.as_ref().unwrap();
     let facts = facts_of(&all, 5_000);
     let Outcome::Forward(f) = on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts) else {
@@ -468,22 +513,29 @@ fn a_non_200_answer_to_a_range_or_conditional_request_is_not_stored() {
     let (mut h, mut s) = w.worker();
     let rule = w.cfg.routes[0].cache.as_ref().unwrap();
     for (name, value, status) in [("range", "bytes=999-", 416u16), ("if-match", "\"x\"", 412)] {
-        let all = vec![
+        let all = [
             (":method".to_string(), b"GET".to_vec()),
             (":path".to_string(), b"/q".to_vec()),
             (name.to_string(), value.as_bytes().to_vec()),
         ];
+        let all = HeaderList::from(&all[..]);
         let facts = facts_of(&all, 0);
         let Outcome::Forward(mut f) = on_request(&w.cfg.cache_store, rule, &mut s, &mut h, facts)
         else {
             panic!()
         };
-        let resp = vec![
+        let resp = [
             (":status".to_string(), status.to_string().into_bytes()),
             ("cache-control".to_string(), b"max-age=60".to_vec()),
         ];
         assert!(matches!(
-            f.on_response_headers(rule, &s, status, &Headers::new(&resp), 0),
+            f.on_response_headers(
+                rule,
+                &s,
+                status,
+                &Headers::new(&HeaderList::from(&resp[..])),
+                0
+            ),
             OnHeaders::Pass { storing: false }
         ));
         assert!(!f.is_capturing(), "{name}");
@@ -509,13 +561,20 @@ fn a_304_for_another_representation_updates_nothing_and_a_304s_age_counts() {
     let Outcome::Forward(mut f) = w.ask(&mut h, &mut s, "/v", 5_000, 0.5) else {
         panic!()
     };
-    let other = vec![
+    let other = [
         (":status".to_string(), b"304".to_vec()),
         ("etag".to_string(), b"\"v2\"".to_vec()),
         ("cache-control".to_string(), b"max-age=600".to_vec()),
     ];
     let (entry, stored) = f
-        .refresh(rule, store, &mut s, &mut h, &Headers::new(&other), 5_000)
+        .refresh(
+            rule,
+            store,
+            &mut s,
+            &mut h,
+            &Headers::new(&HeaderList::from(&other[..])),
+            5_000,
+        )
         .unwrap();
     assert!(matches!(stored, Ok(None)), "nothing stored");
     assert_eq!(entry.header("etag"), Some("\"v1\""));
@@ -523,14 +582,21 @@ fn a_304_for_another_representation_updates_nothing_and_a_304s_age_counts() {
     let Outcome::Forward(mut f) = w.ask(&mut h, &mut s, "/v", 6_000, 0.5) else {
         panic!("still stale")
     };
-    let aged = vec![
+    let aged = [
         (":status".to_string(), b"304".to_vec()),
         ("etag".to_string(), b"W/\"v1\"".to_vec()),
         ("cache-control".to_string(), b"max-age=600".to_vec()),
         ("age".to_string(), b"590".to_vec()),
     ];
     let (entry, stored) = f
-        .refresh(rule, store, &mut s, &mut h, &Headers::new(&aged), 6_000)
+        .refresh(
+            rule,
+            store,
+            &mut s,
+            &mut h,
+            &Headers::new(&HeaderList::from(&aged[..])),
+            6_000,
+        )
         .unwrap();
     assert!(matches!(stored, Ok(Some(_))));
     assert_eq!(entry.fresh_until_ms, 16_000);
@@ -544,10 +610,11 @@ fn unknown_methods_invalidate_and_tags_are_bounded() {
     let (mut h, mut s) = w.worker();
     let rule = w.cfg.routes[0].cache.as_ref().unwrap();
     for m in ["PURGE", "MKCOL", "POST"] {
-        let all = vec![
+        let all = [
             (":method".to_string(), m.as_bytes().to_vec()),
             (":path".to_string(), b"/a".to_vec()),
         ];
+        let all = HeaderList::from(&all[..]);
         let facts = facts_of(&all, 0);
         assert!(
             matches!(

@@ -5,6 +5,7 @@
 use std::rc::Rc;
 
 use crate::config::{RouteCache, Store};
+use crate::header_list::HeaderList;
 use crate::headers::Headers;
 use crate::host::{Host, HostError};
 
@@ -299,9 +300,14 @@ impl Forward {
         }
         let merged = merged_headers(headers, not_modified, now_ms);
         let age = control::age_value(not_modified);
-        let Some(mut capture) =
-            self.assess(rule, state, *status, &Headers::new(&merged), age, now_ms)
-        else {
+        let Some(mut capture) = self.assess(
+            rule,
+            state,
+            *status,
+            &Headers::new(&HeaderList::from(&merged[..])),
+            age,
+            now_ms,
+        ) else {
             return Some((stale, Ok(None)));
         };
         capture.body = body.clone();

@@ -43,7 +43,7 @@ pub struct Config {
 impl Config {
     /// Whether a request with these headers must stay away from shared
     /// answers (see `shared_answers.rs`).
-    pub fn bypasses_sharing(&self, headers: &[(String, Vec<u8>)]) -> bool {
+    pub fn bypasses_sharing(&self, headers: &crate::header_list::HeaderList) -> bool {
         !self.bypass_headers.is_empty()
             && headers.iter().any(|(name, _)| {
                 self.bypass_headers

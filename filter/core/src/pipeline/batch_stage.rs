@@ -14,6 +14,7 @@ use hashbrown::HashMap;
 use crate::batch::codec::{self, Format, Member};
 use crate::batch::window::{self, Policy, Rate};
 use crate::config::{BatchFormat, Route, RouteBatch};
+use crate::header_list::HeaderList;
 use crate::headers::Headers;
 use crate::host::{Host, StreamId};
 
@@ -169,7 +170,7 @@ pub(super) fn on_request_body<H: Host>(
     }
 }
 
-fn member_of(all: &[(String, Vec<u8>)], exchange: &Exchange, body: Option<Vec<u8>>) -> Member {
+fn member_of(all: &HeaderList, exchange: &Exchange, body: Option<Vec<u8>>) -> Member {
     let h = Headers::new(all);
     Member {
         id: String::new(),
@@ -180,7 +181,7 @@ fn member_of(all: &[(String, Vec<u8>)], exchange: &Exchange, body: Option<Vec<u8
             .filter_map(|(k, v)| {
                 std::str::from_utf8(v)
                     .ok()
-                    .map(|v| (k.clone(), v.to_string()))
+                    .map(|v| (k.to_string(), v.to_string()))
             })
             .chain(std::iter::once((
                 "x-request-id".to_string(),

@@ -110,17 +110,12 @@ pub fn on_tick(filter: &Filter, worker: &mut Worker, host: &mut impl Host) {
             (":path", path),
             (":authority", authority.as_bytes()),
         ];
-        headers.extend(
-            f.request_headers
-                .iter()
-                .filter(|(k, _)| {
-                    let k = k.to_ascii_lowercase();
-                    !k.starts_with(':')
-                        && !NOT_COPIED.contains(&k.as_str())
-                        && !CLIENT_CONDITIONALS.contains(&k.as_str())
-                })
-                .map(|(k, v)| (k.as_str(), v.as_slice())),
-        );
+        headers.extend(f.request_headers.iter().filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            !k.starts_with(':')
+                && !NOT_COPIED.contains(&k.as_str())
+                && !CLIENT_CONDITIONALS.contains(&k.as_str())
+        }));
         headers.extend(f.validators.iter().map(|(k, v)| (*k, v.as_slice())));
         let call = Callout {
             target: &refresh.target,

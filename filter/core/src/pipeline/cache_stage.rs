@@ -9,6 +9,7 @@ use crate::cache::request::location_slots;
 use crate::cache::request::RequestFacts;
 use crate::cache::response::OnHeaders;
 use crate::cache::{self, conditional, range, reply, Forward, Fwd, Label, Outcome};
+use crate::header_list::HeaderList;
 use crate::headers::Headers;
 use crate::host::{Host, Level, StreamId, Wake};
 
@@ -232,7 +233,7 @@ fn answer_from(
 pub(super) fn on_response_headers<H: Host>(
     cx: &mut Cx<'_, H>,
     exchange: &mut Exchange,
-    all: &[(String, Vec<u8>)],
+    all: &HeaderList,
     status: u16,
     end_of_stream: bool,
 ) -> Option<Served> {

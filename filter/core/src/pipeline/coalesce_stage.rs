@@ -14,6 +14,7 @@ use std::rc::Rc;
 
 use crate::coalesce::waiters::{Action, Waiter};
 use crate::coalesce::{self as co};
+use crate::header_list::HeaderList;
 use crate::headers::Headers;
 use crate::host::{Host, Level};
 use crate::shared::fnv1a;
@@ -338,7 +339,7 @@ impl Leading {
 pub(super) fn on_response_headers<H: Host>(
     cx: &mut Cx<'_, H>,
     exchange: &mut Exchange,
-    all: &[(String, Vec<u8>)],
+    all: &HeaderList,
     status: u16,
     end_of_stream: bool,
 ) {

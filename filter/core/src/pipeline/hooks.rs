@@ -129,7 +129,7 @@ pub fn on_request_headers_eos(
 pub(super) fn decide<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange, set_id: bool) -> Verdict {
     if cache_stage::on_request(cx, ex) {
         ex.enter(phase::Event::Answer(Served::Cache), cx.host);
-        ex.request = Vec::new();
+        ex.request = Default::default();
         return Verdict::Pause;
     }
     // Before any pause: a request resumed later goes upstream as it is now.

@@ -159,7 +159,7 @@ pub(super) fn advance<H: Host>(cx: &mut Cx<'_, H>, ex: &mut Exchange, from: Stag
     }
     ex.enter(Event::Forward, cx.host);
     // Upstream needs the request headers no more.
-    ex.request = Vec::new();
+    ex.request = Default::default();
     Step::Go
 }
 
@@ -202,7 +202,7 @@ pub(super) fn answer<H: Host>(
         );
     }
     ex.enter(Event::Answer(served), cx.host);
-    ex.request = Vec::new();
+    ex.request = Default::default();
     sent.is_ok()
 }
 

@@ -272,7 +272,7 @@ pub struct Exchange {
     /// Its request headers, kept while it is in the request stages (a
     /// parked request continues with them; a batch member is built from
     /// them when its body is complete).
-    pub request: Vec<(String, Vec<u8>)>,
+    pub request: crate::header_list::HeaderList,
     /// A body follows its headers.
     pub has_body: bool,
     /// When the current pass through the stages started: its headers, or

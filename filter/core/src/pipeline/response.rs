@@ -59,7 +59,7 @@ impl Exchange {
     /// Its body is complete and it goes upstream as it is.
     fn forward(&mut self, host: &impl Host) -> Verdict {
         self.enter(Event::Forward, host);
-        self.request = Vec::new();
+        self.request = Default::default();
         Verdict::Continue
     }
 
@@ -119,7 +119,7 @@ impl Exchange {
         let all = if stores || priced || routed {
             cx.host.response_headers()
         } else {
-            Vec::new()
+            crate::header_list::HeaderList::default()
         };
         let status: u16 = Headers::new(&all)
             .get_str(":status")
