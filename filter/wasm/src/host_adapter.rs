@@ -171,10 +171,10 @@ impl Host for ProxyHost {
     }
 
     fn request_headers(&self) -> HeaderList {
-        let all = abi::headers(abi::REQUEST_HEADERS).unwrap_or_default();
+        let mut all = abi::headers(abi::REQUEST_HEADERS).unwrap_or_default();
         if self.kind == HostKind::Kong {
             if let Some(raw) = kong_raw_path() {
-                return all.with_value(":path", &raw);
+                all.set_value(":path", &raw);
             }
         }
         all
