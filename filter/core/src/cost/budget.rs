@@ -23,6 +23,7 @@
 use optimizer_wire::{AllowanceGrant, AllowanceRequest, Micros};
 
 pub use super::budget_record::{decode, encode, Entry, WAYS};
+use super::budget_slice::{self, Slice};
 use crate::config::OnUnavailable;
 use crate::host::{Host, HostError};
 use crate::shared::cas_update;
@@ -159,6 +160,34 @@ pub fn reserve(
     now: u64,
     p: Policy,
 ) -> Result<Reserve, HostError> {
+    reserve_in(host, (slots, tenant), estimate, now, p, None, false).map(|(r, _)| r)
+}
+
+/// [`reserve`], in the same compare-and-swap handing `back` the worker's
+/// old slice of the tenant's pool (added to the pool when it is of the
+/// lease the pool still holds) and, on a grant, taking a new slice
+/// (`budget_slice::size`). Returns the reservation and the new slice.
+pub fn reserve_sliced(
+    host: &mut impl Host,
+    slots: u32,
+    tenant: &str,
+    estimate: u64,
+    now: u64,
+    p: Policy,
+    back: Option<&Slice>,
+) -> Result<(Reserve, Option<Slice>), HostError> {
+    reserve_in(host, (slots, tenant), estimate, now, p, back, true)
+}
+
+fn reserve_in(
+    host: &mut impl Host,
+    (slots, tenant): (u32, &str),
+    estimate: u64,
+    now: u64,
+    p: Policy,
+    back: Option<&Slice>,
+    slicing: bool,
+) -> Result<(Reserve, Option<Slice>), HostError> {
     let est = i64::try_from(estimate).unwrap_or(i64::MAX);
     let out = update(host, slots, tenant, now, true, |e| {
         let mut created = false;
@@ -173,6 +202,7 @@ pub fn reserve(
             e.allowance_id.clear();
             e.pool_micros = e.pool_micros.min(0);
         }
+        let gave_back = give_back_slice(e, back);
         let id = (!e.allowance_id.is_empty()).then(|| e.allowance_id.clone());
         let mut r = Reserve {
             kind: Kind::Pending,
@@ -209,16 +239,65 @@ pub fn reserve(
                 r.kind = Kind::Exhausted;
             }
         }
+        let mut taken = None;
+        if slicing && r.kind == Kind::Granted {
+            let take = budget_slice::size(e.pool_micros, p.low_water_micros, estimate);
+            if take > 0 {
+                e.pool_micros -= take;
+                taken = Some(Slice {
+                    allowance_id: e.allowance_id.clone(),
+                    micros: take,
+                    soft: e.soft,
+                    // Never past the point where the pool stops spending
+                    // this lease.
+                    until_ms: now
+                        .saturating_add(budget_slice::SLICE_MS)
+                        .min(e.expires_at_ms.saturating_sub(p.renew_before_ms)),
+                });
+            }
+        }
         let low = e.pool_micros < i64::try_from(p.low_water_micros).unwrap_or(i64::MAX);
         r.needs_refill = low || e.allowance_id.is_empty();
-        (r.kind != Kind::Pending || created || expired, r)
+        let write = r.kind != Kind::Pending || created || expired || gave_back;
+        (write, (r, taken))
     })?;
-    Ok(out.unwrap_or(Reserve {
-        kind: Kind::TableFull,
-        allowance_id: None,
-        soft: false,
-        needs_refill: false,
-    }))
+    Ok(out.unwrap_or((
+        Reserve {
+            kind: Kind::TableFull,
+            allowance_id: None,
+            soft: false,
+            needs_refill: false,
+        },
+        None,
+    )))
+}
+
+/// Add a worker's slice back to the pool when it is of the lease the pool
+/// holds; a slice of a replaced (or dropped) lease is not: `cost-control`
+/// returns that lease's unspent rest itself. Whether the entry changed.
+fn give_back_slice(e: &mut Entry, back: Option<&Slice>) -> bool {
+    match back {
+        Some(s) if !s.allowance_id.is_empty() && s.allowance_id == e.allowance_id => {
+            e.pool_micros = e.pool_micros.saturating_add(s.micros);
+            s.micros != 0
+        }
+        _ => false,
+    }
+}
+
+/// Give a slice whose time is up back to the tenant's pool (the worker's
+/// timer). A tenant with no entry any more takes nothing back.
+pub fn return_slice(
+    host: &mut impl Host,
+    slots: u32,
+    tenant: &str,
+    slice: &Slice,
+    now: u64,
+) -> Result<(), HostError> {
+    update(host, slots, tenant, now, false, |e| {
+        (give_back_slice(e, Some(slice)), ())
+    })?;
+    Ok(())
 }
 
 /// Where a reservation was drawn from.

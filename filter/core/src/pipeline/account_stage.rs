@@ -292,7 +292,7 @@ pub(super) fn on_done<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) {
             finish(filter, worker, host, exchange, strategy, priced);
         }
     }
-    budget_stage::release_unused(filter, host, exchange);
+    budget_stage::release_unused(filter, worker, host, exchange);
 }
 
 fn add_cost_headers(filter: &Filter, host: &mut impl Host, exchange: &Exchange, priced: Priced) {
@@ -329,7 +329,7 @@ fn finish(
     c.actual_micros.add(host, priced.actual_micros as i64);
     c.baseline_micros.add(host, priced.baseline_micros as i64);
     c.saving_micros.add(host, priced.saving() as i64);
-    let allowance_id = budget_stage::settle(filter, host, exchange, priced.actual_micros);
+    let allowance_id = budget_stage::settle(filter, worker, host, exchange, priced.actual_micros);
     let Some(buffer) = worker.accountant.spend.as_mut() else {
         return;
     };

@@ -1,7 +1,8 @@
-//! The budget stage's timer side: it asks `cost-control` for a lease
-//! where a tenant's pool runs low (one worker at a time, through the
-//! shared claim), puts the answer in the pool, and lets go (or refuses)
-//! the requests that waited for it.
+//! The budget stage's timer side: it gives the worker's slices whose time
+//! is up back to their pools, asks `cost-control` for a lease where a
+//! tenant's pool runs low (one worker at a time, through the shared
+//! claim), puts the answer in the pool, and lets go (or refuses) the
+//! requests that waited for it.
 
 use crate::config::OnUnavailable;
 use crate::cost::budget::{self, Policy};
@@ -24,6 +25,15 @@ pub fn on_tick(
     };
     let now = host.now_ms();
     let slots = acc.budgets.slots;
+    // Slices whose time is up go back to their pools, for every worker.
+    for (tenant, slice) in worker.budgeter.slices.take_due(now) {
+        if let Err(e) = budget::return_slice(host, slots, &tenant, &slice, now) {
+            host.log(
+                Level::Warn,
+                &format!("budget slice of {tenant} not returned: {e:?}"),
+            );
+        }
+    }
     let claim_ms = acc.timeout_ms + 1_000;
     let wanted: Vec<String> = worker.budgeter.refill.drain().collect();
     for tenant in wanted {

@@ -9,6 +9,7 @@ use hashbrown::{HashMap, HashSet};
 
 use crate::config::{OnUnavailable, Priority, RouteBudget};
 use crate::cost::budget::{self, Kind, Policy};
+use crate::cost::budget_slice::Slices;
 use crate::host::{Host, Level, StreamId};
 
 use super::machine::{Cx, Outcome, Reply};
@@ -38,6 +39,8 @@ pub struct Budgeter {
     pub(super) refill: HashSet<String>,
     /// Lease callouts in flight: token → tenant.
     pub(super) leases: HashMap<u32, String>,
+    /// This worker's slices of tenants' pools (`cost/budget_slice.rs`).
+    pub(super) slices: Slices,
 }
 
 impl Budgeter {
@@ -138,8 +141,40 @@ pub(super) fn on_request<H: Host>(cx: &mut Cx<'_, H>, exchange: &mut Exchange) -
     let counters = filter.counters(exchange.route).budget;
     let p = policy(filter, b, tenant, high);
     let estimate = estimate(filter, exchange, b);
-    let r = match budget::reserve(*host, slots(filter), tenant, estimate, now, p) {
-        Ok(r) => r,
+    // The worker's slice of the tenant's pool: no shared data.
+    if let Some(g) = worker.budgeter.slices.spend(tenant, estimate, now) {
+        counters.reserved.add(*host, 1);
+        exchange.cost.held = Some(Held {
+            tenant: tenant.to_string(),
+            estimate,
+            allowance_id: Some(g.allowance_id),
+            credit: false,
+            overdraft: false,
+            soft: g.soft,
+        });
+        return Outcome::Pass;
+    }
+    let back = worker.budgeter.slices.get(tenant).cloned();
+    let slicing = back.is_some() || worker.budgeter.slices.has_room();
+    let reserved = if slicing {
+        budget::reserve_sliced(
+            *host,
+            slots(filter),
+            tenant,
+            estimate,
+            now,
+            p,
+            back.as_ref(),
+        )
+    } else {
+        budget::reserve(*host, slots(filter), tenant, estimate, now, p).map(|r| (r, None))
+    };
+    let r = match reserved {
+        Ok((r, taken)) => {
+            // What went back is the pool's again; what was taken is ours.
+            worker.budgeter.slices.replace(tenant, taken);
+            r
+        }
         Err(e) => {
             // The shared table is unreachable: the rule's outage policy.
             host.log(
@@ -226,18 +261,40 @@ fn sla_ms(filter: &Filter, route: usize) -> u64 {
 /// to report the spend against.
 pub(super) fn settle(
     filter: &Filter,
+    worker: &mut Worker,
     host: &mut impl Host,
     exchange: &mut Exchange,
     actual: u64,
 ) -> Option<String> {
     let h = exchange.cost.held.take()?;
-    give_back(filter, host, &h, actual);
+    give_back(filter, worker, host, &h, actual);
     h.allowance_id
 }
 
 /// Settle `h` at `actual`: the rest of its estimate returns to the pool
-/// (or to the outage credit it came from).
-pub(super) fn give_back(filter: &Filter, host: &mut impl Host, h: &Held, actual: u64) {
+/// (or to the outage credit it came from); to this worker's slice of the
+/// pool when it holds one of the same lease.
+pub(super) fn give_back(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    h: &Held,
+    actual: u64,
+) {
+    if h.estimate == actual {
+        return;
+    }
+    let delta = i64::try_from(h.estimate)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(i64::try_from(actual).unwrap_or(i64::MAX));
+    if !h.credit
+        && worker
+            .budgeter
+            .slices
+            .settle(&h.tenant, h.allowance_id.as_deref(), delta)
+    {
+        return;
+    }
     let now = host.now_ms();
     let source = if h.credit {
         budget::Source::Credit
@@ -261,8 +318,13 @@ pub(super) fn give_back(filter: &Filter, host: &mut impl Host, h: &Held, actual:
 }
 
 /// A reservation nobody spent (refused later, client gone) goes back.
-pub(super) fn release_unused(filter: &Filter, host: &mut impl Host, exchange: &mut Exchange) {
-    settle(filter, host, exchange, 0);
+pub(super) fn release_unused(
+    filter: &Filter,
+    worker: &mut Worker,
+    host: &mut impl Host,
+    exchange: &mut Exchange,
+) {
+    settle(filter, worker, host, exchange, 0);
 }
 
 /// Warnings on the response: over the budget (passed as `high`) or past

@@ -347,6 +347,8 @@ mod account_tests;
 #[cfg(test)]
 mod batch_tests;
 #[cfg(test)]
+mod budget_slice_tests;
+#[cfg(test)]
 mod coalesce_tests;
 #[cfg(test)]
 mod counter_flush_tests;
