@@ -355,4 +355,80 @@ proptest! {
         let pool = read(&hosts[0], SLOTS, "t").unwrap().pool_micros;
         prop_assert_eq!(pool, granted - reserved);
     }
+
+    /// Two workers with slices of one lease, reserving, settling (under
+    /// and over the estimate, or not at all: the client left) and giving
+    /// slices back as time passes, with CAS conflicts injected: every
+    /// micro of the lease is always in the pool, a worker's slice, an
+    /// open reservation or spent, and never more is reserved than granted.
+    #[test]
+    fn slices_never_lose_or_make_money(
+        steps in proptest::collection::vec(
+            (0usize..2, 1u64..60_000, 0u8..4, 0u64..700, 0usize..3),
+            1..120,
+        ),
+        granted in 1i64..5_000_000,
+    ) {
+        use crate::cost::budget_slice::Slices;
+        let store = SharedStore::new_shared();
+        let mut hosts = [MemHost::with_store(store.clone()), MemHost::with_store(store.clone())];
+        create(&mut hosts[0], SLOTS).unwrap();
+        apply_grant(&mut hosts[0], SLOTS, "t", &grant("L", granted), T0, 1_000).unwrap();
+        let mut slices = [Slices::default(), Slices::default()];
+        // Open reservations: (worker, estimate).
+        let mut open: Vec<(usize, u64)> = Vec::new();
+        let mut spent: i64 = 0;
+        let mut now = T0;
+        for (w, estimate, op, advance, conflicts) in steps {
+            store.borrow_mut().inject_conflicts(conflicts);
+            let h = &mut hosts[w];
+            match op {
+                // Reserve, from the slice or the pool.
+                0 | 1 => {
+                    if slices[w].spend("t", estimate, now).is_some() {
+                        open.push((w, estimate));
+                    } else {
+                        let back = slices[w].get("t").cloned();
+                        match reserve_sliced(h, SLOTS, "t", estimate, now, policy(), back.as_ref()) {
+                            Ok((r, taken)) => {
+                                slices[w].replace("t", taken);
+                                if r.kind == Kind::Granted {
+                                    open.push((w, estimate));
+                                }
+                            }
+                            Err(e) => prop_assert_eq!(e, HostError::CasMismatch),
+                        }
+                    }
+                }
+                // Settle the oldest open reservation of this worker at a
+                // cost from 0 (the client left) to twice its estimate.
+                2 => {
+                    if let Some(i) = open.iter().position(|(ow, _)| *ow == w) {
+                        let (_, est) = open[i];
+                        let actual = estimate % (2 * est + 1);
+                        let delta = est as i64 - actual as i64;
+                        if !slices[w].settle("t", Some("L"), delta) {
+                            store.borrow_mut().inject_conflicts(0);
+                            settle(h, SLOTS, "t", (est, actual), Source::Lease(Some("L")), now).unwrap();
+                        }
+                        open.remove(i);
+                        spent += actual as i64;
+                    }
+                }
+                // Time passes; this worker's timer gives due slices back.
+                _ => {
+                    now += advance;
+                    store.borrow_mut().inject_conflicts(0);
+                    for (tenant, slice) in slices[w].take_due(now) {
+                        return_slice(h, SLOTS, &tenant, &slice, now).unwrap();
+                    }
+                }
+            }
+            let pool = read(&hosts[0], SLOTS, "t").unwrap().pool_micros;
+            let held: i64 = slices.iter().map(|s| s.get("t").map_or(0, |s| s.micros)).sum();
+            let reserved: i64 = open.iter().map(|(_, e)| *e as i64).sum();
+            prop_assert_eq!(pool + held + reserved + spent, granted);
+            prop_assert!(reserved <= granted);
+        }
+    }
 }
