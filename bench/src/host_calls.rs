@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use optimizer_core::config::parse;
+use optimizer_core::cost::budget;
 use optimizer_core::mem_host::{MemHost, CALLS_RETURNING_BYTES};
 use optimizer_core::pipeline::{
     on_done, on_request_headers, on_response_body, on_response_headers, Filter, Verdict, Worker,
@@ -62,6 +63,19 @@ fn count_json(json: &Value, load: Load, extra: &[(&str, &str)]) -> Option<Counts
     host.now_ms = 1_700_000_000_000;
     let filter = Filter::new(cfg, &mut host);
     filter.create_tables(&mut host).ok()?;
+    // Budgets (J): the tenant holds a lease, as it does from cost-control
+    // on the bench's run, so requests are granted, not parked.
+    if let Some(acc) = &filter.config.accounting {
+        let now = host.now_ms;
+        let lease = budget::Grant {
+            allowance_id: Some("bench-lease".to_string()),
+            granted_micros: i64::try_from(acc.budgets.lease_micros).unwrap_or(i64::MAX),
+            expires_at_ms: i64::try_from(now + 3_600_000).unwrap_or(i64::MAX),
+            soft: false,
+            hard: false,
+        };
+        budget::apply_grant(&mut host, acc.budgets.slots, TENANT.1, &lease, now, 1_000).ok()?;
+    }
     let mut worker = Worker::new(&filter.config, &mut host);
     let mut last = BTreeMap::new();
     for n in 1..=21u32 {
@@ -200,6 +214,10 @@ mod tests {
         // limit (host_calls_tests.rs).
         assert_eq!(counts("C"), Counts { bytes: 1, other: 0 });
         assert_eq!(counts("D").bytes, 1);
+        // J: the headers both ways, the request id each way and the
+        // clock twice; its budget reserved in the worker's slice (no
+        // shared data), nothing parked (no timer changes).
+        assert_eq!(counts("J"), Counts { bytes: 2, other: 4 });
         let i = counts("I");
         assert!(i.bytes <= 8 && i.bytes + i.other <= 28, "{i:?}");
         let cs = throughput_configs(&I_FEATURES, "127.0.0.1:1", &Ports::from_base(19000));
