@@ -214,10 +214,11 @@ mod tests {
         // limit (host_calls_tests.rs).
         assert_eq!(counts("C"), Counts { bytes: 1, other: 0 });
         assert_eq!(counts("D").bytes, 1);
-        // J: the headers both ways, the request id each way and the
-        // clock twice; its budget reserved in the worker's slice (no
-        // shared data), nothing parked (no timer changes).
-        assert_eq!(counts("J"), Counts { bytes: 2, other: 4 });
+        // J: the request headers (a price per call reads no response
+        // headers), the request id each way and the clock twice; its
+        // budget reserved in the worker's slice (no shared data), nothing
+        // parked (no timer changes).
+        assert_eq!(counts("J"), Counts { bytes: 1, other: 4 });
         let i = counts("I");
         assert!(i.bytes <= 8 && i.bytes + i.other <= 28, "{i:?}");
         let cs = throughput_configs(&I_FEATURES, "127.0.0.1:1", &Ports::from_base(19000));

@@ -231,7 +231,7 @@ fn host_call_profile() {
             n if n.starts_with("I:") => (20, 6),
             n if n.starts_with("I':") => (22, 7),
             n if n.starts_with("D:") => (4, 1),
-            n if n.starts_with("priced") => (5, 2),
+            n if n.starts_with("priced") => (4, 1),
             _ => (14, 6),
         }
     };
@@ -248,7 +248,7 @@ fn host_call_profile() {
             n if n.starts_with("I:") => 48,
             n if n.starts_with("I':") => 51,
             n if n.starts_with("D:") => 9,
-            n if n.starts_with("priced") => 7,
+            n if n.starts_with("priced") => 5,
             _ => 26,
         }
     };
