@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::header_pairs;
+
 /// Header pairs in the host's encoding, with where each name and value
 /// lies in it. The invariant, set by every constructor and kept by
 /// `set_value` (which only appends): every span lies inside `wire`, and
@@ -64,24 +66,8 @@ impl HeaderList {
 
     /// Encode pairs the filter holds (the in-memory host's, a rebuilt map).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone) -> Self {
-        let (count, size) = pairs
-            .clone()
-            .into_iter()
-            .fold((0usize, 4usize), |(n, s), (k, v)| {
-                (n + 1, s + k.len() + v.len() + 10)
-            });
-        let mut wire = Vec::with_capacity(size);
-        wire.extend_from_slice(&(count as u32).to_le_bytes());
-        for (k, v) in pairs.clone() {
-            wire.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            wire.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        }
-        for (k, v) in pairs {
-            wire.extend_from_slice(k.as_bytes());
-            wire.push(0);
-            wire.extend_from_slice(v);
-            wire.push(0);
-        }
+        let count = pairs.clone().into_iter().count();
+        let wire = header_pairs::encode_all(pairs);
         // What was just written is well formed; only a list past 4 GiB
         // is not, and it is kept as no headers rather than cut.
         let spans = index(&wire).unwrap_or_default();
@@ -235,7 +221,6 @@ fn index(wire: &[u8]) -> Option<Vec<Span>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::header_pairs;
 
     #[test]
     fn the_hosts_bytes_read_as_the_pairs_they_encode() {

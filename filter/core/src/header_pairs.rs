@@ -44,13 +44,21 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
 }
 
 pub fn encode(pairs: &[(&str, &[u8])]) -> Vec<u8> {
-    let size = 4 + pairs
-        .iter()
-        .map(|(k, v)| k.len() + v.len() + 10)
-        .sum::<usize>();
+    encode_all(pairs.iter().copied())
+}
+
+/// [`encode`] for pairs from any iterator that can be walked again (it
+/// is walked three times: sizes, the length table, the bytes).
+pub fn encode_all<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone) -> Vec<u8> {
+    let (count, size) = pairs
+        .clone()
+        .into_iter()
+        .fold((0usize, 4usize), |(n, s), (k, v)| {
+            (n + 1, s + k.len() + v.len() + 10)
+        });
     let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for (k, v) in pairs {
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    for (k, v) in pairs.clone() {
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());
         out.extend_from_slice(&(v.len() as u32).to_le_bytes());
     }

@@ -86,6 +86,13 @@ pub struct SentCallout {
     pub timeout_ms: u64,
 }
 
+impl SentCallout {
+    /// Its `:path`.
+    pub fn path(&self) -> Option<&str> {
+        find(&self.headers, ":path")
+    }
+}
+
 fn find<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -286,6 +293,11 @@ impl MemHost {
     /// Host calls since the last `take_calls`, by method. The table keeps
     /// its keys (at 0), so counting a kind seen before allocates nothing
     /// (the allocation profile counts what the filter allocates).
+    /// The latest callout to `path` (its `:path`).
+    pub fn last_callout_to(&self, path: &str) -> Option<&SentCallout> {
+        self.callouts.iter().rev().find(|c| c.path() == Some(path))
+    }
+
     pub fn take_calls(&self) -> BTreeMap<&'static str, u64> {
         let mut calls = self.calls.borrow_mut();
         let mut out = calls.clone();

@@ -92,16 +92,7 @@ fn requests_reserve_from_the_workers_slice_and_the_lease_is_all_accounted() {
     assert!(w.budgeter.slices.is_empty());
     assert_eq!(pool(&h), LEASE - n * PRICE, "the pool is whole again");
     // Every spend is reported against the lease its money came from.
-    let report = h
-        .callouts
-        .iter()
-        .rev()
-        .find(|c| {
-            c.headers
-                .iter()
-                .any(|(k, v)| k == ":path" && v == b"/v1/spend")
-        })
-        .expect("the spend report");
+    let report = h.last_callout_to("/v1/spend").expect("the spend report");
     let body: serde_json::Value = serde_json::from_slice(report.body.as_ref().unwrap()).unwrap();
     let events = body["events"].as_array().unwrap();
     assert_eq!(events.len() as i64, n);

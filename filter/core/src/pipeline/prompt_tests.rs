@@ -112,11 +112,7 @@ fn stream_chunks() -> Vec<String> {
 fn spend_events(f: &Filter, w: &mut Worker, h: &mut MemHost) -> Vec<serde_json::Value> {
     h.now_ms += 1_000;
     on_tick(f, w, h);
-    let call = h.callouts.iter().rev().find(|c| {
-        c.headers
-            .iter()
-            .any(|(k, v)| k == ":path" && v == b"/v1/spend")
-    });
+    let call = h.last_callout_to("/v1/spend");
     let Some(call) = call else { return Vec::new() };
     let body: serde_json::Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
     body["events"].as_array().cloned().unwrap_or_default()

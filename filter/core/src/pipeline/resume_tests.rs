@@ -40,14 +40,7 @@ fn phase(w: &Worker, stream: StreamId) -> Phase {
 /// Answer the lease callout the timer made.
 fn grant(f: &Filter, w: &mut Worker, h: &mut MemHost) {
     let call = h
-        .callouts
-        .iter()
-        .rev()
-        .find(|c| {
-            c.headers
-                .iter()
-                .any(|(k, v)| k == ":path" && v == b"/v1/allowances")
-        })
+        .last_callout_to("/v1/allowances")
         .expect("a lease call")
         .clone();
     h.callout_headers = vec![(":status".into(), b"200".to_vec())];
