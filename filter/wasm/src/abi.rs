@@ -211,7 +211,12 @@ pub fn add_header(map: u32, name: &str, value: &[u8]) -> u32 {
 }
 
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, u32> {
-    let encoded = path.join("\0");
+    property_at(&path.join("\0"))
+}
+
+/// [`property`] with the path already joined by NUL: a path read on every
+/// request (Kong's raw `request.path`) is not joined anew each time.
+pub fn property_at(encoded: &str) -> Result<Option<Vec<u8>>, u32> {
     let mut ptr = null_mut();
     let mut size = 0usize;
     // SAFETY: valid slice and out pointers; the buffer is taken once.

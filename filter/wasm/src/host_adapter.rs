@@ -454,5 +454,5 @@ impl Host for ProxyHost {
 /// ngx_wasm_module 3bed2783's `ngx_proxy_wasm_maps_get_path`). Its
 /// `request.path` property is `$request_uri`: what goes upstream.
 fn kong_raw_path() -> Option<Vec<u8>> {
-    abi::property(&["request", "path"]).ok().flatten()
+    abi::property_at("request\0path").ok().flatten()
 }
