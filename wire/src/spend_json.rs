@@ -69,10 +69,18 @@ fn event(out: &mut Vec<u8>, e: &SpendEvent<&str>) {
 /// else (non-ASCII included) as it is. Unescaped runs are copied whole.
 fn string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut rest = s.as_bytes();
+    out.reserve(rest.len() + 2);
     out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    // Find the next byte to escape with a loop that does nothing else: on
+    // the usual string (ASCII names, ids) that is one pass and one copy.
+    while let Some(i) = rest
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    {
+        out.extend_from_slice(&rest[..i]);
+        let b = rest[i];
+        rest = &rest[i + 1..];
         let short = match b {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -81,11 +89,8 @@ fn string(out: &mut Vec<u8>, s: &str) {
             0x0a => b'n',
             0x0c => b'f',
             0x0d => b'r',
-            0x00..=0x1f => b'u',
-            _ => continue,
+            _ => b'u',
         };
-        out.extend_from_slice(&bytes[start..i]);
-        start = i + 1;
         if short == b'u' {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[usize::from(b >> 4)]);
@@ -95,7 +100,7 @@ fn string(out: &mut Vec<u8>, s: &str) {
             out.push(short);
         }
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
