@@ -21,6 +21,8 @@
 #   BENCH_ONLY=A,C,T,D,TD,F,I,KC,KD,KI BENCH_ROUNDS=1 make bench
 # Envoy under valgrind takes about 2 minutes per configuration (mostly its
 # start), Kong's engine about 40 s. Output: target/instructions/report.md.
+# J (and a hand-made KJ) report to cost-control: one is started on the
+# bench's port unless one answers there, and J's calls to it get 30 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -62,6 +64,27 @@ if ! curl -s -o /dev/null "http://127.0.0.1:$DEMO_PORT/__calls"; then
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$DEMO_PORT/__calls" && break; sleep 0.1; done
 fi
 
+# J reports to cost-control and spends leases from it: start one on the
+# bench's port (fresh SQLite store, development tokens, as `make bench`
+# does) unless one answers there already.
+start_control() {
+  # The bench's ports: cost-control's is the demo API's + 1 (bench/src/yaml.rs).
+  local port=$((DEMO_PORT + 1))
+  curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && return 0
+  rm -f "$OUT"/cc.db*
+  "$ROOT/target/release/cost-control" serve --listen "127.0.0.1:$port" \
+    --store "sqlite:$OUT/cc.db" --dev-tokens >"$OUT/cost-control.log" 2>&1 &
+  CONTROL_PID=$!
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && return 0; sleep 0.1; done
+  echo "instructions: cost-control did not start (see $OUT/cost-control.log)" >&2
+  return 1
+}
+CONTROL_PID=
+for c in "${configs[@]}"; do
+  if [[ $c == J* || $c == KJ* ]]; then start_control; break; fi
+done
+trap 'kill ${DEMO_PID:-} ${CONTROL_PID:-} 2>/dev/null || true' EXIT
+
 # A cache hit is measured on one URL stored during warm-up; every other
 # configuration on a new URL per request (the bench's miss paths).
 url_mode() {
@@ -100,6 +123,10 @@ PY
     else
       cp "$BENCH/envoy-$name.yaml" "$dir/envoy.yaml"
     fi
+    # Under valgrind a lease call can outlast the default 2 s during
+    # start-up, and J's requests are refused (503) once the outage credit
+    # is spent: give cost-control's calls 30 s, as KJ's config does.
+    sed -i 's|"accounting":{|"accounting":{"timeout_ms":30000,|' "$dir/envoy.yaml"
     port=$(grep -o 'port_value: [0-9]*' "$dir/envoy.yaml" | sed -n 2p | grep -o '[0-9]*$')
     valgrind --tool=callgrind --smc-check=all-non-file --callgrind-out-file="$dir/cg.out" \
       "$ENVOY" -c "$dir/envoy.yaml" --concurrency 1 --base-id 79 >"$dir/valgrind.log" 2>&1 &
