@@ -66,15 +66,14 @@ impl HeaderList {
 
     /// Encode pairs the filter holds (the in-memory host's, a rebuilt map).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone) -> Self {
-        let count = pairs.clone().into_iter().count();
         let wire = header_pairs::encode_all(pairs);
         // What was just written is well formed; only a list past 4 GiB
-        // is not, and it is kept as no headers rather than cut.
-        let spans = index(&wire).unwrap_or_default();
-        if spans.len() != count {
-            return HeaderList::default();
+        // is not (`index` refuses it), and it is kept as no headers
+        // rather than cut.
+        match index(&wire) {
+            Some(spans) => HeaderList { wire, spans },
+            None => HeaderList::default(),
         }
-        HeaderList { wire, spans }
     }
 
     pub fn len(&self) -> usize {
